@@ -1,0 +1,36 @@
+# Microtask Engine. Needs only python3 (>=3.11) and make: everything else is installed here.
+SHELL := /bin/bash
+UV_VERSION := 0.13.9
+TOOLS := .tools
+UV := $(TOOLS)/bin/uv
+PY := .venv/bin/python
+
+.PHONY: run test bench env lock asyncapi migration clean
+
+$(UV):
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+
+env: $(UV)
+	$(UV) sync --all-packages --frozen --quiet
+
+run: env ## start the whole stack embedded (nats-server + SQLite + every service + gateway)
+	$(PY) -m launcher
+
+test: env ## unit, integration and end-to-end tests (real nats-server, PostgreSQL)
+	$(PY) -m pytest -q
+
+bench: env ## benchmarks with baselines measured in the same run
+	$(PY) -m bench
+
+lock: $(UV)
+	$(UV) lock
+
+asyncapi: env ## regenerate docs/asyncapi.json from contracts
+	$(PY) -m contracts.asyncapi > docs/asyncapi.json
+
+migration: env ## make migration SVC=tasks MSG="add x": autogenerate a revision for one service
+	$(PY) -m launcher.autogen $(SVC) "$(MSG)"
+
+clean:
+	rm -rf .venv $(TOOLS) data

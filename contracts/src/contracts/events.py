@@ -1,0 +1,316 @@
+"""Versioned event payloads and their registry.
+
+An event's ``type`` is also its NATS subject. A breaking change to a payload
+adds a new model with ``version`` + 1 under the same type; consumers look the
+model up by (type, version) from the envelope.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    type: str
+    version: int
+    model: type[Event]
+    description: str
+
+    @property
+    def subject(self) -> str:
+        return self.type
+
+    @property
+    def stream(self) -> str:
+        from contracts.streams import stream_for_subject
+
+        return stream_for_subject(self.type).name
+
+
+_REGISTRY: dict[tuple[str, int], EventSpec] = {}
+_BY_MODEL: dict[type[Event], EventSpec] = {}
+
+
+def event(type_: str, version: int = 1):
+    """Register a payload model as event ``type_`` at ``version``."""
+
+    def register(model: type[Event]) -> type[Event]:
+        spec = EventSpec(type_, version, model, (model.__doc__ or "").strip())
+        if (type_, version) in _REGISTRY:
+            raise ValueError(f"event {type_} v{version} registered twice")
+        _REGISTRY[(type_, version)] = spec
+        _BY_MODEL[model] = spec
+        return model
+
+    return register
+
+
+def spec_for_model(model: type[Event]) -> EventSpec:
+    return _BY_MODEL[model]
+
+
+def spec_for(type_: str, version: int = 1) -> EventSpec:
+    return _REGISTRY[(type_, version)]
+
+
+def all_events() -> list[EventSpec]:
+    return sorted(_REGISTRY.values(), key=lambda s: (s.type, s.version))
+
+
+def parse_event(type_: str, version: int, data: dict[str, Any]) -> Event:
+    return spec_for(type_, version).model.model_validate(data)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+class _AssignmentRef(Event):
+    assignment_id: str
+    task_id: str
+    pool_id: str
+    project_id: str
+    worker_id: str
+
+
+@event("task.taken")
+class TaskTaken(_AssignmentRef):
+    """A worker took a task from the pool; an assignment is now ACTIVE."""
+
+    taken_at: datetime
+    is_control: bool = False
+
+
+@event("task.submitted")
+class TaskSubmitted(_AssignmentRef):
+    """A worker submitted answers (and proof/comment) for an active assignment.
+
+    Carries the gross price so review can hand it to ledger on acceptance;
+    no service shows it to workers or managers.
+    """
+
+    answers: dict[str, Any]
+    comment: str | None = None
+    proof: str | None = None
+    taken_at: datetime
+    submitted_at: datetime
+    price_minor: int
+    currency: str
+    overlap: int = 1
+    is_control: bool = False
+    control_correct: bool | None = None
+    review_mode: Literal["manual", "auto"] = "manual"
+    auto_accept_after_s: int | None = None
+
+
+@event("task.skipped")
+class TaskSkipped(_AssignmentRef):
+    """A worker gave an active assignment back without answering."""
+
+    skipped_at: datetime
+
+
+@event("task.expired")
+class TaskExpired(_AssignmentRef):
+    """An active assignment timed out; its task went back to the pool."""
+
+    expired_at: datetime
+
+
+@event("task.reported")
+class TaskReported(_AssignmentRef):
+    """A worker reported a problem with a task."""
+
+    reason: str
+    text: str
+    reported_at: datetime
+
+
+@event("task.captcha_answered")
+class CaptchaAnswered(Event):
+    """A worker answered a captcha shown at take time."""
+
+    challenge_id: str
+    worker_id: str
+    pool_id: str
+    project_id: str
+    correct: bool
+    answered_at: datetime
+
+
+# -------------------------------------------------------------------------- review
+
+
+class _Decision(_AssignmentRef):
+    price_minor: int
+    currency: str
+    decided_by: str = Field(description="user id of the manager, 'auto' or 'rules'")
+    decided_at: datetime
+    comment: str | None = None
+
+
+@event("review.accepted")
+class ReviewAccepted(_Decision):
+    """A submission was accepted (by a manager, by auto-accept or by a rule)."""
+
+
+@event("review.rejected")
+class ReviewRejected(_Decision):
+    """A submission was rejected; ``comment`` is shown to the worker."""
+
+
+# -------------------------------------------------------------------------- ledger
+
+
+@event("ledger.credited")
+class LedgerCredited(Event):
+    """A worker's balance was credited (assignment share or bonus)."""
+
+    transfer_id: str
+    worker_id: str
+    pool_id: str
+    project_id: str | None = None
+    assignment_id: str | None = None
+    kind: Literal["assignment", "bonus"] = "assignment"
+    amount_minor: int
+    currency: str
+    credited_at: datetime
+
+
+class _Payout(Event):
+    payout_id: str
+    worker_id: str
+    amount_minor: int
+    currency: str
+    at: datetime
+
+
+@event("ledger.payout.requested")
+class PayoutRequested(_Payout):
+    """A worker asked for a payout; the amount is on hold."""
+
+
+@event("ledger.payout.approved")
+class PayoutApproved(_Payout):
+    """The owner approved a payout; the held amount is paid."""
+
+    decided_by: str
+
+
+@event("ledger.payout.rejected")
+class PayoutRejected(_Payout):
+    """The owner rejected a payout; the hold is released."""
+
+    decided_by: str
+    comment: str | None = None
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class _RuleAction(Event):
+    rule_id: str
+    firing_id: str
+    worker_id: str
+
+
+@event("rules.restriction.applied")
+class RestrictionApplied(_RuleAction):
+    """A rule restricted a worker: pool (suspend), project, or all projects (block)."""
+
+    restriction_id: str
+    scope: Literal["pool", "project", "all"]
+    pool_id: str | None = None
+    project_id: str | None = None
+    until: datetime | None = Field(None, description="None = permanent")
+    private_comment: str
+
+
+@event("rules.restriction.lifted")
+class RestrictionLifted(Event):
+    """A temporary restriction ended (or an admin lifted it)."""
+
+    restriction_id: str
+    worker_id: str
+    lifted_at: datetime
+
+
+@event("rules.skill.set")
+class SkillSet(_RuleAction):
+    """A rule set a worker's skill value."""
+
+    skill: str
+    value: int
+
+
+@event("rules.assignments.accept_all")
+class AcceptAllAssignments(_RuleAction):
+    """Accept every pending submission of the worker in the pool."""
+
+    pool_id: str
+
+
+@event("rules.assignments.reject_all")
+class RejectAllAssignments(_RuleAction):
+    """Reject every pending submission of the worker in the pool."""
+
+    pool_id: str
+    public_comment: str
+
+
+@event("rules.overlap.changed")
+class OverlapChanged(_RuleAction):
+    """Add ``add`` to the overlap of the listed tasks and re-open the pool."""
+
+    pool_id: str
+    task_ids: list[str]
+    add: int
+
+
+@event("rules.bonus.granted")
+class BonusGranted(_RuleAction):
+    """A rule granted a fixed bonus; the ledger credits it once per bonus_id."""
+
+    bonus_id: str
+    pool_id: str
+    amount_minor: int
+    currency: str
+
+
+# ------------------------------------------------------------------ support/gateway
+
+
+@event("support.ticket.created")
+class TicketCreated(Event):
+    """A support ticket was opened (by a user or from a task report)."""
+
+    ticket_id: str
+    user_id: str
+    kind: str
+    subject: str
+
+
+@event("gateway.user.created")
+class UserCreated(Event):
+    """An account was created."""
+
+    user_id: str
+    login: str
+    role: Literal["worker", "manager", "admin"]
+
+
+@event("gateway.emergency.changed")
+class EmergencyChanged(Event):
+    """Emergency read-only mode was switched."""
+
+    enabled: bool
+    reason: str
+    by_user_id: str

@@ -1,0 +1,1 @@
+"""Service kit: what every Microtask Engine service is built from."""

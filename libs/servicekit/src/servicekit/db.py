@@ -1,0 +1,77 @@
+"""Async SQLAlchemy engines for PostgreSQL (asyncpg) and SQLite (aiosqlite).
+
+The database URL chooses the backend. SQLite (the embedded mode) gets WAL,
+a busy timeout, foreign keys and a single pooled connection so that writes
+from concurrent handlers queue in the pool instead of failing with
+"database is locked".
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+
+def to_async_url(url: str) -> str:
+    """Accept plain ``postgresql://`` / ``sqlite://`` URLs and pick the async driver."""
+    u = make_url(url)
+    if u.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
+        u = u.set(drivername="postgresql+asyncpg")
+    elif u.drivername == "sqlite":
+        u = u.set(drivername="sqlite+aiosqlite")
+    return u.render_as_string(hide_password=False)
+
+
+def to_sync_url(url: str) -> str:
+    """The URL Alembic's offline tooling and admin tasks may use."""
+    return to_async_url(url)
+
+
+def is_sqlite(url: str) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    url = to_async_url(url)
+    if is_sqlite(url):
+        db = make_url(url).database
+        if db and db != ":memory:":
+            Path(db).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url, echo=echo, pool_size=1, max_overflow=0, pool_timeout=60,
+            connect_args={"timeout": 30},
+        )
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # aiosqlite starts transactions lazily; BEGIN IMMEDIATE would be ideal,
+            # but with one pooled connection writers are already serialized.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.close()
+
+        return engine
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
+        pool_recycle=1800,
+    )
+
+
+async def ping(conn: AsyncConnection) -> None:
+    await conn.execute(text("SELECT 1"))
+
+
+def dialect_insert(conn: AsyncConnection):
+    """The dialect's INSERT (both support ``on_conflict_do_nothing``)."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert

@@ -1,0 +1,50 @@
+"""Typed errors a service raises for the caller's mistakes (mapped to HTTP 4xx)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from contracts.rpc import ErrorBody
+
+
+class ServiceError(Exception):
+    """A refusal the caller can act on: ``code`` is machine-readable."""
+
+    status = 400
+
+    def __init__(self, code: str, message: str, *, status: int | None = None,
+                 details: Any = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.details = details
+        if status is not None:
+            self.status = status
+
+    def body(self) -> ErrorBody:
+        return ErrorBody(code=self.code, message=self.message, status=self.status,
+                         details=self.details)
+
+
+class NotFound(ServiceError):
+    status = 404
+
+
+class Conflict(ServiceError):
+    status = 409
+
+
+class Forbidden(ServiceError):
+    status = 403
+
+
+class Invalid(ServiceError):
+    status = 422
+
+
+class RpcCallError(Exception):
+    """Raised by the RPC client when the service answered with an error."""
+
+    def __init__(self, error: ErrorBody) -> None:
+        super().__init__(f"{error.code}: {error.message}")
+        self.error = error

@@ -1,0 +1,191 @@
+"""Transactional outbox: events commit with the state change, a relay publishes them.
+
+The relay publishes every row with ``Nats-Msg-Id`` = event id and waits for the
+JetStream PubAck before marking the row published, so an event committed while
+NATS is down is published once NATS is back, and a re-publish after a crash is
+dropped by the stream's duplicate window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from nats.aio.client import Client as NATS
+from opentelemetry import propagate
+from prometheus_client import Counter, Gauge
+from pydantic import BaseModel
+from sqlalchemy import Table, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.envelope import Envelope, new_envelope
+
+log = logging.getLogger("servicekit.outbox")
+
+OUTBOX_BACKLOG = Gauge("servicekit_outbox_backlog", "Outbox rows not yet published", ["service"])
+OUTBOX_LAG = Gauge("servicekit_outbox_lag_seconds",
+                   "Age of the oldest unpublished outbox row", ["service"])
+OUTBOX_PUBLISHED = Counter("servicekit_outbox_published_total",
+                           "Outbox rows published and acknowledged by JetStream", ["service"])
+OUTBOX_ERRORS = Counter("servicekit_outbox_publish_errors_total",
+                        "Failed outbox publish attempts", ["service"])
+
+
+def current_trace_headers() -> dict[str, str]:
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+async def record_event(
+    conn: AsyncConnection,
+    outbox: Table,
+    event: BaseModel,
+    *,
+    producer: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> Envelope:
+    """Insert ``event`` into the outbox inside the caller's transaction."""
+    env = new_envelope(event, producer=producer, correlation_id=correlation_id,
+                       causation_id=causation_id)
+    await conn.execute(
+        outbox.insert().values(
+            event_id=env.event_id,
+            subject=env.type,
+            payload=env.model_dump_json(),
+            headers=json.dumps(current_trace_headers()),
+            created_at=env.occurred_at,
+        )
+    )
+    return env
+
+
+class OutboxRelay:
+    def __init__(self, *, service: str, engine: AsyncEngine, outbox: Table, nc: NATS,
+                 batch_size: int = 200, poll_interval_s: float = 0.2,
+                 publish_timeout_s: float = 5.0, retention: timedelta = timedelta(days=3)) -> None:
+        self.service = service
+        self.engine = engine
+        self.outbox = outbox
+        self.nc = nc
+        self.js = nc.jetstream(timeout=publish_timeout_s)
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._stopping = False
+        self._pg = engine.dialect.name == "postgresql"
+
+    def notify(self) -> None:
+        """Wake the relay now (called after a commit that recorded events)."""
+        self._wake.set()
+
+    async def start(self) -> None:
+        self._tasks = [asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay"),
+                       asyncio.create_task(self._gauges(), name=f"{self.service}-outbox-gauges")]
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        while not self._stopping:
+            try:
+                published = await self.publish_pending()
+                backoff = 0.1
+            except Exception as exc:  # NATS down, DB hiccup: retry, never drop
+                OUTBOX_ERRORS.labels(self.service).inc()
+                log.warning("outbox relay: %s: %s; retrying in %.1fs",
+                            type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if published >= self.batch_size:
+                continue
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+
+    async def publish_pending(self) -> int:
+        """Publish one batch; returns how many rows were published."""
+        ob = self.outbox
+        query = (select(ob.c.id, ob.c.event_id, ob.c.subject, ob.c.payload, ob.c.headers)
+                 .where(ob.c.published_at.is_(None)).order_by(ob.c.id).limit(self.batch_size))
+        if self._pg:
+            # Several replicas share the outbox: each takes rows nobody else holds.
+            query = query.with_for_update(skip_locked=True)
+            async with self.engine.begin() as conn:
+                rows = (await conn.execute(query)).all()
+                if not rows:
+                    return 0
+                done, error = await self._publish(rows)
+                await self._mark(conn, done)
+        else:
+            async with self.engine.connect() as conn:
+                rows = (await conn.execute(query)).all()
+            if not rows:
+                return 0
+            done, error = await self._publish(rows)
+            async with self.engine.begin() as conn:
+                await self._mark(conn, done)
+        if error is not None:
+            raise error
+        return len(done)
+
+    async def _publish(self, rows: list[Any]) -> tuple[list[int], BaseException | None]:
+        async def one(row: Any) -> None:
+            headers = json.loads(row.headers or "{}")
+            headers["Nats-Msg-Id"] = row.event_id
+            await self.js.publish(row.subject, row.payload.encode(), headers=headers)
+
+        results = await asyncio.gather(*(one(r) for r in rows), return_exceptions=True)
+        done = [r.id for r, res in zip(rows, results, strict=True) if res is None]
+        errors = [res for res in results if isinstance(res, BaseException)]
+        return done, (errors[0] if errors else None)
+
+    async def _mark(self, conn: AsyncConnection, ids: list[int]) -> None:
+        if not ids:
+            return
+        await conn.execute(update(self.outbox).where(self.outbox.c.id.in_(ids))
+                           .values(published_at=datetime.now(UTC)))
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(ids))
+
+    async def backlog(self) -> tuple[int, float]:
+        """(unpublished rows, age in seconds of the oldest)."""
+        ob = self.outbox
+        async with self.engine.connect() as conn:
+            count, oldest = (await conn.execute(
+                select(func.count(), func.min(ob.c.created_at)).where(ob.c.published_at.is_(None))
+            )).one()
+        lag = 0.0
+        if oldest is not None:
+            if oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+        return int(count), lag
+
+    async def _gauges(self) -> None:
+        while not self._stopping:
+            try:
+                count, lag = await self.backlog()
+                OUTBOX_BACKLOG.labels(self.service).set(count)
+                OUTBOX_LAG.labels(self.service).set(lag)
+                cutoff = datetime.now(UTC) - self.retention
+                async with self.engine.begin() as conn:
+                    await conn.execute(self.outbox.delete().where(
+                        self.outbox.c.published_at.is_not(None),
+                        self.outbox.c.published_at < cutoff))
+            except Exception as exc:
+                log.debug("outbox gauges: %s", exc)
+            await asyncio.sleep(5.0)

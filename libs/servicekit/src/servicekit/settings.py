@@ -1,0 +1,59 @@
+"""Typed settings per service, read from the environment with a service prefix."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "changethis", "secret", "password",
+                       "dev", "development", "example", "xxx", "todo"}
+
+
+class ServiceSettings(BaseSettings):
+    """Base settings; a service subclasses it with ``env_prefix="<SVC>_"``.
+
+    Every ``SecretStr`` field is refused when it holds a placeholder and the
+    environment is not ``development`` or ``test``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SVC_", extra="ignore")
+
+    service_name: str = "service"
+    environment: Literal["development", "test", "production"] = "development"
+    database_url: str = "sqlite+aiosqlite:///./data/service.db"
+    nats_url: str = "nats://127.0.0.1:4222"
+    http_host: str = "127.0.0.1"
+    http_port: int = 0
+    stream_replicas: int = 1
+    stream_sync_always: bool = False
+    log_level: str = "INFO"
+    log_json: bool = True
+    otlp_endpoint: str | None = None
+    relay_batch_size: int = 200
+    relay_poll_interval_s: float = 0.2
+    consumer_max_deliver: int = 5
+    consumer_ack_wait_s: float = 30.0
+    consumer_batch_size: int = 50
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secrets(self) -> ServiceSettings:
+        if self.environment in ("development", "test"):
+            return self
+        bad = [
+            name
+            for name, value in self.__dict__.items()
+            if isinstance(value, SecretStr)
+            and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+        ]
+        if bad:
+            raise ValueError(
+                f"placeholder secret(s) {', '.join(sorted(bad))} refused in "
+                f"environment {self.environment!r}: set real values"
+            )
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")

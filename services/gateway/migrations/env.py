@@ -1,0 +1,5 @@
+from servicekit.migrations import run_env
+
+from gateway_service.db import metadata
+
+run_env(metadata, version_table="alembic_version_gateway")

@@ -1,0 +1,5 @@
+from servicekit.migrations import run_env
+
+from review_service.db import metadata
+
+run_env(metadata, version_table="alembic_version_review")
