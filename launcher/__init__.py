@@ -1,0 +1,1 @@
+"""Embedded stack launcher (``make run``) and developer helpers."""
