@@ -1,0 +1,91 @@
+"""Helpers shared by the product API routers (translation only, no business rules).
+
+The HIDDEN SHARE rule lives here too: worker and manager responses are built from
+response models without price or share fields, and ``assert_no_hidden`` is the
+belt-and-braces check the tests (and ``hidden_free``) use on any payload.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from fastapi import Query, Request
+from pydantic import BaseModel
+
+from contracts.rpc import Page
+
+# Keys that would reveal the worker share or the gross price to a worker or a manager.
+HIDDEN_KEY = re.compile(r"(^|_)(share|shares|share_bps|worker_share|price|price_minor|gross"
+                        r"|gross_minor|platform|platform_minor|platform_revenue)(_|$)",
+                        re.IGNORECASE)
+
+
+def hidden_keys(data: Any, path: str = "$") -> list[str]:
+    """Paths of every key in ``data`` that names a share, a price or the platform's cut."""
+    found: list[str] = []
+    if isinstance(data, BaseModel):
+        data = data.model_dump(mode="json")
+    if isinstance(data, dict):
+        for k, v in data.items():
+            if isinstance(k, str) and HIDDEN_KEY.search(k):
+                found.append(f"{path}.{k}")
+            found.extend(hidden_keys(v, f"{path}.{k}"))
+    elif isinstance(data, list):
+        for i, v in enumerate(data):
+            found.extend(hidden_keys(v, f"{path}[{i}]"))
+    return found
+
+
+def strip_hidden(data: Any) -> Any:
+    """A copy of ``data`` without share/price keys (defence in depth for staff views)."""
+    if isinstance(data, dict):
+        return {k: strip_hidden(v) for k, v in data.items()
+                if not (isinstance(k, str) and HIDDEN_KEY.search(k))}
+    if isinstance(data, list):
+        return [strip_hidden(v) for v in data]
+    return data
+
+
+def model_hidden_fields(model: type[BaseModel]) -> list[str]:
+    """Field paths in a response model's schema that would carry hidden values."""
+    found: list[str] = []
+    seen: set[type] = set()
+
+    def walk(m: type[BaseModel], path: str) -> None:
+        if m in seen:
+            return
+        seen.add(m)
+        for name, field in m.model_fields.items():
+            if HIDDEN_KEY.search(name):
+                found.append(f"{path}.{name}")
+            for sub in _models_in(field.annotation):
+                walk(sub, f"{path}.{name}")
+
+    walk(model, model.__name__)
+    return found
+
+
+def _models_in(annotation: Any) -> list[type[BaseModel]]:
+    out: list[type[BaseModel]] = []
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    for arg in getattr(annotation, "__args__", ()) or ():
+        out.extend(_models_in(arg))
+    return out
+
+
+def page(limit: int = Query(50, ge=1, le=500, description="page size"),
+         offset: int = Query(0, ge=0, description="items to skip")) -> Page:
+    """Pagination query parameters as the contracts' ``Page``."""
+    return Page(limit=limit, offset=offset)
+
+
+async def audit(request: Request, kind: str, actor_user_id: str, target: str | None,
+                details: dict[str, Any] | None = None) -> bool:
+    """Append to the gateway's security audit log if the security layer provides one."""
+    log = getattr(request.app.state, "audit", None)
+    if log is None:
+        return False
+    await log.record(kind, actor_user_id, target, details or {})
+    return True
