@@ -1,0 +1,173 @@
+"""Review service RPCs: the pending-review queue, locks, decisions and statistics.
+
+No response of this service carries a price or a currency: the gross price of a
+task would reveal the hidden worker share. Review keeps the price only to put it
+into ``review.accepted`` for the ledger.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.rpc import Page, RpcRequest, rpc
+
+SubmissionStatus = Literal["pending", "accepted", "rejected"]
+
+# --------------------------------------------------------------------- requests
+
+
+class ListPending(RpcRequest):
+    """Pending submissions, oldest first (manager/admin)."""
+
+    pool_id: str | None = None
+    only_free: bool = Field(False, description="hide submissions another manager holds")
+    page: Page = Page()
+
+
+class SubmissionRef(RpcRequest):
+    """One submission by its assignment id (get, lock, unlock, accept)."""
+
+    assignment_id: str = Field(min_length=1, max_length=64)
+
+
+class Accept(SubmissionRef):
+    comment: str | None = Field(None, max_length=2000)
+
+
+class Reject(SubmissionRef):
+    comment: str | None = Field(None, max_length=2000,
+                                description="required: shown to the worker")
+
+
+class StatsRequest(RpcRequest):
+    pool_id: str = Field(min_length=1, max_length=64)
+    top: int = Field(10, ge=1, le=100)
+
+
+class DecisionsRequest(RpcRequest):
+    """Decided submissions, newest first.
+
+    A worker always sees only their own (the filters ``worker_id`` and
+    ``decided_by`` are refused for workers); managers and admins may filter.
+    """
+
+    pool_id: str | None = None
+    worker_id: str | None = None
+    status: Literal["accepted", "rejected"] | None = None
+    decided_by: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    page: Page = Page()
+
+
+# -------------------------------------------------------------------- responses
+
+
+class Submission(BaseModel):
+    """A submission as a manager sees it (no price)."""
+
+    assignment_id: str
+    task_id: str
+    pool_id: str
+    project_id: str
+    worker_id: str
+    answers: dict[str, Any]
+    comment: str | None = None
+    proof: str | None = None
+    taken_at: datetime
+    submitted_at: datetime
+    review_mode: Literal["manual", "auto"]
+    auto_accept_at: datetime | None = None
+    is_control: bool = False
+    control_correct: bool | None = None
+    status: SubmissionStatus
+    lock_holder: str | None = None
+    lock_until: datetime | None = None
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    review_comment: str | None = None
+
+
+class Submissions(BaseModel):
+    items: list[Submission]
+    total: int
+
+
+class LockInfo(BaseModel):
+    assignment_id: str
+    locked: bool
+    lock_holder: str | None = None
+    lock_until: datetime | None = None
+
+
+class DecisionResult(BaseModel):
+    assignment_id: str
+    status: Literal["accepted", "rejected"]
+    decided_by: str
+    decided_at: datetime
+    comment: str | None = None
+
+
+class Decision(BaseModel):
+    """A decided submission. ``decided_by`` is hidden (None) from workers."""
+
+    assignment_id: str
+    task_id: str
+    pool_id: str
+    project_id: str
+    worker_id: str
+    status: Literal["accepted", "rejected"]
+    comment: str | None = Field(None, description="the reviewer's comment to the worker")
+    submitted_at: datetime
+    decided_at: datetime
+    decided_by: str | None = None
+
+
+class Decisions(BaseModel):
+    items: list[Decision]
+    total: int
+
+
+class HourBucket(BaseModel):
+    hour_start: datetime
+    decisions: int
+
+
+class WorkerCount(BaseModel):
+    worker_id: str
+    accepted: int
+
+
+class PoolStats(BaseModel):
+    pool_id: str
+    pending: int
+    accepted: int
+    rejected: int
+    acceptance_rate: float | None = Field(
+        None, description="accepted / (accepted + rejected); None before any decision")
+    throughput_per_hour: list[HourBucket] = Field(
+        description="decisions per hour over the last 24 h, oldest hour first (24 buckets)")
+    top_workers: list[WorkerCount]
+
+
+# ------------------------------------------------------------------------- rpcs
+
+LIST_PENDING = rpc("review", "list_pending", ListPending, Submissions,
+                   "Pending submissions, oldest first, optionally of one pool (manager/admin)")
+GET = rpc("review", "get", SubmissionRef, Submission, "One submission (manager/admin)")
+LOCK = rpc("review", "lock", SubmissionRef, LockInfo,
+           "Lock a pending submission for review for the lock TTL (re-locking extends it)")
+UNLOCK = rpc("review", "unlock", SubmissionRef, LockInfo, "Release one's own lock")
+ACCEPT = rpc("review", "accept", Accept, DecisionResult,
+             "Accept a submission one holds the lock of; emits review.accepted")
+REJECT = rpc("review", "reject", Reject, DecisionResult,
+             "Reject a submission one holds the lock of, with a comment for the worker; "
+             "emits review.rejected")
+STATS = rpc("review", "stats", StatsRequest, PoolStats,
+            "Per-pool counts, acceptance rate, hourly throughput and top workers "
+            "(manager/admin)")
+MY_DECISIONS = rpc("review", "my_decisions", DecisionsRequest, Decisions,
+                   "Decision history: a worker's own decisions, or filtered for managers")

@@ -1,0 +1,58 @@
+"""Review's own tables: one row per submitted assignment (queue, lock and decision)."""
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData,
+                        String, Table, Text, false)
+
+from servicekit.messaging_tables import add_messaging_tables
+
+metadata = MetaData()
+
+submissions = Table(
+    "submissions", metadata,
+    Column("assignment_id", String(64), primary_key=True),
+    Column("task_id", String(64), nullable=False),
+    Column("pool_id", String(64), nullable=False),
+    Column("project_id", String(64), nullable=False),
+    Column("worker_id", String(64), nullable=False),
+    Column("answers", JSON, nullable=False),
+    Column("comment", Text, nullable=True),
+    Column("proof", Text, nullable=True),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    # Gross price: only ever copied into review.accepted for the ledger, never returned.
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(8), nullable=False),
+    Column("review_mode", String(8), nullable=False),
+    Column("auto_accept_after_s", Integer, nullable=True),
+    Column("auto_accept_at", DateTime(timezone=True), nullable=True),
+    Column("is_control", Boolean, nullable=False, server_default=false()),
+    Column("control_correct", Boolean, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("lock_holder", String(64), nullable=True),
+    Column("lock_until", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("review_comment", Text, nullable=True),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+)
+
+# The queue (oldest first, per pool), the auto-accept sweeper, rules' per-worker
+# bulk decisions, stats and decision history each get the index they scan.
+Index("ix_submissions_pending_pool", submissions.c.pool_id, submissions.c.submitted_at,
+      postgresql_where=submissions.c.status == "pending",
+      sqlite_where=submissions.c.status == "pending")
+Index("ix_submissions_pending_all", submissions.c.submitted_at,
+      postgresql_where=submissions.c.status == "pending",
+      sqlite_where=submissions.c.status == "pending")
+Index("ix_submissions_auto_accept", submissions.c.auto_accept_at,
+      postgresql_where=submissions.c.status == "pending",
+      sqlite_where=submissions.c.status == "pending")
+Index("ix_submissions_worker_pool_status", submissions.c.worker_id, submissions.c.pool_id,
+      submissions.c.status)
+Index("ix_submissions_pool_status_worker", submissions.c.pool_id, submissions.c.status,
+      submissions.c.worker_id)
+Index("ix_submissions_pool_decided", submissions.c.pool_id, submissions.c.decided_at)
+Index("ix_submissions_worker_decided", submissions.c.worker_id, submissions.c.decided_at)
+Index("ix_submissions_decided", submissions.c.decided_at)
+
+outbox, inbox = add_messaging_tables(metadata)
