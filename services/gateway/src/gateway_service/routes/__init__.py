@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway_service.routes import diagnostics, support
+from gateway_service.routes import dashboards, diagnostics, ledger, review, rules, support, tasks
 
 API_ROUTERS: list[APIRouter] = [
+    tasks.router,
+    review.router,
+    ledger.router,
+    rules.router,
     support.router,
+    dashboards.router,
     diagnostics.router,
 ]
 
-# Routes a worker or a manager may call: their response models must carry no share or price.
 __all__ = ["API_ROUTERS"]

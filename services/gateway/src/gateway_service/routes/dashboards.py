@@ -1,0 +1,135 @@
+"""Dashboards: a manager's per-pool statistics and the owner's task flow and money."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Path
+from pydantic import BaseModel, Field
+
+from contracts.rpc import Page
+from contracts.rpc import ledger as ledger_rpc
+from contracts.rpc import review as review_rpc
+from contracts.rpc import tasks as tasks_rpc
+from gateway_service.deps import AdminActor, Rpc, StaffActor
+
+router = APIRouter(tags=["dashboards"])
+
+# The owner's task-flow view asks each pool for its counts; beyond this many live
+# pools it shows the highest-priority ones and says so (``pools_truncated``).
+MAX_POOLS_IN_FLOW = 100
+
+
+class PoolDashboard(BaseModel):
+    """One pool for a manager: task and assignment counts plus review figures (no price)."""
+
+    pool_id: str
+    status: tasks_rpc.PoolStatus
+    tasks_total: int
+    control_tasks: int
+    tasks_open: int = Field(description="tasks with a free overlap slot")
+    tasks_completed: int = Field(description="tasks with as many accepted answers as overlap")
+    assignments_by_status: dict[str, int]
+    pending_review: int
+    accepted: int
+    rejected: int
+    acceptance_rate: float | None = Field(
+        None, description="accepted / (accepted + rejected); null before any decision")
+    throughput_per_hour: list[review_rpc.HourBucket] = Field(
+        description="review decisions per hour over the last 24 h, oldest first")
+    top_workers: list[review_rpc.WorkerCount]
+
+
+@router.get("/pools/{pool_id}/stats", response_model=PoolDashboard,
+            summary="A pool's counts by status, acceptance rate, hourly throughput, top workers")
+async def pool_stats(actor: StaffActor, rpc: Rpc,
+                     pool_id: Annotated[str, Path(min_length=1, max_length=64)],
+                     top: int = 10) -> PoolDashboard:
+    top = max(1, min(top, 100))
+    t, r = await asyncio.gather(
+        rpc.call(tasks_rpc.POOL_STATS, tasks_rpc.PoolStatsRequest(actor=actor, pool_id=pool_id)),
+        rpc.call(review_rpc.STATS, review_rpc.StatsRequest(actor=actor, pool_id=pool_id,
+                                                           top=top)))
+    ts = tasks_rpc.PoolStats.model_validate(t)
+    rs = review_rpc.PoolStats.model_validate(r)
+    return PoolDashboard(
+        pool_id=pool_id, status=ts.status, tasks_total=ts.tasks_total,
+        control_tasks=ts.control_tasks, tasks_open=ts.tasks_open,
+        tasks_completed=ts.tasks_completed, assignments_by_status=ts.assignments,
+        pending_review=rs.pending, accepted=rs.accepted, rejected=rs.rejected,
+        acceptance_rate=rs.acceptance_rate, throughput_per_hour=rs.throughput_per_hour,
+        top_workers=rs.top_workers)
+
+
+class PoolFlow(BaseModel):
+    pool_id: str
+    project_id: str
+    name: str
+    status: tasks_rpc.PoolStatus
+    tasks_total: int
+    tasks_open: int
+    tasks_completed: int
+    assignments_by_status: dict[str, int]
+
+
+class TaskFlow(BaseModel):
+    pools_by_status: dict[str, int]
+    tasks_total: int
+    tasks_open: int
+    tasks_completed: int
+    assignments_by_status: dict[str, int]
+    pools: list[PoolFlow]
+    pools_truncated: bool
+
+
+class Money(BaseModel):
+    totals: list[ledger_rpc.CurrencyTotals] = Field(
+        description="per currency: charged, credited to workers, platform revenue, "
+                    "available, on hold for payouts, paid")
+    counts: ledger_rpc.DashboardCounts
+
+
+class OwnerDashboard(BaseModel):
+    generated_at: datetime
+    task_flow: TaskFlow
+    money: Money
+
+
+async def _task_flow(rpc, actor) -> TaskFlow:
+    listed = tasks_rpc.Pools.model_validate(await rpc.call(
+        tasks_rpc.LIST_POOLS, tasks_rpc.PoolList(actor=actor, page=Page(limit=500))))
+    by_status = Counter(p.status for p in listed.items)
+    live = sorted((p for p in listed.items if p.status != "archived"),
+                  key=lambda p: (p.status != "open", -p.priority, p.created_at))
+    shown = live[:MAX_POOLS_IN_FLOW]
+    stats = await asyncio.gather(*(rpc.call(tasks_rpc.POOL_STATS, tasks_rpc.PoolStatsRequest(
+        actor=actor, pool_id=p.pool_id)) for p in shown))
+    flows: list[PoolFlow] = []
+    totals: Counter[str] = Counter()
+    for pool, raw in zip(shown, stats, strict=True):
+        s = tasks_rpc.PoolStats.model_validate(raw)
+        totals.update(s.assignments)
+        flows.append(PoolFlow(pool_id=pool.pool_id, project_id=pool.project_id, name=pool.name,
+                              status=s.status, tasks_total=s.tasks_total,
+                              tasks_open=s.tasks_open, tasks_completed=s.tasks_completed,
+                              assignments_by_status=s.assignments))
+    return TaskFlow(pools_by_status=dict(by_status),
+                    tasks_total=sum(f.tasks_total for f in flows),
+                    tasks_open=sum(f.tasks_open for f in flows),
+                    tasks_completed=sum(f.tasks_completed for f in flows),
+                    assignments_by_status=dict(totals), pools=flows,
+                    pools_truncated=len(live) > len(shown) or listed.total > len(listed.items))
+
+
+@router.get("/admin/dashboard", response_model=OwnerDashboard, tags=["admin: dashboards"],
+            summary="Owner dashboard: task flow across pools and money (revenue, holds, paid)")
+async def owner_dashboard(actor: AdminActor, rpc: Rpc) -> OwnerDashboard:
+    flow, money = await asyncio.gather(
+        _task_flow(rpc, actor),
+        rpc.call(ledger_rpc.OWNER_DASHBOARD, ledger_rpc.DashboardRequest(actor=actor)))
+    m = ledger_rpc.Dashboard.model_validate(money)
+    return OwnerDashboard(generated_at=datetime.now(UTC), task_flow=flow,
+                          money=Money(totals=m.totals, counts=m.counts))

@@ -1,0 +1,98 @@
+"""Review: the managers' pending queue, locks and decisions; a worker's own decisions."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, Path, Query
+from pydantic import BaseModel, Field
+
+from contracts.rpc import Page
+from contracts.rpc import review as review_rpc
+from gateway_service.deps import Rpc, StaffActor, WorkerActor
+from gateway_service.routes.common import page
+
+router = APIRouter(tags=["review"])
+
+AssignmentId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+class AcceptBody(BaseModel):
+    comment: str | None = Field(None, max_length=2000)
+
+
+class RejectBody(BaseModel):
+    comment: str = Field(min_length=1, max_length=2000,
+                         description="why the work was rejected: shown to the worker")
+
+
+@router.get("/review/pending", response_model=review_rpc.Submissions,
+            summary="Pending submissions, oldest first (optionally of one pool)")
+async def list_pending(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
+                       pool_id: str | None = None,
+                       only_free: Annotated[bool, Query(
+                           description="hide submissions another manager holds")] = False):
+    return await rpc.call(review_rpc.LIST_PENDING, review_rpc.ListPending(
+        actor=actor, pool_id=pool_id, only_free=only_free, page=p))
+
+
+@router.get("/review/submissions/{assignment_id}", response_model=review_rpc.Submission,
+            summary="One submission with its answers, proof and lock")
+async def get_submission(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
+    return await rpc.call(review_rpc.GET, review_rpc.SubmissionRef(
+        actor=actor, assignment_id=assignment_id))
+
+
+@router.post("/review/submissions/{assignment_id}/lock", response_model=review_rpc.LockInfo,
+             summary="Lock a submission for review (re-locking extends the lock)")
+async def lock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
+    return await rpc.call(review_rpc.LOCK, review_rpc.SubmissionRef(
+        actor=actor, assignment_id=assignment_id))
+
+
+@router.post("/review/submissions/{assignment_id}/unlock", response_model=review_rpc.LockInfo,
+             summary="Release one's own lock")
+async def unlock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
+    return await rpc.call(review_rpc.UNLOCK, review_rpc.SubmissionRef(
+        actor=actor, assignment_id=assignment_id))
+
+
+@router.post("/review/submissions/{assignment_id}/accept",
+             response_model=review_rpc.DecisionResult,
+             summary="Accept a locked submission (the worker is credited automatically)")
+async def accept(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId,
+                 body: AcceptBody | None = None):
+    return await rpc.call(review_rpc.ACCEPT, review_rpc.Accept(
+        actor=actor, assignment_id=assignment_id, comment=body.comment if body else None))
+
+
+@router.post("/review/submissions/{assignment_id}/reject",
+             response_model=review_rpc.DecisionResult,
+             summary="Reject a locked submission with a comment for the worker")
+async def reject(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId, body: RejectBody):
+    return await rpc.call(review_rpc.REJECT, review_rpc.Reject(
+        actor=actor, assignment_id=assignment_id, comment=body.comment))
+
+
+@router.get("/review/decisions", response_model=review_rpc.Decisions,
+            summary="Decision history with filters (pool, worker, status, reviewer, period)")
+async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
+                    pool_id: str | None = None, worker_id: str | None = None,
+                    status: Literal["accepted", "rejected"] | None = None,
+                    decided_by: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None):
+    return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
+        actor=actor, pool_id=pool_id, worker_id=worker_id, status=status,
+        decided_by=decided_by, since=since, until=until, page=p))
+
+
+@router.get("/worker/decisions", response_model=review_rpc.Decisions,
+            summary="My review decisions: accepted and rejected work with the comments",
+            tags=["worker"])
+async def my_decisions(actor: WorkerActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
+                       pool_id: str | None = None,
+                       status: Literal["accepted", "rejected"] | None = None,
+                       since: datetime | None = None, until: datetime | None = None):
+    return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
+        actor=actor, pool_id=pool_id, status=status, since=since, until=until, page=p))

@@ -1,0 +1,380 @@
+"""Tasks: the worker's taxi-model loop, staff views of projects/pools, admin setup.
+
+Workers and managers never see a price: staff views use ``PoolView`` (no price or
+currency), and only ``/admin/...`` routes return the contracts' full ``Pool``.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from contracts.rpc import Page
+from contracts.rpc import tasks as tasks_rpc
+from gateway_service.deps import AdminActor, Rpc, StaffActor, WorkerActor
+from gateway_service.errors import ApiError
+from gateway_service.routes.common import audit, page
+
+router = APIRouter()
+
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+Id = Annotated[str, Path(min_length=1, max_length=64)]
+PageQ = Annotated[Page, Depends(page)]
+
+
+# ------------------------------------------------------------------ request bodies
+
+
+class TakeBody(BaseModel):
+    pool_id: str | None = Field(None, max_length=64,
+                                description="take from this pool; empty = any pool I may use")
+
+
+class SubmitBody(BaseModel):
+    answers: dict[str, Any]
+    comment: str | None = Field(None, max_length=10_000)
+    proof_url: str | None = Field(None, max_length=2000,
+                                  description="link to proof of the work (screenshot, page)")
+    proof_text: str | None = Field(None, max_length=10_000)
+
+
+class ReportBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=64,
+                        description="e.g. broken_link, unclear_instructions, offensive_content")
+    text: str = Field("", max_length=10_000)
+
+
+class CaptchaBody(BaseModel):
+    challenge_id: str = Field(min_length=1, max_length=64)
+    answer: str = Field(max_length=64)
+
+
+class ProjectBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    instructions: str = Field("", max_length=100_000, description="Markdown")
+    input_spec: list[tasks_rpc.FieldSpec] = Field(min_length=1)
+    output_spec: list[tasks_rpc.FieldSpec] = Field(min_length=1)
+
+
+class ProjectPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    instructions: str | None = Field(None, max_length=100_000)
+    input_spec: list[tasks_rpc.FieldSpec] | None = None
+    output_spec: list[tasks_rpc.FieldSpec] | None = None
+
+
+class PoolBody(BaseModel):
+    project_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(min_length=1, max_length=200)
+    price_minor: int = Field(ge=0, description="gross price per assignment, minor units")
+    currency: str = Field("RUB", min_length=3, max_length=3)
+    overlap: int = Field(1, ge=1, le=1000)
+    assignment_timeout_s: int = Field(600, ge=1, le=7 * 24 * 3600)
+    auto_accept_after_s: int | None = Field(None, ge=0)
+    review_mode: tasks_rpc.ReviewMode = "manual"
+    captcha_frequency: tasks_rpc.CaptchaFrequency = "none"
+    skill_filters: list[tasks_rpc.SkillFilter] = []
+    priority: int = Field(0, ge=-1000, le=1000)
+
+
+# ------------------------------------------------------------------ staff views
+
+
+class PoolView(BaseModel):
+    """A pool as a manager sees it: everything but the price."""
+
+    pool_id: str
+    project_id: str
+    name: str
+    overlap: int
+    assignment_timeout_s: int
+    auto_accept_after_s: int | None
+    review_mode: tasks_rpc.ReviewMode
+    captcha_frequency: tasks_rpc.CaptchaFrequency
+    skill_filters: list[tasks_rpc.SkillFilter]
+    priority: int
+    status: tasks_rpc.PoolStatus
+    created_at: datetime
+    updated_at: datetime
+
+
+class PoolViews(BaseModel):
+    items: list[PoolView]
+    total: int
+
+
+# ------------------------------------------------------------------ worker
+
+
+@router.get("/worker/pools", response_model=tasks_rpc.AvailablePoolList, tags=["worker"],
+            summary="Open pools I may take tasks from, with free task counts")
+async def available_pools(actor: WorkerActor, rpc: Rpc, p: PageQ):
+    return await rpc.call(tasks_rpc.AVAILABLE_POOLS,
+                          tasks_rpc.AvailablePools(actor=actor, page=p))
+
+
+@router.post("/worker/tasks/take", response_model=tasks_rpc.TakeResult, tags=["worker"],
+             summary="Take the next task (optionally from one pool)",
+             responses={428: {"description": "captcha_required: details carry the challenge "
+                                             "id and image; answer it, then take again"},
+                        429: {"description": "take_limit: too many active tasks or too fast"},
+                        404: {"description": "no_tasks_available"}})
+async def take(actor: WorkerActor, rpc: Rpc, body: TakeBody | None = None):
+    return await rpc.call(tasks_rpc.TAKE, tasks_rpc.Take(
+        actor=actor, pool_id=body.pool_id if body else None))
+
+
+@router.get("/worker/assignments", response_model=tasks_rpc.Assignments, tags=["worker"],
+            summary="My assignments (filter by status or pool)")
+async def my_assignments(actor: WorkerActor, rpc: Rpc, p: PageQ,
+                         status_: Annotated[tasks_rpc.AssignmentStatus | None,
+                                            Query(alias="status")] = None,
+                         pool_id: str | None = None):
+    return await rpc.call(tasks_rpc.MY_ASSIGNMENTS, tasks_rpc.MyAssignments(
+        actor=actor, status=status_, pool_id=pool_id, page=p))
+
+
+@router.post("/worker/assignments/{assignment_id}/submit", response_model=tasks_rpc.Assignment,
+             tags=["worker"], summary="Submit answers, a comment and proof for review")
+async def submit(actor: WorkerActor, rpc: Rpc, assignment_id: Id, body: SubmitBody):
+    return await rpc.call(tasks_rpc.SUBMIT, tasks_rpc.Submit(
+        actor=actor, assignment_id=assignment_id, **body.model_dump()))
+
+
+@router.post("/worker/assignments/{assignment_id}/skip", response_model=tasks_rpc.Assignment,
+             tags=["worker"], summary="Give an active assignment back to the pool")
+async def skip(actor: WorkerActor, rpc: Rpc, assignment_id: Id):
+    return await rpc.call(tasks_rpc.SKIP, tasks_rpc.AssignmentRef(
+        actor=actor, assignment_id=assignment_id))
+
+
+@router.post("/worker/assignments/{assignment_id}/report",
+             response_model=tasks_rpc.ReportResult, tags=["worker"],
+             summary="Report a problem with a task (becomes a support ticket)")
+async def report(actor: WorkerActor, rpc: Rpc, assignment_id: Id, body: ReportBody):
+    return await rpc.call(tasks_rpc.REPORT, tasks_rpc.Report(
+        actor=actor, assignment_id=assignment_id, **body.model_dump()))
+
+
+@router.post("/worker/captcha", response_model=tasks_rpc.CaptchaResult, tags=["worker"],
+             summary="Answer the captcha a take asked for")
+async def captcha_answer(actor: WorkerActor, rpc: Rpc, body: CaptchaBody):
+    return await rpc.call(tasks_rpc.CAPTCHA_ANSWER, tasks_rpc.CaptchaAnswer(
+        actor=actor, **body.model_dump()))
+
+
+@router.get("/worker/profile", response_model=tasks_rpc.WorkerProfile, tags=["worker"],
+            summary="My trust level, skills and restrictions in force")
+async def my_profile(actor: WorkerActor, rpc: Rpc):
+    return await rpc.call(tasks_rpc.GET_WORKER_PROFILE, tasks_rpc.WorkerProfileGet(
+        actor=actor, worker_id=actor.user_id))
+
+
+# ------------------------------------------------------------------ staff (manager, admin)
+
+
+@router.get("/projects", response_model=tasks_rpc.Projects, tags=["projects"],
+            summary="Projects with their instructions and input/output specs")
+async def list_projects(actor: StaffActor, rpc: Rpc, p: PageQ):
+    return await rpc.call(tasks_rpc.LIST_PROJECTS, tasks_rpc.ProjectList(actor=actor, page=p))
+
+
+@router.get("/projects/{project_id}", response_model=tasks_rpc.Project, tags=["projects"],
+            summary="One project")
+async def get_project(actor: StaffActor, rpc: Rpc, project_id: Id):
+    return await rpc.call(tasks_rpc.GET_PROJECT, tasks_rpc.ProjectGet(
+        actor=actor, project_id=project_id))
+
+
+@router.get("/pools", response_model=PoolViews, tags=["pools"],
+            summary="Pools (without prices), optionally of one project or status")
+async def list_pools(actor: StaffActor, rpc: Rpc, p: PageQ, project_id: str | None = None,
+                     status_: Annotated[tasks_rpc.PoolStatus | None,
+                                        Query(alias="status")] = None):
+    return await rpc.call(tasks_rpc.LIST_POOLS, tasks_rpc.PoolList(
+        actor=actor, project_id=project_id, status=status_, page=p))
+
+
+@router.get("/pools/{pool_id}", response_model=PoolView, tags=["pools"],
+            summary="One pool (without its price)")
+async def get_pool(actor: StaffActor, rpc: Rpc, pool_id: Id):
+    return await rpc.call(tasks_rpc.GET_POOL, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
+
+
+@router.get("/pools/{pool_id}/tasks", response_model=tasks_rpc.Tasks, tags=["pools"],
+            summary="Tasks of a pool with their live assignment counts")
+async def list_tasks(actor: StaffActor, rpc: Rpc, pool_id: Id, p: PageQ):
+    return await rpc.call(tasks_rpc.LIST_TASKS, tasks_rpc.TaskList(
+        actor=actor, pool_id=pool_id, page=p))
+
+
+# ------------------------------------------------------------------ admin
+
+
+@router.post("/admin/projects", response_model=tasks_rpc.Project, tags=["admin: projects"],
+             status_code=status.HTTP_201_CREATED, summary="Create a project")
+async def create_project(actor: AdminActor, rpc: Rpc, body: ProjectBody):
+    return await rpc.call(tasks_rpc.CREATE_PROJECT, tasks_rpc.ProjectCreate(
+        actor=actor, **body.model_dump()))
+
+
+@router.patch("/admin/projects/{project_id}", response_model=tasks_rpc.Project,
+              tags=["admin: projects"], summary="Change a project's name, instructions or specs")
+async def update_project(actor: AdminActor, rpc: Rpc, project_id: Id, body: ProjectPatch):
+    return await rpc.call(tasks_rpc.UPDATE_PROJECT, tasks_rpc.ProjectUpdate(
+        actor=actor, project_id=project_id, **body.model_dump(exclude_unset=True)))
+
+
+@router.post("/admin/pools", response_model=tasks_rpc.Pool, tags=["admin: pools"],
+             status_code=status.HTTP_201_CREATED, summary="Create a draft pool with its price")
+async def create_pool(actor: AdminActor, rpc: Rpc, body: PoolBody):
+    return await rpc.call(tasks_rpc.CREATE_POOL, tasks_rpc.PoolCreate(
+        actor=actor, **body.model_dump()))
+
+
+@router.get("/admin/pools", response_model=tasks_rpc.Pools, tags=["admin: pools"],
+            summary="Pools with their prices")
+async def admin_list_pools(actor: AdminActor, rpc: Rpc, p: PageQ, project_id: str | None = None,
+                           status_: Annotated[tasks_rpc.PoolStatus | None,
+                                              Query(alias="status")] = None):
+    return await rpc.call(tasks_rpc.LIST_POOLS, tasks_rpc.PoolList(
+        actor=actor, project_id=project_id, status=status_, page=p))
+
+
+@router.get("/admin/pools/{pool_id}", response_model=tasks_rpc.Pool, tags=["admin: pools"],
+            summary="One pool with its price")
+async def admin_get_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+    return await rpc.call(tasks_rpc.GET_POOL, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
+
+
+@router.post("/admin/pools/{pool_id}/open", response_model=tasks_rpc.Pool,
+             tags=["admin: pools"], summary="Open a draft or closed pool to workers")
+async def open_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+    return await rpc.call(tasks_rpc.OPEN_POOL, tasks_rpc.PoolTransition(
+        actor=actor, pool_id=pool_id))
+
+
+@router.post("/admin/pools/{pool_id}/close", response_model=tasks_rpc.Pool,
+             tags=["admin: pools"], summary="Close an open pool (no new takes)")
+async def close_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+    return await rpc.call(tasks_rpc.CLOSE_POOL, tasks_rpc.PoolTransition(
+        actor=actor, pool_id=pool_id))
+
+
+@router.post("/admin/pools/{pool_id}/archive", response_model=tasks_rpc.Pool,
+             tags=["admin: pools"], summary="Archive a closed or draft pool")
+async def archive_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+    return await rpc.call(tasks_rpc.ARCHIVE_POOL, tasks_rpc.PoolTransition(
+        actor=actor, pool_id=pool_id))
+
+
+_UPLOAD_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "array", "items": {"type": "object"}},
+                                 "example": [{"INPUT:url": "https://example.com/1.png"},
+                                             {"INPUT:url": "https://example.com/2.png",
+                                              "GOLDEN:label": "cat"}]},
+            "text/tab-separated-values": {"schema": {"type": "string"},
+                                          "example": "INPUT:url\tGOLDEN:label\n"
+                                                     "https://example.com/2.png\tcat\n"},
+            "text/plain": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post("/admin/pools/{pool_id}/tasks", response_model=tasks_rpc.UploadResult,
+             tags=["admin: pools"], openapi_extra=_UPLOAD_DOC,
+             summary="Upload tasks: a JSON array of rows, or TSV text with a header line")
+async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Request,
+                       all_or_nothing: Annotated[bool, Query(
+                           description="refuse the whole upload if any row is bad")] = False):
+    declared = int(request.headers.get("content-length") or 0)
+    if declared > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "upload_too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+    raw = await request.body()
+    if len(raw) > MAX_UPLOAD_BYTES:
+        raise ApiError(413, "upload_too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, "bad_encoding", "the upload must be UTF-8 text") from exc
+    if not text.strip():
+        raise ApiError(422, "empty_upload", "the upload holds no rows")
+    content: str | list[Any]
+    if ctype in ("application/json", "") or ctype.endswith("+json"):
+        try:
+            content = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc.msg} "
+                                            f"(line {exc.lineno})") from exc
+        if isinstance(content, dict) and isinstance(content.get("rows"), list):
+            content = content["rows"]
+        if not isinstance(content, list):
+            raise ApiError(422, "bad_rows", "send a JSON array of task rows")
+        fmt = "json"
+    elif ctype in ("text/tab-separated-values", "text/tsv", "text/plain"):
+        content, fmt = text, "tsv"
+    else:
+        raise ApiError(415, "unsupported_media_type",
+                       "send application/json (an array of rows) or text/tab-separated-values")
+    return await rpc.call(tasks_rpc.UPLOAD_TASKS, tasks_rpc.TasksUpload(
+        actor=actor, pool_id=pool_id, format=fmt, content=content,
+        all_or_nothing=all_or_nothing), timeout_s=60)
+
+
+_EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
+                 "tsv": "text/tab-separated-values; charset=utf-8",
+                 "json": "application/json"}
+
+
+@router.get("/admin/pools/{pool_id}/results", tags=["admin: pools"],
+            summary="Download a pool's results as a CSV, TSV or JSON file",
+            response_class=Response,
+            responses={200: {"content": {"text/csv": {}, "text/tab-separated-values": {},
+                                         "application/json": {}},
+                             "description": "the results file"}})
+async def export_results(actor: AdminActor, rpc: Rpc, pool_id: Id,
+                         format: Literal["csv", "tsv", "json"] = "csv",
+                         status_: Annotated[tasks_rpc.AssignmentStatus | None,
+                                            Query(alias="status")] = None) -> Response:
+    data = tasks_rpc.ExportedResults.model_validate(await rpc.call(
+        tasks_rpc.EXPORT_RESULTS, tasks_rpc.ExportResults(
+            actor=actor, pool_id=pool_id, format=format, status=status_), timeout_s=60))
+    filename = "".join(c for c in data.filename if c.isalnum() or c in "._-") or \
+        f"results.{format}"
+    return Response(content=data.content, media_type=_EXPORT_TYPES[format],
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Result-Rows": str(data.rows)})
+
+
+@router.get("/admin/trust-limits", response_model=tasks_rpc.TrustLimits,
+            tags=["admin: workers"], summary="Take limits per trust level")
+async def get_trust_limits(actor: AdminActor, rpc: Rpc):
+    return await rpc.call(tasks_rpc.GET_TRUST_LIMITS, tasks_rpc.TrustLimitsGet(actor=actor))
+
+
+@router.put("/admin/trust-limits", response_model=tasks_rpc.TrustLimits,
+            tags=["admin: workers"], summary="Set one trust level's take limits")
+async def set_trust_limits(actor: AdminActor, rpc: Rpc, body: tasks_rpc.TrustLevelLimits,
+                           request: Request):
+    result = await rpc.call(tasks_rpc.SET_TRUST_LIMITS, tasks_rpc.TrustLimitsSet(
+        actor=actor, limits=body))
+    await audit(request, "trust_limits.changed", actor.user_id, body.level,
+                body.model_dump(mode="json"))
+    return result
+
+
+@router.get("/admin/workers/{worker_id}", response_model=tasks_rpc.WorkerProfile,
+            tags=["admin: workers"], summary="A worker's trust level, skills and restrictions")
+async def worker_profile(actor: AdminActor, rpc: Rpc, worker_id: Id):
+    return await rpc.call(tasks_rpc.GET_WORKER_PROFILE, tasks_rpc.WorkerProfileGet(
+        actor=actor, worker_id=worker_id))
