@@ -53,7 +53,7 @@ def upgrade() -> None:
     sa.Column('review_mode', sa.String(length=8), nullable=False),
     sa.Column('auto_accept_after_s', sa.Integer(), nullable=True),
     sa.Column('auto_accept_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('is_control', sa.Boolean(), server_default=sa.text('0'), nullable=False),
+    sa.Column('is_control', sa.Boolean(), server_default=sa.false(), nullable=False),
     sa.Column('control_correct', sa.Boolean(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('lock_holder', sa.String(length=64), nullable=True),
