@@ -218,3 +218,202 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
         assert isinstance(body["bus"]["dlq_depth"], int)
     finally:
         await svc.stop()
+
+
+# ------------------------------------------------------------------ stubbed services
+
+NOW = "2026-11-22T12:00:00+00:00"
+POOL = {"pool_id": "p1", "project_id": "pr1", "name": "Cats", "price_minor": 1000,
+        "currency": "RUB", "overlap": 3, "assignment_timeout_s": 600,
+        "auto_accept_after_s": None, "review_mode": "manual", "captcha_frequency": "none",
+        "skill_filters": [], "priority": 0, "status": "open", "created_at": NOW,
+        "updated_at": NOW}
+ASSIGNMENT = {"assignment_id": "a1", "task_id": "t1", "pool_id": "p1", "project_id": "pr1",
+              "worker_id": "w1", "status": "SUBMITTED", "input": {"url": "u"},
+              "answers": {"label": "cat"}, "taken_at": NOW, "deadline_at": NOW,
+              "submitted_at": NOW}
+
+
+async def test_worker_task_loop_translates_to_tasks_rpcs(gw) -> None:
+    from contracts.rpc import tasks as t
+
+    client, _, stubs = gw
+    await stubs.serve(t.SUBMIT, ASSIGNMENT)
+    await stubs.serve(t.TAKE, ErrorBody(code="captcha_required", status=428,
+                                        message="answer the captcha first",
+                                        details={"challenge_id": "c1",
+                                                 "image_png_base64": "iVBORw0KGgo="}))
+    await stubs.serve(t.CAPTCHA_ANSWER, {"correct": True})
+    r = await client.post("/api/worker/tasks/take", headers=H("worker", "w1"),
+                          json={"pool_id": "p1"})
+    assert r.status_code == 428, r.text
+    assert r.json()["error"]["code"] == "captcha_required"
+    assert r.json()["error"]["details"]["image_png_base64"]
+    asked = stubs.calls[t.TAKE.subject][-1]
+    assert asked["actor"] == {"user_id": "w1", "role": "worker"} and asked["pool_id"] == "p1"
+    r = await client.post("/api/worker/captcha", headers=H("worker", "w1"),
+                          json={"challenge_id": "c1", "answer": "42"})
+    assert r.status_code == 200 and r.json() == {"correct": True}
+    r = await client.post("/api/worker/assignments/a1/submit", headers=H("worker", "w1"),
+                          json={"answers": {"label": "cat"}, "proof_url": "https://x/1.png"})
+    assert r.status_code == 200 and r.json()["status"] == "SUBMITTED"
+    sent = stubs.calls[t.SUBMIT.subject][-1]
+    assert sent["assignment_id"] == "a1" and sent["proof_url"] == "https://x/1.png"
+    # A manager cannot act as a worker; a worker cannot reach admin routes.
+    r = await client.post("/api/worker/tasks/take", headers=H("manager"), json={})
+    assert r.status_code == 403
+    r = await client.get("/api/admin/pools", headers=H("worker"))
+    assert r.status_code == 403
+    # No service answers skip in this test: a clear 503, not a crash.
+    r = await client.post("/api/worker/assignments/a1/skip", headers=H("worker", "w1"))
+    assert r.status_code == 503 and r.json()["error"]["code"] == "service_unavailable"
+
+
+async def test_staff_pool_views_never_carry_the_price(gw) -> None:
+    from contracts.rpc import tasks as t
+
+    client, _, stubs = gw
+    # Even if a service forgot to drop the price for a manager, the gateway view drops it.
+    await stubs.serve(t.GET_POOL, POOL)
+    await stubs.serve(t.LIST_POOLS, {"items": [POOL], "total": 1})
+    r = await client.get("/api/pools/p1", headers=H("manager"))
+    assert r.status_code == 200 and r.json()["name"] == "Cats"
+    assert hidden_keys(r.json()) == [] and "1000" not in r.text
+    r = await client.get("/api/pools", headers=H("manager"))
+    assert r.json()["total"] == 1 and hidden_keys(r.json()) == []
+    r = await client.get("/api/admin/pools/p1", headers=H("admin"))
+    assert r.json()["price_minor"] == 1000
+
+
+async def test_task_upload_json_and_tsv_and_results_export(gw) -> None:
+    from contracts.rpc import tasks as t
+
+    client, _, stubs = gw
+    await stubs.serve(t.UPLOAD_TASKS, lambda req: {
+        "created": 2 if req["format"] == "json" else 1, "control_tasks": 0,
+        "task_ids": ["t1"], "errors": []})
+    await stubs.serve(t.EXPORT_RESULTS, lambda req: {
+        "content_type": "ignored", "filename": f"p1-results.{req['format']}", "rows": 1,
+        "content": "url,label\nu,cat\n" if req["format"] == "csv" else "[]"})
+    r = await client.post("/api/admin/pools/p1/tasks?all_or_nothing=true", headers=H("admin"),
+                          json=[{"INPUT:url": "a"}, {"INPUT:url": "b"}])
+    assert r.status_code == 200 and r.json()["created"] == 2
+    sent = stubs.calls[t.UPLOAD_TASKS.subject][-1]
+    assert sent["format"] == "json" and sent["all_or_nothing"] is True
+    assert len(sent["content"]) == 2
+    r = await client.post("/api/admin/pools/p1/tasks", headers={
+        **H("admin"), "Content-Type": "text/tab-separated-values"},
+        content="INPUT:url\nhttps://e/1.png\n".encode())
+    assert r.status_code == 200 and r.json()["created"] == 1
+    assert stubs.calls[t.UPLOAD_TASKS.subject][-1]["content"].startswith("INPUT:url")
+    r = await client.post("/api/admin/pools/p1/tasks", headers={
+        **H("admin"), "Content-Type": "application/json"}, content=b"{not json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "bad_json"
+    r = await client.post("/api/admin/pools/p1/tasks", headers={
+        **H("admin"), "Content-Type": "image/png"}, content=b"\x89PNG")
+    assert r.status_code == 415
+    r = await client.get("/api/admin/pools/p1/results?format=csv", headers=H("admin"))
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    assert 'filename="p1-results.csv"' in r.headers["content-disposition"]
+    assert r.text.startswith("url,label")
+    r = await client.get("/api/admin/pools/p1/results?format=json", headers=H("admin"))
+    assert r.headers["content-type"].startswith("application/json")
+    r = await client.get("/api/admin/pools/p1/results?format=xml", headers=H("admin"))
+    assert r.status_code == 422
+
+
+async def test_payout_approval_needs_mfa_and_is_audited(gw) -> None:
+    from contracts.rpc import ledger as lg
+
+    client, app, stubs = gw
+    payout = {"payout_id": "po1", "worker_id": "w1", "amount_minor": 500, "currency": "RUB",
+              "comment": "card", "status": "approved", "requested_at": NOW}
+    await stubs.serve(lg.APPROVE_PAYOUT, payout)
+    r = await client.post("/api/admin/payouts/po1/approve", headers=H("admin"))
+    assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_required"
+    assert stubs.calls.get(lg.APPROVE_PAYOUT.subject) is None
+    r = await client.post("/api/admin/payouts/po1/approve", headers=H("manager", mfa=True))
+    assert r.status_code == 403
+    r = await client.post("/api/admin/payouts/po1/approve", headers=H("admin", "boss", mfa=True),
+                          json={"comment": "paid"})
+    assert r.status_code == 200 and r.json()["status"] == "approved"
+    assert app.state.audit.records[-1] == ("payout.approved", "boss", "po1", {
+        "worker_id": "w1", "amount_minor": 500, "currency": "RUB"})
+
+
+async def test_worker_share_set_is_audited_with_old_and_new(gw) -> None:
+    from contracts.rpc import ledger as lg
+
+    client, app, stubs = gw
+    await stubs.serve(lg.GET_SHARE, lambda req: {
+        "pool_id": req["pool_id"], "share": "0.7", "share_bps": 7000, "source": "default"})
+    await stubs.serve(lg.SET_SHARE, lambda req: {
+        "pool_id": req["pool_id"], "share": str(req["share"]), "share_bps": 6500,
+        "source": "pool", "updated_by": req["actor"]["user_id"]})
+    r = await client.put("/api/admin/pools/p1/worker-share", headers=H("manager"),
+                         json={"share": 0.65})
+    assert r.status_code == 403
+    r = await client.put("/api/admin/pools/p1/worker-share", headers=H("admin", "boss"),
+                         json={"share": 0.65})
+    assert r.status_code == 200 and r.json()["share_bps"] == 6500
+    kind, who, target, details = app.state.audit.records[-1]
+    assert (kind, who, target) == ("worker_share.changed", "boss", "p1")
+    assert details["old_share_bps"] == 7000 and details["new_share_bps"] == 6500
+    r = await client.put("/api/admin/worker-share/default", headers=H("admin", "boss"),
+                         json={"share": "0.8"})
+    assert r.status_code == 200
+    assert stubs.calls[lg.SET_SHARE.subject][-1]["pool_id"] is None
+    assert app.state.audit.records[-1][2] == "default"
+
+
+async def test_manager_pool_stats_combine_tasks_and_review(gw) -> None:
+    from contracts.rpc import review as rv
+    from contracts.rpc import tasks as t
+
+    client, _, stubs = gw
+    await stubs.serve(t.POOL_STATS, {"pool_id": "p1", "status": "open", "tasks_total": 10,
+                                     "control_tasks": 1, "tasks_open": 6, "tasks_completed": 3,
+                                     "assignments": {"ACTIVE": 2, "ACCEPTED": 9}})
+    await stubs.serve(rv.STATS, {"pool_id": "p1", "pending": 4, "accepted": 9, "rejected": 1,
+                                 "acceptance_rate": 0.9,
+                                 "throughput_per_hour": [{"hour_start": NOW, "decisions": 10}],
+                                 "top_workers": [{"worker_id": "w1", "accepted": 9}]})
+    r = await client.get("/api/pools/p1/stats?top=5", headers=H("manager"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["assignments_by_status"]["ACCEPTED"] == 9 and body["pending_review"] == 4
+    assert body["acceptance_rate"] == 0.9 and body["top_workers"][0]["worker_id"] == "w1"
+    assert stubs.calls[rv.STATS.subject][-1]["top"] == 5
+    assert hidden_keys(body) == []
+    r = await client.get("/api/pools/p1/stats", headers=H("worker"))
+    assert r.status_code == 403
+
+
+async def test_owner_dashboard_combines_task_flow_and_money(gw) -> None:
+    from contracts.rpc import ledger as lg
+    from contracts.rpc import tasks as t
+
+    client, _, stubs = gw
+    archived = {**POOL, "pool_id": "p0", "status": "archived"}
+    await stubs.serve(t.LIST_POOLS, {"items": [POOL, archived], "total": 2})
+    await stubs.serve(t.POOL_STATS, lambda req: {
+        "pool_id": req["pool_id"], "status": "open", "tasks_total": 10, "control_tasks": 0,
+        "tasks_open": 6, "tasks_completed": 3, "assignments": {"ACCEPTED": 9}})
+    await stubs.serve(lg.OWNER_DASHBOARD, {
+        "totals": [{"currency": "RUB", "charged_minor": 9000, "credited_to_workers_minor": 6300,
+                    "assignment_credits_minor": 6300, "bonuses_minor": 0,
+                    "platform_revenue_minor": 2700, "available_minor": 5300,
+                    "on_hold_minor": 500, "paid_minor": 500}],
+        "counts": {"assignment_credits": 9, "bonuses": 0, "workers": 2, "payouts_pending": 1,
+                   "payouts_approved": 1, "payouts_rejected": 0}})
+    r = await client.get("/api/admin/dashboard", headers=H("manager"))
+    assert r.status_code == 403
+    r = await client.get("/api/admin/dashboard", headers=H("admin"))
+    assert r.status_code == 200, r.text
+    body = r.json()
+    flow = body["task_flow"]
+    assert flow["pools_by_status"] == {"open": 1, "archived": 1}
+    assert [p["pool_id"] for p in flow["pools"]] == ["p1"]  # archived pools are not polled
+    assert flow["assignments_by_status"] == {"ACCEPTED": 9} and flow["tasks_completed"] == 3
+    money = body["money"]["totals"][0]
+    assert money["platform_revenue_minor"] == 2700 and money["on_hold_minor"] == 500

@@ -303,6 +303,10 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
     if len(raw) > MAX_UPLOAD_BYTES:
         raise ApiError(413, "upload_too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    is_json = ctype in ("application/json", "") or ctype.endswith("+json")
+    if not is_json and ctype not in ("text/tab-separated-values", "text/tsv", "text/plain"):
+        raise ApiError(415, "unsupported_media_type",
+                       "send application/json (an array of rows) or text/tab-separated-values")
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -310,7 +314,7 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
     if not text.strip():
         raise ApiError(422, "empty_upload", "the upload holds no rows")
     content: str | list[Any]
-    if ctype in ("application/json", "") or ctype.endswith("+json"):
+    if is_json:
         try:
             content = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -321,11 +325,8 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
         if not isinstance(content, list):
             raise ApiError(422, "bad_rows", "send a JSON array of task rows")
         fmt = "json"
-    elif ctype in ("text/tab-separated-values", "text/tsv", "text/plain"):
-        content, fmt = text, "tsv"
     else:
-        raise ApiError(415, "unsupported_media_type",
-                       "send application/json (an array of rows) or text/tab-separated-values")
+        content, fmt = text, "tsv"
     return await rpc.call(tasks_rpc.UPLOAD_TASKS, tasks_rpc.TasksUpload(
         actor=actor, pool_id=pool_id, format=fmt, content=content,
         all_or_nothing=all_or_nothing), timeout_s=60)
