@@ -1,0 +1,234 @@
+"""Rules service RPCs: quality-control rules, their firings (explain) and backtests.
+
+A rule = a collector (what is counted, optionally over the last ``history_size``
+values) + conditions (all must hold) + one action. Every field a rule needs is
+required; the draft models below leave them optional on purpose so that the
+service can refuse an incomplete rule with the full list of what is missing
+(``rule_incomplete``, 422, ``details`` = list of missing field paths) instead of
+a bare schema error. Admins manage rules; managers read, explain and backtest;
+workers get nothing (private comments never reach workers).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.rpc import Page, RpcRequest, rpc
+
+RuleScope = Literal["pool", "project", "platform"]
+CollectorKind = Literal[
+    "income", "captcha", "golden_set", "majority_vote", "fast_answers", "submitted_answers",
+    "skipped_in_row", "acceptance_rate", "assessments", "access_revoked",
+]
+Operator = Literal["==", "!=", ">", ">=", "<", "<="]
+ActionType = Literal["restriction", "set_skill", "set_skill_from_field", "accept_all",
+                     "reject_all", "change_overlap", "bonus"]
+
+
+class _Draft(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CollectorDraft(_Draft):
+    """What is counted. Condition fields per kind:
+
+    * income: income_sum_for_24h (minor units, per pool, sliding 24 h)
+    * captcha: stored_results_count, success_rate, fail_rate
+    * golden_set: total_answers_count, correct_answers_rate, incorrect_answers_rate,
+      golden_set_answers_count, golden_set_correct_answers_rate,
+      golden_set_incorrect_answers_rate
+    * majority_vote (needs answer_threshold): total_answers_count, correct_answers_rate,
+      incorrect_answers_rate
+    * fast_answers (needs fast_submit_threshold_seconds): total_submitted_count,
+      fast_submitted_count
+    * submitted_answers: submitted_count_24h
+    * skipped_in_row: skipped_in_row_count
+    * acceptance_rate: total_reviewed_count, accepted_rate, rejected_rate
+    * assessments: pending_submitted_count, accepted_submitted_count,
+      rejected_submitted_count, assessment_event ("accept" | "accept_after_reject" | "reject")
+    * access_revoked: access_revoked_reason ("restriction" | "skill_change")
+    """
+
+    kind: CollectorKind | None = None
+    history_size: int | None = Field(None, ge=1, le=10_000)
+    answer_threshold: int | None = Field(None, ge=1, le=1000)
+    fast_submit_threshold_seconds: int | None = Field(None, ge=1, le=86_400)
+
+
+class ConditionDraft(_Draft):
+    field: str | None = None
+    operator: Operator | None = None
+    value: float | str | None = None
+
+
+class ActionDraft(_Draft):
+    """One action; which parameters are required depends on ``type``:
+
+    * restriction: scope (pool | project | all), duration_unit (minutes | hours | days |
+      permanent), duration (unless permanent), private_comment
+    * set_skill: skill, value; set_skill_from_field: skill, from_field
+    * accept_all: nothing; reject_all: public_comment
+    * change_overlap: add (the pool is re-opened)
+    * bonus: amount_minor, currency
+    """
+
+    type: ActionType | None = None
+    scope: Literal["pool", "project", "all"] | None = None
+    duration: int | None = Field(None, ge=1, le=100_000)
+    duration_unit: Literal["minutes", "hours", "days", "permanent"] | None = None
+    private_comment: str | None = Field(None, max_length=2000)
+    skill: str | None = Field(None, max_length=100)
+    value: int | None = Field(None, ge=0, le=100)
+    from_field: str | None = None
+    public_comment: str | None = Field(None, max_length=2000)
+    add: int | None = Field(None, ge=1, le=100)
+    amount_minor: int | None = Field(None, ge=1)
+    currency: str | None = Field(None, min_length=3, max_length=3)
+
+
+class RuleDraft(_Draft):
+    name: str | None = Field(None, max_length=200)
+    scope: RuleScope | None = None
+    pool_id: str | None = None
+    project_id: str | None = None
+    collector: CollectorDraft | None = None
+    conditions: list[ConditionDraft] | None = None
+    action: ActionDraft | None = None
+
+
+class Rule(BaseModel):
+    rule_id: str
+    name: str
+    scope: RuleScope
+    pool_id: str | None = None
+    project_id: str | None = None
+    collector: dict[str, Any]
+    conditions: list[dict[str, Any]]
+    action: dict[str, Any]
+    enabled: bool
+    deleted: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class CreateRule(RpcRequest):
+    rule: RuleDraft
+
+
+class ListRules(RpcRequest):
+    pool_id: str | None = None
+    project_id: str | None = None
+    include_deleted: bool = False
+    page: Page = Page()
+
+
+class Rules(BaseModel):
+    items: list[Rule]
+    total: int
+
+
+class RuleRef(RpcRequest):
+    rule_id: str
+
+
+class UpdateRule(RpcRequest):
+    rule_id: str
+    enabled: bool
+
+
+class ExplainWorker(RpcRequest):
+    worker_id: str
+    pool_id: str | None = None
+    rule_id: str | None = None
+    page: Page = Page()
+
+
+class Firing(BaseModel):
+    """One time a rule fired on a worker, with the facts that caused it."""
+
+    firing_id: str
+    rule_id: str
+    worker_id: str
+    pool_id: str | None
+    project_id: str | None
+    fired_at: datetime
+    action: dict[str, Any]
+    outcome: str
+    facts: dict[str, Any] = Field(
+        description="collector values, conditions (thresholds), history size and the ids "
+                    "of the events counted")
+
+
+class Restriction(BaseModel):
+    restriction_id: str
+    rule_id: str
+    firing_id: str
+    worker_id: str
+    scope: Literal["pool", "project", "all"]
+    pool_id: str | None
+    project_id: str | None
+    private_comment: str
+    applied_at: datetime
+    until: datetime | None
+    lifted_at: datetime | None
+
+
+class WorkerExplanation(BaseModel):
+    worker_id: str
+    firings: list[Firing]
+    total: int
+    restrictions: list[Restriction]
+
+
+class Backtest(RpcRequest):
+    """Run a draft rule over a pool's (or project's) recorded events; acts on nothing."""
+
+    rule: RuleDraft
+    pool_id: str | None = Field(None, description="defaults to the rule's pool")
+    since: datetime | None = None
+    until: datetime | None = None
+
+
+class BacktestHit(BaseModel):
+    worker_id: str
+    pool_id: str | None
+    at: datetime
+    values: dict[str, Any]
+    event_ids: list[str]
+
+
+class BacktestResult(BaseModel):
+    events_scanned: int
+    truncated: bool
+    hits: list[BacktestHit]
+    workers: list[str]
+
+
+class ListRestrictions(RpcRequest):
+    worker_id: str | None = None
+    pool_id: str | None = None
+    active_only: bool = True
+    page: Page = Page()
+
+
+class Restrictions(BaseModel):
+    items: list[Restriction]
+    total: int
+
+
+CREATE_RULE = rpc("rules", "create_rule", CreateRule, Rule,
+                  "Create a quality-control rule (admin); incomplete rules are refused")
+LIST_RULES = rpc("rules", "list_rules", ListRules, Rules, "List rules (admin, manager)")
+GET_RULE = rpc("rules", "get_rule", RuleRef, Rule, "One rule (admin, manager)")
+UPDATE_RULE = rpc("rules", "update_rule", UpdateRule, Rule, "Enable or disable a rule (admin)")
+DELETE_RULE = rpc("rules", "delete_rule", RuleRef, Rule, "Soft-delete a rule (admin)")
+EXPLAIN_WORKER = rpc("rules", "explain_worker", ExplainWorker, WorkerExplanation,
+                     "Every firing on a worker with the facts that caused it (admin, manager)")
+BACKTEST = rpc("rules", "backtest", Backtest, BacktestResult,
+               "Whom a draft rule would have hit on recorded events (admin, manager)")
+LIST_RESTRICTIONS = rpc("rules", "list_restrictions", ListRestrictions, Restrictions,
+                        "Restrictions applied by rules (admin, manager)")
