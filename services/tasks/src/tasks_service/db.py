@@ -1,0 +1,137 @@
+"""Tasks' own tables: projects, pools, tasks, assignments, worker profiles and limits."""
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
+                        Integer, MetaData, String, Table, Text, UniqueConstraint, text)
+
+from servicekit.messaging_tables import add_messaging_tables
+
+metadata = MetaData()
+
+projects = Table(
+    "projects", metadata,
+    Column("project_id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("instructions", Text, nullable=False, server_default=""),
+    Column("input_spec", JSON, nullable=False),
+    Column("output_spec", JSON, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+pools = Table(
+    "pools", metadata,
+    Column("pool_id", String(36), primary_key=True),
+    Column("project_id", String(36), ForeignKey("projects.project_id"), nullable=False,
+           index=True),
+    Column("name", String(200), nullable=False),
+    Column("price_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("overlap", Integer, nullable=False),
+    Column("assignment_timeout_s", Integer, nullable=False),
+    Column("auto_accept_after_s", Integer, nullable=True),
+    Column("review_mode", String(8), nullable=False),
+    Column("captcha_frequency", String(8), nullable=False),
+    Column("skill_filters", JSON, nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("status", String(16), nullable=False, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+tasks = Table(
+    "tasks", metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("pool_id", String(36), ForeignKey("pools.pool_id"), nullable=False),
+    Column("project_id", String(36), nullable=False),
+    Column("input", JSON, nullable=False),
+    Column("control_answers", JSON, nullable=True),
+    Column("is_control", Boolean, nullable=False, server_default="0"),
+    Column("overlap", Integer, nullable=False),
+    # ACTIVE + SUBMITTED + ACCEPTED assignments; kept in step under the task row's lock.
+    Column("live_count", Integer, nullable=False, server_default="0"),
+    Column("accepted_count", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("position", Integer, nullable=False, server_default="0"),
+    Index("ix_tasks_pool_order", "pool_id", "created_at", "position"),
+    # Take scans only tasks with a free slot, so full and finished tasks cost nothing.
+    Index("ix_tasks_pool_free", "pool_id", "created_at", "position",
+          postgresql_where=text("live_count < overlap"), sqlite_where=text("live_count < overlap")),
+)
+
+assignments = Table(
+    "assignments", metadata,
+    Column("assignment_id", String(36), primary_key=True),
+    Column("task_id", String(36), ForeignKey("tasks.task_id"), nullable=False),
+    Column("pool_id", String(36), nullable=False),
+    Column("project_id", String(36), nullable=False),
+    Column("worker_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("is_control", Boolean, nullable=False, server_default="0"),
+    Column("answers", JSON, nullable=True),
+    Column("comment", Text, nullable=True),
+    Column("proof", Text, nullable=True),
+    Column("review_comment", Text, nullable=True),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+    Column("deadline_at", DateTime(timezone=True), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=True),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    # A task never goes twice to the same worker, whatever became of the first assignment.
+    UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_worker"),
+    Index("ix_assignments_worker_status", "worker_id", "status"),
+    Index("ix_assignments_status_deadline", "status", "deadline_at"),
+    Index("ix_assignments_pool_status", "pool_id", "status"),
+)
+
+workers = Table(
+    "workers", metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("trust_level", String(16), nullable=False, server_default="new"),
+    Column("skills", JSON, nullable=False),
+    Column("last_take_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+trust_limits = Table(
+    "trust_limits", metadata,
+    Column("level", String(16), primary_key=True),
+    Column("max_active", Integer, nullable=False),
+    Column("min_pause_s", Float, nullable=False),
+    Column("assignment_timeout_s", Integer, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+restrictions = Table(
+    "restrictions", metadata,
+    Column("restriction_id", String(64), primary_key=True),
+    Column("worker_id", String(64), nullable=False, index=True),
+    Column("scope", String(8), nullable=False),
+    Column("pool_id", String(36), nullable=True),
+    Column("project_id", String(36), nullable=True),
+    Column("until", DateTime(timezone=True), nullable=True),
+    Column("lifted_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Per (worker, pool) take counter: drives the captcha cadence.
+worker_pool_takes = Table(
+    "worker_pool_takes", metadata,
+    Column("worker_id", String(64), primary_key=True),
+    Column("pool_id", String(36), primary_key=True),
+    Column("takes", Integer, nullable=False, server_default="0"),
+    Column("captcha_passed_for", Integer, nullable=False, server_default="0"),
+)
+
+captcha_challenges = Table(
+    "captcha_challenges", metadata,
+    Column("challenge_id", String(36), primary_key=True),
+    Column("worker_id", String(64), nullable=False),
+    Column("pool_id", String(36), nullable=False),
+    Column("project_id", String(36), nullable=False),
+    Column("answer", String(32), nullable=False),
+    Column("for_take", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+outbox, inbox = add_messaging_tables(metadata)
