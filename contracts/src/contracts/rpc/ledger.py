@@ -1,0 +1,271 @@
+"""Ledger service RPCs: balances, history, payouts, worker share (admin), diagnostics.
+
+HIDDEN SHARE: the models a worker or a manager can receive (``Balance``,
+``History``, ``Payout``/``Payouts``) carry only what was credited to the worker,
+never the share, the gross price or the platform's part. Share, price-derived
+totals and platform revenue appear only in admin-only responses.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from contracts.rpc import Page, RpcRequest, rpc
+
+PayoutStatus = Literal["pending", "approved", "rejected"]
+
+# ----------------------------------------------------------------- worker views
+
+
+class BalanceRequest(RpcRequest):
+    """The actor's own balance; an admin may name any ``worker_id``."""
+
+    worker_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class CurrencyBalance(BaseModel):
+    currency: str
+    available_minor: int
+    on_hold_minor: int
+    paid_minor: int
+
+
+class Balance(BaseModel):
+    worker_id: str
+    balances: list[CurrencyBalance]
+
+
+class HistoryRequest(RpcRequest):
+    """Entries of the actor's accounts, newest first; an admin may name ``worker_id``."""
+
+    worker_id: str | None = Field(None, min_length=1, max_length=64)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$")
+    page: Page = Page()
+
+
+class HistoryEntry(BaseModel):
+    entry_id: int
+    transfer_id: str
+    kind: Literal["assignment", "bonus", "payout_hold", "payout_paid", "payout_release"]
+    account: Literal["available", "on_hold", "paid"]
+    amount_minor: int = Field(description="signed change of that account (worker's part only)")
+    currency: str
+    assignment_id: str | None = None
+    bonus_id: str | None = None
+    payout_id: str | None = None
+    pool_id: str | None = None
+    at: datetime
+
+
+class History(BaseModel):
+    items: list[HistoryEntry]
+    total: int
+
+
+class RequestPayout(RpcRequest):
+    """A worker asks to withdraw ``amount_minor``; payout details go in ``comment``."""
+
+    amount_minor: int = Field(gt=0, le=10**15)
+    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$",
+                                 description="may be omitted when the worker has one currency")
+    comment: str = Field(min_length=1, max_length=2000)
+
+
+class Payout(BaseModel):
+    payout_id: str
+    worker_id: str
+    amount_minor: int
+    currency: str
+    comment: str
+    status: PayoutStatus
+    requested_at: datetime
+    decided_at: datetime | None = None
+    decided_by: str | None = None
+    decision_comment: str | None = None
+
+
+class Payouts(BaseModel):
+    items: list[Payout]
+    total: int
+
+
+class MyPayouts(RpcRequest):
+    status: PayoutStatus | None = None
+    page: Page = Page()
+
+
+# ------------------------------------------------------------------ admin views
+
+
+class DecidePayout(RpcRequest):
+    payout_id: str = Field(min_length=1, max_length=36)
+    comment: str | None = Field(None, max_length=2000)
+
+
+class ListPayouts(RpcRequest):
+    status: PayoutStatus | None = None
+    worker_id: str | None = Field(None, min_length=1, max_length=64)
+    page: Page = Page()
+
+
+class GetShare(RpcRequest):
+    """The share of ``pool_id`` (its own or the default it falls back to); null = the default."""
+
+    pool_id: str | None = Field(None, min_length=1, max_length=64)
+
+
+class ShareView(BaseModel):
+    pool_id: str | None
+    share: str = Field(description="decimal fraction 0..1, e.g. '0.7'")
+    share_bps: int
+    source: Literal["pool", "default", "built_in"]
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+class SetShare(RpcRequest):
+    """Set a pool's share (or the default when ``pool_id`` is null).
+
+    ``share`` is 0.0..1.0 as a number or a decimal string, at most 4 decimals.
+    """
+
+    pool_id: str | None = Field(None, min_length=1, max_length=64)
+    share: float | str
+
+
+class ListShares(RpcRequest):
+    pass
+
+
+class Shares(BaseModel):
+    default: ShareView
+    pools: list[ShareView]
+
+
+class ShareAuditRequest(RpcRequest):
+    pool_id: str | None = Field(None, min_length=1, max_length=64,
+                                description="only this pool's changes; '*' = the default's")
+    page: Page = Page()
+
+
+class ShareChange(BaseModel):
+    audit_id: int
+    pool_id: str | None = Field(description="null = the default")
+    old_share: str | None
+    old_share_bps: int | None
+    new_share: str
+    new_share_bps: int
+    changed_by: str
+    changed_at: datetime
+
+
+class ShareAudit(BaseModel):
+    items: list[ShareChange]
+    total: int
+
+
+class DashboardRequest(RpcRequest):
+    pass
+
+
+class CurrencyTotals(BaseModel):
+    currency: str
+    charged_minor: int = Field(description="gross paid by requesters (assignments + bonuses)")
+    credited_to_workers_minor: int
+    assignment_credits_minor: int
+    bonuses_minor: int
+    platform_revenue_minor: int
+    available_minor: int
+    on_hold_minor: int
+    paid_minor: int
+
+
+class DashboardCounts(BaseModel):
+    assignment_credits: int
+    bonuses: int
+    workers: int
+    payouts_pending: int
+    payouts_approved: int
+    payouts_rejected: int
+
+
+class Dashboard(BaseModel):
+    totals: list[CurrencyTotals]
+    counts: DashboardCounts
+
+
+class WorkerSummaryRequest(RpcRequest):
+    worker_id: str | None = Field(None, min_length=1, max_length=64)
+    page: Page = Page()
+
+
+class WorkerSummaryRow(BaseModel):
+    worker_id: str
+    currency: str
+    available_minor: int
+    on_hold_minor: int
+    paid_minor: int
+    credited_minor: int
+    credits: int
+    bonuses: int
+
+
+class WorkerSummary(BaseModel):
+    items: list[WorkerSummaryRow]
+    total: int
+
+
+class ConsistencyRequest(RpcRequest):
+    pass
+
+
+class Finding(BaseModel):
+    kind: Literal["unbalanced_transfer", "mixed_currency_transfer", "balance_mismatch",
+                  "negative_balance", "missing_balance"]
+    subject: str = Field(description="transfer id or account id")
+    expected_minor: int | None = None
+    actual_minor: int | None = None
+    message: str
+
+
+class Consistency(BaseModel):
+    ok: bool
+    transfers_checked: int
+    entries_checked: int
+    accounts_checked: int
+    findings: list[Finding]
+    checked_at: datetime
+
+
+# ------------------------------------------------------------------------- RPCs
+
+BALANCE = rpc("ledger", "balance", BalanceRequest, Balance,
+              "Available, on-hold and paid amounts per currency (own; admin: any worker)")
+HISTORY = rpc("ledger", "history", HistoryRequest, History,
+              "Paginated entries of the worker's accounts (own; admin: any worker)")
+REQUEST_PAYOUT = rpc("ledger", "request_payout", RequestPayout, Payout,
+                     "Worker: put an amount on hold for a payout (409 insufficient_funds)")
+APPROVE_PAYOUT = rpc("ledger", "approve_payout", DecidePayout, Payout,
+                     "Admin: pay a pending payout (gateway asks for MFA first)")
+REJECT_PAYOUT = rpc("ledger", "reject_payout", DecidePayout, Payout,
+                    "Admin: reject a pending payout, releasing the hold")
+LIST_PAYOUTS = rpc("ledger", "list_payouts", ListPayouts, Payouts,
+                   "Admin: payouts, filtered by status and worker")
+MY_PAYOUTS = rpc("ledger", "my_payouts", MyPayouts, Payouts, "The actor's own payouts")
+GET_SHARE = rpc("ledger", "get_share", GetShare, ShareView,
+                "Admin: the worker share of a pool or the default")
+SET_SHARE = rpc("ledger", "set_share", SetShare, ShareView,
+                "Admin: set the worker share of a pool or the default (audited)")
+LIST_SHARES = rpc("ledger", "list_shares", ListShares, Shares,
+                  "Admin: the default share and every pool's own share")
+SHARE_AUDIT = rpc("ledger", "share_audit", ShareAuditRequest, ShareAudit,
+                  "Admin: every change of a share: who, when, old, new")
+OWNER_DASHBOARD = rpc("ledger", "owner_dashboard", DashboardRequest, Dashboard,
+                      "Admin: money totals per currency and counts")
+WORKER_SUMMARY = rpc("ledger", "worker_summary", WorkerSummaryRequest, WorkerSummary,
+                     "Admin: per-worker balances and credit totals")
+CHECK_CONSISTENCY = rpc("ledger", "check_consistency", ConsistencyRequest, Consistency,
+                        "Admin: verify every transfer sums to zero and balances match entries")

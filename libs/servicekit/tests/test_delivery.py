@@ -1,0 +1,260 @@
+"""Delivery guarantees of the kit, against a real nats-server and PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nats
+import pytest
+from nats.js.api import ConsumerConfig
+
+from contracts.envelope import new_envelope
+from contracts.events import UserCreated
+from servicekit.testing import NatsServer
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy import create_tables, create_toy, effect_count  # noqa: E402
+
+TOY = Path(__file__).parent / "toy.py"
+
+
+@pytest.fixture
+def own_nats(tmp_path):
+    """A nats-server of this test alone: each test sees only its own messages."""
+    server = NatsServer(tmp_path / "own-nats")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = await predicate()
+        if value:
+            return value
+        await asyncio.sleep(interval)
+    return await predicate()
+
+
+def user_created(login: str) -> UserCreated:
+    return UserCreated(user_id=f"id-{login}", login=login, role="worker")
+
+
+async def publish(js, event, *, msg_id: str | None = None) -> str:
+    env = new_envelope(event, producer="test")
+    await js.publish(env.type, env.model_dump_json().encode(),
+                     headers={"Nats-Msg-Id": msg_id or env.event_id})
+    return env.model_dump_json()
+
+
+async def stream_messages(js, stream: str, subject: str) -> list:
+    sub = await js.pull_subscribe(subject, stream=stream,
+                                  config=ConsumerConfig(inactive_threshold=5.0))
+    out = []
+    try:
+        while True:
+            msgs = await sub.fetch(100, timeout=0.5)
+            out.extend(msgs)
+    except nats.errors.TimeoutError:
+        pass
+    finally:
+        await sub.unsubscribe()
+    return out
+
+
+async def test_event_committed_while_nats_is_down_is_published_once_after(
+        tmp_path, database_url) -> None:
+    server = NatsServer(tmp_path / "nats")
+    server.start()
+    await create_tables(database_url)
+    svc = create_toy(server.url, database_url, name="toyoutage")
+    await svc.start()
+    try:
+        server.stop()
+        async with svc.transaction() as conn:
+            env = await svc.record(conn, user_created("during-outage"))
+        await asyncio.sleep(1.0)  # the relay tries and fails while NATS is down
+        assert (await svc.relay.backlog())[0] == 1
+        server.start()
+
+        async def drained():
+            return (await svc.relay.backlog())[0] == 0
+
+        assert await wait_for(drained, timeout=20)
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        msgs = await stream_messages(js, "GATEWAY", "gateway.user.created")
+        ids = [m.headers.get("Nats-Msg-Id") for m in msgs]
+        assert ids.count(env.event_id) == 1
+        # the toy's own consumer applied it exactly once as well
+        assert await wait_for(lambda: _eq(effect_count(svc, "during-outage"), 1))
+        await nc.close()
+    finally:
+        await svc.stop()
+        server.stop()
+
+
+async def _eq(coro, expected):
+    return (await coro) == expected
+
+
+async def test_redelivered_event_changes_nothing(own_nats, database_url) -> None:
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyredeliver")
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        event = user_created("redelivered")
+        env = new_envelope(event, producer="test")
+        # The same envelope arrives 5 times, past the stream's dedup (new message ids),
+        # as it would after a publisher crash outside the duplicate window.
+        for i in range(5):
+            await js.publish(env.type, env.model_dump_json().encode(),
+                             headers={"Nats-Msg-Id": f"{env.event_id}-{i}"})
+        info = None
+        for _ in range(100):
+            info = await js.consumer_info("GATEWAY", "toyredeliver__count")
+            if info.num_pending == 0 and info.num_ack_pending == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert info is not None and info.num_ack_pending == 0
+        assert await effect_count(svc, "redelivered") == 1
+    finally:
+        await nc.close()
+        await svc.stop()
+
+
+async def test_failing_handler_dead_letters_with_reason_while_others_flow(
+        own_nats, database_url) -> None:
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toydlq", max_deliver=3)
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        await publish(js, user_created("poison-1"))
+        for i in range(5):
+            await publish(js, user_created(f"fine-{i}"))
+
+        async def all_fine():
+            return await effect_count(svc, prefix="fine-") == 5
+
+        assert await wait_for(all_fine)
+
+        async def dead():
+            return await stream_messages(js, "DLQ", "dlq.toydlq.count")
+
+        msgs = await wait_for(dead, timeout=15)
+        assert len(msgs) == 1
+        h = msgs[0].headers
+        assert h["Dlq-Reason"] == "handler_error"
+        assert h["Dlq-Error-Type"] == "PoisonError"
+        assert "poison-1" in h["Dlq-Error-Message"]
+        assert h["Dlq-Consumer"] == "toydlq__count"
+        assert h["Dlq-Original-Subject"] == "gateway.user.created"
+        assert int(h["Dlq-Stream-Seq"]) > 0
+        assert h["Dlq-Deliveries"] == "3"
+        assert b"poison-1" in msgs[0].data
+        info = await js.consumer_info("GATEWAY", "toydlq__count")
+        assert info.num_ack_pending == 0
+    finally:
+        await nc.close()
+        await svc.stop()
+
+
+def _spawn(nats_url: str, db_url: str, mode: str, ack_wait: float,
+           name: str) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, str(TOY), nats_url, db_url, mode, str(ack_wait),
+                             name],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return proc
+
+
+async def test_sigkill_between_commit_and_ack_applies_effect_once(
+        own_nats, database_url) -> None:
+    await create_tables(database_url)
+    proc = _spawn(own_nats.url, database_url, "kill_after_commit", 1.0, "toykill")
+    assert proc.stdout is not None
+    line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+    assert line.strip() == b"ready"
+    nc = await nats.connect(own_nats.url)
+    js = nc.jetstream()
+    await publish(js, user_created("killed-after-commit"))
+    rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20)
+    assert rc == -9, "the consumer process must have been SIGKILLed"
+    # The effect is committed but the message was never acked: JetStream redelivers it
+    # (ack_wait 1 s) to the restarted consumer, whose inbox makes it a no-op.
+    svc = create_toy(own_nats.url, database_url, ack_wait_s=1.0, name="toykill")
+    assert await effect_count(svc, "killed-after-commit") == 1
+    await svc.start()
+    try:
+        async def settled():
+            info = await js.consumer_info("GATEWAY", "toykill__count")
+            return info.num_ack_pending == 0 and info.num_pending == 0
+
+        assert await wait_for(settled, timeout=15)
+        assert await effect_count(svc, "killed-after-commit") == 1
+    finally:
+        await svc.stop()
+        await nc.close()
+
+
+async def test_crash_looping_consumer_message_reaches_dlq_via_advisory(
+        own_nats, database_url) -> None:
+    await create_tables(database_url)
+    nc = await nats.connect(own_nats.url)
+    js = nc.jetstream()
+    # A consumer that dies inside its handler every time: no handler error is ever recorded.
+    env_json = None
+    for attempt in range(3):
+        proc = _spawn(own_nats.url, database_url, "kill_in_handler", 1.0, "toyloop")
+        assert proc.stdout is not None
+        line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
+        assert line.strip() == b"ready"
+        if env_json is None:
+            env_json = await publish(js, user_created("crash-loop"))
+        rc = await asyncio.get_running_loop().run_in_executor(None, proc.wait, 20)
+        assert rc == -9
+        await asyncio.sleep(1.2)  # let ack_wait pass so the next start gets a redelivery
+    # A healthy replica of the service starts: its advisory forwarder finds the advisory
+    # kept in the ADVISORIES stream and dead-letters the message.
+    svc = create_toy(own_nats.url, database_url, ack_wait_s=1.0, name="toyloop")
+    await svc.start()
+    try:
+        async def dead():
+            return await stream_messages(js, "DLQ", "dlq.toyloop.count")
+
+        crash = await wait_for(dead, timeout=15)
+        assert len(crash) == 1
+        assert b"crash-loop" in crash[0].data
+        assert crash[0].headers["Dlq-Reason"] == "max_deliveries_exceeded"
+        assert crash[0].headers["Dlq-Error-Type"] == "NoHandlerError"
+        assert crash[0].headers["Dlq-Consumer"] == "toyloop__count"
+        assert await effect_count(svc, "crash-loop") == 0
+    finally:
+        await svc.stop()
+        await nc.close()
+
+
+async def test_consumer_settings_in_code_are_applied_to_an_existing_consumer(
+        own_nats, database_url) -> None:
+    await create_tables(database_url)
+    first = create_toy(own_nats.url, database_url, name="toycfg", max_deliver=3, ack_wait_s=5)
+    await first.start()
+    await first.stop()
+    second = create_toy(own_nats.url, database_url, name="toycfg", max_deliver=7, ack_wait_s=9)
+    await second.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        info = await nc.jetstream().consumer_info("GATEWAY", "toycfg__count")
+        assert info.config.max_deliver == 7
+        assert info.config.ack_wait == 9
+    finally:
+        await nc.close()
+        await second.stop()

@@ -1,0 +1,93 @@
+"""A tiny service on the kit, used by the delivery-guarantee tests.
+
+Its consumer adds ``value`` of each ``gateway.user.created``-shaped event to a
+table; ``login == "poison"`` always fails. Run as a script it serves until
+killed: ``python toy.py <nats_url> <db_url> <mode> <ack_wait_s> <name>`` where mode
+``kill_after_commit`` SIGKILLs itself after the first commit (before the ack)
+and ``kill_in_handler`` SIGKILLs itself inside every handler call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from contracts.events import UserCreated
+from servicekit.messaging_tables import add_messaging_tables
+from servicekit.service import Service
+from servicekit.settings import ServiceSettings
+
+metadata = MetaData()
+effects = Table(
+    "effects", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("login", String(100), nullable=False),
+)
+add_messaging_tables(metadata)
+
+
+class PoisonError(RuntimeError):
+    pass
+
+
+def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver: int = 3,
+               ack_wait_s: float = 30.0, name: str = "toy") -> Service:
+    svc = Service(ServiceSettings(service_name=name, database_url=db_url, nats_url=nats_url,
+                                  environment="test", consumer_max_deliver=max_deliver,
+                                  consumer_ack_wait_s=ack_wait_s, log_json=False), metadata)
+
+    @svc.consume("gateway.user.created", name="count", backoff_s=(0.05, 0.1, 0.2))
+    async def count(conn, event: UserCreated, env) -> None:
+        if mode == "kill_in_handler":
+            os.kill(os.getpid(), signal.SIGKILL)
+        if event.login.startswith("poison"):
+            raise PoisonError(f"cannot handle {event.login}")
+        await conn.execute(effects.insert().values(login=event.login))
+
+    if mode == "kill_after_commit":
+        # The commit happened; the ack has not been sent yet.
+        import servicekit.consumer as consumer_mod
+
+        original = consumer_mod.ConsumerRunner.handle
+
+        async def handle(self, raw):  # type: ignore[no-untyped-def]
+            self.after_commit = lambda: os.kill(os.getpid(), signal.SIGKILL)
+            await original(self, raw)
+
+        consumer_mod.ConsumerRunner.handle = handle  # type: ignore[method-assign]
+    return svc
+
+
+async def effect_count(svc: Service, login: str | None = None, *, prefix: str | None = None) -> int:
+    q = select(func.count()).select_from(effects)
+    if login is not None:
+        q = q.where(effects.c.login == login)
+    if prefix is not None:
+        q = q.where(effects.c.login.startswith(prefix))
+    async with svc.engine.connect() as conn:
+        return int((await conn.execute(q)).scalar() or 0)
+
+
+async def create_tables(db_url: str) -> None:
+    from servicekit.db import make_engine
+
+    engine = make_engine(db_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    await engine.dispose()
+
+
+async def _serve(nats_url: str, db_url: str, mode: str, ack_wait_s: float, name: str) -> None:
+    svc = create_toy(nats_url, db_url, mode=mode, ack_wait_s=ack_wait_s, max_deliver=3,
+                     name=name)
+    await svc.start()
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(_serve(sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]))

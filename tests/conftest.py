@@ -1,0 +1,132 @@
+"""Cross-service harness: every service in-process plus the gateway, on a real
+nats-server and fresh PostgreSQL databases (one per service, as in production).
+
+    async def test_x(stack):
+        admin = stack.admin                      # headers of the bootstrap admin (password changed)
+        worker = await stack.user("worker")      # a new worker, logged in, password changed
+        r = await stack.client.get("/api/...", headers=worker.headers)
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from servicekit.migrations import upgrade
+from servicekit.settings import ServiceSettings
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICES = ("tasks", "review", "ledger", "rules", "support")
+TEST_PASSWORD_SUFFIX = "-Strong#Pass-2026"
+
+
+def settings_class(service: str) -> type[ServiceSettings]:
+    mod = importlib.import_module(f"{service}_service.settings")
+    for obj in vars(mod).values():
+        if (inspect.isclass(obj) and issubclass(obj, ServiceSettings)
+                and obj is not ServiceSettings and obj.__module__ == mod.__name__):
+            return obj
+    raise LookupError(f"no settings class in {service}_service.settings")
+
+
+# Short timings so end-to-end tests don't wait on production-sized TTLs.
+FAST_SETTINGS: dict[str, dict[str, Any]] = {
+    "review": {"lock_ttl_s": 30},
+}
+
+
+@dataclass
+class User:
+    user_id: str
+    login: str
+    role: str
+    password: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Stack:
+    client: httpx.AsyncClient
+    gateway: Any
+    services: dict[str, Any]
+    admin: User | None = None
+    _n: int = field(default=0)
+
+    async def login(self, login: str, password: str) -> dict[str, Any]:
+        r = await self.client.post("/api/auth/login", json={"login": login, "password": password})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def user(self, role: str) -> User:
+        """Create a user of ``role`` as the admin, log in, change the temporary password."""
+        assert self.admin is not None
+        self._n += 1
+        login = f"{role}-{uuid.uuid4().hex[:8]}"
+        r = await self.client.post("/api/admin/users", json={"login": login, "role": role},
+                                   headers=self.admin.headers)
+        assert r.status_code == 201, r.text
+        body = r.json()
+        logged = await self.login(login, body["temporary_password"])
+        password = login + TEST_PASSWORD_SUFFIX
+        r = await self.client.post(
+            "/api/auth/password",
+            json={"old_password": body["temporary_password"], "new_password": password},
+            headers={"Authorization": f"Bearer {logged['token']}"})
+        assert r.status_code == 200, r.text
+        return User(body["user_id"], login, role, password, r.json()["token"])
+
+
+@pytest.fixture(scope="session")
+async def stack(nats_server, tmp_path_factory):
+    from gateway_service.main import create_gateway
+    from gateway_service.settings import GatewaySettings
+    from servicekit.testing.plugin import DatabaseFactory
+
+    dbs = DatabaseFactory(tmp_path_factory.mktemp("stack-db"))
+    services: dict[str, Any] = {}
+    try:
+        for name in SERVICES:
+            url = await dbs.new(f"mte_e2e_{name}")
+            upgrade(ROOT / "services" / name, url)
+            module = importlib.import_module(f"{name}_service.main")
+            settings = settings_class(name)(database_url=url, nats_url=nats_server.url,
+                                            environment="test", **FAST_SETTINGS.get(name, {}))
+            svc = module.create_service(settings)
+            await svc.start()
+            services[name] = svc
+        gw_url = await dbs.new("mte_e2e_gateway")
+        upgrade(ROOT / "services" / "gateway", gw_url)
+        gw = create_gateway(GatewaySettings(database_url=gw_url, nats_url=nats_server.url,
+                                            environment="test"))
+        bootstrap_password = await gw.start()
+        assert bootstrap_password, "a fresh gateway must create the bootstrap admin"
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app),
+                                   base_url="http://gateway.test", timeout=30)
+        st = Stack(client=client, gateway=gw, services=services)
+        first = await st.login("admin", bootstrap_password)
+        new_password = "admin" + TEST_PASSWORD_SUFFIX
+        r = await client.post("/api/auth/password",
+                              json={"old_password": bootstrap_password,
+                                    "new_password": new_password},
+                              headers={"Authorization": f"Bearer {first['token']}"})
+        assert r.status_code == 200, r.text
+        st.admin = User(first["user"]["user_id"], "admin", "admin", new_password,
+                        r.json()["token"])
+        yield st
+        await client.aclose()
+        await gw.stop()
+    finally:
+        for svc in services.values():
+            await svc.stop()
+        await dbs.cleanup()
