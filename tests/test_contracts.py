@@ -7,17 +7,23 @@ from pathlib import Path
 from contracts.asyncapi import render
 from contracts.envelope import Envelope, new_envelope
 from contracts.events import ReviewAccepted, all_events, parse_event
-from contracts.streams import STREAMS, stream_for_subject
+from contracts.streams import STREAMS, _matches, stream_for_subject
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_event_subject_is_captured_by_exactly_one_stream() -> None:
     for spec in all_events():
-        owners = [s for s in STREAMS
-                  if any(stream_for_subject(spec.subject).name == s.name for _ in s.subjects)]
-        assert len(owners) == 1, spec.type
+        owners = [s.name for s in STREAMS if any(_matches(spec.subject, p) for p in s.subjects)]
+        assert owners == [stream_for_subject(spec.subject).name], spec.type
         assert spec.stream not in ("DLQ", "ADVISORIES")
+
+
+def test_rpc_subjects_are_outside_every_stream() -> None:
+    from contracts.rpc import all_rpcs
+
+    for rpc in all_rpcs():
+        assert not any(_matches(rpc.subject, p) for s in STREAMS for p in s.subjects), rpc.subject
 
 
 def test_envelope_round_trip_keeps_type_version_and_payload() -> None:

@@ -61,8 +61,9 @@ class Service:
         setup_logging(self.name, level=settings.log_level, json_logs=settings.log_json)
         self.tracer_provider = setup_telemetry(self.name, otlp_endpoint=settings.otlp_endpoint)
         self.engine = make_engine(settings.database_url)
+        self.nats_servers = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
         self.broker = NatsBroker(
-            settings.nats_url,
+            self.nats_servers,
             max_reconnect_attempts=-1,
             reconnect_time_wait=0.5,
             middlewares=[
@@ -151,7 +152,7 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
-        self.nc = await nats.connect(s.nats_url, max_reconnect_attempts=-1,
+        self.nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1,
                                      reconnect_time_wait=0.5, name=f"{self.name}-kit")
         js = self.nc.jetstream()
         await ensure_streams(js, replicas=s.stream_replicas)
