@@ -1,0 +1,109 @@
+"""Ledger tables: double-entry accounts, transfers and entries; shares; payouts.
+
+Append-only: ``accounts``, ``transfers``, ``entries`` and ``share_audit`` are
+never updated or deleted (PostgreSQL triggers in the initial migration refuse
+it, and also refuse any INSERT statement whose legs of a transfer do not sum
+to zero). ``balances`` is the projection of worker accounts that the database
+keeps non-negative with a CHECK constraint, updated in the same transaction as
+the entries.
+"""
+
+from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey,
+                        ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text,
+                        UniqueConstraint)
+
+from servicekit.messaging_tables import BigIntPK, add_messaging_tables
+
+metadata = MetaData()
+
+BALANCE_NON_NEGATIVE = "ck_balances_non_negative"
+
+accounts = Table(
+    "accounts", metadata,
+    Column("account_id", String(120), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("owner_id", String(64), nullable=True, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # Lets entries reference (account, currency): a leg cannot be in another currency.
+    UniqueConstraint("account_id", "currency", name="uq_accounts_id_currency"),
+)
+
+transfers = Table(
+    "transfers", metadata,
+    Column("transfer_id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("worker_id", String(64), nullable=True, index=True),
+    Column("pool_id", String(64), nullable=True),
+    Column("project_id", String(64), nullable=True),
+    # Business keys: one credit per assignment, one per bonus.
+    Column("assignment_id", String(64), nullable=True, unique=True),
+    Column("bonus_id", String(64), nullable=True, unique=True),
+    Column("payout_id", String(36), nullable=True),
+    Column("cause_event_id", String(64), nullable=True),
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("payout_id", "kind", name="uq_transfers_payout_kind"),
+)
+
+entries = Table(
+    "entries", metadata,
+    Column("entry_id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("transfer_id", String(36), ForeignKey("transfers.transfer_id"), nullable=False,
+           index=True),
+    Column("account_id", String(120), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(["account_id", "currency"], ["accounts.account_id", "accounts.currency"],
+                         name="fk_entries_account_currency"),
+    CheckConstraint("amount_minor <> 0", name="ck_entries_nonzero"),
+    Index("ix_entries_account_entry", "account_id", "entry_id"),
+)
+
+balances = Table(
+    "balances", metadata,
+    Column("account_id", String(120), ForeignKey("accounts.account_id"), primary_key=True),
+    Column("balance_minor", BigInteger, nullable=False),
+    CheckConstraint("balance_minor >= 0", name=BALANCE_NON_NEGATIVE),
+)
+
+shares = Table(
+    "shares", metadata,
+    # A pool id, or "*" for the platform-wide default.
+    Column("pool_key", String(64), primary_key=True),
+    Column("share_bps", Integer, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("share_bps >= 0 AND share_bps <= 10000", name="ck_shares_bps_range"),
+)
+
+share_audit = Table(
+    "share_audit", metadata,
+    Column("audit_id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("pool_key", String(64), nullable=False, index=True),
+    Column("old_bps", Integer, nullable=True),
+    Column("new_bps", Integer, nullable=False),
+    Column("changed_by", String(64), nullable=False),
+    Column("changed_at", DateTime(timezone=True), nullable=False),
+)
+
+payouts = Table(
+    "payouts", metadata,
+    Column("payout_id", String(36), primary_key=True),
+    Column("worker_id", String(64), nullable=False, index=True),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decided_by", String(64), nullable=True),
+    Column("decision_comment", Text, nullable=True),
+    CheckConstraint("amount_minor > 0", name="ck_payouts_positive"),
+    CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="ck_payouts_status"),
+    Index("ix_payouts_status_requested", "status", "requested_at"),
+)
+
+outbox, inbox = add_messaging_tables(metadata)
