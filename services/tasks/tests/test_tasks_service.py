@@ -1,0 +1,508 @@
+"""Tasks service against a real nats-server and a fresh database per test."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import csv
+import io
+import json
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from contracts.envelope import new_envelope
+from contracts.events import (OverlapChanged, RestrictionApplied, RestrictionLifted,
+                              ReviewAccepted, ReviewRejected, SkillSet)
+from contracts.rpc import Actor
+from contracts.rpc import tasks as rpc
+from servicekit.errors import RpcCallError, ServiceError
+from servicekit.migrations import upgrade
+from servicekit.rpc import RpcClient
+from tasks_service.db import captcha_challenges, outbox
+from tasks_service.main import create_service
+from tasks_service.settings import TasksSettings
+
+SERVICE_DIR = Path(__file__).parents[1]
+ADMIN = Actor(user_id="admin-1", role="admin")
+MANAGER = Actor(user_id="manager-1", role="manager")
+PRICE = 98_765  # distinctive, so a leak in any serialized reply is easy to spot
+
+OUTPUT_SPEC = [{"name": "label", "type": "string", "allowed_values": ["cat", "dog"]},
+               {"name": "confidence", "type": "integer", "required": False,
+                "min_value": 0, "max_value": 100}]
+
+
+def worker(name: str | None = None) -> Actor:
+    return Actor(user_id=name or f"w-{uuid.uuid4().hex[:8]}", role="worker")
+
+
+class Env:
+    def __init__(self, svc: Any, nc: nats.NATS) -> None:
+        self.svc = svc
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.client = RpcClient(nc)
+
+    async def call(self, spec: Any, model: type[BaseModel], **kw: Any) -> Any:
+        return await self.client.call(spec, model(**kw))
+
+    async def error(self, spec: Any, model: type[BaseModel], **kw: Any) -> Any:
+        with pytest.raises(RpcCallError) as exc:
+            await self.client.call(spec, model(**kw))
+        return exc.value.error
+
+    async def refusal(self, spec: Any, model: type[BaseModel], **kw: Any) -> Any:
+        """The error body, or None when the call succeeded (for polling)."""
+        try:
+            await self.client.call(spec, model(**kw))
+        except RpcCallError as exc:
+            return exc.error
+        return None
+
+    async def pool(self, *, rows: list[dict] | None = None, n: int = 3, open_: bool = True,
+                   **pool_kw: Any) -> dict:
+        project = await self.call(rpc.CREATE_PROJECT, rpc.ProjectCreate, actor=ADMIN,
+                                  name="Cats", instructions="# Is it a cat?",
+                                  input_spec=[{"name": "image", "type": "url"}],
+                                  output_spec=OUTPUT_SPEC)
+        pool = await self.call(rpc.CREATE_POOL, rpc.PoolCreate, actor=ADMIN,
+                               project_id=project["project_id"], name="Cats pool",
+                               price_minor=PRICE, currency="RUB", **pool_kw)
+        rows = rows if rows is not None else [{"image": f"https://img.example/{i}.png"}
+                                              for i in range(n)]
+        up = await self.call(rpc.UPLOAD_TASKS, rpc.TasksUpload, actor=ADMIN,
+                             pool_id=pool["pool_id"], format="json", content=rows)
+        pool["task_ids"] = up["task_ids"]
+        if open_:
+            await self.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN,
+                            pool_id=pool["pool_id"])
+        return pool
+
+    async def take(self, actor: Actor, pool_id: str | None = None) -> dict:
+        return await self.call(rpc.TAKE, rpc.Take, actor=actor, pool_id=pool_id)
+
+    async def submit(self, actor: Actor, assignment_id: str, **answers: Any) -> dict:
+        return await self.call(rpc.SUBMIT, rpc.Submit, actor=actor, assignment_id=assignment_id,
+                               answers=answers or {"label": "cat"})
+
+    async def publish(self, event: BaseModel) -> None:
+        env = new_envelope(event, producer="test")
+        await self.js.publish(env.type, env.model_dump_json().encode(),
+                              headers={"Nats-Msg-Id": env.event_id})
+
+    async def outbox_events(self, type_: str) -> list[dict]:
+        async with self.svc.engine.connect() as conn:
+            rows = (await conn.execute(select(outbox.c.payload)
+                                       .where(outbox.c.subject == type_))).all()
+        return [json.loads(r.payload)["data"] for r in rows]
+
+    async def eventually(self, probe, *, timeout_s: float = 10.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while True:
+            try:
+                result = await probe()
+                if result:
+                    return result
+            except (RpcCallError, AssertionError):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError("condition not reached in time")
+            await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def env(nats_server, database_url) -> AsyncIterator[Env]:
+    upgrade(SERVICE_DIR, database_url)
+    svc = create_service(TasksSettings(database_url=database_url, nats_url=nats_server.url,
+                                       environment="test", expire_sweep_interval_s=0.2,
+                                       log_json=False))
+    await svc.start()
+    nc = await nats.connect(nats_server.url)
+    e = Env(svc, nc)
+    # Most tests take several tasks in a row: no pause, room for many active ones.
+    await e.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
+        level="new", max_active=100, min_pause_s=0, assignment_timeout_s=None))
+    try:
+        yield e
+    finally:
+        await nc.close()
+        await svc.stop()
+
+
+async def test_lifecycle_take_submit_skip_and_review(env: Env) -> None:
+    rows = [{"image": "https://img.example/1.png"}, {"image": "not a url"},
+            {"input_values": {"image": "https://img.example/gold.png"},
+             "known_solutions": {"label": "dog"}},
+            {"image": "https://img.example/3.png"}]
+    pool = await env.pool(rows=rows, review_mode="auto", auto_accept_after_s=60)
+    assert len(pool["task_ids"]) == 3
+    w = worker()
+    a1 = await env.take(w, pool["pool_id"])
+    assert a1["status"] == "ACTIVE" and a1["input"] == {"image": "https://img.example/1.png"}
+    assert a1["instructions"] == "# Is it a cat?"
+
+    err = await env.error(rpc.SUBMIT, rpc.Submit, actor=w, assignment_id=a1["assignment_id"],
+                          answers={"label": "horse", "confidence": 101, "zzz": 1})
+    assert err.code == "invalid_answers" and err.status == 422
+    assert {d["field"] for d in err.details} == {"label", "confidence", "zzz"}
+
+    other = await env.error(rpc.SUBMIT, rpc.Submit, actor=worker(),
+                            assignment_id=a1["assignment_id"], answers={"label": "cat"})
+    assert other.code == "assignment_not_found"
+
+    done = await env.submit(w, a1["assignment_id"], label="cat", confidence=90)
+    assert done["status"] == "SUBMITTED" and done["submitted_at"]
+    again = await env.error(rpc.SUBMIT, rpc.Submit, actor=w, assignment_id=a1["assignment_id"],
+                            answers={"label": "cat"})
+    assert again.code == "assignment_not_active" and again.status == 409
+
+    gold = await env.take(w, pool["pool_id"])
+    assert gold["input"]["image"].endswith("gold.png")
+    await env.submit(w, gold["assignment_id"], label="cat")
+    submitted = {e["assignment_id"]: e for e in await env.outbox_events("task.submitted")}
+    ev = submitted[a1["assignment_id"]]
+    assert ev["price_minor"] == PRICE and ev["currency"] == "RUB" and ev["overlap"] == 1
+    assert ev["review_mode"] == "auto" and ev["auto_accept_after_s"] == 60
+    assert ev["is_control"] is False and ev["control_correct"] is None
+    assert ev["answers"] == {"label": "cat", "confidence": 90}
+    gev = submitted[gold["assignment_id"]]
+    assert gev["is_control"] is True and gev["control_correct"] is False
+
+    a3 = await env.take(w, pool["pool_id"])
+    skipped = await env.call(rpc.SKIP, rpc.AssignmentRef, actor=w,
+                             assignment_id=a3["assignment_id"])
+    assert skipped["status"] == "SKIPPED"
+    assert (await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+            ).code == "no_tasks_available"
+    # The skipped task went back to the pool, for someone else.
+    assert (await env.take(worker(), pool["pool_id"]))["task_id"] == a3["task_id"]
+    assert len(await env.outbox_events("task.skipped")) == 1
+    assert len(await env.outbox_events("task.taken")) == 4
+
+    reported = await env.call(rpc.REPORT, rpc.Report, actor=w, assignment_id=a3["assignment_id"],
+                              reason="broken_image", text="does not load")
+    assert reported["reported"] is True
+    assert (await env.outbox_events("task.reported"))[0]["reason"] == "broken_image"
+
+    now = datetime.now(UTC)
+    common = dict(task_id=a1["task_id"], pool_id=pool["pool_id"],
+                  project_id=pool["project_id"], worker_id=w.user_id, price_minor=PRICE,
+                  currency="RUB", decided_by="m1", decided_at=now)
+    await env.publish(ReviewAccepted(assignment_id=a1["assignment_id"], **common))
+    await env.publish(ReviewRejected(assignment_id=gold["assignment_id"],
+                                     **{**common, "task_id": gold["task_id"]},
+                                     comment="wrong label"))
+
+    async def reviewed() -> bool:
+        mine = await env.call(rpc.MY_ASSIGNMENTS, rpc.MyAssignments, actor=w)
+        by_id = {a["assignment_id"]: a for a in mine["items"]}
+        return (by_id[a1["assignment_id"]]["status"] == "ACCEPTED"
+                and by_id[gold["assignment_id"]]["status"] == "REJECTED"
+                and by_id[gold["assignment_id"]]["review_comment"] == "wrong label")
+
+    await env.eventually(reviewed)
+    stats = await env.call(rpc.POOL_STATS, rpc.PoolStatsRequest, actor=MANAGER,
+                           pool_id=pool["pool_id"])
+    assert stats["tasks_total"] == 3 and stats["control_tasks"] == 1
+    assert stats["tasks_completed"] == 1
+    # The rejected control task has a free slot again; the skipped one was re-taken.
+    assert stats["tasks_open"] == 1
+    assert stats["assignments"]["ACCEPTED"] == 1 and stats["assignments"]["REJECTED"] == 1
+    assert stats["assignments"]["SKIPPED"] == 1 and stats["assignments"]["ACTIVE"] == 1
+
+
+async def test_upload_tsv_reports_lines_and_all_or_nothing(env: Env) -> None:
+    pool = await env.pool(n=0, open_=False, rows=[{"image": "https://img.example/0.png"}])
+    tsv = "image\tGOLDEN:label\nhttps://a.org/1.png\tcat\nbad\t\nhttps://a.org/2.png\t\n"
+    res = await env.call(rpc.UPLOAD_TASKS, rpc.TasksUpload, actor=ADMIN, pool_id=pool["pool_id"],
+                         format="tsv", content=tsv, all_or_nothing=True)
+    assert res["created"] == 0 and res["errors"][0]["line"] == 3
+    res = await env.call(rpc.UPLOAD_TASKS, rpc.TasksUpload, actor=ADMIN, pool_id=pool["pool_id"],
+                         format="tsv", content=tsv)
+    assert res["created"] == 2 and res["control_tasks"] == 1
+    assert [e["line"] for e in res["errors"]] == [3]
+    listed = await env.call(rpc.LIST_TASKS, rpc.TaskList, actor=ADMIN, pool_id=pool["pool_id"])
+    assert listed["total"] == 3
+    assert [t["control_answers"] for t in listed["items"]][1] == {"label": "cat"}
+    seen_by_manager = await env.call(rpc.LIST_TASKS, rpc.TaskList, actor=MANAGER,
+                                     pool_id=pool["pool_id"])
+    assert all(t["control_answers"] is None for t in seen_by_manager["items"])
+    denied = await env.error(rpc.UPLOAD_TASKS, rpc.TasksUpload, actor=MANAGER,
+                             pool_id=pool["pool_id"], format="tsv", content=tsv)
+    assert denied.code == "forbidden" and denied.status == 403
+    # A draft pool gives no work.
+    assert (await env.error(rpc.TAKE, rpc.Take, actor=worker(), pool_id=pool["pool_id"])
+            ).code == "pool_not_open"
+
+
+async def test_bad_spec_and_pool_transitions(env: Env) -> None:
+    err = await env.error(rpc.CREATE_PROJECT, rpc.ProjectCreate, actor=ADMIN, name="x",
+                          input_spec=[{"name": "a", "pattern": "("}],
+                          output_spec=[{"name": "a", "min_value": 5, "max_value": 1}])
+    assert err.code == "invalid_spec" and len(err.details) == 2
+    pool = await env.pool(open_=False)
+    pid = pool["pool_id"]
+    bad = await env.error(rpc.CLOSE_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+    assert bad.code == "invalid_transition"
+    assert (await env.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+            )["status"] == "open"
+    assert (await env.call(rpc.CLOSE_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+            )["status"] == "closed"
+    assert (await env.call(rpc.ARCHIVE_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+            )["status"] == "archived"
+    assert (await env.error(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+            ).code == "invalid_transition"
+    updated = await env.call(rpc.UPDATE_PROJECT, rpc.ProjectUpdate, actor=ADMIN,
+                             project_id=pool["project_id"], instructions="new text")
+    assert updated["instructions"] == "new text" and updated["name"] == "Cats"
+    assert (await env.error(rpc.GET_POOL, rpc.PoolGet, actor=ADMIN, pool_id="nope")
+            ).code == "pool_not_found"
+
+
+async def test_expired_assignment_returns_task_to_pool(env: Env) -> None:
+    pool = await env.pool(n=1, assignment_timeout_s=1)
+    w = worker()
+    a = await env.take(w, pool["pool_id"])
+
+    async def expired() -> bool:
+        mine = await env.call(rpc.MY_ASSIGNMENTS, rpc.MyAssignments, actor=w)
+        return mine["items"][0]["status"] == "EXPIRED"
+
+    await env.eventually(expired)
+    late = await env.error(rpc.SUBMIT, rpc.Submit, actor=w, assignment_id=a["assignment_id"],
+                           answers={"label": "cat"})
+    assert late.code == "assignment_not_active"
+    ev = await env.outbox_events("task.expired")
+    assert [e["assignment_id"] for e in ev] == [a["assignment_id"]]
+    again = await env.take(worker(), pool["pool_id"])
+    assert again["task_id"] == a["task_id"]
+
+
+async def test_concurrent_takes_never_exceed_overlap(env: Env) -> None:
+    pool = await env.pool(n=10)
+    take_handler = env.svc.rpcs[rpc.TAKE.subject][1]
+
+    async def one(i: int) -> Any:
+        try:
+            return await take_handler(rpc.Take(actor=worker(f"c-{i}"), pool_id=pool["pool_id"]))
+        except ServiceError as exc:
+            return exc
+
+    results = await asyncio.gather(*(one(i) for i in range(50)))
+    taken = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert len(taken) == 10
+    assert sorted(t.task_id for t in taken) == sorted(pool["task_ids"])
+    assert len(refused) == 40
+    assert {(e.code, e.status) for e in refused} == {("no_tasks_available", 404)}
+
+    # The same through the bus, with overlap 2: 2 slots x 5 tasks for 30 workers.
+    pool2 = await env.pool(n=5, overlap=2)
+    outcomes = await asyncio.gather(*(env.client.call(rpc.TAKE, rpc.Take(
+        actor=worker(), pool_id=pool2["pool_id"])) for _ in range(30)), return_exceptions=True)
+    ok = [o for o in outcomes if isinstance(o, dict)]
+    assert len(ok) == 10
+    assert all(isinstance(o, RpcCallError) and o.error.code == "no_tasks_available"
+               for o in outcomes if not isinstance(o, dict))
+    per_task: dict[str, set[str]] = {}
+    for o in ok:
+        per_task.setdefault(o["task_id"], set()).add(o["worker_id"])
+    assert sorted(len(v) for v in per_task.values()) == [2] * 5
+
+
+async def test_take_limits_are_explained(env: Env) -> None:
+    pool = await env.pool(n=5)
+    await env.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
+        level="new", max_active=1, min_pause_s=0, assignment_timeout_s=30))
+    w = worker()
+    a = await env.take(w, pool["pool_id"])
+    deadline = datetime.fromisoformat(a["deadline_at"])
+    taken = datetime.fromisoformat(a["taken_at"])
+    assert (deadline - taken) == timedelta(seconds=30)  # the level's timeout is shorter
+    err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+    assert err.code == "take_limit" and err.status == 429
+    assert err.details["limit"] == "max_active" and err.details["current"] == 1
+    assert err.details["max"] == 1 and 0 < err.details["retry_after_s"] <= 30
+    assert datetime.fromisoformat(err.details["frees_at"]) == deadline
+
+    limits = await env.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
+        level="new", max_active=5, min_pause_s=30, assignment_timeout_s=None))
+    assert [lv["level"] for lv in limits["levels"]] == ["new", "verified", "trusted"]
+    err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+    assert err.details["limit"] == "min_pause" and 29 < err.details["retry_after_s"] <= 30
+
+    profile = await env.call(rpc.SET_TRUST_LEVEL, rpc.SetTrustLevel, actor=ADMIN,
+                             worker_id=w.user_id, trust_level="trusted")
+    assert profile["trust_level"] == "trusted" and profile["active_assignments"] == 1
+    await env.take(w, pool["pool_id"])  # trusted: no pause by default
+    denied = await env.error(rpc.SET_TRUST_LEVEL, rpc.SetTrustLevel, actor=MANAGER,
+                             worker_id=w.user_id, trust_level="new")
+    assert denied.status == 403
+    own = await env.call(rpc.GET_WORKER_PROFILE, rpc.WorkerProfileGet, actor=w,
+                         worker_id=w.user_id)
+    assert own["active_assignments"] == 2
+    assert (await env.error(rpc.GET_WORKER_PROFILE, rpc.WorkerProfileGet, actor=worker(),
+                            worker_id=w.user_id)).status == 403
+
+
+async def test_restrictions_from_rules_are_enforced(env: Env) -> None:
+    pool = await env.pool(n=5)
+    other = await env.pool(n=1)
+    w = worker()
+    until = datetime.now(UTC) + timedelta(hours=1)
+    await env.publish(RestrictionApplied(
+        rule_id="r", firing_id="f1", worker_id=w.user_id, restriction_id="res-1", scope="pool",
+        pool_id=pool["pool_id"], until=until, private_comment="too fast"))
+    await env.publish(RestrictionApplied(  # already over: ignored
+        rule_id="r", firing_id="f2", worker_id=w.user_id, restriction_id="res-old",
+        scope="all", until=datetime.now(UTC) - timedelta(minutes=1), private_comment="old"))
+
+    async def restricted() -> Any:
+        err = await env.refusal(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+        return err if err is not None and err.code == "not_allowed" else None
+
+    err = await env.eventually(restricted)
+    assert err.status == 403 and "restricted" in err.message
+    avail = await env.call(rpc.AVAILABLE_POOLS, rpc.AvailablePools, actor=w)
+    assert [p["pool_id"] for p in avail["items"]] == [other["pool_id"]]
+    # Any-pool take lands in the pool the worker may still use.
+    assert (await env.take(w))["pool_id"] == other["pool_id"]
+    profile = await env.call(rpc.GET_WORKER_PROFILE, rpc.WorkerProfileGet, actor=ADMIN,
+                             worker_id=w.user_id)
+    assert [r["restriction_id"] for r in profile["restrictions"]] == ["res-1"]
+
+    await env.publish(RestrictionLifted(restriction_id="res-1", worker_id=w.user_id,
+                                        lifted_at=datetime.now(UTC)))
+    a = await env.eventually(lambda: env.take(w, pool["pool_id"]))
+    assert a["pool_id"] == pool["pool_id"]
+
+    await env.publish(RestrictionApplied(
+        rule_id="r", firing_id="f3", worker_id=w.user_id, restriction_id="res-2",
+        scope="project", project_id=pool["project_id"], until=None, private_comment="block"))
+
+    async def blocked() -> bool:
+        err = await env.refusal(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+        return err is not None and err.code == "not_allowed"
+
+    await env.eventually(blocked)
+
+
+async def test_skill_filter_and_skill_set(env: Env) -> None:
+    pool = await env.pool(n=2, skill_filters=[{"skill": "english", "op": "gte", "value": 50}])
+    w = worker()
+    err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+    assert err.code == "not_allowed" and "skills" in err.message
+    assert (await env.error(rpc.TAKE, rpc.Take, actor=w)).code == "no_tasks_available"
+    await env.publish(SkillSet(rule_id="r", firing_id="f", worker_id=w.user_id,
+                               skill="english", value=60))
+    a = await env.eventually(lambda: env.take(w))
+    assert a["pool_id"] == pool["pool_id"]
+    avail = await env.call(rpc.AVAILABLE_POOLS, rpc.AvailablePools, actor=w)
+    assert avail["items"][0]["available_tasks"] == 1
+
+
+async def test_overlap_change_reopens_pool(env: Env) -> None:
+    pool = await env.pool(n=1)
+    w1, w2 = worker(), worker()
+    a = await env.take(w1, pool["pool_id"])
+    await env.submit(w1, a["assignment_id"])
+    assert (await env.error(rpc.TAKE, rpc.Take, actor=w2, pool_id=pool["pool_id"])
+            ).code == "no_tasks_available"
+    await env.call(rpc.CLOSE_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pool["pool_id"])
+    await env.publish(OverlapChanged(rule_id="r", firing_id="f", worker_id=w1.user_id,
+                                     pool_id=pool["pool_id"], task_ids=[a["task_id"]], add=1))
+    b = await env.eventually(lambda: env.take(w2, pool["pool_id"]))
+    assert b["task_id"] == a["task_id"]
+    got = await env.call(rpc.GET_POOL, rpc.PoolGet, actor=ADMIN, pool_id=pool["pool_id"])
+    assert got["status"] == "open"
+
+
+async def test_captcha_every_tenth_take(env: Env) -> None:
+    pool = await env.pool(n=12, captcha_frequency="high")
+    w = worker()
+    for _ in range(9):
+        await env.take(w, pool["pool_id"])
+    err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+    assert err.code == "captcha_required" and err.status == 428
+    png = base64.b64decode(err.details["image_png_base64"])
+    assert png.startswith(b"\x89PNG")
+    wrong = await env.call(rpc.CAPTCHA_ANSWER, rpc.CaptchaAnswer, actor=w,
+                           challenge_id=err.details["challenge_id"], answer="nope")
+    assert wrong["correct"] is False
+    reused = await env.error(rpc.CAPTCHA_ANSWER, rpc.CaptchaAnswer, actor=w,
+                             challenge_id=err.details["challenge_id"], answer="nope")
+    assert reused.code == "challenge_used"
+
+    err2 = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
+    assert err2.code == "captcha_required"
+    cid = err2.details["challenge_id"]
+    assert cid != err.details["challenge_id"]
+    stranger = await env.error(rpc.CAPTCHA_ANSWER, rpc.CaptchaAnswer, actor=worker(),
+                               challenge_id=cid, answer="x")
+    assert stranger.code == "challenge_not_found"
+    async with env.svc.engine.connect() as conn:
+        text = (await conn.execute(select(captcha_challenges.c.answer).where(
+            captcha_challenges.c.challenge_id == cid))).scalar()
+    right = await env.call(rpc.CAPTCHA_ANSWER, rpc.CaptchaAnswer, actor=w, challenge_id=cid,
+                           answer=f" {text.lower()} ")
+    assert right["correct"] is True
+    await env.take(w, pool["pool_id"])  # the 10th take goes through
+    await env.take(w, pool["pool_id"])  # the 11th needs nothing
+    answered = await env.outbox_events("task.captcha_answered")
+    assert sorted(e["correct"] for e in answered) == [False, True]
+
+
+async def test_results_export(env: Env) -> None:
+    pool = await env.pool(n=2)
+    w = worker("exporter")
+    a = await env.take(w, pool["pool_id"])
+    await env.submit(w, a["assignment_id"], label="dog", confidence=7)
+    await env.take(w, pool["pool_id"])
+    res = await env.call(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=ADMIN,
+                         pool_id=pool["pool_id"], format="csv")
+    assert res["content_type"] == "text/csv" and res["rows"] == 2
+    rows = list(csv.DictReader(io.StringIO(res["content"])))
+    sub = next(r for r in rows if r["ASSIGNMENT:status"] == "SUBMITTED")
+    assert sub["ASSIGNMENT:worker_id"] == "exporter" and sub["OUTPUT:label"] == "dog"
+    assert sub["INPUT:image"].startswith("https://img.example/")
+    assert datetime.fromisoformat(sub["ASSIGNMENT:submitted"]).utcoffset() == timedelta(0)
+    assert datetime.fromisoformat(sub["ASSIGNMENT:started"]).utcoffset() == timedelta(0)
+    tsv = await env.call(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=ADMIN,
+                         pool_id=pool["pool_id"], format="tsv", status="SUBMITTED")
+    assert tsv["rows"] == 1 and "\tdog\t" in tsv["content"]
+    js = await env.call(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=ADMIN,
+                        pool_id=pool["pool_id"], format="json")
+    assert {r["status"] for r in json.loads(js["content"])} == {"ACTIVE", "SUBMITTED"}
+    assert (await env.error(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=MANAGER,
+                            pool_id=pool["pool_id"])).status == 403
+
+
+async def test_price_hidden_from_workers_and_managers(env: Env) -> None:
+    pool = await env.pool(n=2)
+    assert pool["price_minor"] == PRICE  # admins see it
+    w = worker()
+    replies: list[Any] = [
+        await env.take(w, pool["pool_id"]),
+        await env.call(rpc.AVAILABLE_POOLS, rpc.AvailablePools, actor=w),
+        await env.call(rpc.MY_ASSIGNMENTS, rpc.MyAssignments, actor=w),
+        await env.call(rpc.GET_POOL, rpc.PoolGet, actor=MANAGER, pool_id=pool["pool_id"]),
+        await env.call(rpc.LIST_POOLS, rpc.PoolList, actor=MANAGER),
+        await env.call(rpc.POOL_STATS, rpc.PoolStatsRequest, actor=MANAGER,
+                       pool_id=pool["pool_id"]),
+        await env.call(rpc.LIST_TASKS, rpc.TaskList, actor=MANAGER, pool_id=pool["pool_id"]),
+    ]
+    replies.append(await env.submit(w, replies[0]["assignment_id"]))
+    for reply in replies:
+        text = json.dumps(reply)
+        assert "price" not in text and str(PRICE) not in text, text
+    denied = await env.error(rpc.GET_POOL, rpc.PoolGet, actor=w, pool_id=pool["pool_id"])
+    assert denied.status == 403
