@@ -258,3 +258,34 @@ async def test_consumer_settings_in_code_are_applied_to_an_existing_consumer(
     finally:
         await nc.close()
         await second.stop()
+
+
+async def test_dead_letter_replay_applies_the_event_once_the_cause_is_fixed(
+        own_nats, database_url) -> None:
+    import toy
+    from servicekit.dlq import list_dead_letters, replay
+
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyreplay", max_deliver=2)
+    nc = await nats.connect(own_nats.url)
+    js = nc.jetstream()
+    await svc.start()
+    toy.FAIL_PREFIXES.append("flaky-")
+    try:
+        await publish(js, user_created("flaky-1"))
+
+        async def dead():
+            return await list_dead_letters(js)
+
+        rows = await wait_for(dead, timeout=15)
+        assert len(rows) == 1 and rows[0]["headers"]["Dlq-Consumer"] == "toyreplay__count"
+        assert await effect_count(svc, "flaky-1") == 0
+        toy.FAIL_PREFIXES.remove("flaky-")  # the cause is fixed
+        assert await replay(js, rows[0]["seq"]) == "gateway.user.created"
+        assert await list_dead_letters(js) == []
+        assert await wait_for(lambda: _eq(effect_count(svc, "flaky-1"), 1))
+    finally:
+        if "flaky-" in toy.FAIL_PREFIXES:
+            toy.FAIL_PREFIXES.remove("flaky-")
+        await svc.stop()
+        await nc.close()

@@ -34,6 +34,10 @@ class PoisonError(RuntimeError):
     pass
 
 
+# logins with these prefixes fail in the handler (tests may change the list)
+FAIL_PREFIXES = ["poison"]
+
+
 def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver: int = 3,
                ack_wait_s: float = 30.0, name: str = "toy") -> Service:
     svc = Service(ServiceSettings(service_name=name, database_url=db_url, nats_url=nats_url,
@@ -44,7 +48,7 @@ def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver:
     async def count(conn, event: UserCreated, env) -> None:
         if mode == "kill_in_handler":
             os.kill(os.getpid(), signal.SIGKILL)
-        if event.login.startswith("poison"):
+        if event.login.startswith(tuple(FAIL_PREFIXES)):
             raise PoisonError(f"cannot handle {event.login}")
         await conn.execute(effects.insert().values(login=event.login))
 
