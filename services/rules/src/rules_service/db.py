@@ -1,0 +1,109 @@
+"""The rules service's own tables."""
+
+from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData,
+                        String, Table, Text)
+
+from servicekit.messaging_tables import add_messaging_tables
+
+metadata = MetaData()
+
+Json = JSON()
+BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+
+rules = Table(
+    "rules", metadata,
+    Column("rule_id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("pool_id", String(64), nullable=True, index=True),
+    Column("project_id", String(64), nullable=True, index=True),
+    Column("collector", Json, nullable=False),
+    Column("conditions", Json, nullable=False),
+    Column("action", Json, nullable=False),
+    Column("enabled", Boolean, nullable=False, server_default="true"),
+    Column("deleted", Boolean, nullable=False, server_default="false"),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Collector state per (rule, worker, pool key): counters, ring, hour buckets, latch.
+collector_state = Table(
+    "collector_state", metadata,
+    Column("rule_id", String(36), primary_key=True),
+    Column("worker_id", String(64), primary_key=True),
+    Column("pool_key", String(64), primary_key=True),
+    Column("data", Json, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Majority vote: the answers given to one task, per rule.
+task_votes = Table(
+    "task_votes", metadata,
+    Column("rule_id", String(36), primary_key=True),
+    Column("task_id", String(64), primary_key=True),
+    Column("data", Json, nullable=False),
+)
+
+# What each worker submitted (for re-execution task lists, review status, review mode).
+submissions = Table(
+    "submissions", metadata,
+    Column("assignment_id", String(64), primary_key=True),
+    Column("task_id", String(64), nullable=False),
+    Column("pool_id", String(64), nullable=False),
+    Column("project_id", String(64), nullable=True),
+    Column("worker_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("review_mode", String(16), nullable=False),
+    Column("submitted_at", DateTime(timezone=True), nullable=False),
+    Index("ix_submissions_worker_pool", "worker_id", "pool_id"),
+)
+
+# Compact record of every consumed fact: the backtest replays these.
+recorded_facts = Table(
+    "recorded_facts", metadata,
+    Column("seq", BigIntPK, primary_key=True, autoincrement=True),
+    Column("event_id", String(80), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("worker_id", String(64), nullable=False),
+    Column("pool_id", String(64), nullable=False),
+    Column("project_id", String(64), nullable=True),
+    Column("task_id", String(64), nullable=True),
+    Column("data", Json, nullable=False),
+    Index("ix_recorded_facts_pool_seq", "pool_id", "seq"),
+    Index("ix_recorded_facts_project_seq", "project_id", "seq"),
+)
+
+firings = Table(
+    "firings", metadata,
+    Column("firing_id", String(36), primary_key=True),
+    Column("rule_id", String(36), nullable=False, index=True),
+    Column("worker_id", String(64), nullable=False),
+    Column("pool_id", String(64), nullable=True),
+    Column("project_id", String(64), nullable=True),
+    Column("fired_at", DateTime(timezone=True), nullable=False),
+    Column("action", Json, nullable=False),
+    Column("outcome", Text, nullable=False),
+    Column("facts", Json, nullable=False),
+    Index("ix_firings_worker_time", "worker_id", "fired_at"),
+)
+
+restrictions = Table(
+    "restrictions", metadata,
+    Column("restriction_id", String(36), primary_key=True),
+    Column("rule_id", String(36), nullable=False),
+    Column("firing_id", String(36), nullable=False, unique=True),
+    Column("worker_id", String(64), nullable=False, index=True),
+    Column("scope", String(16), nullable=False),
+    Column("pool_id", String(64), nullable=True),
+    Column("project_id", String(64), nullable=True),
+    Column("pool_key", String(64), nullable=False),
+    Column("private_comment", Text, nullable=False),
+    Column("applied_at", DateTime(timezone=True), nullable=False),
+    Column("until", DateTime(timezone=True), nullable=True),
+    Column("lifted_at", DateTime(timezone=True), nullable=True),
+    Index("ix_restrictions_due", "until", postgresql_where="lifted_at IS NULL"),
+)
+
+outbox, inbox = add_messaging_tables(metadata)

@@ -1,0 +1,319 @@
+"""The live path: events -> facts -> engine over DB state -> actions in the outbox.
+
+:meth:`RuleRunner.process` is the one unit the consumers, the benchmark and the
+tests drive: record the facts, load the state they touch in a few batched
+queries, run the pure :class:`~rules_service.domain.Engine`, save what changed
+in one upsert per table and turn hits into firings, restrictions and events,
+all inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.envelope import Envelope
+from contracts.events import (AcceptAllAssignments, BonusGranted, CaptchaAnswered, Event,
+                              LedgerCredited, OverlapChanged, RejectAllAssignments,
+                              RestrictionApplied, RestrictionLifted, ReviewAccepted,
+                              ReviewRejected, SkillSet, TaskSkipped, TaskSubmitted)
+from rules_service import domain
+from rules_service.db import (collector_state, firings, recorded_facts, restrictions, rules,
+                              submissions, task_votes)
+from rules_service.domain import Engine, Fact, Hit, RuleDef
+from servicekit.db import dialect_insert
+
+log = logging.getLogger("rules.handlers")
+
+Recorder = Callable[[AsyncConnection, Event, Envelope | None], Awaitable[Any]]
+
+
+def rule_def(row: Any) -> RuleDef:
+    m = row._mapping
+    return RuleDef(rule_id=m["rule_id"], scope=m["scope"], pool_id=m["pool_id"],
+                   project_id=m["project_id"], collector=m["collector"],
+                   conditions=m["conditions"], action=m["action"])
+
+
+def fact_row(f: Fact) -> dict[str, Any]:
+    return {"event_id": f.event_id, "kind": f.kind, "at": f.at, "worker_id": f.worker_id,
+            "pool_id": f.pool_id, "project_id": f.project_id, "task_id": f.task_id,
+            "data": f.data}
+
+
+def fact_from_row(row: Any) -> Fact:
+    m = row._mapping
+    return Fact(event_id=m["event_id"], kind=m["kind"], at=m["at"], worker_id=m["worker_id"],
+                pool_id=m["pool_id"], project_id=m["project_id"], task_id=m["task_id"],
+                data=m["data"])
+
+
+class RuleRunner:
+    def __init__(self, *, record: Recorder, clock: domain.Clock) -> None:
+        self.record = record
+        self.clock = clock
+
+    # ------------------------------------------------------------ events -> facts
+
+    async def fact_for(self, conn: AsyncConnection, event: Event, env: Envelope) -> Fact | None:
+        """The fact an event contributes (and bookkeeping of submissions), or None."""
+        eid = env.event_id
+        if isinstance(event, TaskSubmitted):
+            ins = dialect_insert(conn)
+            await conn.execute(ins(submissions).values(
+                assignment_id=event.assignment_id, task_id=event.task_id, pool_id=event.pool_id,
+                project_id=event.project_id, worker_id=event.worker_id, status="pending",
+                review_mode=event.review_mode, submitted_at=event.submitted_at,
+            ).on_conflict_do_nothing(index_elements=["assignment_id"]))
+            return Fact(eid, "submitted", event.submitted_at, event.worker_id, event.pool_id,
+                        event.project_id, event.task_id, {
+                            "is_control": event.is_control,
+                            "control_correct": event.control_correct,
+                            "answer_key": domain.answer_key(event.answers),
+                            "overlap": event.overlap,
+                            "duration_s": round(
+                                (event.submitted_at - event.taken_at).total_seconds(), 3),
+                        })
+        if isinstance(event, TaskSkipped):
+            return Fact(eid, "skipped", event.skipped_at, event.worker_id, event.pool_id,
+                        event.project_id, event.task_id)
+        if isinstance(event, CaptchaAnswered):
+            return Fact(eid, "captcha", event.answered_at, event.worker_id, event.pool_id,
+                        event.project_id, None, {"correct": event.correct})
+        if isinstance(event, ReviewAccepted | ReviewRejected):
+            status = "accepted" if isinstance(event, ReviewAccepted) else "rejected"
+            prev = (await conn.execute(
+                select(submissions.c.status)
+                .where(submissions.c.assignment_id == event.assignment_id))).scalar()
+            if prev is not None:
+                await conn.execute(update(submissions)
+                                   .where(submissions.c.assignment_id == event.assignment_id)
+                                   .values(status=status))
+            return Fact(eid, status, event.decided_at, event.worker_id, event.pool_id,
+                        event.project_id, event.task_id, {"prev_status": prev})
+        if isinstance(event, LedgerCredited):
+            return Fact(eid, "credited", event.credited_at, event.worker_id, event.pool_id,
+                        event.project_id, None,
+                        {"amount_minor": event.amount_minor, "credit_kind": event.kind})
+        return None
+
+    # --------------------------------------------------------------- the unit
+
+    async def load_rules(self, conn: AsyncConnection, facts: Iterable[Fact]) -> list[RuleDef]:
+        facts = list(facts)
+        pools = {f.pool_id for f in facts}
+        projects = {f.project_id for f in facts if f.project_id}
+        where = [rules.c.scope == "platform",
+                 and_(rules.c.scope == "pool", rules.c.pool_id.in_(pools))]
+        if projects:
+            where.append(and_(rules.c.scope == "project", rules.c.project_id.in_(projects)))
+        rows = (await conn.execute(select(rules).where(
+            rules.c.enabled.is_(True), rules.c.deleted.is_(False), or_(*where)))).all()
+        return [rule_def(r) for r in rows]
+
+    async def process(self, conn: AsyncConnection, facts: list[Fact], *,
+                      cause: Envelope | None = None) -> list[Hit]:
+        """Record facts, evaluate every rule they touch, act on the hits."""
+        if not facts:
+            return []
+        engine = Engine(await self.load_rules(conn, facts), {}, {})
+        loaded: tuple[set, set] = (set(), set())
+        if engine.rules:
+            await self._ensure(conn, engine, facts, loaded)
+        # Recorded after the state rows are locked, so that per worker the
+        # recorded order (which a backtest replays) is the order evaluated here.
+        await conn.execute(recorded_facts.insert(), [fact_row(f) for f in facts])
+        if not engine.rules:
+            return []
+        queue = deque(facts)
+        all_hits: list[Hit] = []
+        while queue:
+            fact = queue.popleft()
+            if fact.kind == "access_revoked":
+                known = {r.rule_id for r in engine.rules}
+                engine.rules.extend(r for r in await self.load_rules(conn, [fact])
+                                    if r.rule_id not in known)
+                await self._ensure(conn, engine, [fact], loaded)
+            for hit in engine.apply(fact):
+                all_hits.append(hit)
+                derived = await self.act(conn, hit, cause)
+                if derived:
+                    await conn.execute(recorded_facts.insert(), [fact_row(f) for f in derived])
+                    queue.extend(derived)
+        await self._flush(conn, engine)
+        return all_hits
+
+    async def _ensure(self, conn: AsyncConnection, engine: Engine, facts: list[Fact],
+                      loaded: tuple[set, set]) -> None:
+        """Load (and lock) the votes and collector state rows these facts touch.
+
+        Rows are created empty if missing and then locked in key order, so that
+        concurrent deliveries for the same worker (or task) queue instead of
+        overwriting each other's counts.
+        """
+        loaded_states, loaded_votes = loaded
+        ins = dialect_insert(conn)
+        vkeys = sorted({k for f in facts for k in engine.vote_keys(f)} - loaded_votes)
+        if vkeys:
+            await conn.execute(
+                ins(task_votes).on_conflict_do_nothing(index_elements=["rule_id", "task_id"]),
+                [{"rule_id": k[0], "task_id": k[1], "data": {"a": {}, "m": None}}
+                 for k in vkeys])
+            rows = await conn.execute(
+                select(task_votes)
+                .where(tuple_(task_votes.c.rule_id, task_votes.c.task_id).in_(vkeys))
+                .order_by(task_votes.c.rule_id, task_votes.c.task_id).with_for_update())
+            for r in rows:
+                engine.votes[(r.rule_id, r.task_id)] = r.data
+            loaded_votes.update(vkeys)
+        skeys = sorted({k for f in facts for k in engine.state_keys(f)} - loaded_states)
+        if skeys:
+            now = self.clock.now()
+            await conn.execute(
+                ins(collector_state).on_conflict_do_nothing(
+                    index_elements=["rule_id", "worker_id", "pool_key"]),
+                [{"rule_id": k[0], "worker_id": k[1], "pool_key": k[2],
+                  "data": domain.new_state(), "updated_at": now} for k in skeys])
+            rows = await conn.execute(
+                select(collector_state)
+                .where(tuple_(collector_state.c.rule_id, collector_state.c.worker_id,
+                              collector_state.c.pool_key).in_(skeys))
+                .order_by(collector_state.c.rule_id, collector_state.c.worker_id,
+                          collector_state.c.pool_key).with_for_update())
+            for r in rows:
+                engine.states[(r.rule_id, r.worker_id, r.pool_key)] = r.data
+            loaded_states.update(skeys)
+
+    async def _flush(self, conn: AsyncConnection, engine: Engine) -> None:
+        ins = dialect_insert(conn)
+        now = self.clock.now()
+        if engine.dirty_states:
+            stmt = ins(collector_state)
+            await conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["rule_id", "worker_id", "pool_key"],
+                    set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}),
+                [{"rule_id": k[0], "worker_id": k[1], "pool_key": k[2],
+                  "data": engine.states[k], "updated_at": now}
+                 for k in sorted(engine.dirty_states)])
+        if engine.dirty_votes:
+            stmt = ins(task_votes)
+            await conn.execute(
+                stmt.on_conflict_do_update(index_elements=["rule_id", "task_id"],
+                                           set_={"data": stmt.excluded.data}),
+                [{"rule_id": k[0], "task_id": k[1], "data": engine.votes[k]}
+                 for k in sorted(engine.dirty_votes)])
+
+    # ---------------------------------------------------------------- actions
+
+    async def _worker_pools(self, conn: AsyncConnection, worker_id: str, *,
+                            project_id: str | None = None) -> list[tuple[str, str | None]]:
+        q = select(submissions.c.pool_id, submissions.c.project_id).distinct().where(
+            submissions.c.worker_id == worker_id)
+        if project_id is not None:
+            q = q.where(submissions.c.project_id == project_id)
+        return [(r.pool_id, r.project_id) for r in await conn.execute(q)]
+
+    async def act(self, conn: AsyncConnection, hit: Hit, cause: Envelope | None) -> list[Fact]:
+        """Turn a hit into a firing row and its action event; returns derived facts."""
+        a = hit.rule.action
+        t = a["type"]
+        base = {"rule_id": hit.rule.rule_id, "firing_id": hit.firing_id,
+                "worker_id": hit.worker_id}
+        event: Event | None = None
+        outcome = ""
+        derived: list[Fact] = []
+        if t == "restriction":
+            scope = a["scope"]
+            pool_id = hit.pool_id if scope == "pool" else None
+            project_id = hit.project_id if scope == "project" else None
+            if scope == "project" and project_id is None:
+                scope, pool_id = "pool", hit.pool_id  # no project known: narrow to the pool
+            rid = domain.restriction_id_for(hit.firing_id)
+            await conn.execute(restrictions.insert().values(
+                restriction_id=rid, rule_id=hit.rule.rule_id, firing_id=hit.firing_id,
+                worker_id=hit.worker_id, scope=scope, pool_id=pool_id, project_id=project_id,
+                pool_key=hit.pool_key, private_comment=a["private_comment"],
+                applied_at=hit.at, until=hit.restriction_until))
+            event = RestrictionApplied(**base, restriction_id=rid, scope=scope, pool_id=pool_id,
+                                       project_id=project_id, until=hit.restriction_until,
+                                       private_comment=a["private_comment"])
+            # Access to these pools is revoked: feeds re-execution (access_revoked) rules.
+            if scope == "pool":
+                pools = [(hit.pool_id, hit.project_id)]
+            else:
+                pools = await self._worker_pools(conn, hit.worker_id, project_id=project_id)
+                if hit.pool_id not in {p for p, _ in pools}:
+                    pools.append((hit.pool_id, hit.project_id))
+            derived = [Fact(f"{hit.firing_id}:revoked:{p}", "access_revoked", hit.at,
+                            hit.worker_id, p, pr, None, {"reason": "restriction"})
+                       for p, pr in sorted(pools, key=lambda x: x[0])]
+        elif t in ("set_skill", "set_skill_from_field"):
+            value = a["value"] if t == "set_skill" else round(hit.values[a["from_field"]])
+            event = SkillSet(**base, skill=a["skill"], value=int(value))
+        elif t == "accept_all":
+            event = AcceptAllAssignments(**base, pool_id=hit.pool_id)
+        elif t == "reject_all":
+            manual = (await conn.execute(select(submissions.c.assignment_id).where(
+                submissions.c.worker_id == hit.worker_id, submissions.c.pool_id == hit.pool_id,
+                submissions.c.review_mode == "manual").limit(1))).first()
+            if manual is None:
+                outcome = "skipped: the pool has no manual review for this worker's answers"
+            else:
+                event = RejectAllAssignments(**base, pool_id=hit.pool_id,
+                                             public_comment=a["public_comment"])
+        elif t == "change_overlap":
+            task_ids = [r[0] for r in await conn.execute(
+                select(submissions.c.task_id).distinct().where(
+                    submissions.c.worker_id == hit.worker_id,
+                    submissions.c.pool_id == hit.pool_id).order_by(submissions.c.task_id))]
+            if not task_ids:
+                outcome = "skipped: the worker answered no task in the pool"
+            else:
+                event = OverlapChanged(**base, pool_id=hit.pool_id, task_ids=task_ids,
+                                       add=int(a["add"]))
+        elif t == "bonus":
+            event = BonusGranted(**base, bonus_id=f"bonus-{hit.firing_id}", pool_id=hit.pool_id,
+                                 amount_minor=int(a["amount_minor"]), currency=a["currency"])
+        if event is not None:
+            env = await self.record(conn, event, cause)
+            outcome = env.type
+        ins = dialect_insert(conn)
+        await conn.execute(ins(firings).values(
+            firing_id=hit.firing_id, rule_id=hit.rule.rule_id, worker_id=hit.worker_id,
+            pool_id=hit.pool_id, project_id=hit.project_id, fired_at=hit.at, action=a,
+            outcome=outcome, facts=hit.facts(),
+        ).on_conflict_do_nothing(index_elements=["firing_id"]))
+        return derived
+
+    # ------------------------------------------------------------ the sweeper
+
+    async def lift_due(self, conn: AsyncConnection, now: datetime, limit: int = 500) -> int:
+        """End temporary restrictions whose time is up; their rule's history starts over."""
+        q = (select(restrictions).where(restrictions.c.lifted_at.is_(None),
+                                        restrictions.c.until.is_not(None),
+                                        restrictions.c.until <= now)
+             .order_by(restrictions.c.until).limit(limit))
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update(skip_locked=True)
+        due = (await conn.execute(q)).all()
+        for r in due:
+            await conn.execute(update(restrictions)
+                               .where(restrictions.c.restriction_id == r.restriction_id)
+                               .values(lifted_at=now))
+            key = (collector_state.c.rule_id == r.rule_id,
+                   collector_state.c.worker_id == r.worker_id,
+                   collector_state.c.pool_key == r.pool_key)
+            data = (await conn.execute(select(collector_state.c.data).where(*key))).scalar()
+            if data is not None and data.get("rid") == r.restriction_id:
+                await conn.execute(update(collector_state).where(*key)
+                                   .values(data=domain.new_state(), updated_at=now))
+            await self.record(conn, RestrictionLifted(
+                restriction_id=r.restriction_id, worker_id=r.worker_id, lifted_at=now), None)
+        return len(due)

@@ -1,0 +1,15 @@
+from pydantic_settings import SettingsConfigDict
+
+from servicekit.settings import ServiceSettings
+
+
+class RulesSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="RULES_", extra="ignore")
+
+    service_name: str = "rules"
+    database_url: str = "sqlite+aiosqlite:///./data/rules.db"
+    http_port: int = 8104
+    # How often temporary restrictions are checked for their end.
+    sweep_interval_s: float = 30.0
+    # A backtest replays at most this many recorded facts (newest are dropped).
+    backtest_max_facts: int = 500_000
