@@ -1,4 +1,4 @@
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -17,3 +17,30 @@ class GatewaySettings(ServiceSettings):
     dev_quick_login: bool = False
     behind_tls: bool = False
     rpc_timeout_s: float = 10.0
+    # Security layer (login throttling, MFA, login links, emergency mode, web UI).
+    version: str = "0.1.0"
+    public_url: str = "http://127.0.0.1:8000"
+    login_account_max_failures: int = 5
+    login_address_max_failures: int = 20
+    login_failure_window_s: int = 15 * 60
+    login_backoff_base_s: int = 30
+    login_backoff_max_s: int = 15 * 60
+    mfa_max_failures: int = 5
+    login_link_ttl_s: int = 24 * 3600
+    emergency_retry_after_s: int = 120
+    emergency_bucket: str = "gateway_emergency"
+    migrate_on_start: bool = False
+    # argon2id cost (OWASP minimum by default); environment "test" uses a cheaper profile.
+    password_hash_time_cost: int = 2
+    password_hash_memory_kib: int = 19456
+    password_hash_parallelism: int = 1
+
+    @model_validator(mode="after")
+    def _refuse_weak_pepper(self) -> "GatewaySettings":
+        # The development default is not in the kit's placeholder list, so refuse it here.
+        if self.environment == "production":
+            pepper = self.token_pepper.get_secret_value()
+            if pepper.startswith("dev-") or len(pepper) < 32:
+                raise ValueError("GATEWAY_TOKEN_PEPPER must be a random secret of at least "
+                                 "32 characters in production")
+        return self
