@@ -26,6 +26,7 @@ from gateway_service.routes import API_ROUTERS
 from gateway_service.routes.common import hidden_keys, model_hidden_fields, strip_hidden
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
+from servicekit.testing.natsserver import NatsServer
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -111,6 +112,16 @@ async def gateway_app(nats_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, F
         await client.aclose()
         await stubs.close()
         await nc.close()
+
+
+@pytest.fixture(scope="module")
+def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of this module's own: services other suites start on the session server
+    (e.g. the cross-service stack) would otherwise answer these tests' RPCs."""
+    server = NatsServer(tmp_path_factory.mktemp("nats-gw-api"))
+    server.start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
