@@ -441,12 +441,21 @@ def create_service(settings: TasksSettings | None = None) -> Service:
     async def _take(conn: AsyncConnection, worker_id: str, pool_id: str | None) -> rpc.TakeResult:
         now = utcnow()
         worker = await lock_worker(conn, worker_id)
-        stats = (await conn.execute(
-            select(func.count(), func.min(assignments.c.deadline_at))
-            .where(assignments.c.worker_id == worker_id,
-                   assignments.c.status == domain.ACTIVE))).one()
-        limits = await limits_for(conn, worker.trust_level)
-        refusal = domain.check_take_limits(limits, active=stats[0], earliest_deadline=utc(stats[1]),
+        mine_active = (assignments.c.worker_id == worker_id,
+                       assignments.c.status == domain.ACTIVE)
+        lim = (await conn.execute(select(
+            trust_limits,
+            select(func.count()).where(*mine_active).scalar_subquery().label("active"),
+            select(func.min(assignments.c.deadline_at)).where(*mine_active)
+            .scalar_subquery().label("earliest"),
+        ).where(trust_limits.c.level == worker.trust_level))).first()
+        if lim is None:  # only before the startup seed ran
+            raise ServiceError("not_ready", "trust limits are not set up yet", status=503)
+        limits = rpc.TrustLevelLimits(level=lim.level, max_active=lim.max_active,
+                                      min_pause_s=lim.min_pause_s,
+                                      assignment_timeout_s=lim.assignment_timeout_s)
+        refusal = domain.check_take_limits(limits, active=lim.active,
+                                           earliest_deadline=utc(lim.earliest),
                                            last_take_at=utc(worker.last_take_at), now=now)
         if refusal is not None:
             raise ServiceError("take_limit", refusal.message(), status=429,
