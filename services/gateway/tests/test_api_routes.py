@@ -139,10 +139,10 @@ def test_worker_and_manager_response_models_have_no_share_or_price() -> None:
         app.include_router(r, prefix="/api")
     checked = 0
     for path, route in iter_api_routes(app):
-        if path.startswith("/api/admin/"):
-            continue
         assert route.summary, f"{path} needs a summary for the API docs"
         assert route.tags, f"{path} needs a tag"
+        if path.startswith("/api/admin/"):
+            continue
         if route.response_model is not None and isinstance(route.response_model, type):
             assert model_hidden_fields(route.response_model) == [], path
             checked += 1
@@ -262,6 +262,8 @@ async def test_worker_task_loop_translates_to_tasks_rpcs(gw) -> None:
     assert r.json()["error"]["details"]["image_png_base64"]
     asked = stubs.calls[t.TAKE.subject][-1]
     assert asked["actor"] == {"user_id": "w1", "role": "worker"} and asked["pool_id"] == "p1"
+    r = await client.post("/api/worker/tasks/take", headers=H("worker", "w1"))
+    assert r.status_code == 428 and stubs.calls[t.TAKE.subject][-1]["pool_id"] is None
     r = await client.post("/api/worker/captcha", headers=H("worker", "w1"),
                           json={"challenge_id": "c1", "answer": "42"})
     assert r.status_code == 200 and r.json() == {"correct": True}
