@@ -8,11 +8,32 @@ keeps non-negative with a CHECK constraint, updated in the same transaction as
 the entries.
 """
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, DateTime, ForeignKey,
-                        ForeignKeyConstraint, Index, Integer, MetaData, String, Table, Text,
-                        UniqueConstraint)
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, ForeignKeyConstraint,
+                        Index, Integer, MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import DateTime as _DateTime
+from sqlalchemy.types import TypeDecorator
 
 from servicekit.messaging_tables import BigIntPK, add_messaging_tables
+
+
+
+class DateTime(TypeDecorator):
+    """TIMESTAMP WITH TIME ZONE that always reads back aware UTC (SQLite stores naive)."""
+
+    impl = _DateTime(timezone=True)
+    cache_ok = True
+
+    def __init__(self, timezone: bool = True) -> None:
+        super().__init__()
+
+    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
 
 metadata = MetaData()
 

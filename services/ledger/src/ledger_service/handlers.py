@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, update
+from sqlalchemy import case, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -104,6 +104,73 @@ async def _add_to_balances(conn: AsyncConnection, legs: list[Leg]) -> None:
 
 class InsufficientFunds(Exception):
     """A debit found no money in the account (it has never been credited)."""
+
+
+_TRANSFER_COLS = ("transfer_id", "kind", "currency", "worker_id", "pool_id", "project_id",
+                  "assignment_id", "bonus_id", "payout_id", "cause_event_id", "created_by",
+                  "created_at")
+
+
+async def post_credit(conn: AsyncConnection, row: dict[str, Any], legs: list[Leg], *,
+                      unique_key: str, now: datetime) -> bool:
+    """Post a credit once per business key; False (and nothing written) if it exists.
+
+    A credit only adds to worker balances, so it locks a single balance row and
+    needs no lock ordering. On PostgreSQL the transfer, lazily created accounts,
+    entries and balance move are ONE statement (data-modifying CTEs), keeping the
+    hot credit path at a couple of round trips; elsewhere it is the plain sequence.
+    """
+    legs = balanced_legs(legs)
+    if any(leg.account.keeps_balance and leg.amount_minor < 0 for leg in legs):
+        raise ValueError("a credit cannot debit a worker account")
+    if conn.dialect.name != "postgresql":
+        if not await insert_transfer(conn, row, unique_key=unique_key):
+            return False
+        await post_legs(conn, row["transfer_id"], legs, now)
+        return True
+    if unique_key not in ("assignment_id", "bonus_id"):
+        raise ValueError(f"unknown business key {unique_key}")
+    params: dict[str, Any] = {f"t_{c}": row.get(c) for c in _TRANSFER_COLS}
+    params["now"] = now
+    values = []
+    for i, leg in enumerate(legs):
+        a = leg.account
+        params.update({f"a{i}": a.account_id, f"k{i}": a.kind, f"c{i}": a.currency,
+                       f"o{i}": a.owner_id, f"m{i}": leg.amount_minor,
+                       f"b{i}": a.keeps_balance})
+        values.append(f"(CAST(:a{i} AS VARCHAR), CAST(:k{i} AS VARCHAR), "
+                      f"CAST(:c{i} AS VARCHAR), CAST(:o{i} AS VARCHAR), "
+                      f"CAST(:m{i} AS BIGINT), CAST(:b{i} AS BOOLEAN))")
+    if not values:  # a zero credit: the transfer records the business key only
+        return await insert_transfer(conn, row, unique_key=unique_key)
+    sql = f"""
+    WITH t AS (
+        INSERT INTO transfers ({", ".join(_TRANSFER_COLS)})
+        VALUES ({", ".join(f":t_{c}" for c in _TRANSFER_COLS)})
+        ON CONFLICT ({unique_key}) DO NOTHING
+        RETURNING transfer_id
+    ), legs (account_id, kind, currency, owner_id, amount_minor, keeps_balance) AS (
+        VALUES {", ".join(values)}
+    ), a AS (
+        INSERT INTO accounts (account_id, kind, currency, owner_id, created_at)
+        SELECT account_id, kind, currency, owner_id, CAST(:now AS TIMESTAMPTZ) FROM legs
+        WHERE EXISTS (SELECT 1 FROM t) ORDER BY account_id
+        ON CONFLICT (account_id) DO NOTHING
+    ), e AS (
+        INSERT INTO entries (transfer_id, account_id, currency, amount_minor, created_at)
+        SELECT t.transfer_id, legs.account_id, legs.currency, legs.amount_minor,
+               CAST(:now AS TIMESTAMPTZ)
+        FROM t CROSS JOIN legs
+    ), b AS (
+        INSERT INTO balances (account_id, balance_minor)
+        SELECT legs.account_id, legs.amount_minor FROM t CROSS JOIN legs
+        WHERE legs.keeps_balance ORDER BY legs.account_id
+        ON CONFLICT (account_id)
+        DO UPDATE SET balance_minor = balances.balance_minor + EXCLUDED.balance_minor
+    )
+    SELECT count(*) FROM t
+    """
+    return (await conn.execute(text(sql), params)).scalar_one() == 1
 
 
 def is_insufficient_funds(exc: Exception) -> bool:

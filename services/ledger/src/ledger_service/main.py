@@ -74,16 +74,16 @@ def create_service(settings: LedgerSettings | None = None) -> Service:
             price_minor=event.price_minor, share_bps=share.share_bps)
         now = now_utc()
         transfer_id = h.new_id()
-        fresh = await h.insert_transfer(conn, dict(
+        fresh = await h.post_credit(conn, dict(
             transfer_id=transfer_id, kind="assignment", currency=event.currency,
             worker_id=event.worker_id, pool_id=event.pool_id, project_id=event.project_id,
             assignment_id=event.assignment_id, cause_event_id=env.event_id,
-            created_by=event.decided_by, created_at=now), unique_key="assignment_id")
+            created_by=event.decided_by, created_at=now), legs, unique_key="assignment_id",
+            now=now)
         if not fresh:
             log.info("assignment %s already credited; event %s ignored", event.assignment_id,
                      env.event_id)
             return
-        await h.post_legs(conn, transfer_id, legs, now)
         await svc.record(conn, LedgerCredited(
             transfer_id=transfer_id, worker_id=event.worker_id, pool_id=event.pool_id,
             project_id=event.project_id, assignment_id=event.assignment_id, kind="assignment",
@@ -97,15 +97,14 @@ def create_service(settings: LedgerSettings | None = None) -> Service:
                                  amount_minor=event.amount_minor)
         now = now_utc()
         transfer_id = h.new_id()
-        fresh = await h.insert_transfer(conn, dict(
+        fresh = await h.post_credit(conn, dict(
             transfer_id=transfer_id, kind="bonus", currency=event.currency,
             worker_id=event.worker_id, pool_id=event.pool_id, bonus_id=event.bonus_id,
             cause_event_id=env.event_id, created_by=f"rule:{event.rule_id}", created_at=now),
-            unique_key="bonus_id")
+            legs, unique_key="bonus_id", now=now)
         if not fresh:
             log.info("bonus %s already credited; event %s ignored", event.bonus_id, env.event_id)
             return
-        await h.post_legs(conn, transfer_id, legs, now)
         await svc.record(conn, LedgerCredited(
             transfer_id=transfer_id, worker_id=event.worker_id, pool_id=event.pool_id,
             kind="bonus", amount_minor=event.amount_minor, currency=event.currency,
