@@ -82,10 +82,16 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, with_headers)
 
 
+# Loggers that print SQL parameters (hashes, the TOTP secret) at DEBUG or INFO: keep them at WARNING.
+PARAMETER_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool")
+
+
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
         self.svc = Service(settings, metadata)
+        for name in PARAMETER_LOGGERS:
+            logging.getLogger(name).setLevel(logging.WARNING)
         self.audit = Audit(self.svc.engine)
         self.auth = Auth(settings, self.svc, self.audit)
         self.emergency = Emergency(settings.emergency_bucket)
