@@ -119,11 +119,16 @@ class Ledger:
 
 
 @pytest.fixture
-async def ledger(nats_server, database_url) -> AsyncIterator[Ledger]:
+def ledger_settings() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def ledger(nats_server, database_url, ledger_settings) -> AsyncIterator[Ledger]:
     upgrade(SERVICE_DIR, database_url)
     svc = create_service(LedgerSettings(database_url=database_url, nats_url=nats_server.url,
                                         environment="test", relay_poll_interval_s=0.05,
-                                        log_json=False))
+                                        log_json=False, **ledger_settings))
     await svc.start()
     nc = await nats.connect(nats_server.url)
     currency = "Q" + "".join(random.choices(string.ascii_uppercase, k=2))
@@ -183,6 +188,48 @@ async def test_redelivered_acceptance_credits_once(ledger: Ledger) -> None:
     assert sorted(e["amount_minor"] for e in credited) == [5, 250, 499]
     assert {e["kind"] for e in credited} == {"assignment"}
     assert all(not HIDDEN_KEY.search(k) for e in credited for k in e)
+
+
+async def test_bonus_is_credited_once_per_bonus_id(ledger: Ledger) -> None:
+    w = worker()
+    bonus = BonusGranted(rule_id="r1", firing_id=uid("f"), worker_id=w.user_id,
+                         bonus_id=uid("b"), pool_id="pool-a", amount_minor=250,
+                         currency=ledger.currency)
+    for _ in range(3):
+        await ledger.publish(bonus, producer="rules")
+    await ledger.idle()
+    assert (await ledger.available(w))["available_minor"] == 250
+    await wait_for(lambda: _count(ledger, "ledger.credited", 1), "ledger.credited")
+    credited = ledger.events("ledger.credited", worker_id=w.user_id)
+    assert [(e["kind"], e["amount_minor"]) for e in credited] == [("bonus", 250)]
+    totals = await ledger.totals()
+    assert (totals["charged_minor"], totals["bonuses_minor"], totals["platform_revenue_minor"]) \
+        == (250, 250, 0)
+
+
+@pytest.mark.parametrize("ledger_settings", [{"consumer_max_deliver": 1}])
+async def test_an_event_the_ledger_refuses_goes_to_the_dlq_not_the_books(ledger: Ledger) -> None:
+    dead: list[Any] = []
+
+    async def collect(msg) -> None:
+        dead.append(msg)
+
+    await ledger.nc.subscribe("dlq.ledger.credit-accepted", cb=collect)
+    w = worker()
+    bad = ledger.accepted(w, price=100).model_copy(update={"currency": "rub"})
+    env = await ledger.publish(bad, producer="review")
+    await wait_for(lambda: _true(any(json.loads(m.data)["event_id"] == env.event_id
+                                     for m in dead)), "the dead letter")
+    msg = next(m for m in dead if json.loads(m.data)["event_id"] == env.event_id)
+    assert msg.headers["Dlq-Reason"] == "handler_error"
+    assert "currency" in msg.headers["Dlq-Error-Message"]
+    assert (await ledger.available(w))["available_minor"] == 0
+    async with ledger.svc.engine.connect() as conn:
+        assert (await conn.execute(select(func.count()).select_from(transfers))).scalar() == 0
+
+
+async def _true(value: bool) -> bool:
+    return value
 
 
 async def _has(ledger: Ledger, n: int) -> bool:
