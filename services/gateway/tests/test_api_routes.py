@@ -430,3 +430,53 @@ async def test_owner_dashboard_combines_task_flow_and_money(gw) -> None:
     assert flow["assignments_by_status"] == {"ACCEPTED": 9} and flow["tasks_completed"] == 3
     money = body["money"]["totals"][0]
     assert money["platform_revenue_minor"] == 2700 and money["on_hold_minor"] == 500
+
+
+async def test_big_uploads_go_in_parts_with_row_numbers_of_the_whole_file(gw, monkeypatch) -> None:
+    from contracts.rpc import tasks as t
+    from gateway_service.routes import tasks as tasks_routes
+
+    client, _, stubs = gw
+    monkeypatch.setattr(tasks_routes, "UPLOAD_CHUNK_BYTES", 200)
+
+    def answer(req: dict) -> dict:
+        # Like the tasks service: JSON rows count from 1, TSV lines from the header (= 1);
+        # a row whose value is "bad" is refused.
+        if req["format"] == "json":
+            rows = list(enumerate(req["content"], start=1))
+        else:
+            lines = req["content"].splitlines()
+            rows = [(n, {"INPUT:q": v}) for n, v in enumerate(lines[1:], start=2)]
+        bad = [n for n, r in rows if r["INPUT:q"] == "bad"]
+        return {"created": len(rows) - len(bad), "control_tasks": 0,
+                "task_ids": [f"t{n}" for n, _ in rows if n not in bad],
+                "errors": [{"line": n, "error": "bad row"} for n in bad]}
+
+    await stubs.serve(t.UPLOAD_TASKS, answer)
+    rows = [{"INPUT:q": f"question number {i:03d}"} for i in range(30)]
+    rows[17] = {"INPUT:q": "bad"}
+    r = await client.post("/api/admin/pools/p1/tasks", headers=H("admin"), json=rows)
+    assert r.status_code == 200, r.text
+    parts = list(stubs.calls[t.UPLOAD_TASKS.subject])
+    assert len(parts) > 2 and sum(len(p["content"]) for p in parts) == 30
+    assert all(len(json.dumps(p["content"], ensure_ascii=False)) <= 200 for p in parts)
+    assert r.json()["created"] == 29 and len(r.json()["task_ids"]) == 29
+    assert r.json()["errors"] == [{"line": 18, "error": "bad row"}]
+
+    tsv = "INPUT:q\n" + "".join(f"question number {i:03d}\n" if i != 24 else "bad\n"
+                                for i in range(40))
+    r = await client.post("/api/admin/pools/p1/tasks", content=tsv.encode(),
+                          headers={**H("admin"), "Content-Type": "text/tab-separated-values"})
+    assert r.status_code == 200, r.text
+    tsv_parts = stubs.calls[t.UPLOAD_TASKS.subject][len(parts):]
+    assert len(tsv_parts) > 2 and all(p["content"].startswith("INPUT:q\n") for p in tsv_parts)
+    assert all(len(json.dumps(p["content"], ensure_ascii=False)) <= 200 for p in tsv_parts)
+    assert r.json()["created"] == 39
+    assert r.json()["errors"] == [{"line": 26, "error": "bad row"}]   # data row 25 = line 26
+
+    r = await client.post("/api/admin/pools/p1/tasks?all_or_nothing=true", headers=H("admin"),
+                          json=rows)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "upload_too_large"
+    r = await client.post("/api/admin/pools/p1/tasks", headers=H("admin"),
+                          json=[{"INPUT:q": "x" * 500}])
+    assert r.status_code == 413 and r.json()["error"]["code"] == "row_too_large"

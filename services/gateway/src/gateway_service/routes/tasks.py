@@ -18,6 +18,7 @@ from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import AdminActor, Rpc, StaffActor, WorkerActor
 from gateway_service.errors import ApiError
 from gateway_service.routes.common import audit, page
+from servicekit.errors import RpcCallError
 
 router = APIRouter()
 
@@ -327,9 +328,98 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
         fmt = "json"
     else:
         content, fmt = text, "tsv"
-    return await rpc.call(tasks_rpc.UPLOAD_TASKS, tasks_rpc.TasksUpload(
-        actor=actor, pool_id=pool_id, format=fmt, content=content,
-        all_or_nothing=all_or_nothing), timeout_s=60)
+    budget = min(UPLOAD_CHUNK_BYTES, _max_payload(rpc) - RPC_ENVELOPE_RESERVE)
+    chunks = _json_chunks(content, budget) if fmt == "json" else _tsv_chunks(content, budget)
+    if len(chunks) > 1 and all_or_nothing:
+        raise ApiError(413, "upload_too_large",
+                       "this upload is too large to be applied all-or-nothing in one piece: "
+                       "split it into smaller files or upload without all_or_nothing",
+                       details={"parts_needed": len(chunks)})
+    return await _upload_in_parts(rpc, actor, pool_id, fmt, chunks, all_or_nothing)
+
+
+# A NATS message is limited (1 MiB by default), so big uploads go to the tasks service in
+# parts, each under the limit; row numbers in errors are mapped back to the whole upload.
+UPLOAD_CHUNK_BYTES = 768 * 1024
+RPC_ENVELOPE_RESERVE = 8 * 1024
+
+
+def _max_payload(rpc: Any) -> int:
+    return int(getattr(rpc.nc, "max_payload", 0) or 1024 * 1024)
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _too_large_row(line: int) -> ApiError:
+    return ApiError(413, "row_too_large", f"row {line} alone exceeds the message size limit",
+                    details={"line": line})
+
+
+def _json_chunks(rows: list[Any], budget: int) -> list[tuple[int, Any]]:
+    """(offset, rows): JSON rows are numbered from 1, so a part's row n is offset + n."""
+    chunks: list[tuple[int, Any]] = []
+    start, size = 0, 2
+    for i, row in enumerate(rows):
+        n = _size(row) + 1
+        if n + 2 > budget:
+            raise _too_large_row(i + 1)
+        if size + n > budget and i > start:
+            chunks.append((start, rows[start:i]))
+            start, size = i, 2
+        size += n
+    chunks.append((start, rows[start:]))
+    return chunks
+
+
+def _tsv_chunks(text: str, budget: int) -> list[tuple[int, Any]]:
+    """(offset, text): every part repeats the header; a part's line n is offset + n."""
+    if _size(text) <= budget:
+        return [(0, text)]
+    header, *lines = text.splitlines()
+    base = _size(header) + 2
+    chunks: list[tuple[int, Any]] = []
+    start, size = 0, base
+    for i, line in enumerate(lines):
+        n = _size(line)              # the line, its escaped newline, less the quotes: <= this
+        if base + n > budget:
+            raise _too_large_row(i + 2)
+        if size + n > budget and i > start:
+            chunks.append((start, "\n".join([header, *lines[start:i]]) + "\n"))
+            start, size = i, base
+        size += n
+    chunks.append((start, "\n".join([header, *lines[start:]]) + "\n"))
+    return chunks
+
+
+async def _upload_in_parts(rpc: Any, actor: Any, pool_id: str, fmt: str,
+                           chunks: list[tuple[int, Any]], all_or_nothing: bool) -> dict:
+    total: dict[str, Any] = {"created": 0, "control_tasks": 0, "task_ids": [], "errors": []}
+    for offset, part in chunks:
+        try:
+            res = await rpc.call(tasks_rpc.UPLOAD_TASKS, tasks_rpc.TasksUpload(
+                actor=actor, pool_id=pool_id, format=fmt, content=part,
+                all_or_nothing=all_or_nothing), timeout_s=60)
+        except RpcCallError as exc:
+            if total["created"] == 0:
+                raise
+            e = exc.error
+            raise ApiError(e.status, e.code, f"{e.message} (the earlier parts of this upload "
+                                             f"were created: {total['created']} tasks)",
+                           details={"created": total["created"], "task_ids": total["task_ids"],
+                                    "service_details": e.details}) from exc
+        total["created"] += res["created"]
+        total["control_tasks"] += res["control_tasks"]
+        total["task_ids"].extend(res["task_ids"])
+        for err in res["errors"]:
+            line = err["line"]
+            # 0 = the whole upload, 1 = the TSV header: the same in every part.
+            if line > (1 if fmt == "tsv" else 0):
+                line += offset
+            if {**err, "line": line} not in total["errors"]:    # header errors repeat per part
+                total["errors"].append({**err, "line": line})
+    return total
 
 
 _EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
