@@ -318,7 +318,8 @@ async def test_payout_request_approve_and_reject(ledger: Ledger) -> None:
     assert (bal["available_minor"], bal["on_hold_minor"], bal["paid_minor"]) == (70, 30, 0)
 
     # only admins decide, only pending payouts can be decided
-    err = await ledger.error(rpc.APPROVE_PAYOUT, rpc.DecidePayout(actor=w, payout_id=p1["payout_id"]))
+    err = await ledger.error(rpc.APPROVE_PAYOUT, rpc.DecidePayout(actor=w,
+                                                                  payout_id=p1["payout_id"]))
     assert (err.status, err.code) == (403, "forbidden")
     approved = await ledger.call(rpc.APPROVE_PAYOUT, rpc.DecidePayout(
         actor=ADMIN, payout_id=p1["payout_id"]))
@@ -399,7 +400,7 @@ async def test_concurrent_payouts_never_overdraw(ledger: Ledger) -> None:
         await ledger.idle()
         req = rpc.RequestPayout(actor=w, amount_minor=30, comment="card")
 
-        async def one() -> str:
+        async def one(req: rpc.RequestPayout = req, via_bus: bool = via_bus) -> str:
             if via_bus:
                 try:
                     await ledger.client.call(rpc.REQUEST_PAYOUT, req)
@@ -473,7 +474,7 @@ async def test_every_transfer_sums_to_zero_and_the_database_guards_it(ledger: Le
 
 async def test_worker_and_manager_views_never_reveal_share_or_price(ledger: Ledger) -> None:
     for model in (rpc.Balance, rpc.History, rpc.Payout, rpc.Payouts):
-        for name, f in _fields(model):
+        for name, _ in _fields(model):
             assert not HIDDEN_KEY.search(name), f"{model.__name__}.{name}"
     w = worker()
     await ledger.call(rpc.SET_SHARE, rpc.SetShare(actor=ADMIN, pool_id="pool-x", share=0.8))
