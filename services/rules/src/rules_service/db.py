@@ -27,20 +27,20 @@ rules = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-# Collector state per (rule, worker, pool key): counters, ring, hour buckets, latch.
+# Collector state per (worker, pool key): {rule_id: {counters, ring, hour buckets,
+# latch, restriction}}. One row per worker and pool keeps the writes per event at
+# one row however many rules watch the pool.
 collector_state = Table(
     "collector_state", metadata,
-    Column("rule_id", String(36), primary_key=True),
     Column("worker_id", String(64), primary_key=True),
     Column("pool_key", String(64), primary_key=True),
     Column("data", Json, nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
-# Majority vote: the answers given to one task, per rule.
+# Majority vote: the answers given to one task, per rule: {rule_id: {answers, majority}}.
 task_votes = Table(
     "task_votes", metadata,
-    Column("rule_id", String(36), primary_key=True),
     Column("task_id", String(64), primary_key=True),
     Column("data", Json, nullable=False),
 )
@@ -72,7 +72,7 @@ recorded_facts = Table(
     Column("task_id", String(64), nullable=True),
     Column("data", Json, nullable=False),
     Index("ix_recorded_facts_pool_seq", "pool_id", "seq"),
-    Index("ix_recorded_facts_project_seq", "project_id", "seq"),
+    Index("ix_recorded_facts_worker_pool_seq", "worker_id", "pool_id", "seq"),
 )
 
 firings = Table(

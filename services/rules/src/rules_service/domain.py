@@ -8,12 +8,13 @@ one bus event; the live path records every fact so a backtest can replay them.
 Collector state per (rule, worker, pool key) is a small JSON-able dict updated
 in O(1) per fact:
 
-* ``c``: counters by code; ``r``: the ring of the last ``history_size`` codes
-  (only when a history size is set; the counters then describe the ring);
+* ``c``: counters by code; ``r``: the ring of the last ``history_size`` codes,
+  one character each (only when a history size is set; the counters then
+  describe the ring);
 * ``b``: per-hour buckets for 24 h sliding sums (at most 24 kept);
 * ``f``: the latch that makes a rule fire once per crossing;
 * ``rid`` / ``ru``: the restriction this rule put on the worker and its end;
-* ``ev``: the ids of the last events counted (for explain); ``x``: momentary facts.
+* ``ev``: the ids of the last events counted (backtest only); ``x``: momentary facts.
 """
 
 from __future__ import annotations
@@ -302,18 +303,19 @@ def restriction_end(action: dict[str, Any], at: datetime) -> datetime | None:
 
 
 def new_state() -> dict[str, Any]:
-    return {"c": {}, "ev": []}
+    return {"c": {}}
 
 
 def _push(st: dict[str, Any], code: str, history: int | None) -> None:
     c = st["c"]
     c[code] = c.get(code, 0) + 1
     if history:
-        ring = st.setdefault("r", [])
-        ring.append(code)
+        # One character per value: the ring of the last ``history`` values stays compact.
+        ring = st.get("r", "") + code
         if len(ring) > history:
-            old = ring.pop(0)
-            c[old] -= 1
+            c[ring[0]] -= 1
+            ring = ring[1:]
+        st["r"] = ring
 
 
 def _add_bucket(st: dict[str, Any], at: datetime, amount: int) -> None:
@@ -440,8 +442,15 @@ class Engine:
     """Runs facts through rules over in-memory state; remembers what changed."""
 
     def __init__(self, rules: Iterable[RuleDef], states: dict[StateKey, dict[str, Any]],
-                 votes: dict[VoteKey, dict[str, Any]] | None = None) -> None:
-        self.rules = list(rules)
+                 votes: dict[VoteKey, dict[str, Any]] | None = None, *,
+                 track_events: bool = True) -> None:
+        self.rules: list[RuleDef] = []
+        self._by_kind: dict[str, list[RuleDef]] = {}
+        self._memo: dict[tuple[str, str, str | None], list[RuleDef]] = {}
+        self.add_rules(rules)
+        # The backtest keeps the recent counted event ids in memory; the live path
+        # looks them up in its recorded facts when a rule fires (smaller state rows).
+        self.track_events = track_events
         self.states = states
         self.votes = votes if votes is not None else {}
         self.dirty_states: set[StateKey] = set()
@@ -449,8 +458,23 @@ class Engine:
 
     # -- what a fact needs loaded (the live path prefetches these)
 
+    def add_rules(self, rules: Iterable[RuleDef]) -> None:
+        known = {r.rule_id for r in self.rules}
+        for r in rules:
+            if r.rule_id not in known:
+                known.add(r.rule_id)
+                self.rules.append(r)
+                for kind in FACT_KINDS[r.kind]:
+                    self._by_kind.setdefault(kind, []).append(r)
+        self._memo.clear()
+
     def rules_for(self, fact: Fact) -> list[RuleDef]:
-        return [r for r in self.rules if r.applies_to(fact)]
+        key = (fact.kind, fact.pool_id, fact.project_id)
+        found = self._memo.get(key)
+        if found is None:
+            found = self._memo[key] = [r for r in self._by_kind.get(fact.kind, ())
+                                       if r.applies_to(fact)]
+        return found
 
     def vote_keys(self, fact: Fact) -> list[VoteKey]:
         if fact.kind != "submitted" or fact.data.get("is_control") or not fact.task_id:
@@ -530,10 +554,11 @@ class Engine:
 
     def _evaluate(self, rule: RuleDef, key: StateKey, st: dict[str, Any], fact: Fact,
                   worker: str | None = None) -> Hit | None:
-        ev = st["ev"]
-        ev.append(fact.event_id)
-        if len(ev) > RECENT_EVENTS:
-            del ev[0]
+        ev = st.setdefault("ev", []) if self.track_events else []
+        if self.track_events:
+            ev.append(fact.event_id)
+            if len(ev) > RECENT_EVENTS:
+                del ev[0]
         values = collector_values(rule, st, fact.at)
         holds = conditions_hold(rule.conditions, values)
         action = rule.action

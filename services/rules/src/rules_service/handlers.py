@@ -61,47 +61,76 @@ class RuleRunner:
 
     # ------------------------------------------------------------ events -> facts
 
-    async def fact_for(self, conn: AsyncConnection, event: Event, env: Envelope) -> Fact | None:
-        """The fact an event contributes (and bookkeeping of submissions), or None."""
-        eid = env.event_id
-        if isinstance(event, TaskSubmitted):
+    async def facts_for(self, conn: AsyncConnection,
+                        items: list[tuple[Event, Envelope]]) -> list[Fact]:
+        """The facts some events contribute, with the bookkeeping of submissions.
+
+        Batched: one insert for new submissions, one read and one update per
+        review outcome, however many events.
+        """
+        facts: list[Fact | None] = []
+        new_subs: list[dict[str, Any]] = []
+        reviews: list[tuple[int, Event, Envelope, str]] = []
+        for event, env in items:
+            eid = env.event_id
+            fact: Fact | None = None
+            if isinstance(event, TaskSubmitted):
+                new_subs.append(dict(
+                    assignment_id=event.assignment_id, task_id=event.task_id,
+                    pool_id=event.pool_id, project_id=event.project_id,
+                    worker_id=event.worker_id, status="pending",
+                    review_mode=event.review_mode, submitted_at=event.submitted_at))
+                fact = Fact(eid, "submitted", event.submitted_at, event.worker_id,
+                            event.pool_id, event.project_id, event.task_id, {
+                                "is_control": event.is_control,
+                                "control_correct": event.control_correct,
+                                "answer_key": domain.answer_key(event.answers),
+                                "overlap": event.overlap,
+                                "duration_s": round(
+                                    (event.submitted_at - event.taken_at).total_seconds(), 3),
+                            })
+            elif isinstance(event, TaskSkipped):
+                fact = Fact(eid, "skipped", event.skipped_at, event.worker_id, event.pool_id,
+                            event.project_id, event.task_id)
+            elif isinstance(event, CaptchaAnswered):
+                fact = Fact(eid, "captcha", event.answered_at, event.worker_id, event.pool_id,
+                            event.project_id, None, {"correct": event.correct})
+            elif isinstance(event, ReviewAccepted | ReviewRejected):
+                status = "accepted" if isinstance(event, ReviewAccepted) else "rejected"
+                reviews.append((len(facts), event, env, status))
+            elif isinstance(event, LedgerCredited):
+                fact = Fact(eid, "credited", event.credited_at, event.worker_id, event.pool_id,
+                            event.project_id, None,
+                            {"amount_minor": event.amount_minor, "credit_kind": event.kind})
+            facts.append(fact)
+        if new_subs:
             ins = dialect_insert(conn)
-            await conn.execute(ins(submissions).values(
-                assignment_id=event.assignment_id, task_id=event.task_id, pool_id=event.pool_id,
-                project_id=event.project_id, worker_id=event.worker_id, status="pending",
-                review_mode=event.review_mode, submitted_at=event.submitted_at,
-            ).on_conflict_do_nothing(index_elements=["assignment_id"]))
-            return Fact(eid, "submitted", event.submitted_at, event.worker_id, event.pool_id,
-                        event.project_id, event.task_id, {
-                            "is_control": event.is_control,
-                            "control_correct": event.control_correct,
-                            "answer_key": domain.answer_key(event.answers),
-                            "overlap": event.overlap,
-                            "duration_s": round(
-                                (event.submitted_at - event.taken_at).total_seconds(), 3),
-                        })
-        if isinstance(event, TaskSkipped):
-            return Fact(eid, "skipped", event.skipped_at, event.worker_id, event.pool_id,
-                        event.project_id, event.task_id)
-        if isinstance(event, CaptchaAnswered):
-            return Fact(eid, "captcha", event.answered_at, event.worker_id, event.pool_id,
-                        event.project_id, None, {"correct": event.correct})
-        if isinstance(event, ReviewAccepted | ReviewRejected):
-            status = "accepted" if isinstance(event, ReviewAccepted) else "rejected"
-            prev = (await conn.execute(
-                select(submissions.c.status)
-                .where(submissions.c.assignment_id == event.assignment_id))).scalar()
-            if prev is not None:
-                await conn.execute(update(submissions)
-                                   .where(submissions.c.assignment_id == event.assignment_id)
-                                   .values(status=status))
-            return Fact(eid, status, event.decided_at, event.worker_id, event.pool_id,
-                        event.project_id, event.task_id, {"prev_status": prev})
-        if isinstance(event, LedgerCredited):
-            return Fact(eid, "credited", event.credited_at, event.worker_id, event.pool_id,
-                        event.project_id, None,
-                        {"amount_minor": event.amount_minor, "credit_kind": event.kind})
-        return None
+            await conn.execute(ins(submissions).on_conflict_do_nothing(
+                index_elements=["assignment_id"]), new_subs)
+        if reviews:
+            ids = list({e.assignment_id for _, e, _, _ in reviews})
+            status = {r.assignment_id: r.status for r in await conn.execute(
+                select(submissions.c.assignment_id, submissions.c.status)
+                .where(submissions.c.assignment_id.in_(ids)))}
+            for i, event, env, new in reviews:
+                prev = status.get(event.assignment_id)
+                facts[i] = Fact(env.event_id, new, event.decided_at, event.worker_id,
+                                event.pool_id, event.project_id, event.task_id,
+                                {"prev_status": prev})
+                if prev is not None:
+                    status[event.assignment_id] = new
+            for new in ("accepted", "rejected"):
+                changed = [i for i in ids if status.get(i) == new]
+                if changed:
+                    await conn.execute(update(submissions)
+                                       .where(submissions.c.assignment_id.in_(changed))
+                                       .values(status=new))
+        return [f for f in facts if f is not None]
+
+    async def handle(self, conn: AsyncConnection, items: list[tuple[Event, Envelope]], *,
+                     cause: Envelope | None = None) -> list[Hit]:
+        """What a consumer does with events: facts, then :meth:`process`."""
+        return await self.process(conn, await self.facts_for(conn, items), cause=cause)
 
     # --------------------------------------------------------------- the unit
 
@@ -122,7 +151,7 @@ class RuleRunner:
         """Record facts, evaluate every rule they touch, act on the hits."""
         if not facts:
             return []
-        engine = Engine(await self.load_rules(conn, facts), {}, {})
+        engine = Engine(await self.load_rules(conn, facts), {}, {}, track_events=False)
         loaded: tuple[set, set] = (set(), set())
         if engine.rules:
             await self._ensure(conn, engine, facts, loaded)
@@ -136,9 +165,7 @@ class RuleRunner:
         while queue:
             fact = queue.popleft()
             if fact.kind == "access_revoked":
-                known = {r.rule_id for r in engine.rules}
-                engine.rules.extend(r for r in await self.load_rules(conn, [fact])
-                                    if r.rule_id not in known)
+                engine.add_rules(await self.load_rules(conn, [fact]))
                 await self._ensure(conn, engine, [fact], loaded)
             for hit in engine.apply(fact):
                 all_hits.append(hit)
@@ -146,69 +173,92 @@ class RuleRunner:
                 if derived:
                     await conn.execute(recorded_facts.insert(), [fact_row(f) for f in derived])
                     queue.extend(derived)
-        await self._flush(conn, engine)
+        await self._flush(conn, engine, loaded)
         return all_hits
 
     async def _ensure(self, conn: AsyncConnection, engine: Engine, facts: list[Fact],
                       loaded: tuple[set, set]) -> None:
-        """Load (and lock) the votes and collector state rows these facts touch.
+        """Load (and lock) the vote and state rows these facts touch into the engine.
 
-        Rows are created empty if missing and then locked in key order, so that
+        Missing rows are created empty and then all are locked in key order, so
         concurrent deliveries for the same worker (or task) queue instead of
         overwriting each other's counts.
         """
-        loaded_states, loaded_votes = loaded
+        loaded_rows, loaded_tasks = loaded
         ins = dialect_insert(conn)
-        vkeys = sorted({k for f in facts for k in engine.vote_keys(f)} - loaded_votes)
-        if vkeys:
+        tasks = sorted({k[1] for f in facts for k in engine.vote_keys(f)} - loaded_tasks)
+        if tasks:
             await conn.execute(
-                ins(task_votes).on_conflict_do_nothing(index_elements=["rule_id", "task_id"]),
-                [{"rule_id": k[0], "task_id": k[1], "data": {"a": {}, "m": None}}
-                 for k in vkeys])
+                ins(task_votes).on_conflict_do_nothing(index_elements=["task_id"]),
+                [{"task_id": t, "data": {}} for t in tasks])
             rows = await conn.execute(
-                select(task_votes)
-                .where(tuple_(task_votes.c.rule_id, task_votes.c.task_id).in_(vkeys))
-                .order_by(task_votes.c.rule_id, task_votes.c.task_id).with_for_update())
+                select(task_votes).where(task_votes.c.task_id.in_(tasks))
+                .order_by(task_votes.c.task_id).with_for_update())
             for r in rows:
-                engine.votes[(r.rule_id, r.task_id)] = r.data
-            loaded_votes.update(vkeys)
-        skeys = sorted({k for f in facts for k in engine.state_keys(f)} - loaded_states)
-        if skeys:
+                for rule_id, v in r.data.items():
+                    engine.votes[(rule_id, r.task_id)] = v
+            loaded_tasks.update(tasks)
+        keys = sorted({(k[1], k[2]) for f in facts for k in engine.state_keys(f)}
+                      - loaded_rows)
+        if keys:
             now = self.clock.now()
             await conn.execute(
                 ins(collector_state).on_conflict_do_nothing(
-                    index_elements=["rule_id", "worker_id", "pool_key"]),
-                [{"rule_id": k[0], "worker_id": k[1], "pool_key": k[2],
-                  "data": domain.new_state(), "updated_at": now} for k in skeys])
+                    index_elements=["worker_id", "pool_key"]),
+                [{"worker_id": w, "pool_key": p, "data": {}, "updated_at": now}
+                 for w, p in keys])
             rows = await conn.execute(
                 select(collector_state)
-                .where(tuple_(collector_state.c.rule_id, collector_state.c.worker_id,
-                              collector_state.c.pool_key).in_(skeys))
-                .order_by(collector_state.c.rule_id, collector_state.c.worker_id,
-                          collector_state.c.pool_key).with_for_update())
+                .where(tuple_(collector_state.c.worker_id, collector_state.c.pool_key)
+                       .in_(keys))
+                .order_by(collector_state.c.worker_id, collector_state.c.pool_key)
+                .with_for_update())
             for r in rows:
-                engine.states[(r.rule_id, r.worker_id, r.pool_key)] = r.data
-            loaded_states.update(skeys)
+                for rule_id, st in r.data.items():
+                    engine.states[(rule_id, r.worker_id, r.pool_key)] = st
+            loaded_rows.update(keys)
 
-    async def _flush(self, conn: AsyncConnection, engine: Engine) -> None:
+    async def _flush(self, conn: AsyncConnection, engine: Engine,
+                     loaded: tuple[set, set]) -> None:
+        """Write back every row with a changed rule state (one statement per table)."""
         ins = dialect_insert(conn)
         now = self.clock.now()
-        if engine.dirty_states:
+        rows = {(k[1], k[2]) for k in engine.dirty_states}
+        if rows:
+            data: dict[tuple[str, str], dict[str, Any]] = {r: {} for r in rows}
+            for (rule_id, w, p), st in engine.states.items():
+                if (w, p) in data:
+                    data[(w, p)][rule_id] = st
             stmt = ins(collector_state)
             await conn.execute(
                 stmt.on_conflict_do_update(
-                    index_elements=["rule_id", "worker_id", "pool_key"],
+                    index_elements=["worker_id", "pool_key"],
                     set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}),
-                [{"rule_id": k[0], "worker_id": k[1], "pool_key": k[2],
-                  "data": engine.states[k], "updated_at": now}
-                 for k in sorted(engine.dirty_states)])
-        if engine.dirty_votes:
+                [{"worker_id": w, "pool_key": p, "data": d, "updated_at": now}
+                 for (w, p), d in sorted(data.items())])
+        tasks = {k[1] for k in engine.dirty_votes}
+        if tasks:
+            votes: dict[str, dict[str, Any]] = {t: {} for t in tasks}
+            for (rule_id, t), v in engine.votes.items():
+                if t in votes:
+                    votes[t][rule_id] = v
             stmt = ins(task_votes)
             await conn.execute(
-                stmt.on_conflict_do_update(index_elements=["rule_id", "task_id"],
+                stmt.on_conflict_do_update(index_elements=["task_id"],
                                            set_={"data": stmt.excluded.data}),
-                [{"rule_id": k[0], "task_id": k[1], "data": engine.votes[k]}
-                 for k in sorted(engine.dirty_votes)])
+                [{"task_id": t, "data": d} for t, d in sorted(votes.items())])
+
+    async def _counted_events(self, conn: AsyncConnection, hit: Hit) -> list[str]:
+        """The ids of the latest events of the kinds the rule counts for this worker."""
+        q = (select(recorded_facts.c.event_id)
+             .where(recorded_facts.c.worker_id == hit.worker_id,
+                    recorded_facts.c.kind.in_(sorted(domain.FACT_KINDS[hit.rule.kind])),
+                    recorded_facts.c.at <= hit.at)
+             .order_by(recorded_facts.c.seq.desc())
+             .limit(hit.rule.history_size or domain.RECENT_EVENTS))
+        if hit.pool_key != domain.PLATFORM_POOL_KEY:
+            q = q.where(recorded_facts.c.pool_id == hit.pool_key)
+        return [r[0] for r in await conn.execute(q)][::-1]
 
     # ---------------------------------------------------------------- actions
 
@@ -224,6 +274,8 @@ class RuleRunner:
         """Turn a hit into a firing row and its action event; returns derived facts."""
         a = hit.rule.action
         t = a["type"]
+        if not hit.event_ids:
+            hit.event_ids = await self._counted_events(conn, hit)
         base = {"rule_id": hit.rule.rule_id, "firing_id": hit.firing_id,
                 "worker_id": hit.worker_id}
         event: Event | None = None
@@ -307,13 +359,13 @@ class RuleRunner:
             await conn.execute(update(restrictions)
                                .where(restrictions.c.restriction_id == r.restriction_id)
                                .values(lifted_at=now))
-            key = (collector_state.c.rule_id == r.rule_id,
-                   collector_state.c.worker_id == r.worker_id,
+            key = (collector_state.c.worker_id == r.worker_id,
                    collector_state.c.pool_key == r.pool_key)
-            data = (await conn.execute(select(collector_state.c.data).where(*key))).scalar()
-            if data is not None and data.get("rid") == r.restriction_id:
-                await conn.execute(update(collector_state).where(*key)
-                                   .values(data=domain.new_state(), updated_at=now))
+            data = (await conn.execute(select(collector_state.c.data).where(*key)
+                                       .with_for_update())).scalar()
+            if data and (data.get(r.rule_id) or {}).get("rid") == r.restriction_id:
+                await conn.execute(update(collector_state).where(*key).values(
+                    data={**data, r.rule_id: domain.new_state()}, updated_at=now))
             await self.record(conn, RestrictionLifted(
                 restriction_id=r.restriction_id, worker_id=r.worker_id, lifted_at=now), None)
         return len(due)

@@ -60,9 +60,7 @@ def create_service(settings: RulesSettings | None = None, *,
     svc.clock = clock  # type: ignore[attr-defined]
 
     async def on_event(conn, event: Event, env: Envelope) -> None:
-        fact = await runner.fact_for(conn, event, env)
-        if fact is not None:
-            await runner.process(conn, [fact], cause=env)
+        await runner.handle(conn, [(event, env)], cause=env)
 
     @svc.consume("task.>", name="task-events")
     async def on_task_event(conn, event: Event, env: Envelope) -> None:

@@ -1,0 +1,224 @@
+"""Benchmark: events/s through the live evaluation path with 20 rules on one pool.
+
+    python -m rules_service.bench_rules --events 20000 --history 1000
+    python -m rules_service.bench_rules --events 20000 --history 1000000
+
+Each event goes through what a consumer does (inbox claim, event -> fact with
+its bookkeeping, load + lock state, evaluate, save, act into the outbox) on a
+fresh PostgreSQL database (``MTE_TEST_PG_ADMIN_URL``, default the local
+server). ``history`` recorded facts (and the collector state rows such a history
+leaves behind) are bulk-loaded first, so the long run shows whether the live
+path rescans history (it must not). Events are processed ``batch`` per
+transaction (the consumer uses one per message).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections import Counter
+import asyncio
+import json
+import random
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from contracts.envelope import new_envelope
+from contracts.events import CaptchaAnswered, LedgerCredited, ReviewAccepted, TaskSkipped, \
+    TaskSubmitted
+from rules_service import domain
+from rules_service.db import rules as rules_table
+from servicekit.db import dialect_insert
+
+POOL, PROJECT = "bench-pool", "bench-project"
+SUSPEND = {"type": "restriction", "scope": "pool", "duration": 1, "duration_unit": "days",
+           "private_comment": "bench"}
+
+
+def bench_rules() -> list[dict[str, Any]]:
+    """20 rules on one pool, one or more of every collector, thresholds rarely crossed."""
+
+    def r(kind, conds, action, **collector):
+        return {"collector": {"kind": kind, **collector},
+                "conditions": [{"field": f, "operator": o, "value": v} for f, o, v in conds],
+                "action": action}
+
+    skill = {"type": "set_skill_from_field", "skill": "q", "from_field": "correct_answers_rate"}
+    return [
+        r("income", [("income_sum_for_24h", ">", 10**9)], SUSPEND),
+        r("income", [("income_sum_for_24h", ">", 10**8)], {"type": "set_skill", "skill": "rich",
+                                                           "value": 1}),
+        r("captcha", [("stored_results_count", ">=", 10), ("success_rate", "<", 1)], SUSPEND,
+          history_size=10),
+        r("captcha", [("stored_results_count", ">=", 5), ("fail_rate", ">", 99)], SUSPEND),
+        r("golden_set", [("golden_set_answers_count", ">=", 3)], skill, history_size=20),
+        r("golden_set", [("golden_set_answers_count", ">=", 10),
+                         ("golden_set_incorrect_answers_rate", ">", 95)], SUSPEND,
+          history_size=50),
+        r("majority_vote", [("total_answers_count", ">=", 10),
+                            ("incorrect_answers_rate", ">", 95)], SUSPEND, answer_threshold=2,
+          history_size=20),
+        r("majority_vote", [("total_answers_count", ">=", 3), ("incorrect_answers_rate", ">", 90)],
+          {"type": "set_skill", "skill": "mv", "value": 0}, answer_threshold=2),
+        r("fast_answers", [("total_submitted_count", ">=", 10),
+                           ("fast_submitted_count", ">=", 10)], SUSPEND,
+          fast_submit_threshold_seconds=1, history_size=10),
+        r("fast_answers", [("fast_submitted_count", ">=", 10**6)], SUSPEND,
+          fast_submit_threshold_seconds=3),
+        r("submitted_answers", [("submitted_count_24h", ">", 10**6)], SUSPEND),
+        r("submitted_answers", [("submitted_count_24h", ">", 10**5)],
+          {"type": "set_skill", "skill": "busy", "value": 1}),
+        r("skipped_in_row", [("skipped_in_row_count", ">=", 50)], SUSPEND),
+        r("skipped_in_row", [("skipped_in_row_count", ">=", 20)],
+          {"type": "set_skill", "skill": "skips", "value": 1}),
+        r("acceptance_rate", [("total_reviewed_count", ">=", 10), ("rejected_rate", ">", 99)],
+          SUSPEND, history_size=20),
+        r("acceptance_rate", [("total_reviewed_count", ">=", 10**6)],
+          {"type": "accept_all"}),
+        r("assessments", [("assessment_event", "==", "accept_after_reject")],
+          {"type": "set_skill", "skill": "appeal", "value": 1}),
+        r("assessments", [("rejected_submitted_count", ">=", 10**6)], SUSPEND),
+        r("access_revoked", [("access_revoked_reason", "==", "restriction")],
+          {"type": "change_overlap", "add": 1}),
+        r("access_revoked", [("access_revoked_reason", "==", "skill_change")],
+          {"type": "change_overlap", "add": 1}),
+    ]
+
+
+def make_event(rng: random.Random, workers: list[str], at: datetime) -> Any:
+    w = rng.choice(workers)
+    task = f"t{rng.randrange(len(workers) * 3)}"
+    x = rng.random()
+    ref = dict(assignment_id=str(uuid.uuid4()), task_id=task, pool_id=POOL,
+               project_id=PROJECT, worker_id=w)
+    if x < 0.45:
+        control = rng.random() < 0.2
+        return TaskSubmitted(**ref, answers={"label": rng.choice("ab")},
+                             taken_at=at - timedelta(seconds=rng.uniform(0.5, 60)),
+                             submitted_at=at, price_minor=10, currency="USD", overlap=3,
+                             is_control=control,
+                             control_correct=(rng.random() < 0.8) if control else None)
+    if x < 0.65:
+        return ReviewAccepted(**ref, price_minor=10, currency="USD", decided_by="m",
+                              decided_at=at)
+    if x < 0.85:
+        return LedgerCredited(transfer_id=str(uuid.uuid4()), worker_id=w, pool_id=POOL,
+                              project_id=PROJECT, assignment_id=ref["assignment_id"],
+                              amount_minor=7, currency="USD", credited_at=at)
+    if x < 0.95:
+        return CaptchaAnswered(challenge_id=str(uuid.uuid4()), worker_id=w, pool_id=POOL,
+                               project_id=PROJECT, correct=rng.random() < 0.9, answered_at=at)
+    return TaskSkipped(**ref, skipped_at=at)
+
+
+async def _load_history(url: str, rule_ids: list[str], workers: list[str], history: int,
+                        rng: random.Random, now: datetime) -> None:
+    """Bulk-load ``history`` recorded facts and the state rows they would leave."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        kinds = ["submitted", "credited", "captcha", "accepted", "skipped"]
+        chunk = 100_000
+        for start in range(0, history, chunk):
+            n = min(chunk, history - start)
+            rows = []
+            for i in range(n):
+                k = kinds[i % 5]
+                rows.append((f"h{start + i}", k, now - timedelta(seconds=history - start - i),
+                             workers[(start + i) % len(workers)], POOL, PROJECT,
+                             f"t{i % 5000}", '{"amount_minor": 7, "correct": true}'))
+            await conn.copy_records_to_table(
+                "recorded_facts", records=rows,
+                columns=["event_id", "kind", "at", "worker_id", "pool_id", "project_id",
+                         "task_id", "data"])
+        st = {"c": {"s": 5, "f": 1, "n": 3, "c": 4, "i": 1, "a": 6, "r": 1}, "r": "ssfsscssas", "lv": 80,
+              "f": False}
+        row = json.dumps({rid: st for rid in rule_ids})
+        await conn.copy_records_to_table(
+            "collector_state", records=[(w, POOL, row, now) for w in workers],
+            columns=["worker_id", "pool_key", "data", "updated_at"])
+        await conn.execute("ANALYZE")
+    finally:
+        await conn.close()
+
+
+async def run(events: int, history: int, *, batch: int = 100, workers: int = 2000,
+              seed: int = 7) -> dict[str, Any]:
+    """Events/s with 20 rules on a pool after ``history`` recorded events."""
+    from rules_service.main import create_service
+    from rules_service.settings import RulesSettings
+    from servicekit.migrations import upgrade
+    from servicekit.testing.plugin import create_pg_database, drop_pg_database
+    from pathlib import Path
+
+    url = await create_pg_database("mte_bench_rules")
+    try:
+        upgrade(Path(__file__).parents[2], url)
+        svc = create_service(RulesSettings(database_url=url, environment="test",
+                                           log_level="WARNING"))
+        runner = svc.runner  # type: ignore[attr-defined]
+        rng = random.Random(seed)
+        now = datetime.now(UTC)
+        names = [f"bw{i}" for i in range(workers)]
+        rule_ids = []
+        async with svc.transaction() as conn:
+            for spec in bench_rules():
+                rid = str(uuid.uuid4())
+                rule_ids.append(rid)
+                await conn.execute(rules_table.insert().values(
+                    rule_id=rid, name="bench", scope="pool", pool_id=POOL, project_id=None,
+                    enabled=True, deleted=False, created_by="bench", created_at=now,
+                    updated_at=now, **spec))
+        if history:
+            await _load_history(url, rule_ids, names, history, rng, now)
+        envs = [new_envelope(make_event(rng, names, now), producer="bench")
+                for _ in range(events)]
+        evs = [(e, e) for e in envs]
+        from contracts.events import parse_event
+
+        parsed = [(parse_event(e.type, e.schema_version, e.data), e) for e, _ in evs]
+        hits = 0
+        kinds: Counter[str] = Counter()
+        t0 = time.perf_counter()
+        ins = dialect_insert
+        for i in range(0, len(parsed), batch):
+            chunk = parsed[i:i + batch]
+            async with svc.transaction() as conn:
+                # The kit's inbox claim, one statement for the batch.
+                fresh = {r[0] for r in await conn.execute(
+                    ins(conn)(svc.inbox)
+                    .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+                    .returning(svc.inbox.c.event_id),
+                    [{"consumer": "rules__bench", "event_id": env.event_id,
+                      "processed_at": now} for _, env in chunk])}
+                hh = await runner.handle(
+                    conn, [(e, env) for e, env in chunk if env.event_id in fresh])
+                hits += len(hh)
+                kinds.update(h.rule.kind + ":" + h.rule.action["type"] for h in hh)
+        seconds = time.perf_counter() - t0
+        await svc.engine.dispose()
+        return {"events": events, "history": history, "rules": len(rule_ids), "batch": batch,
+                "workers": workers, "seconds": round(seconds, 3),
+                "events_per_s": round(events / seconds, 1), "firings": hits, "firings_by_rule": dict(kinds)}
+    finally:
+        await drop_pg_database(url)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--events", type=int, default=20_000)
+    p.add_argument("--history", type=int, nargs="+", default=[1_000, 1_000_000])
+    p.add_argument("--batch", type=int, default=100)
+    a = p.parse_args()
+    results = [asyncio.run(run(a.events, h, batch=a.batch)) for h in a.history]
+    for r in results:
+        print(json.dumps(r))
+    if len(results) >= 2:
+        slow = 1 - results[-1]["events_per_s"] / results[0]["events_per_s"]
+        print(json.dumps({"long_history_slowdown_pct": round(100 * slow, 1)}))
+
+
+if __name__ == "__main__":
+    main()
