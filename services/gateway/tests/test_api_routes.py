@@ -211,8 +211,17 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
     svc = create_service(SupportSettings(database_url=database_url, nats_url=nats_server.url,
                                          environment="test"))
     await svc.start()
+    asked: list[str] = []
+
+    async def record(msg: Any) -> None:
+        asked.append(msg.subject)
+
+    spy = await stubs.nc.subscribe("rpc.>", cb=record)
     try:
         r = await client.get("/api/admin/diagnostics", headers=H("admin"))
+        await stubs.nc.flush()
+        # Read-only by construction: the only requests it makes are diagnostics.
+        assert sorted(asked) == sorted(f"rpc.{s}.diagnostics" for s in ops.SERVICES)
         assert r.status_code == 200, r.text
         body = r.json()
         by = {s["service"]: s for s in body["services"]}
@@ -228,6 +237,7 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
         assert {"TASK", "DLQ"} <= names
         assert isinstance(body["bus"]["dlq_depth"], int)
     finally:
+        await spy.unsubscribe()
         await svc.stop()
 
 
