@@ -457,6 +457,10 @@ async def test_captcha_every_tenth_take(env: Env) -> None:
     assert right["correct"] is True
     await env.take(w, pool["pool_id"])  # the 10th take goes through
     await env.take(w, pool["pool_id"])  # the 11th needs nothing
+    stats = await env.call(rpc.POOL_STATS, rpc.PoolStatsRequest, actor=ADMIN,
+                           pool_id=pool["pool_id"])
+    # The refused takes held no slot: 11 taken, 1 still free.
+    assert stats["assignments"]["ACTIVE"] == 11 and stats["tasks_open"] == 1
     answered = await env.outbox_events("task.captcha_answered")
     assert sorted(e["correct"] for e in answered) == [False, True]
 

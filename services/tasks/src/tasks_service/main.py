@@ -181,7 +181,8 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         await conn.execute(
             update(tasks).where(tasks.c.task_id == bindparam("tid"))
             .values(live_count=tasks.c.live_count - bindparam("n")),
-            [{"tid": t, "n": n} for t, n in per_task.items()])
+            # One order for every sweeper replica, so two never deadlock on task rows.
+            [{"tid": t, "n": n} for t, n in sorted(per_task.items())])
         for r in rows:
             await svc.record(conn, TaskExpired(
                 assignment_id=r.assignment_id, task_id=r.task_id, pool_id=r.pool_id,
@@ -377,8 +378,9 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     # ---------------------------------------------------------------- take path
 
-    async def pick_task(conn: AsyncConnection, worker_id: str, pool_rows: list[Any]) -> Any:
-        """Lock the oldest free task of the highest-priority pools that this worker never had."""
+    async def claim_task(conn: AsyncConnection, worker_id: str, pool_rows: list[Any]) -> Any:
+        """Claim (lock and count) the oldest free task this worker never had, in the
+        highest-priority pools first: one UPDATE over a ``FOR UPDATE SKIP LOCKED`` pick."""
         by_priority: dict[int, list[str]] = {}
         for p in pool_rows:
             by_priority.setdefault(p.priority, []).append(p.pool_id)
@@ -387,12 +389,15 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         for prio in sorted(by_priority, reverse=True):
             ids = by_priority[prio]
             cond = tasks.c.pool_id == ids[0] if len(ids) == 1 else tasks.c.pool_id.in_(ids)
-            q = (select(tasks.c.task_id, tasks.c.pool_id, tasks.c.project_id, tasks.c.input,
-                        tasks.c.is_control)
-                 .where(cond, tasks.c.live_count < tasks.c.overlap, ~mine)
-                 .order_by(tasks.c.created_at, tasks.c.position).limit(1)
-                 .with_for_update(skip_locked=True))
-            row = (await conn.execute(q)).first()
+            pick = (select(tasks.c.task_id)
+                    .where(cond, tasks.c.live_count < tasks.c.overlap, ~mine)
+                    .order_by(tasks.c.created_at, tasks.c.position).limit(1)
+                    .with_for_update(skip_locked=True).scalar_subquery())
+            row = (await conn.execute(
+                update(tasks).where(tasks.c.task_id == pick)
+                .values(live_count=tasks.c.live_count + 1)
+                .returning(tasks.c.task_id, tasks.c.pool_id, tasks.c.input,
+                           tasks.c.is_control))).first()
             if row is not None:
                 return row
         return None
@@ -448,6 +453,8 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             select(func.count()).where(*mine_active).scalar_subquery().label("active"),
             select(func.min(assignments.c.deadline_at)).where(*mine_active)
             .scalar_subquery().label("earliest"),
+            exists().where(restrictions.c.worker_id == worker_id,
+                           restrictions.c.lifted_at.is_(None)).label("restricted"),
         ).where(trust_limits.c.level == worker.trust_level))).first()
         if lim is None:  # only before the startup seed ran
             raise ServiceError("not_ready", "trust limits are not set up yet", status=503)
@@ -460,9 +467,14 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         if refusal is not None:
             raise ServiceError("take_limit", refusal.message(), status=429,
                                details=refusal.details())
-        restr = await active_restrictions(conn, worker_id, now)
+        restr = (await active_restrictions(conn, worker_id, now)) if lim.restricted else []
         if pool_id is not None:
-            pool = await get_pool_row(conn, pool_id)
+            pool = (await conn.execute(
+                select(pools, projects.c.instructions, projects.c.output_spec)
+                .join(projects, projects.c.project_id == pools.c.project_id)
+                .where(pools.c.pool_id == pool_id))).first()
+            if pool is None:
+                raise NotFound("pool_not_found", f"no pool {pool_id}")
             if pool.status != "open":
                 raise Conflict("pool_not_open", f"the pool is {pool.status}, not open")
             ok, why = eligible(pool, worker.skills, restr, now)
@@ -475,13 +487,15 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                 if eligible(p, worker.skills, restr, now)[0]]
         if not candidates:
             raise no_tasks()
-        task = await pick_task(conn, worker_id, candidates)
+        task = await claim_task(conn, worker_id, candidates)
         if task is None:
             raise no_tasks()
         pool = next(p for p in candidates if p.pool_id == task.pool_id)
         need = await captcha_gate(conn, worker_id, pool, now)
         if need is not None:
-            # Commit the challenge (nothing else changed), then refuse.
+            # Keep only the challenge: give the claimed slot back, commit, then refuse.
+            await conn.execute(update(tasks).where(tasks.c.task_id == task.task_id)
+                               .values(live_count=tasks.c.live_count - 1))
             await conn.commit()
             raise need
         timeout = domain.assignment_timeout(pool.assignment_timeout_s, limits.assignment_timeout_s)
@@ -493,11 +507,9 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             index_elements=["task_id", "worker_id"]).returning(assignments.c.assignment_id)
         if (await conn.execute(ins)).first() is None:
             raise no_tasks()
-        await conn.execute(update(tasks).where(tasks.c.task_id == task.task_id)
-                           .values(live_count=tasks.c.live_count + 1))
         await conn.execute(update(workers).where(workers.c.worker_id == worker_id)
                            .values(last_take_at=now))
-        project = (await conn.execute(
+        project = pool if pool_id is not None else (await conn.execute(
             select(projects.c.instructions, projects.c.output_spec)
             .where(projects.c.project_id == pool.project_id))).one()
         await svc.record(conn, TaskTaken(
