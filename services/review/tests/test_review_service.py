@@ -336,14 +336,17 @@ async def test_auto_mode_and_auto_accept_after_the_delay(start_review) -> None:
     pool = uid("pool")
     instant = submitted(pool_id=pool, review_mode="auto")
     delayed = submitted(pool_id=pool, auto_accept_after_s=1)
+    held = submitted(pool_id=pool, auto_accept_after_s=1)
     never = submitted(pool_id=pool)
-    await enqueue(h, instant, delayed, never)
+    await enqueue(h, instant, delayed, held, never)
+    # A manager reviewing a submission when its delay runs out keeps it until done.
+    await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M1, assignment_id=held.assignment_id))
 
     got = await h.call(rpc.GET, rpc.SubmissionRef(actor=M1, assignment_id=instant.assignment_id))
     assert got["status"] == "accepted" and got["decided_by"] == "auto"
     pending = await h.call(rpc.LIST_PENDING, rpc.ListPending(actor=M1, pool_id=pool))
-    assert {i["assignment_id"] for i in pending["items"]} == {delayed.assignment_id,
-                                                              never.assignment_id}
+    assert {i["assignment_id"] for i in pending["items"]} == {
+        delayed.assignment_id, held.assignment_id, never.assignment_id}
 
     [auto] = await eventually(
         lambda: _ready(h.events("review.accepted", delayed.assignment_id)))
@@ -351,6 +354,13 @@ async def test_auto_mode_and_auto_accept_after_the_delay(start_review) -> None:
     assert datetime.fromisoformat(auto.data["decided_at"]) >= delayed.submitted_at + \
         timedelta(seconds=1)
     assert h.events("review.accepted", instant.assignment_id)[0].data["decided_by"] == "auto"
+    await asyncio.sleep(0.3)  # several sweeps past the held submission's deadline
+    left = await h.call(rpc.LIST_PENDING, rpc.ListPending(actor=M1, pool_id=pool))
+    assert {i["assignment_id"] for i in left["items"]} == {held.assignment_id,
+                                                           never.assignment_id}
+    await h.call(rpc.UNLOCK, rpc.SubmissionRef(actor=M1, assignment_id=held.assignment_id))
+    [late] = await eventually(lambda: _ready(h.events("review.accepted", held.assignment_id)))
+    assert late.data["decided_by"] == "auto"
     left = await h.call(rpc.LIST_PENDING, rpc.ListPending(actor=M1, pool_id=pool))
     assert [i["assignment_id"] for i in left["items"]] == [never.assignment_id]
 
@@ -432,6 +442,17 @@ async def test_stats_and_decision_history(start_review) -> None:
         actor=ADMIN, pool_id=pool, worker_id=w1, status="rejected"))
     assert [i["assignment_id"] for i in rejected["items"]] == [subs[2].assignment_id]
     assert rejected["items"][0]["decided_by"] == M1.user_id
+    future = await h.call(rpc.MY_DECISIONS, rpc.DecisionsRequest(
+        actor=M1, pool_id=pool, since=datetime.now(UTC) + timedelta(minutes=1)))
+    recent = await h.call(rpc.MY_DECISIONS, rpc.DecisionsRequest(
+        actor=M1, pool_id=pool, since=datetime.now(UTC) - timedelta(minutes=1),
+        until=datetime.now(UTC) + timedelta(minutes=1), page={"limit": 2, "offset": 0}))
+    assert future["total"] == 0 and recent["total"] == 4 and len(recent["items"]) == 2
+    naive = await h.nc.request(rpc.MY_DECISIONS.subject, json.dumps(
+        {"actor": M1.model_dump(), "since": "2026-01-01T00:00:00"}).encode(), timeout=5)
+    reply = json.loads(naive.data)
+    assert not reply["ok"] and reply["error"]["code"] == "validation_error"
+    assert reply["error"]["details"][0]["loc"] == ["since"]
 
     worker = Actor(user_id=w1, role="worker")
     mine = await h.call(rpc.MY_DECISIONS, rpc.DecisionsRequest(actor=worker))

@@ -183,6 +183,7 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.LIST_PENDING)
     async def list_pending(req: rpc.ListPending) -> rpc.Submissions:
+        """The queue, oldest submission first; never the price."""
         domain.require_reviewer(req.actor.role)
         cond = [s.c.status == "pending"]
         if req.pool_id:
@@ -200,6 +201,7 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.GET)
     async def get(req: rpc.SubmissionRef) -> rpc.Submission:
+        """One submission with its lock and decision; never the price."""
         domain.require_reviewer(req.actor.role)
         async with single.connect() as conn:
             row = (await conn.execute(select(*PUBLIC_COLUMNS)
@@ -220,6 +222,7 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.LOCK)
     async def lock(req: rpc.SubmissionRef) -> rpc.LockInfo:
+        """Take (or extend) the review lock; refused while another manager holds it."""
         domain.require_reviewer(req.actor.role)
         me, now = req.actor.user_id, clock()
         until = domain.lock_deadline(now, settings.lock_ttl_s)
@@ -237,6 +240,7 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.UNLOCK)
     async def unlock(req: rpc.SubmissionRef) -> rpc.LockInfo:
+        """Give one's own lock back (a free submission stays free)."""
         domain.require_reviewer(req.actor.role)
         me, now = req.actor.user_id, clock()
         async with single.connect() as conn:
@@ -271,11 +275,13 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.ACCEPT)
     async def accept(req: rpc.Accept) -> rpc.DecisionResult:
+        """Accept as the lock holder; review.accepted goes out with the decision."""
         domain.require_reviewer(req.actor.role)
         return await decide(req, "accepted", domain.clean_comment(req.comment))
 
     @svc.rpc(rpc.REJECT)
     async def reject(req: rpc.Reject) -> rpc.DecisionResult:
+        """Reject as the lock holder, telling the worker why; emits review.rejected."""
         domain.require_reviewer(req.actor.role)
         return await decide(req, "rejected", domain.rejection_comment(req.comment))
 
@@ -283,6 +289,7 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.STATS)
     async def stats(req: rpc.StatsRequest) -> rpc.PoolStats:
+        """A pool's queue and decision figures for managers; worker ids, no money."""
         domain.require_reviewer(req.actor.role)
         now = clock()
         since = domain.hour_floor(now) - timedelta(hours=23)
@@ -315,6 +322,7 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     @svc.rpc(rpc.MY_DECISIONS)
     async def my_decisions(req: rpc.DecisionsRequest) -> rpc.Decisions:
+        """Decision history: a worker's own, or any filtered for managers and admins."""
         role, me = req.actor.role, req.actor.user_id
         cond = [s.c.status != "pending"]
         if role == "worker":
