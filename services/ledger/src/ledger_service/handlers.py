@@ -10,6 +10,7 @@ transfers lock them in the same order and cannot deadlock.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from typing import Any
 from sqlalchemy import case, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import TextClause
 
 from ledger_service.db import (BALANCE_NON_NEGATIVE, accounts, balances, entries, payouts,
                                share_audit, shares, transfers)
@@ -111,6 +113,43 @@ _TRANSFER_COLS = ("transfer_id", "kind", "currency", "worker_id", "pool_id", "pr
                   "created_at")
 
 
+@functools.lru_cache(maxsize=16)
+def _credit_statement(unique_key: str, n_legs: int) -> TextClause:
+    """The one-statement credit for ``n_legs`` legs (parsed once, then reused)."""
+    values = ", ".join(
+        f"(CAST(:a{i} AS VARCHAR), CAST(:k{i} AS VARCHAR), CAST(:c{i} AS VARCHAR), "
+        f"CAST(:o{i} AS VARCHAR), CAST(:m{i} AS BIGINT), CAST(:b{i} AS BOOLEAN))"
+        for i in range(n_legs))
+    sql = f"""
+    WITH t AS (
+        INSERT INTO transfers ({", ".join(_TRANSFER_COLS)})
+        VALUES ({", ".join(f":t_{c}" for c in _TRANSFER_COLS)})
+        ON CONFLICT ({unique_key}) DO NOTHING
+        RETURNING transfer_id
+    ), legs (account_id, kind, currency, owner_id, amount_minor, keeps_balance) AS (
+        VALUES {values}
+    ), a AS (
+        INSERT INTO accounts (account_id, kind, currency, owner_id, created_at)
+        SELECT account_id, kind, currency, owner_id, CAST(:now AS TIMESTAMPTZ) FROM legs
+        WHERE EXISTS (SELECT 1 FROM t) ORDER BY account_id
+        ON CONFLICT (account_id) DO NOTHING
+    ), e AS (
+        INSERT INTO entries (transfer_id, account_id, currency, amount_minor, created_at)
+        SELECT t.transfer_id, legs.account_id, legs.currency, legs.amount_minor,
+               CAST(:now AS TIMESTAMPTZ)
+        FROM t CROSS JOIN legs
+    ), b AS (
+        INSERT INTO balances (account_id, balance_minor)
+        SELECT legs.account_id, legs.amount_minor FROM t CROSS JOIN legs
+        WHERE legs.keeps_balance ORDER BY legs.account_id
+        ON CONFLICT (account_id)
+        DO UPDATE SET balance_minor = balances.balance_minor + EXCLUDED.balance_minor
+    )
+    SELECT count(*) FROM t
+    """
+    return text(sql)
+
+
 async def post_credit(conn: AsyncConnection, row: dict[str, Any], legs: list[Leg], *,
                       unique_key: str, now: datetime) -> bool:
     """Post a credit once per business key; False (and nothing written) if it exists.
@@ -132,45 +171,15 @@ async def post_credit(conn: AsyncConnection, row: dict[str, Any], legs: list[Leg
         raise ValueError(f"unknown business key {unique_key}")
     params: dict[str, Any] = {f"t_{c}": row.get(c) for c in _TRANSFER_COLS}
     params["now"] = now
-    values = []
     for i, leg in enumerate(legs):
         a = leg.account
         params.update({f"a{i}": a.account_id, f"k{i}": a.kind, f"c{i}": a.currency,
                        f"o{i}": a.owner_id, f"m{i}": leg.amount_minor,
                        f"b{i}": a.keeps_balance})
-        values.append(f"(CAST(:a{i} AS VARCHAR), CAST(:k{i} AS VARCHAR), "
-                      f"CAST(:c{i} AS VARCHAR), CAST(:o{i} AS VARCHAR), "
-                      f"CAST(:m{i} AS BIGINT), CAST(:b{i} AS BOOLEAN))")
-    if not values:  # a zero credit: the transfer records the business key only
+    if not legs:  # a zero credit: the transfer records the business key only
         return await insert_transfer(conn, row, unique_key=unique_key)
-    sql = f"""
-    WITH t AS (
-        INSERT INTO transfers ({", ".join(_TRANSFER_COLS)})
-        VALUES ({", ".join(f":t_{c}" for c in _TRANSFER_COLS)})
-        ON CONFLICT ({unique_key}) DO NOTHING
-        RETURNING transfer_id
-    ), legs (account_id, kind, currency, owner_id, amount_minor, keeps_balance) AS (
-        VALUES {", ".join(values)}
-    ), a AS (
-        INSERT INTO accounts (account_id, kind, currency, owner_id, created_at)
-        SELECT account_id, kind, currency, owner_id, CAST(:now AS TIMESTAMPTZ) FROM legs
-        WHERE EXISTS (SELECT 1 FROM t) ORDER BY account_id
-        ON CONFLICT (account_id) DO NOTHING
-    ), e AS (
-        INSERT INTO entries (transfer_id, account_id, currency, amount_minor, created_at)
-        SELECT t.transfer_id, legs.account_id, legs.currency, legs.amount_minor,
-               CAST(:now AS TIMESTAMPTZ)
-        FROM t CROSS JOIN legs
-    ), b AS (
-        INSERT INTO balances (account_id, balance_minor)
-        SELECT legs.account_id, legs.amount_minor FROM t CROSS JOIN legs
-        WHERE legs.keeps_balance ORDER BY legs.account_id
-        ON CONFLICT (account_id)
-        DO UPDATE SET balance_minor = balances.balance_minor + EXCLUDED.balance_minor
-    )
-    SELECT count(*) FROM t
-    """
-    return (await conn.execute(text(sql), params)).scalar_one() == 1
+    stmt = _credit_statement(unique_key, len(legs))
+    return (await conn.execute(stmt, params)).scalar_one() == 1
 
 
 def is_insufficient_funds(exc: Exception) -> bool:
