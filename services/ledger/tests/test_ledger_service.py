@@ -225,7 +225,8 @@ async def test_an_event_the_ledger_refuses_goes_to_the_dlq_not_the_books(ledger:
     assert "currency" in msg.headers["Dlq-Error-Message"]
     assert (await ledger.available(w))["available_minor"] == 0
     async with ledger.svc.engine.connect() as conn:
-        assert (await conn.execute(select(func.count()).select_from(transfers))).scalar() == 0
+        assert (await conn.execute(select(func.count()).select_from(transfers).where(
+            transfers.c.worker_id == w.user_id))).scalar() == 0
 
 
 async def _true(value: bool) -> bool:
@@ -434,8 +435,11 @@ async def test_every_transfer_sums_to_zero_and_the_database_guards_it(ledger: Le
     await ledger.call(rpc.APPROVE_PAYOUT, rpc.DecidePayout(actor=ADMIN, payout_id=p["payout_id"]))
 
     async with ledger.svc.engine.connect() as conn:
-        sums = (await conn.execute(select(entries.c.transfer_id, func.sum(entries.c.amount_minor))
-                                   .group_by(entries.c.transfer_id))).all()
+        sums = (await conn.execute(
+            select(entries.c.transfer_id, func.sum(entries.c.amount_minor))
+            .join(transfers, transfers.c.transfer_id == entries.c.transfer_id)
+            .where(transfers.c.worker_id == w.user_id)
+            .group_by(entries.c.transfer_id))).all()
         assert len(sums) == 4 + 1 + 2 and all(total == 0 for _, total in sums)
     report = await ledger.call(rpc.CHECK_CONSISTENCY, rpc.ConsistencyRequest(actor=ADMIN))
     assert report["ok"] and report["findings"] == []
