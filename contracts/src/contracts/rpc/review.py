@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from contracts.rpc import Page, RpcRequest, rpc
 
@@ -58,9 +58,9 @@ class DecisionsRequest(RpcRequest):
     worker_id: str | None = None
     status: Literal["accepted", "rejected"] | None = None
     decided_by: str | None = None
-    # decided_at >= since and < until; naive times are refused (all times are UTC-aware).
-    since: AwareDatetime | None = None
-    until: AwareDatetime | None = None
+    # decided_at >= since and < until; a time without a timezone is taken as UTC.
+    since: datetime | None = None
+    until: datetime | None = None
     page: Page = Page()
 
 

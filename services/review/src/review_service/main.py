@@ -339,9 +339,9 @@ def create_service(settings: ReviewSettings | None = None, *,
         if req.status:
             cond.append(s.c.status == req.status)
         if req.since:
-            cond.append(s.c.decided_at >= req.since)
+            cond.append(s.c.decided_at >= domain.as_utc(req.since))
         if req.until:
-            cond.append(s.c.decided_at < req.until)
+            cond.append(s.c.decided_at < domain.as_utc(req.until))
         cols = (s.c.assignment_id, s.c.task_id, s.c.pool_id, s.c.project_id, s.c.worker_id,
                 s.c.status, s.c.review_comment, s.c.submitted_at, s.c.decided_at,
                 s.c.decided_by)
