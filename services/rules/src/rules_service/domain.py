@@ -275,6 +275,7 @@ class Hit:
     at: datetime
     values: dict[str, Any]
     event_ids: list[str]
+    event_id: str = ""  # the event that made the conditions hold
     restriction_until: datetime | None = None
 
     def facts(self) -> dict[str, Any]:
@@ -579,7 +580,7 @@ class Engine:
         fid = firing_id_for(rule.rule_id, worker_id, key[2], fact.event_id)
         hit = Hit(firing_id=fid, rule=rule, worker_id=worker_id, pool_key=key[2],
                   pool_id=fact.pool_id, project_id=fact.project_id, at=fact.at,
-                  values=values, event_ids=list(ev))
+                  values=values, event_ids=list(ev), event_id=fact.event_id)
         if action["type"] == "restriction":
             until = restriction_end(action, fact.at)
             hit.restriction_until = until

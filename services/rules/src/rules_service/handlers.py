@@ -157,7 +157,7 @@ class RuleRunner:
             await self._ensure(conn, engine, facts, loaded)
         # Recorded after the state rows are locked, so that per worker the
         # recorded order (which a backtest replays) is the order evaluated here.
-        await conn.execute(recorded_facts.insert(), [fact_row(f) for f in facts])
+        seqs = await self._record_facts(conn, facts)
         if not engine.rules:
             return []
         queue = deque(facts)
@@ -169,12 +169,19 @@ class RuleRunner:
                 await self._ensure(conn, engine, [fact], loaded)
             for hit in engine.apply(fact):
                 all_hits.append(hit)
-                derived = await self.act(conn, hit, cause)
+                derived = await self.act(conn, hit, cause, trigger_seq=seqs.get(hit.event_id))
                 if derived:
-                    await conn.execute(recorded_facts.insert(), [fact_row(f) for f in derived])
+                    seqs.update(await self._record_facts(conn, derived))
                     queue.extend(derived)
         await self._flush(conn, engine, loaded)
         return all_hits
+
+    async def _record_facts(self, conn: AsyncConnection, facts: list[Fact]) -> dict[str, int]:
+        rows = await conn.execute(
+            recorded_facts.insert().returning(recorded_facts.c.event_id, recorded_facts.c.seq,
+                                              sort_by_parameter_order=True),
+            [fact_row(f) for f in facts])
+        return {r.event_id: r.seq for r in rows}
 
     async def _ensure(self, conn: AsyncConnection, engine: Engine, facts: list[Fact],
                       loaded: tuple[set, set]) -> None:
@@ -248,16 +255,22 @@ class RuleRunner:
                                            set_={"data": stmt.excluded.data}),
                 [{"task_id": t, "data": d} for t, d in sorted(votes.items())])
 
-    async def _counted_events(self, conn: AsyncConnection, hit: Hit) -> list[str]:
-        """The ids of the latest events of the kinds the rule counts for this worker."""
+    @staticmethod
+    async def counted_events(conn: AsyncConnection, firing_facts: dict[str, Any],
+                             worker_id: str) -> list[str]:
+        """The ids of the latest events of the kinds a firing's rule counts, up to the
+        event that made it fire (looked up when explaining, not on the hot path)."""
+        seq = firing_facts.get("trigger_seq")
+        kind = firing_facts["collector"]["kind"]
         q = (select(recorded_facts.c.event_id)
-             .where(recorded_facts.c.worker_id == hit.worker_id,
-                    recorded_facts.c.kind.in_(sorted(domain.FACT_KINDS[hit.rule.kind])),
-                    recorded_facts.c.at <= hit.at)
+             .where(recorded_facts.c.worker_id == worker_id,
+                    recorded_facts.c.kind.in_(sorted(domain.FACT_KINDS[kind])))
              .order_by(recorded_facts.c.seq.desc())
-             .limit(hit.rule.history_size or domain.RECENT_EVENTS))
-        if hit.pool_key != domain.PLATFORM_POOL_KEY:
-            q = q.where(recorded_facts.c.pool_id == hit.pool_key)
+             .limit(firing_facts.get("history_size") or domain.RECENT_EVENTS))
+        if seq is not None:
+            q = q.where(recorded_facts.c.seq <= seq)
+        if firing_facts.get("pool_key") != domain.PLATFORM_POOL_KEY:
+            q = q.where(recorded_facts.c.pool_id == firing_facts.get("pool_key"))
         return [r[0] for r in await conn.execute(q)][::-1]
 
     # ---------------------------------------------------------------- actions
@@ -270,12 +283,11 @@ class RuleRunner:
             q = q.where(submissions.c.project_id == project_id)
         return [(r.pool_id, r.project_id) for r in await conn.execute(q)]
 
-    async def act(self, conn: AsyncConnection, hit: Hit, cause: Envelope | None) -> list[Fact]:
+    async def act(self, conn: AsyncConnection, hit: Hit, cause: Envelope | None, *,
+                  trigger_seq: int | None = None) -> list[Fact]:
         """Turn a hit into a firing row and its action event; returns derived facts."""
         a = hit.rule.action
         t = a["type"]
-        if not hit.event_ids:
-            hit.event_ids = await self._counted_events(conn, hit)
         base = {"rule_id": hit.rule.rule_id, "firing_id": hit.firing_id,
                 "worker_id": hit.worker_id}
         event: Event | None = None
@@ -340,7 +352,8 @@ class RuleRunner:
         await conn.execute(ins(firings).values(
             firing_id=hit.firing_id, rule_id=hit.rule.rule_id, worker_id=hit.worker_id,
             pool_id=hit.pool_id, project_id=hit.project_id, fired_at=hit.at, action=a,
-            outcome=outcome, facts=hit.facts(),
+            outcome=outcome, facts={**hit.facts(), "trigger_event_id": hit.event_id,
+                                    "trigger_seq": trigger_seq},
         ).on_conflict_do_nothing(index_elements=["firing_id"]))
         return derived
 

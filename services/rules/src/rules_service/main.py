@@ -165,13 +165,20 @@ def create_service(settings: RulesSettings | None = None, *,
             total = (await conn.execute(select(func.count()).select_from(q.subquery()))).scalar()
             rows = (await conn.execute(q.order_by(firings.c.fired_at.desc())
                                        .limit(req.page.limit).offset(req.page.offset))).all()
+            out = []
+            for r in rows:
+                f = dict(r._mapping)
+                if not f["facts"].get("event_ids"):
+                    f["facts"] = {**f["facts"], "event_ids": await RuleRunner.counted_events(
+                        conn, f["facts"], f["worker_id"])}
+                out.append(rpc.Firing(**f))
             rs = (await conn.execute(select(restrictions)
                                      .where(restrictions.c.worker_id == req.worker_id)
                                      .order_by(restrictions.c.applied_at.desc())
                                      .limit(100))).all()
         return rpc.WorkerExplanation(
             worker_id=req.worker_id, total=total or 0,
-            firings=[rpc.Firing(**r._mapping) for r in rows],
+            firings=out,
             restrictions=[_restriction_out(r) for r in rs])
 
     @svc.rpc(rpc.LIST_RESTRICTIONS)
