@@ -1,8 +1,9 @@
 """Helpers shared by the product API routers (translation only, no business rules).
 
 The HIDDEN SHARE rule lives here too: worker and manager responses are built from
-response models without price or share fields, and ``assert_no_hidden`` is the
-belt-and-braces check the tests (and ``hidden_free``) use on any payload.
+response models without price or share fields (FastAPI drops anything else a
+service might send); ``model_hidden_fields`` and ``hidden_keys`` are the checks the
+tests run over every route's model and every reply.
 """
 
 from __future__ import annotations
@@ -35,16 +36,6 @@ def hidden_keys(data: Any, path: str = "$") -> list[str]:
         for i, v in enumerate(data):
             found.extend(hidden_keys(v, f"{path}[{i}]"))
     return found
-
-
-def strip_hidden(data: Any) -> Any:
-    """A copy of ``data`` without share/price keys (defence in depth for staff views)."""
-    if isinstance(data, dict):
-        return {k: strip_hidden(v) for k, v in data.items()
-                if not (isinstance(k, str) and HIDDEN_KEY.search(k))}
-    if isinstance(data, list):
-        return [strip_hidden(v) for v in data]
-    return data
 
 
 def model_hidden_fields(model: type[BaseModel]) -> list[str]:
