@@ -8,7 +8,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from contracts.rpc import tasks as rpc
 from servicekit.errors import RpcCallError, ServiceError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
+from servicekit.testing.natsserver import NatsServer
 from tasks_service.db import captcha_challenges, outbox
 from tasks_service.main import create_service
 from tasks_service.settings import TasksSettings
@@ -119,8 +120,19 @@ class Env:
             await asyncio.sleep(0.05)
 
 
+@pytest.fixture(scope="module")
+def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of this module's own: a tasks service another suite leaves running on
+    the shared server (same RPC queue group, same durable consumers) can't answer for ours."""
+    server = NatsServer(tmp_path_factory.mktemp("tasks-nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-async def env(nats_server, database_url) -> AsyncIterator[Env]:
+async def env(own_nats, database_url) -> AsyncIterator[Env]:
+    nats_server = own_nats
     upgrade(SERVICE_DIR, database_url)
     svc = create_service(TasksSettings(database_url=database_url, nats_url=nats_server.url,
                                        environment="test", expire_sweep_interval_s=0.2,
