@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
@@ -16,6 +16,11 @@ from gateway_service.routes.common import page
 router = APIRouter(tags=["review"])
 
 AssignmentId = Annotated[str, Path(min_length=1, max_length=64)]
+
+
+def _utc(at: datetime | None) -> datetime | None:
+    """A query time without a timezone is read as UTC."""
+    return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
 class AcceptBody(BaseModel):
@@ -84,7 +89,7 @@ async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page
                     until: datetime | None = None):
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, worker_id=worker_id, status=status,
-        decided_by=decided_by, since=since, until=until, page=p))
+        decided_by=decided_by, since=_utc(since), until=_utc(until), page=p))
 
 
 @router.get("/worker/decisions", response_model=review_rpc.Decisions,
@@ -95,4 +100,4 @@ async def my_decisions(actor: WorkerActor, rpc: Rpc, p: Annotated[Page, Depends(
                        status: Literal["accepted", "rejected"] | None = None,
                        since: datetime | None = None, until: datetime | None = None):
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
-        actor=actor, pool_id=pool_id, status=status, since=since, until=until, page=p))
+        actor=actor, pool_id=pool_id, status=status, since=_utc(since), until=_utc(until), page=p))
