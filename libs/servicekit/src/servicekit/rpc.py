@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from nats.aio.client import Client as NATS
-from nats.errors import NoRespondersError, TimeoutError as NatsTimeout
+from nats.errors import Error as NatsError
+from nats.errors import MaxPayloadError, NoRespondersError
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import BaseModel, ValidationError
 
 from contracts.rpc import ErrorBody, RpcReply, RpcSpec
@@ -70,6 +72,14 @@ class RpcClient:
         except NatsTimeout as exc:
             raise RpcCallError(ErrorBody(code="service_timeout", status=504,
                                          message=f"{spec.subject} did not answer in time")) from exc
+        except MaxPayloadError as exc:
+            raise RpcCallError(ErrorBody(code="payload_too_large", status=413,
+                                         message="the request is larger than the bus accepts; "
+                                                 "send it in smaller parts")) from exc
+        except NatsError as exc:
+            raise RpcCallError(ErrorBody(code="service_unavailable", status=503,
+                                         message=f"the bus is unavailable: {type(exc).__name__}")
+                               ) from exc
         reply = RpcReply.model_validate_json(msg.data)
         if not reply.ok:
             raise RpcCallError(reply.error or ErrorBody(code="internal_error", message="?",
