@@ -139,7 +139,8 @@ def test_skill_filters_and_restrictions() -> None:
     assert not domain.skills_pass(f, {"en": 90, "banned": 0})
     r = [domain.ActiveRestriction("r1", "pool", "p1", None, NOW + timedelta(hours=1)),
          domain.ActiveRestriction("r2", "project", None, "pr2", NOW - timedelta(seconds=1))]
-    assert domain.blocking_restriction(r, pool_id="p1", project_id="x", now=NOW).restriction_id == "r1"
+    hit = domain.blocking_restriction(r, pool_id="p1", project_id="x", now=NOW)
+    assert hit is not None and hit.restriction_id == "r1"
     assert domain.blocking_restriction(r, pool_id="p2", project_id="pr2", now=NOW) is None
     everything = [domain.ActiveRestriction("r3", "all", None, None, None)]
     assert domain.blocking_restriction(everything, pool_id="p", project_id="q", now=NOW)

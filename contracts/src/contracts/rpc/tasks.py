@@ -318,7 +318,8 @@ class TrustLevelLimits(BaseModel):
     level: TrustLevel
     max_active: int = Field(ge=0, le=10_000)
     min_pause_s: float = Field(ge=0, le=86_400)
-    assignment_timeout_s: int | None = Field(None, ge=1, description="used when shorter than the pool's")
+    assignment_timeout_s: int | None = Field(None, ge=1,
+                                             description="used when shorter than the pool's")
 
 
 class TrustLimitsGet(RpcRequest):
@@ -372,7 +373,8 @@ GET_POOL = rpc("tasks", "get_pool", PoolGet, Pool, "One pool (admin; managers wi
 LIST_POOLS = rpc("tasks", "list_pools", PoolList, Pools, "Pools (admin; managers without price)")
 OPEN_POOL = rpc("tasks", "open_pool", PoolTransition, Pool, "draft/closed -> open (admin)")
 CLOSE_POOL = rpc("tasks", "close_pool", PoolTransition, Pool, "open -> closed (admin)")
-ARCHIVE_POOL = rpc("tasks", "archive_pool", PoolTransition, Pool, "closed/draft -> archived (admin)")
+ARCHIVE_POOL = rpc("tasks", "archive_pool", PoolTransition, Pool,
+                   "closed/draft -> archived (admin)")
 
 UPLOAD_TASKS = rpc("tasks", "upload_tasks", TasksUpload, UploadResult,
                    "Bulk upload tasks as JSON or TSV, checked against the input spec (admin)")

@@ -224,7 +224,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     @svc.rpc(rpc.UPDATE_PROJECT)
     async def update_project(req: rpc.ProjectUpdate) -> rpc.Project:
-        """Change a project's name, instructions or specs (new tasks are checked by the new spec)."""
+        """Change a project's name, instructions or specs (new uploads use the new spec)."""
         require(req.actor, "admin")
         check_specs(req.input_spec, req.output_spec)
         values: dict[str, Any] = {"updated_at": utcnow()}
@@ -536,7 +536,8 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                 raise Conflict("challenge_used", "this captcha was already answered; take again "
                                                  "for a new one")
             if utc(ch.expires_at) <= now:
-                raise Conflict("challenge_expired", "this captcha expired; take again for a new one")
+                raise Conflict("challenge_expired",
+                               "this captcha expired; take again for a new one")
             correct = domain.captcha_matches(ch.answer, req.answer)
             await conn.execute(update(captcha_challenges)
                                .where(captcha_challenges.c.challenge_id == ch.challenge_id)
