@@ -1,0 +1,58 @@
+"""RPC endpoints and client: typed errors, never an unhandled failure."""
+
+from __future__ import annotations
+
+import nats
+import pytest
+from pydantic import BaseModel
+
+from contracts.rpc import RpcRequest, RpcSpec
+from servicekit.errors import Conflict, RpcCallError
+from servicekit.rpc import RpcClient, dispatch
+
+
+class Echo(RpcRequest):
+    text: str
+
+
+class EchoReply(BaseModel):
+    text: str
+
+
+SPEC = RpcSpec("rpc.kittest.echo", Echo, EchoReply, "test echo")
+
+
+async def handler(req: Echo) -> EchoReply:
+    if req.text == "taken":
+        raise Conflict("already_taken", "someone else has it", details={"holder": "x"})
+    if req.text == "boom":
+        raise RuntimeError("bug")
+    return EchoReply(text=req.text.upper())
+
+
+async def test_dispatch_maps_success_refusal_validation_and_bug() -> None:
+    ok = await dispatch(SPEC, handler, b'{"actor": {"user_id": "u", "role": "worker"}, "text": "hi"}')
+    assert b'"ok":true' in ok and b'"HI"' in ok
+    refused = await dispatch(SPEC, handler,
+                             b'{"actor": {"user_id": "u", "role": "worker"}, "text": "taken"}')
+    assert b'"already_taken"' in refused and b'"status":409' in refused
+    invalid = await dispatch(SPEC, handler, b'{"text": 5}')
+    assert b'"validation_error"' in invalid and b'"status":422' in invalid
+    bug = await dispatch(SPEC, handler, b'{"actor": {"user_id": "u", "role": "worker"}, "text": "boom"}')
+    assert b'"internal_error"' in bug and b"bug" not in bug  # no internals leak
+
+
+async def test_client_turns_bus_failures_into_typed_errors(nats_server) -> None:
+    nc = await nats.connect(nats_server.url)
+    try:
+        client = RpcClient(nc, timeout_s=0.5)
+        req = Echo(actor={"user_id": "u", "role": "worker"}, text="x")
+        with pytest.raises(RpcCallError) as e:
+            await client.call(SPEC, req)  # nobody serves it
+        assert e.value.error.status == 503 and e.value.error.code == "service_unavailable"
+        huge = Echo(actor={"user_id": "u", "role": "worker"}, text="x" * (2 * 1024 * 1024))
+        with pytest.raises(RpcCallError) as e:
+            await client.call(SPEC, huge)
+        assert e.value.error.status == 413
+    finally:
+        await nc.close()
