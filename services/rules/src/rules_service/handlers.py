@@ -192,38 +192,51 @@ class RuleRunner:
         overwriting each other's counts.
         """
         loaded_rows, loaded_tasks = loaded
-        ins = dialect_insert(conn)
         tasks = sorted({k[1] for f in facts for k in engine.vote_keys(f)} - loaded_tasks)
         if tasks:
-            await conn.execute(
-                ins(task_votes).on_conflict_do_nothing(index_elements=["task_id"]),
-                [{"task_id": t, "data": {}} for t in tasks])
-            rows = await conn.execute(
-                select(task_votes).where(task_votes.c.task_id.in_(tasks))
-                .order_by(task_votes.c.task_id).with_for_update())
-            for r in rows:
-                for rule_id, v in r.data.items():
-                    engine.votes[(rule_id, r.task_id)] = v
+            for (task_id,), data in await self._lock_rows(
+                    conn, task_votes, [task_votes.c.task_id], [(t,) for t in tasks],
+                    lambda key: {"task_id": key[0], "data": {}}):
+                for rule_id, v in data.items():
+                    engine.votes[(rule_id, task_id)] = v
             loaded_tasks.update(tasks)
         keys = sorted({(k[1], k[2]) for f in facts for k in engine.state_keys(f)}
                       - loaded_rows)
         if keys:
             now = self.clock.now()
-            await conn.execute(
-                ins(collector_state).on_conflict_do_nothing(
-                    index_elements=["worker_id", "pool_key"]),
-                [{"worker_id": w, "pool_key": p, "data": {}, "updated_at": now}
-                 for w, p in keys])
-            rows = await conn.execute(
-                select(collector_state)
-                .where(tuple_(collector_state.c.worker_id, collector_state.c.pool_key)
-                       .in_(keys))
-                .order_by(collector_state.c.worker_id, collector_state.c.pool_key)
-                .with_for_update())
-            for r in rows:
-                for rule_id, st in r.data.items():
-                    engine.states[(rule_id, r.worker_id, r.pool_key)] = st
+            for (w, p), data in await self._lock_rows(
+                    conn, collector_state,
+                    [collector_state.c.worker_id, collector_state.c.pool_key], keys,
+                    lambda key: {"worker_id": key[0], "pool_key": key[1], "data": {},
+                                 "updated_at": now}):
+                for rule_id, st in data.items():
+                    engine.states[(rule_id, w, p)] = st
             loaded_rows.update(keys)
+
+    @staticmethod
+    async def _lock_rows(conn: AsyncConnection, table: Any, cols: list[Any],
+                         keys: list[tuple[str, ...]],
+                         empty_row: Callable[[tuple[str, ...]], dict[str, Any]]
+                         ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        """Lock rows by key (in key order), creating the missing ones empty first.
+
+        In the steady state every row exists and this is one SELECT ... FOR UPDATE.
+        """
+        def select_for_update(ks: list[tuple[str, ...]]) -> Any:
+            where = (cols[0].in_([k[0] for k in ks]) if len(cols) == 1
+                     else tuple_(*cols).in_(ks))
+            return select(*cols, table.c.data).where(where).order_by(*cols).with_for_update()
+
+        found = [(tuple(r[:-1]), r[-1]) for r in await conn.execute(select_for_update(keys))]
+        missing = sorted(set(keys) - {k for k, _ in found})
+        if missing:
+            await conn.execute(
+                dialect_insert(conn)(table).on_conflict_do_nothing(
+                    index_elements=[c.name for c in cols]),
+                [empty_row(k) for k in missing])
+            found += [(tuple(r[:-1]), r[-1])
+                      for r in await conn.execute(select_for_update(missing))]
+        return found
 
     async def _flush(self, conn: AsyncConnection, engine: Engine,
                      loaded: tuple[set, set]) -> None:
