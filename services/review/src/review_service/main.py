@@ -8,15 +8,16 @@ one of them ever decides a submission.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from contracts.envelope import Envelope
+from contracts.envelope import Envelope, new_envelope
 from contracts.events import (AcceptAllAssignments, RejectAllAssignments, ReviewAccepted,
                               ReviewRejected, TaskSubmitted)
 from contracts.rpc import review as rpc
@@ -25,6 +26,7 @@ from review_service.db import metadata, submissions as s
 from review_service.settings import ReviewSettings
 from servicekit.db import dialect_insert
 from servicekit.errors import Conflict, Forbidden, ServiceError
+from servicekit.outbox import current_trace_headers
 from servicekit.service import Service, run
 
 Clock = Callable[[], datetime]
@@ -40,6 +42,33 @@ PUBLIC_COLUMNS = tuple(c for c in s.c if c.name not in ("price_minor", "currency
 _DATETIME_FIELDS = ("taken_at", "submitted_at", "auto_accept_at", "lock_until", "decided_at")
 _DECISION_RETURNING = (s.c.assignment_id, s.c.task_id, s.c.pool_id, s.c.project_id,
                        s.c.worker_id, s.c.price_minor, s.c.currency)
+
+
+# PostgreSQL: a manager's decision and its outbox row in ONE statement (atomic on its
+# own, so no BEGIN/COMMIT): the hot path of every lifecycle. The envelope is built in
+# Python as usual; the row's own fields (ids, price) are filled in from the UPDATE.
+_PG_DECIDE = text("""
+WITH d AS (
+    UPDATE submissions
+    SET status = :status, decided_by = :me, decided_at = CAST(:now AS TIMESTAMPTZ),
+        review_comment = :comment, lock_holder = NULL, lock_until = NULL
+    WHERE assignment_id = :assignment_id AND status = 'pending'
+      AND lock_holder = :me AND lock_until > CAST(:now AS TIMESTAMPTZ)
+    RETURNING task_id, pool_id, project_id, worker_id, price_minor, currency
+), o AS (
+    INSERT INTO outbox (event_id, subject, payload, headers, created_at)
+    SELECT :event_id, :subject,
+           CAST(jsonb_set(CAST(:envelope AS JSONB), '{data}',
+                          CAST(:data AS JSONB) || jsonb_build_object(
+                              'task_id', d.task_id, 'pool_id', d.pool_id,
+                              'project_id', d.project_id, 'worker_id', d.worker_id,
+                              'price_minor', d.price_minor, 'currency', d.currency))
+                AS TEXT),
+           :headers, CAST(:now AS TIMESTAMPTZ)
+    FROM d
+)
+SELECT count(*) FROM d
+""")
 
 
 def utcnow() -> datetime:
@@ -259,19 +288,43 @@ def create_service(settings: ReviewSettings | None = None, *,
     async def decide(req: rpc.SubmissionRef, status: str,
                      comment: str | None) -> rpc.DecisionResult:
         me, now = req.actor.user_id, clock()
-        async with svc.transaction() as conn:
-            rows = (await conn.execute(
-                update(s)
-                .where(s.c.assignment_id == req.assignment_id, s.c.status == "pending",
-                       s.c.lock_holder == me, s.c.lock_until > now)
-                .values(**decided_values(status, me, now, comment))
-                .returning(*_DECISION_RETURNING))).all()
-            await record_decisions(conn, rows, status=status, decided_by=me, decided_at=now,
-                                   comment=comment)
-        if not rows:
+        if svc.engine.dialect.name == "postgresql":
+            decided = await decide_in_one_statement(req.assignment_id, status, me, now, comment)
+        else:
+            async with svc.transaction() as conn:
+                rows = (await conn.execute(
+                    update(s)
+                    .where(s.c.assignment_id == req.assignment_id, s.c.status == "pending",
+                           s.c.lock_holder == me, s.c.lock_until > now)
+                    .values(**decided_values(status, me, now, comment))
+                    .returning(*_DECISION_RETURNING))).all()
+                await record_decisions(conn, rows, status=status, decided_by=me,
+                                       decided_at=now, comment=comment)
+            decided = bool(rows)
+        if not decided:
             raise await refused(req.assignment_id, domain.decision_refusal, me, now)
         return rpc.DecisionResult(assignment_id=req.assignment_id, status=status,  # type: ignore[arg-type]
                                   decided_by=me, decided_at=now, comment=comment)
+
+    async def decide_in_one_statement(assignment_id: str, status: str, me: str, now: datetime,
+                                      comment: str | None) -> bool:
+        model = ReviewAccepted if status == "accepted" else ReviewRejected
+        # Placeholders for the row's fields; the statement overwrites them.
+        env = new_envelope(model(
+            assignment_id=assignment_id, task_id="", pool_id="", project_id="", worker_id="",
+            price_minor=0, currency="", decided_by=me, decided_at=now, comment=comment),
+            producer=svc.name)
+        async with single.connect() as conn:
+            n = (await conn.execute(_PG_DECIDE, dict(
+                status=status, me=me, now=now, comment=comment, assignment_id=assignment_id,
+                event_id=env.event_id, subject=env.type,
+                envelope=env.model_dump_json(exclude={"data"}), data=json.dumps(env.data),
+                headers=json.dumps(current_trace_headers())))).scalar_one()
+        if n and svc.relay is not None:
+            svc.relay.notify()
+        if n:
+            DECISIONS.labels(status, _by_kind(me)).inc()
+        return bool(n)
 
     @svc.rpc(rpc.ACCEPT)
     async def accept(req: rpc.Accept) -> rpc.DecisionResult:
