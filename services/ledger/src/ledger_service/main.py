@@ -353,8 +353,6 @@ def create_service(settings: LedgerSettings | None = None) -> Service:
             result = await h.consistency(conn)
         return rpc.Consistency(**result, checked_at=now_utc())
 
-    # Exposed for tests and tooling that drive the use cases without the bus.
-    svc.request_payout = request_payout  # type: ignore[attr-defined]
     return svc
 
 
