@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from contracts.envelope import Envelope, new_envelope
 from contracts.events import (AcceptAllAssignments, Event, RejectAllAssignments,
-                              TaskSubmitted)
+                              ReviewAccepted, TaskSubmitted)
 from contracts.rpc import Actor
 from contracts.rpc import review as rpc
 from review_service.db import submissions
@@ -325,6 +325,7 @@ async def test_concurrent_accepts_decide_once_and_emit_one_event(start_review) -
         "currency": "RUB", "decided_by": M1.user_id, "decided_at": event.data["decided_at"],
         "comment": "good"}
     assert event.producer == "review"
+    assert ReviewAccepted.model_validate(event.data).price_minor == 1234
 
 
 # ------------------------------------------------------------------------ automation
