@@ -15,6 +15,7 @@ from typing import Any
 
 import nats
 import pytest
+from prometheus_client import REGISTRY
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -316,6 +317,8 @@ async def test_concurrent_takes_never_exceed_overlap(env: Env) -> None:
     assert sorted(t.task_id for t in taken) == sorted(pool["task_ids"])
     assert len(refused) == 40
     assert {(e.code, e.status) for e in refused} == {("no_tasks_available", 404)}
+    assert (REGISTRY.get_sample_value("tasks_takes_total", {"outcome": "no_tasks_available"})
+            or 0) >= 40
 
     # The same through the bus, with overlap 2: 2 slots x 5 tasks for 30 workers.
     pool2 = await env.pool(n=5, overlap=2)

@@ -14,6 +14,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter as Metric
 from sqlalchemy import and_, bindparam, case, exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,6 +33,12 @@ from tasks_service.db import (assignments, captcha_challenges, metadata, pools, 
 from tasks_service.settings import TasksSettings
 
 log = logging.getLogger("tasks_service")
+
+TAKES = Metric("tasks_takes_total", "Take attempts by outcome (ok or the refusal code)",
+               ["outcome"])
+SUBMITS = Metric("tasks_submissions_total", "Submit attempts by outcome", ["outcome"])
+EXPIRED_TOTAL = Metric("tasks_assignments_expired_total",
+                       "Assignments expired by the sweeper or at a late submit")
 
 
 def utcnow() -> datetime:
@@ -177,6 +184,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         await conn.execute(update(assignments).where(
             assignments.c.assignment_id.in_(ids), assignments.c.status == domain.ACTIVE)
             .values(status=domain.EXPIRED, finished_at=now))
+        EXPIRED_TOTAL.inc(len(rows))
         per_task = Counter(r.task_id for r in rows)
         await conn.execute(
             update(tasks).where(tasks.c.task_id == bindparam("tid"))
@@ -435,8 +443,14 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         worker_id = req.actor.user_id
         try:
             async with svc.transaction() as conn:
-                return await _take(conn, worker_id, req.pool_id)
+                result = await _take(conn, worker_id, req.pool_id)
+            TAKES.labels("ok").inc()
+            return result
+        except ServiceError as exc:
+            TAKES.labels(exc.code).inc()
+            raise
         except _CaptchaNeeded as c:
+            TAKES.labels("captcha_required").inc()
             raise ServiceError(
                 "captcha_required", "solve the captcha before taking the next task", status=428,
                 details={"challenge_id": c.challenge_id,
@@ -580,8 +594,14 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         require(req.actor, "worker")
         try:
             async with svc.transaction() as conn:
-                return await _submit(conn, req)
+                result = await _submit(conn, req)
+            SUBMITS.labels("ok").inc()
+            return result
+        except ServiceError as exc:
+            SUBMITS.labels(exc.code).inc()
+            raise
         except _AfterCommit as exc:
+            SUBMITS.labels(exc.error.code).inc()
             raise exc.error from None
 
     async def _submit(conn: AsyncConnection, req: rpc.Submit) -> rpc.Assignment:
