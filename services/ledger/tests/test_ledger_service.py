@@ -1,7 +1,7 @@
 """Ledger service against a real nats-server and a fresh database per test.
 
-Each test uses its own currency code and worker ids so its money cannot mix
-with events other suites leave in the shared streams.
+The module runs its own nats-server; each test also uses its own currency code
+and worker ids, so its money cannot mix with another test's events.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import random
 import re
 import string
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,6 +36,7 @@ from servicekit.errors import RpcCallError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
 from servicekit.service import Service
+from servicekit.testing.natsserver import NatsServer
 
 SERVICE_DIR = Path(__file__).parents[1]
 ADMIN = Actor(user_id="owner-1", role="admin")
@@ -118,13 +119,24 @@ class Ledger:
                 and all(e["data"].get(k) == v for k, v in match.items())]
 
 
+@pytest.fixture(scope="module")
+def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of this module's own: a ledger another suite leaves running on the
+    shared server (same RPC queue group, same durable consumers) can't answer for ours."""
+    server = NatsServer(tmp_path_factory.mktemp("ledger-nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
 def ledger_settings() -> dict[str, Any]:
     return {}
 
 
 @pytest.fixture
-async def ledger(nats_server, database_url, ledger_settings) -> AsyncIterator[Ledger]:
+async def ledger(own_nats, database_url, ledger_settings) -> AsyncIterator[Ledger]:
+    nats_server = own_nats
     upgrade(SERVICE_DIR, database_url)
     svc = create_service(LedgerSettings(database_url=database_url, nats_url=nats_server.url,
                                         environment="test", relay_poll_interval_s=0.05,
