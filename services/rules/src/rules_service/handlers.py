@@ -162,6 +162,7 @@ class RuleRunner:
             return []
         queue = deque(facts)
         all_hits: list[Hit] = []
+        fired: list[dict[str, Any]] = []
         while queue:
             fact = queue.popleft()
             if fact.kind == "access_revoked":
@@ -169,11 +170,15 @@ class RuleRunner:
                 await self._ensure(conn, engine, [fact], loaded)
             for hit in engine.apply(fact):
                 all_hits.append(hit)
-                derived = await self.act(conn, hit, cause, trigger_seq=seqs.get(hit.event_id))
+                derived = await self.act(conn, hit, cause, trigger_seq=seqs.get(hit.event_id),
+                                         fired=fired)
                 if derived:
                     seqs.update(await self._record_facts(conn, derived))
                     queue.extend(derived)
         await self._flush(conn, engine, loaded)
+        if fired:
+            await conn.execute(dialect_insert(conn)(firings).on_conflict_do_nothing(
+                index_elements=["firing_id"]), fired)
         return all_hits
 
     async def _record_facts(self, conn: AsyncConnection, facts: list[Fact]) -> dict[str, int]:
@@ -297,8 +302,10 @@ class RuleRunner:
         return [(r.pool_id, r.project_id) for r in await conn.execute(q)]
 
     async def act(self, conn: AsyncConnection, hit: Hit, cause: Envelope | None, *,
-                  trigger_seq: int | None = None) -> list[Fact]:
-        """Turn a hit into a firing row and its action event; returns derived facts."""
+                  trigger_seq: int | None = None,
+                  fired: list[dict[str, Any]] | None = None) -> list[Fact]:
+        """Turn a hit into its action event and a firing row (appended to ``fired``, or
+        written at once); returns derived facts."""
         a = hit.rule.action
         t = a["type"]
         base = {"rule_id": hit.rule.rule_id, "firing_id": hit.firing_id,
@@ -361,13 +368,15 @@ class RuleRunner:
         if event is not None:
             env = await self.record(conn, event, cause)
             outcome = env.type
-        ins = dialect_insert(conn)
-        await conn.execute(ins(firings).values(
-            firing_id=hit.firing_id, rule_id=hit.rule.rule_id, worker_id=hit.worker_id,
-            pool_id=hit.pool_id, project_id=hit.project_id, fired_at=hit.at, action=a,
-            outcome=outcome, facts={**hit.facts(), "trigger_event_id": hit.event_id,
-                                    "trigger_seq": trigger_seq},
-        ).on_conflict_do_nothing(index_elements=["firing_id"]))
+        row = dict(firing_id=hit.firing_id, rule_id=hit.rule.rule_id, worker_id=hit.worker_id,
+                   pool_id=hit.pool_id, project_id=hit.project_id, fired_at=hit.at, action=a,
+                   outcome=outcome, facts={**hit.facts(), "trigger_event_id": hit.event_id,
+                                           "trigger_seq": trigger_seq})
+        if fired is not None:
+            fired.append(row)
+        else:
+            await conn.execute(dialect_insert(conn)(firings).on_conflict_do_nothing(
+                index_elements=["firing_id"]), [row])
         return derived
 
     # ------------------------------------------------------------ the sweeper
