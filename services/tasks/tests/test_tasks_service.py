@@ -383,10 +383,11 @@ async def test_restrictions_from_rules_are_enforced(env: Env) -> None:
 
     async def restricted() -> Any:
         err = await env.refusal(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
-        return err if err is not None and err.code == "not_allowed" else None
+        return err if err is not None and err.code == "restricted" else None
 
     err = await env.eventually(restricted)
-    assert err.status == 403 and "restricted" in err.message
+    assert err.status == 403 and err.details["scope"] == "pool"
+    assert datetime.fromisoformat(err.details["until"]) == until
     avail = await env.call(rpc.AVAILABLE_POOLS, rpc.AvailablePools, actor=w)
     assert [p["pool_id"] for p in avail["items"]] == [other["pool_id"]]
     # Any-pool take lands in the pool the worker may still use.
@@ -406,7 +407,7 @@ async def test_restrictions_from_rules_are_enforced(env: Env) -> None:
 
     async def blocked() -> bool:
         err = await env.refusal(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
-        return err is not None and err.code == "not_allowed"
+        return err is not None and err.code == "restricted"
 
     await env.eventually(blocked)
 
@@ -415,7 +416,7 @@ async def test_skill_filter_and_skill_set(env: Env) -> None:
     pool = await env.pool(n=2, skill_filters=[{"skill": "english", "op": "gte", "value": 50}])
     w = worker()
     err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
-    assert err.code == "not_allowed" and "skills" in err.message
+    assert err.code == "skills_mismatch" and err.status == 403
     assert (await env.error(rpc.TAKE, rpc.Take, actor=w)).code == "no_tasks_available"
     await env.publish(SkillSet(rule_id="r", firing_id="f", worker_id=w.user_id,
                                skill="english", value=60))

@@ -155,17 +155,20 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         return [domain.ActiveRestriction(r.restriction_id, r.scope, r.pool_id, r.project_id,
                                          utc(r.until)) for r in rows]
 
-    def eligible(pool: Any, skills: dict[str, int], restr: list[domain.ActiveRestriction],
-                 now: datetime) -> tuple[bool, str | None]:
+    def refusal_for(pool: Any, skills: dict[str, int], restr: list[domain.ActiveRestriction],
+                    now: datetime) -> ServiceError | None:
+        """Why the worker may not take from this pool (restriction, skill filter), or None."""
         r = domain.blocking_restriction(restr, pool_id=pool.pool_id,
                                         project_id=pool.project_id, now=now)
         if r is not None:
             until = r.until.isoformat() if r.until else "further notice"
-            return False, f"you are restricted ({r.scope}) until {until}"
+            return Forbidden("restricted", f"you are restricted ({r.scope}) until {until}",
+                             details={"scope": r.scope,
+                                      "until": r.until.isoformat() if r.until else None})
         filters = [rpc.SkillFilter(**f) for f in pool.skill_filters or []]
         if not domain.skills_pass(filters, skills or {}):
-            return False, "your skills do not match this pool's filters"
-        return True, None
+            return Forbidden("skills_mismatch", "your skills do not match this pool's filters")
+        return None
 
     async def limits_for(conn: AsyncConnection, level: str) -> rpc.TrustLevelLimits:
         r = (await conn.execute(select(trust_limits).where(trust_limits.c.level == level))
@@ -491,14 +494,14 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                 raise NotFound("pool_not_found", f"no pool {pool_id}")
             if pool.status != "open":
                 raise Conflict("pool_not_open", f"the pool is {pool.status}, not open")
-            ok, why = eligible(pool, worker.skills, restr, now)
-            if not ok:
-                raise Forbidden("not_allowed", why or "you may not take from this pool")
+            refused = refusal_for(pool, worker.skills, restr, now)
+            if refused is not None:
+                raise refused
             candidates = [pool]
         else:
             candidates = [p for p in (await conn.execute(
                 select(pools).where(pools.c.status == "open"))).all()
-                if eligible(p, worker.skills, restr, now)[0]]
+                if refusal_for(p, worker.skills, restr, now) is None]
         if not candidates:
             raise no_tasks()
         task = await claim_task(conn, worker_id, candidates)
@@ -728,7 +731,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                        pools.c.skill_filters, projects.c.instructions)
                 .join(projects, projects.c.project_id == pools.c.project_id)
                 .where(pools.c.status == "open"))).all()
-                if eligible(p, skills, restr, now)[0]]
+                if refusal_for(p, skills, restr, now) is None]
             counts: dict[str, int] = {}
             if open_pools:
                 mine = exists().where(assignments.c.task_id == tasks.c.task_id,
