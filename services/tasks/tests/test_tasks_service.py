@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import csv
 import io
@@ -131,15 +132,14 @@ def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     server.stop()
 
 
-@pytest.fixture
-async def env(own_nats, database_url) -> AsyncIterator[Env]:
-    nats_server = own_nats
+@contextlib.asynccontextmanager
+async def running(nats_url: str, database_url: str, **settings: Any) -> AsyncIterator[Env]:
     upgrade(SERVICE_DIR, database_url)
-    svc = create_service(TasksSettings(database_url=database_url, nats_url=nats_server.url,
-                                       environment="test", expire_sweep_interval_s=0.2,
-                                       log_json=False))
+    svc = create_service(TasksSettings(**{
+        "database_url": database_url, "nats_url": nats_url, "environment": "test",
+        "expire_sweep_interval_s": 0.2, "log_json": False, **settings}))
     await svc.start()
-    nc = await nats.connect(nats_server.url)
+    nc = await nats.connect(nats_url)
     e = Env(svc, nc)
     # Most tests take several tasks in a row: no pause, room for many active ones.
     await e.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
@@ -149,6 +149,12 @@ async def env(own_nats, database_url) -> AsyncIterator[Env]:
     finally:
         await nc.close()
         await svc.stop()
+
+
+@pytest.fixture
+async def env(own_nats, database_url) -> AsyncIterator[Env]:
+    async with running(own_nats.url, database_url) as e:
+        yield e
 
 
 async def test_lifecycle_take_submit_skip_and_review(env: Env) -> None:
@@ -298,6 +304,23 @@ async def test_expired_assignment_returns_task_to_pool(env: Env) -> None:
     assert [e["assignment_id"] for e in ev] == [a["assignment_id"]]
     again = await env.take(worker(), pool["pool_id"])
     assert again["task_id"] == a["task_id"]
+
+
+async def test_late_submit_expires_the_assignment(own_nats, database_url) -> None:
+    # The sweeper runs once at start, then not for an hour: the submit itself must notice.
+    async with running(own_nats.url, database_url, expire_sweep_interval_s=3600) as env:
+        pool = await env.pool(n=1, assignment_timeout_s=1)
+        w = worker()
+        a = await env.take(w, pool["pool_id"])
+        await asyncio.sleep(1.1)
+        late = await env.error(rpc.SUBMIT, rpc.Submit, actor=w,
+                               assignment_id=a["assignment_id"], answers={"label": "cat"})
+        assert late.code == "assignment_expired" and late.status == 409
+        mine = await env.call(rpc.MY_ASSIGNMENTS, rpc.MyAssignments, actor=w)
+        assert mine["items"][0]["status"] == "EXPIRED"
+        assert [e["assignment_id"] for e in await env.outbox_events("task.expired")] == [
+            a["assignment_id"]]
+        assert (await env.take(worker(), pool["pool_id"]))["task_id"] == a["task_id"]
 
 
 async def test_concurrent_takes_never_exceed_overlap(env: Env) -> None:
