@@ -37,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.envelope import Envelope
 from contracts.rpc import RpcSpec
 from contracts.streams import STREAMS
+from servicekit import compat
 from servicekit.consumer import AdvisoryForwarder, ConsumerRunner, EventConsumer, Handler
 from servicekit.db import make_engine, ping
 from servicekit.errors import Forbidden
@@ -48,6 +49,7 @@ from servicekit.settings import ServiceSettings
 from servicekit.streams import apply_consumer, ensure_streams
 
 log = logging.getLogger("servicekit.service")
+compat.install()
 
 _ADVISORY_STREAM = next(s.name for s in STREAMS if s.name == "ADVISORIES")
 

@@ -1,0 +1,187 @@
+"""Start the whole system as local processes: nats-server, every service, the gateway.
+
+Used by ``make run`` (``python -m launcher``) and by ``make bench``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from servicekit.migrations import upgrade
+from servicekit.testing.natsserver import nats_server_binary
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVICE_NAMES = ("tasks", "review", "ledger", "rules", "support", "gateway")
+DEFAULT_PORTS = {"tasks": 8101, "review": 8102, "ledger": 8103, "rules": 8104,
+                 "support": 8105, "gateway": 8000}
+_PASSWORD_LINE = re.compile(r"one-time password: (\S+)")
+
+
+def _die_with_parent() -> None:
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    return False
+
+
+class StackError(RuntimeError):
+    pass
+
+
+@dataclass
+class Stack:
+    data_dir: Path
+    nats_port: int = 4250
+    ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
+    database_urls: dict[str, str] = field(default_factory=dict)
+    environment: str = "development"
+    extra_env: dict[str, str] = field(default_factory=dict)
+    echo: bool = True
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    bootstrap_password: str | None = None
+    _password_seen: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def nats_url(self) -> str:
+        return f"nats://127.0.0.1:{self.nats_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['gateway']}"
+
+    def database_url(self, name: str) -> str:
+        return self.database_urls.get(name) or os.environ.get(
+            f"{name.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{self.data_dir / (name + '.db')}")
+
+    def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
+               capture: bool = False) -> subprocess.Popen:
+        proc = subprocess.Popen(args, env={**os.environ, **(env or {})},
+                                preexec_fn=_die_with_parent, cwd=ROOT,
+                                stdout=subprocess.PIPE if capture else None, text=capture)
+        self.procs[name] = proc
+        if capture:
+            threading.Thread(target=self._pump, args=(proc,), daemon=True).start()
+        return proc
+
+    def _pump(self, proc: subprocess.Popen) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            m = _PASSWORD_LINE.search(line)
+            if m:
+                self.bootstrap_password = m.group(1)
+                self._password_seen.set()
+            if self.echo:
+                sys.stdout.write(line)
+                sys.stdout.flush()
+
+    def _say(self, text: str) -> None:
+        if self.echo:
+            print(text, flush=True)
+
+    def start_nats(self) -> None:
+        if not port_free(self.nats_port):
+            raise StackError(f"port {self.nats_port} for nats-server is taken: set MTE_NATS_PORT")
+        monitor = free_port()
+        (self.data_dir / "nats").mkdir(parents=True, exist_ok=True)
+        proc = self._spawn("nats-server", [
+            nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port), "-m", str(monitor),
+            "-js", "-sd", str(self.data_dir / "nats"), "-l", str(self.data_dir / "nats-server.log")])
+        if not wait_http(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", proc, 30):
+            raise StackError(f"nats-server did not start; see {self.data_dir}/nats-server.log")
+        self._say(f"  nats-server   {self.nats_url} (JetStream store {self.data_dir / 'nats'})")
+
+    def env_for(self, name: str) -> dict[str, str]:
+        p = name.upper() + "_"
+        env = {f"{p}NATS_URL": self.nats_url, f"{p}HTTP_PORT": str(self.ports[name]),
+               f"{p}ENVIRONMENT": self.environment, f"{p}DATABASE_URL": self.database_url(name),
+               f"{p}LOG_JSON": os.environ.get("MTE_LOG_JSON", "false")}
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        for name in SERVICE_NAMES:
+            if not port_free(self.ports[name]):
+                raise StackError(f"port {self.ports[name]} for {name} is taken")
+        self.start_nats()
+        for name in SERVICE_NAMES:
+            upgrade(ROOT / "services" / name, self.database_url(name))
+        for name in SERVICE_NAMES:  # all at once: each start is mostly imports
+            self._spawn(name, [sys.executable, "-m", f"{name}_service.main"],
+                        self.env_for(name), capture=(name == "gateway"))
+        for name in SERVICE_NAMES:
+            if not wait_http(f"http://127.0.0.1:{self.ports[name]}/readyz", self.procs[name], 120):
+                raise StackError(f"{name} did not become ready on port {self.ports[name]}")
+            self._say(f"  {name:<13} http://127.0.0.1:{self.ports[name]}  (/readyz /metrics)")
+
+    def wait_bootstrap_password(self, timeout_s: float = 5.0) -> str | None:
+        self._password_seen.wait(timeout_s)
+        return self.bootstrap_password
+
+    def dead(self) -> list[str]:
+        return [n for n, p in self.procs.items() if p.poll() is not None]
+
+    def rss_mb(self) -> dict[str, float]:
+        out = {}
+        for name, proc in self.procs.items():
+            try:
+                status = Path(f"/proc/{proc.pid}/status").read_text()
+                kb = int(re.search(r"VmRSS:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+                out[name] = round(kb / 1024, 1)
+            except (OSError, AttributeError):
+                pass
+        return out
+
+    def shutdown(self) -> None:
+        # gateway first, services next (they drain consumers and the relay), nats-server last
+        for name, proc in reversed(list(self.procs.items())):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._say(f"{name} did not stop in 15 s; killing")
+                proc.kill()
+                proc.wait()
+        self.procs.clear()
