@@ -121,7 +121,9 @@ def create_service(settings: ReviewSettings | None = None, *,
         return dict(status=status, decided_by=decided_by, decided_at=now,
                     review_comment=comment, lock_holder=None, lock_until=None)
 
-    lock_free = lambda now: or_(s.c.lock_holder.is_(None), s.c.lock_until <= now)  # noqa: E731
+    def lock_free(now: datetime) -> Any:
+        """Nobody holds a live lock (never locked, unlocked or expired)."""
+        return or_(s.c.lock_holder.is_(None), s.c.lock_until <= now)
 
     # ------------------------------------------------------------- consumers
 
