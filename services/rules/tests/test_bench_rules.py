@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from rules_service import bench_rules
+from servicekit.testing import plugin
+
+pytestmark = pytest.mark.skipif(plugin.test_backend() == "sqlite",
+                                reason="the benchmark bulk-loads history into PostgreSQL")
 
 
 async def test_benchmark_runs_the_live_path_over_recorded_history() -> None:

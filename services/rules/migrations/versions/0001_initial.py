@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 14:40:54.767246
+Create Date: 2026-11-22 14:52:15.428126
 """
 from alembic import op
 import sqlalchemy as sa
@@ -19,7 +19,7 @@ def upgrade() -> None:
     op.create_table('collector_state',
     sa.Column('worker_id', sa.String(length=64), nullable=False),
     sa.Column('pool_key', sa.String(length=64), nullable=False),
-    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('data', sa.Text(), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('worker_id', 'pool_key')
     )
@@ -30,9 +30,9 @@ def upgrade() -> None:
     sa.Column('pool_id', sa.String(length=64), nullable=True),
     sa.Column('project_id', sa.String(length=64), nullable=True),
     sa.Column('fired_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('action', sa.JSON(), nullable=False),
+    sa.Column('action', sa.Text(), nullable=False),
     sa.Column('outcome', sa.Text(), nullable=False),
-    sa.Column('facts', sa.JSON(), nullable=False),
+    sa.Column('facts', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('firing_id')
     )
     with op.batch_alter_table('firings', schema=None) as batch_op:
@@ -69,7 +69,7 @@ def upgrade() -> None:
     sa.Column('pool_id', sa.String(length=64), nullable=False),
     sa.Column('project_id', sa.String(length=64), nullable=True),
     sa.Column('task_id', sa.String(length=64), nullable=True),
-    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('data', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('seq')
     )
     with op.batch_alter_table('recorded_facts', schema=None) as batch_op:
@@ -102,9 +102,9 @@ def upgrade() -> None:
     sa.Column('scope', sa.String(length=16), nullable=False),
     sa.Column('pool_id', sa.String(length=64), nullable=True),
     sa.Column('project_id', sa.String(length=64), nullable=True),
-    sa.Column('collector', sa.JSON(), nullable=False),
-    sa.Column('conditions', sa.JSON(), nullable=False),
-    sa.Column('action', sa.JSON(), nullable=False),
+    sa.Column('collector', sa.Text(), nullable=False),
+    sa.Column('conditions', sa.Text(), nullable=False),
+    sa.Column('action', sa.Text(), nullable=False),
     sa.Column('enabled', sa.Boolean(), server_default='true', nullable=False),
     sa.Column('deleted', sa.Boolean(), server_default='false', nullable=False),
     sa.Column('created_by', sa.String(length=64), nullable=False),
@@ -132,7 +132,7 @@ def upgrade() -> None:
 
     op.create_table('task_votes',
     sa.Column('task_id', sa.String(length=64), nullable=False),
-    sa.Column('data', sa.JSON(), nullable=False),
+    sa.Column('data', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('task_id')
     )
     # ### end Alembic commands ###
