@@ -23,6 +23,10 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('worker_id', 'pool_key')
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # A worker's state row holds every rule of the pool (a few KB of JSON) and is
+        # rewritten per event: keep it inline and uncompressed up to a full page.
+        op.execute("ALTER TABLE collector_state SET (toast_tuple_target = 8160)")
     op.create_table('firings',
     sa.Column('firing_id', sa.String(length=36), nullable=False),
     sa.Column('rule_id', sa.String(length=36), nullable=False),
