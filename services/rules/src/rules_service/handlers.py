@@ -10,12 +10,13 @@ all inside the caller's transaction.
 from __future__ import annotations
 
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, tuple_, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import Envelope
@@ -54,10 +55,35 @@ def fact_from_row(row: Any) -> Fact:
                 data=m["data"])
 
 
+class _RuleIndex:
+    def __init__(self, defs: list[RuleDef]) -> None:
+        self.platform = [r for r in defs if r.scope == "platform"]
+        self.by_pool: dict[str, list[RuleDef]] = {}
+        self.by_project: dict[str, list[RuleDef]] = {}
+        for r in defs:
+            if r.scope == "pool" and r.pool_id:
+                self.by_pool.setdefault(r.pool_id, []).append(r)
+            elif r.scope == "project" and r.project_id:
+                self.by_project.setdefault(r.project_id, []).append(r)
+
+    def matching(self, facts: Iterable[Fact]) -> list[RuleDef]:
+        out = {r.rule_id: r for r in self.platform}
+        for f in facts:
+            for r in self.by_pool.get(f.pool_id, ()):
+                out[r.rule_id] = r
+            for r in self.by_project.get(f.project_id or "", ()):
+                out[r.rule_id] = r
+        return list(out.values())
+
+
 class RuleRunner:
-    def __init__(self, *, record: Recorder, clock: domain.Clock) -> None:
+    def __init__(self, *, record: Recorder, clock: domain.Clock,
+                 rules_cache_ttl_s: float = 1.0) -> None:
         self.record = record
         self.clock = clock
+        self.rules_cache_ttl_s = rules_cache_ttl_s
+        self._rules: _RuleIndex | None = None
+        self._rules_loaded_at = 0.0
 
     # ------------------------------------------------------------ events -> facts
 
@@ -134,17 +160,24 @@ class RuleRunner:
 
     # --------------------------------------------------------------- the unit
 
+    def invalidate_rules(self) -> None:
+        """Forget the cached rules (this process changed one)."""
+        self._rules = None
+
     async def load_rules(self, conn: AsyncConnection, facts: Iterable[Fact]) -> list[RuleDef]:
-        facts = list(facts)
-        pools = {f.pool_id for f in facts}
-        projects = {f.project_id for f in facts if f.project_id}
-        where = [rules.c.scope == "platform",
-                 and_(rules.c.scope == "pool", rules.c.pool_id.in_(pools))]
-        if projects:
-            where.append(and_(rules.c.scope == "project", rules.c.project_id.in_(projects)))
-        rows = (await conn.execute(select(rules).where(
-            rules.c.enabled.is_(True), rules.c.deleted.is_(False), or_(*where)))).all()
-        return [rule_def(r) for r in rows]
+        """Enabled rules that may apply to these facts.
+
+        All enabled rules are cached in memory for ``rules_cache_ttl_s`` (a change
+        made through this process is seen at once, one made through another
+        replica within the TTL), which saves a query per message.
+        """
+        now = time.monotonic()
+        if self._rules is None or now - self._rules_loaded_at > self.rules_cache_ttl_s:
+            rows = (await conn.execute(select(rules).where(
+                rules.c.enabled.is_(True), rules.c.deleted.is_(False)))).all()
+            self._rules = _RuleIndex([rule_def(r) for r in rows])
+            self._rules_loaded_at = now
+        return self._rules.matching(facts)
 
     async def process(self, conn: AsyncConnection, facts: list[Fact], *,
                       cause: Envelope | None = None) -> list[Hit]:

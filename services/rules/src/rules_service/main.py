@@ -55,7 +55,8 @@ def create_service(settings: RulesSettings | None = None, *,
     async def record(conn, event: Event, cause: Envelope | None) -> Envelope:
         return await svc.record(conn, event, cause=cause)
 
-    runner = RuleRunner(record=record, clock=clock)
+    runner = RuleRunner(record=record, clock=clock,
+                        rules_cache_ttl_s=settings.rules_cache_ttl_s)
     svc.runner = runner  # type: ignore[attr-defined]  # tests and the benchmark drive it
     svc.clock = clock  # type: ignore[attr-defined]
 
@@ -107,6 +108,7 @@ def create_service(settings: RulesSettings | None = None, *,
                    created_by=req.actor.user_id, created_at=now, updated_at=now, **rule)
         async with svc.transaction() as conn:
             await conn.execute(rules.insert().values(**row))
+        runner.invalidate_rules()
         return rpc.Rule(**row)
 
     @svc.rpc(rpc.LIST_RULES)
@@ -138,7 +140,9 @@ def create_service(settings: RulesSettings | None = None, *,
                 raise NotFound("rule_not_found", f"rule {rule_id} was deleted")
             await conn.execute(update(rules).where(rules.c.rule_id == rule_id)
                                .values(updated_at=clock.now(), **values))
-            return _rule_out(await _get(conn, rule_id))
+            out = _rule_out(await _get(conn, rule_id))
+        runner.invalidate_rules()
+        return out
 
     @svc.rpc(rpc.UPDATE_RULE)
     async def update_rule(req: rpc.UpdateRule) -> rpc.Rule:

@@ -13,3 +13,6 @@ class RulesSettings(ServiceSettings):
     sweep_interval_s: float = 30.0
     # A backtest replays at most this many recorded facts (newest are dropped).
     backtest_max_facts: int = 500_000
+    # Enabled rules are cached this long (a change through another replica shows
+    # within it; one through this process at once).
+    rules_cache_ttl_s: float = 1.0
