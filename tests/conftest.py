@@ -68,6 +68,23 @@ class Stack:
         assert r.status_code == 200, r.text
         return r.json()
 
+    async def admin_step_up(self) -> None:
+        """MFA-elevate the admin's session (sets up TOTP on first use; spends a recovery code)."""
+        import pyotp
+
+        assert self.admin is not None
+        c, h = self.client, self.admin.headers
+        setup = await c.post("/api/auth/mfa/setup", headers=h)
+        if setup.status_code == 200:
+            code = pyotp.TOTP(setup.json()["secret"]).now()
+            r = await c.post("/api/auth/mfa/confirm", headers=h, json={"code": code})
+            assert r.status_code == 200, r.text
+            self.admin_recovery_codes = r.json()["recovery_codes"]
+        codes = getattr(self, "admin_recovery_codes", None)
+        assert codes, "MFA was set up elsewhere without keeping the recovery codes"
+        r = await c.post("/api/auth/mfa/step-up", headers=h, json={"recovery_code": codes.pop()})
+        assert r.status_code == 200, r.text
+
     async def user(self, role: str) -> User:
         """Create a user of ``role`` as the admin, log in, change the temporary password."""
         assert self.admin is not None

@@ -59,8 +59,9 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
 
         return engine
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True,
-        pool_recycle=1800,
+        # no pre-ping (a round trip per checkout on the hot path); recycle and asyncpg's own
+        # errors cover dead connections
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
     )
 
 

@@ -62,7 +62,7 @@ class Service:
         self.outbox, self.inbox = add_messaging_tables(metadata)
         setup_logging(self.name, level=settings.log_level, json_logs=settings.log_json)
         self.tracer_provider = setup_telemetry(self.name, otlp_endpoint=settings.otlp_endpoint)
-        self.engine = make_engine(settings.database_url)
+        self.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
         self.nats_servers = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
         self.broker = NatsBroker(
             self.nats_servers,
@@ -211,7 +211,9 @@ class Service:
             await handle(msg.raw_message)
 
     def _serve(self, spec: RpcSpec, fn: RpcHandler) -> None:
-        sub = self.broker.subscriber(spec.subject, queue=self.name)
+        # Concurrent handling: a core subscriber otherwise serves one request at a time.
+        sub = self.broker.subscriber(spec.subject, queue=self.name,
+                                     max_workers=self.settings.rpc_concurrency)
 
         @sub
         async def _on_request(msg: NatsMessage) -> None:

@@ -36,6 +36,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_deliver: int = 5
     consumer_ack_wait_s: float = 30.0
     consumer_batch_size: int = 50
+    rpc_concurrency: int = 64
+    db_pool_size: int = 10
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:

@@ -1,0 +1,1 @@
+"""``make bench``: throughput and latency of the system, with baselines from the same run."""

@@ -1,0 +1,129 @@
+"""``make bench``.
+
+    python -m bench [--modes embedded,postgres] [--seconds 60] [--workers 40] [--managers 8]
+                    [--rules-only | --no-rules]
+
+Prints a JSON report and writes it to bench-results/<timestamp>.json. Targets (issue #3, on a
+2-core machine, PostgreSQL mode): >= 150 lifecycles/s for 60 s, p99 accept -> credit < 500 ms,
+each service < 150 MB RSS. Rules (issue #5): >= 3,000 events/s with 20 rules, the 1M-event
+history no more than 20% slower than the 1k one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps
+from bench.lifecycle import drive, setup
+from launcher.stack import ROOT, SERVICE_NAMES, Stack, free_port
+from servicekit.testing.plugin import create_pg_database, drop_pg_database
+
+
+async def run_mode(mode: str, args: argparse.Namespace) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
+    created: list[str] = []
+    urls: dict[str, str] = {}
+    if mode == "postgres":
+        for name in SERVICE_NAMES:
+            url = await create_pg_database(f"mte_bench_{name}")
+            created.append(url)
+            urls[name] = url
+    ports = {name: free_port() for name in SERVICE_NAMES}
+    stack = Stack(data_dir=tmp, nats_port=free_port(), ports=ports, database_urls=urls,
+                  environment="development", echo=False,
+                  extra_env={"GATEWAY_DEV_QUICK_LOGIN": "false"})
+    try:
+        await asyncio.to_thread(stack.start)
+        password = await asyncio.to_thread(stack.wait_bootstrap_password, 10.0)
+        assert password, "the gateway did not print its bootstrap password"
+        tasks = int(args.seconds * args.target * 1.5) + 500
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as c:
+            ctx = await setup(c, password, tasks=tasks, workers=args.workers,
+                              managers=args.managers)
+        rss_before = stack.rss_mb()
+        result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds)
+        result["rss_mb"] = stack.rss_mb()
+        result["rss_mb_idle"] = rss_before
+        result["dead_processes"] = stack.dead()
+        return result
+    finally:
+        await asyncio.to_thread(stack.shutdown)
+        for url in created:
+            await drop_pg_database(url)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def rules_figures() -> dict:
+    sys.path.insert(0, str(ROOT / "services" / "rules" / "src"))
+    from rules_service import bench_rules  # the service's own evaluation path
+
+    short = await bench_rules.run(events=5000, history=1_000)
+    long = await bench_rules.run(events=5000, history=1_000_000)
+    s, l_ = short["events_per_s"], long["events_per_s"]
+    return {"short_history": short, "long_history": long,
+            "long_vs_short_slowdown_pct": round((1 - l_ / s) * 100, 1) if s else None}
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench")
+    ap.add_argument("--modes", default="embedded,postgres")
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--workers", type=int, default=40)
+    ap.add_argument("--managers", type=int, default=8)
+    ap.add_argument("--target", type=float, default=150.0, help="lifecycles/s to size the pool")
+    ap.add_argument("--no-rules", action="store_true")
+    ap.add_argument("--rules-only", action="store_true")
+    args = ap.parse_args()
+    report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "args": vars(args)}
+    if not args.rules_only:
+        from servicekit.testing.natsserver import NatsServer
+
+        base_dir = Path(tempfile.mkdtemp(prefix="mte-bench-base-"))
+        server = NatsServer(base_dir)
+        server.start()
+        try:
+            report["baseline"] = {
+                "postgres_insert_tx_per_s": round(await postgres_insert_tps(), 1),
+                "jetstream": {k: round(v, 1) for k, v in
+                              (await jetstream_pubsub_rate(server.url)).items()},
+            }
+        finally:
+            server.stop()
+            shutil.rmtree(base_dir, ignore_errors=True)
+        for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
+            print(f"bench: {mode} stack, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+            res = await run_mode(mode, args)
+            base = report["baseline"]
+            res["ratios"] = {
+                "lifecycles_per_pg_insert_tx": round(
+                    res["lifecycles_per_s"] / base["postgres_insert_tx_per_s"], 4),
+                "lifecycles_per_js_msg": round(
+                    res["lifecycles_per_s"]
+                    / base["jetstream"]["publish_and_consume_msgs_per_s"], 4),
+                "vs_target_150": round(res["lifecycles_per_s"] / 150.0, 2),
+            }
+            report[mode] = res
+    if not args.no_rules:
+        print("bench: rules evaluation ...", file=sys.stderr, flush=True)
+        report["rules"] = await rules_figures()
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    path = out / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    print(f"bench: report written to {path}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,76 @@
+"""Raw baselines measured in the same run as the system benchmark.
+
+* PostgreSQL: single-row INSERT transactions/s (asyncpg, a few concurrent connections).
+* JetStream: publish (with PubAck) + consume (pull, batched ack) messages/s.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import asyncpg
+import nats
+from nats.js.api import ConsumerConfig, StreamConfig
+
+from servicekit.testing.plugin import PG_ADMIN_URL
+
+
+async def postgres_insert_tps(seconds: float = 5.0, connections: int = 8) -> float:
+    name = f"mte_bench_base_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(PG_ADMIN_URL)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    try:
+        pool = await asyncpg.create_pool(url, min_size=connections, max_size=connections)
+        async with pool.acquire() as c:
+            await c.execute("CREATE TABLE t (id bigserial primary key, v text not null, "
+                            "at timestamptz not null default now())")
+        done = 0
+        deadline = time.perf_counter() + seconds
+
+        async def loop() -> None:
+            nonlocal done
+            async with pool.acquire() as c:
+                while time.perf_counter() < deadline:
+                    async with c.transaction():
+                        await c.execute("INSERT INTO t (v) VALUES ($1)", "x")
+                    done += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(loop() for _ in range(connections)))
+        elapsed = time.perf_counter() - start
+        await pool.close()
+        return done / elapsed
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+async def jetstream_pubsub_rate(nats_url: str, messages: int = 20_000,
+                                window: int = 256) -> dict[str, float]:
+    nc = await nats.connect(nats_url)
+    js = nc.jetstream()
+    stream = f"BENCHBASE{uuid.uuid4().hex[:6].upper()}"
+    await js.add_stream(StreamConfig(name=stream, subjects=[f"{stream.lower()}.>"]))
+    payload = b"x" * 400  # about the size of one event envelope
+    subject = f"{stream.lower()}.e"
+    start = time.perf_counter()
+    for i in range(0, messages, window):
+        await asyncio.gather(*(js.publish(subject, payload, headers={"Nats-Msg-Id": f"{i}-{j}"})
+                               for j in range(min(window, messages - i))))
+    pub = time.perf_counter() - start
+    sub = await js.pull_subscribe(subject, durable="base", stream=stream,
+                                  config=ConsumerConfig(max_ack_pending=10_000))
+    got = 0
+    start = time.perf_counter()
+    while got < messages:
+        msgs = await sub.fetch(500, timeout=5)
+        await asyncio.gather(*(m.ack() for m in msgs))
+        got += len(msgs)
+    con = time.perf_counter() - start
+    await js.delete_stream(stream)
+    await nc.close()
+    return {"publish_msgs_per_s": messages / pub, "consume_msgs_per_s": messages / con,
+            "publish_and_consume_msgs_per_s": messages / (pub + con)}

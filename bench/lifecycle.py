@@ -1,0 +1,180 @@
+"""Full task lifecycles through the gateway's HTTP API, with concurrent workers and managers.
+
+take -> submit (worker), lock -> accept (manager), credit (ledger; observed as the
+``ledger.credited`` event on the bus). Reports lifecycles/s, p50/p99 of each call and of
+accept -> credit, and each process's RSS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import nats
+
+from contracts.envelope import Envelope
+
+PASSWORD_SUFFIX = "-Bench#Pass-2026"
+
+
+def pct(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    k = min(len(values) - 1, max(0, int(round(q / 100 * (len(values) - 1)))))
+    return round(values[k] * 1000, 1)
+
+
+@dataclass
+class Recorder:
+    latencies: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    accepted_at: dict[str, float] = field(default_factory=dict)
+    credited_at: dict[str, float] = field(default_factory=dict)
+
+    async def call(self, name: str, coro) -> httpx.Response:
+        t = time.perf_counter()
+        r = await coro
+        self.latencies[name].append(time.perf_counter() - t)
+        if r.status_code >= 500:
+            self.errors[f"{name}:{r.status_code}"] += 1
+        return r
+
+
+async def _user(c: httpx.AsyncClient, admin: dict[str, str], role: str) -> dict[str, str]:
+    login = f"bench-{role}-{uuid.uuid4().hex[:8]}"
+    r = await c.post("/api/admin/users", json={"login": login, "role": role}, headers=admin)
+    r.raise_for_status()
+    tmp = r.json()["temporary_password"]
+    r = await c.post("/api/auth/login", json={"login": login, "password": tmp})
+    r.raise_for_status()
+    r = await c.post("/api/auth/password", headers={"Authorization": f"Bearer {r.json()['token']}"},
+                     json={"old_password": tmp, "new_password": login + PASSWORD_SUFFIX})
+    r.raise_for_status()
+    return {"Authorization": f"Bearer {r.json()['token']}"}
+
+
+async def setup(c: httpx.AsyncClient, bootstrap_password: str, *, tasks: int, workers: int,
+                managers: int, price_minor: int = 100) -> dict[str, Any]:
+    r = await c.post("/api/auth/login", json={"login": "admin", "password": bootstrap_password})
+    r.raise_for_status()
+    r = await c.post("/api/auth/password",
+                     headers={"Authorization": f"Bearer {r.json()['token']}"},
+                     json={"old_password": bootstrap_password,
+                           "new_password": "admin" + PASSWORD_SUFFIX})
+    r.raise_for_status()
+    admin = {"Authorization": f"Bearer {r.json()['token']}"}
+    r = await c.put("/api/admin/trust-limits", headers=admin,
+                    json={"level": "new", "max_active": 50, "min_pause_s": 0})
+    r.raise_for_status()
+    r = await c.post("/api/admin/projects", headers=admin, json={
+        "name": "bench", "instructions": "Type the word.",
+        "input_spec": [{"name": "word", "type": "string"}],
+        "output_spec": [{"name": "text", "type": "string", "min_length": 1}]})
+    r.raise_for_status()
+    r = await c.post("/api/admin/pools", headers=admin, json={
+        "project_id": r.json()["project_id"], "name": "bench", "price_minor": price_minor,
+        "assignment_timeout_s": 3600})
+    r.raise_for_status()
+    pool_id = r.json()["pool_id"]
+    r = await c.put(f"/api/admin/pools/{pool_id}/worker-share", headers=admin,
+                    json={"share": "0.6"})
+    r.raise_for_status()
+    for i in range(0, tasks, 2000):
+        rows = [{"word": f"w{j}"} for j in range(i, min(tasks, i + 2000))]
+        r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin, json=rows)
+        r.raise_for_status()
+    r = await c.post(f"/api/admin/pools/{pool_id}/open", headers=admin)
+    r.raise_for_status()
+    ws = [await _user(c, admin, "worker") for _ in range(workers)]
+    ms = [await _user(c, admin, "manager") for _ in range(managers)]
+    return {"admin": admin, "pool_id": pool_id, "workers": ws, "managers": ms}
+
+
+async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
+                seconds: float) -> dict[str, Any]:
+    rec = Recorder()
+    pool_id = ctx["pool_id"]
+    nc = await nats.connect(nats_url)
+
+    async def on_credit(msg) -> None:  # core subscription sees every JetStream publish
+        env = Envelope.model_validate_json(msg.data)
+        aid = env.data.get("assignment_id")
+        if aid:
+            rec.credited_at[aid] = time.perf_counter()
+
+    await nc.subscribe("ledger.credited", cb=on_credit)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    stop_at = time.perf_counter() + seconds
+    async with httpx.AsyncClient(base_url=gateway_url, timeout=30, limits=limits) as c:
+
+        async def worker(headers: dict[str, str]) -> None:
+            while time.perf_counter() < stop_at:
+                r = await rec.call("take", c.post("/api/worker/tasks/take", headers=headers,
+                                                  json={"pool_id": pool_id}))
+                if r.status_code != 200:
+                    rec.errors[f"take:{r.status_code}"] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                aid = r.json()["assignment_id"]
+                r = await rec.call("submit", c.post(
+                    f"/api/worker/assignments/{aid}/submit", headers=headers,
+                    json={"answers": {"text": "ok"}}))
+                if r.status_code != 200:
+                    rec.errors[f"submit:{r.status_code}"] += 1
+
+        async def manager(i: int, n: int, headers: dict[str, str]) -> None:
+            while time.perf_counter() < stop_at:
+                r = await rec.call("list_pending", c.get(
+                    "/api/review/pending", headers=headers,
+                    params={"pool_id": pool_id, "only_free": "true", "limit": 100}))
+                items = [it for it in r.json().get("items", [])
+                         if hash(it["assignment_id"]) % n == i] if r.status_code == 200 else []
+                if not items:
+                    await asyncio.sleep(0.02)
+                    continue
+                for it in items:
+                    if time.perf_counter() >= stop_at:
+                        break
+                    aid = it["assignment_id"]
+                    r = await rec.call("lock", c.post(f"/api/review/submissions/{aid}/lock",
+                                                      headers=headers))
+                    if r.status_code != 200:
+                        rec.errors[f"lock:{r.status_code}"] += 1
+                        continue
+                    r = await rec.call("accept", c.post(
+                        f"/api/review/submissions/{aid}/accept", headers=headers, json={}))
+                    if r.status_code == 200:
+                        rec.accepted_at[aid] = time.perf_counter()
+                    else:
+                        rec.errors[f"accept:{r.status_code}"] += 1
+
+        start = time.perf_counter()
+        n = len(ctx["managers"])
+        await asyncio.gather(*(worker(h) for h in ctx["workers"]),
+                             *(manager(i, n, h) for i, h in enumerate(ctx["managers"])))
+        elapsed = time.perf_counter() - start
+    await asyncio.sleep(3)  # credits of the last accepts
+    await nc.close()
+    credit_lat = [rec.credited_at[a] - t for a, t in rec.accepted_at.items()
+                  if a in rec.credited_at]
+    completed = sum(1 for a, t in rec.accepted_at.items()
+                    if a in rec.credited_at and rec.credited_at[a] <= start + elapsed)
+    return {
+        "seconds": round(elapsed, 1),
+        "lifecycles": completed,
+        "lifecycles_per_s": round(completed / elapsed, 1),
+        "accepted_not_credited": len(rec.accepted_at) - len(credit_lat),
+        "latency_ms": {name: {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
+                              "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
+                       for name, v in rec.latencies.items()},
+        "accept_to_credit_ms": {"n": len(credit_lat), "p50": pct(credit_lat, 50),
+                                "p99": pct(credit_lat, 99)},
+        "errors": dict(rec.errors),
+    }
