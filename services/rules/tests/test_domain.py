@@ -157,3 +157,25 @@ def test_firing_ids_are_deterministic() -> None:
     a = domain.firing_id_for("r", "w", "p", "e")
     assert a == domain.firing_id_for("r", "w", "p", "e") != domain.firing_id_for("r", "w", "p",
                                                                                  "e2")
+
+
+def test_answers_of_restricted_workers_stay_counted() -> None:
+    r = rule("captcha", [("stored_results_count", ">=", 2), ("fail_rate", ">=", 50)], SUSPEND)
+    e = Engine([r], {})
+    e.apply(fact("captcha", correct=False))
+    assert e.apply(fact("captcha", correct=True))  # restricted now
+    for _ in range(3):
+        assert not e.apply(fact("captcha", correct=True))
+    assert e.states[("r1", "w1", "p1")]["c"] == {"f": 1, "s": 4}
+
+
+def test_backtest_replays_through_the_same_engine() -> None:
+    r = rule("fast_answers", [("fast_submitted_count", ">=", 2)], SUSPEND,
+             fast_submit_threshold_seconds=5)
+    facts = [fact("submitted", worker=w, duration_s=d)
+             for w, d in (("a", 1), ("b", 9), ("a", 2), ("b", 1), ("c", 1), ("b", 2))]
+    live = Engine([r], {})
+    live_hits = [h.worker_id for f in facts for h in live.apply(f)]
+    n, hits = domain.backtest(r, facts)
+    assert n == 6 and [h.worker_id for h in hits] == live_hits == ["a", "b"]
+    assert hits[0].event_ids == [facts[0].event_id, facts[2].event_id]
