@@ -56,3 +56,32 @@ async def test_client_turns_bus_failures_into_typed_errors(nats_server) -> None:
         assert e.value.error.status == 413
     finally:
         await nc.close()
+
+
+async def test_server_handles_requests_concurrently_and_replies_typed(nats_server) -> None:
+    import asyncio
+    import time
+
+    from servicekit.rpc import RpcServer
+
+    async def slow(req: Echo) -> EchoReply:
+        await asyncio.sleep(0.3)
+        return await handler(req)
+
+    nc = await nats.connect(nats_server.url)
+    server = RpcServer(service="kittest", nc=nc, concurrency=16)
+    await server.serve(SPEC, slow)
+    try:
+        client = RpcClient(nc, timeout_s=5)
+        start = time.perf_counter()
+        replies = await asyncio.gather(*(client.call(SPEC, Echo(
+            actor={"user_id": "u", "role": "worker"}, text=f"m{i}")) for i in range(10)))
+        elapsed = time.perf_counter() - start
+        assert sorted(r["text"] for r in replies) == sorted(f"M{i}" for i in range(10))
+        assert elapsed < 1.5, f"10 requests of 0.3 s took {elapsed:.2f} s: not concurrent"
+        with pytest.raises(RpcCallError) as e:
+            await client.call(SPEC, Echo(actor={"user_id": "u", "role": "worker"}, text="taken"))
+        assert e.value.error.code == "already_taken" and e.value.error.details == {"holder": "x"}
+    finally:
+        await server.stop()
+        await nc.close()

@@ -44,7 +44,7 @@ from servicekit.errors import Forbidden
 from servicekit.messaging_tables import add_messaging_tables
 from servicekit.observability import setup_logging, setup_telemetry
 from servicekit.outbox import OutboxRelay, record_event
-from servicekit.rpc import RpcHandler, dispatch
+from servicekit.rpc import RpcHandler, RpcServer
 from servicekit.settings import ServiceSettings
 from servicekit.streams import apply_consumer, ensure_streams
 
@@ -80,6 +80,7 @@ class Service:
         self.periodics: list[tuple[float, Callable[[], Awaitable[None]]]] = []
         self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
         self.nc: nats.NATS | None = None
+        self.rpc_server: RpcServer | None = None
         self.relay: OutboxRelay | None = None
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
@@ -172,8 +173,10 @@ class Service:
             self._subscribe(fwd.config().filter_subjects[0], _ADVISORY_STREAM, fwd.durable, 10,
                             fwd.handle)
         self._register_diagnostics()
+        self.rpc_server = RpcServer(service=self.name, nc=self.nc,
+                                    concurrency=s.rpc_concurrency)
         for spec, fn in self.rpcs.values():
-            self._serve(spec, fn)
+            await self.rpc_server.serve(spec, fn)
         await self.broker.start()
         await self.relay.start()
         for hook in self.startup_hooks:
@@ -189,6 +192,8 @@ class Service:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        if self.rpc_server is not None:
+            await self.rpc_server.stop()
         if self.relay:
             await self.relay.stop()
         with contextlib.suppress(Exception):
@@ -209,18 +214,6 @@ class Service:
         @sub
         async def _on_message(msg: NatsMessage) -> None:
             await handle(msg.raw_message)
-
-    def _serve(self, spec: RpcSpec, fn: RpcHandler) -> None:
-        # Concurrent handling: a core subscriber otherwise serves one request at a time.
-        sub = self.broker.subscriber(spec.subject, queue=self.name,
-                                     max_workers=self.settings.rpc_concurrency)
-
-        @sub
-        async def _on_request(msg: NatsMessage) -> None:
-            raw = msg.raw_message
-            reply = await dispatch(spec, fn, raw.data)
-            if raw.reply:
-                await raw.respond(reply)
 
     def _register_diagnostics(self) -> None:
         from contracts.rpc import ops
