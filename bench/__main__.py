@@ -50,7 +50,12 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
             ctx = await setup(c, password, tasks=tasks, workers=args.workers,
                               managers=args.managers)
         rss_before = stack.rss_mb()
+        cpu_before = stack.cpu_seconds()
         result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds)
+        cpu_after = stack.cpu_seconds()
+        n = max(1, result["lifecycles"])
+        result["cpu_ms_per_lifecycle"] = {
+            k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / n, 2) for k in cpu_after}
         result["rss_mb"] = stack.rss_mb()
         result["rss_mb_idle"] = rss_before
         result["dead_processes"] = stack.dead()

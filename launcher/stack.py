@@ -173,6 +173,18 @@ class Stack:
                 pass
         return out
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """User + system CPU time each process has used so far."""
+        tick = os.sysconf("SC_CLK_TCK")
+        out = {}
+        for name, proc in self.procs.items():
+            try:
+                fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                out[name] = (int(fields[11]) + int(fields[12])) / tick
+            except (OSError, IndexError, ValueError):
+                pass
+        return out
+
     def shutdown(self) -> None:
         # gateway first, services next (they drain consumers and the relay), nats-server last
         for name, proc in reversed(list(self.procs.items())):
