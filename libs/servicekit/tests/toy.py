@@ -56,13 +56,13 @@ def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver:
         # The commit happened; the ack has not been sent yet.
         import servicekit.consumer as consumer_mod
 
-        original = consumer_mod.ConsumerRunner.handle
+        original = consumer_mod.ConsumerRunner.__init__
 
-        async def handle(self, raw):  # type: ignore[no-untyped-def]
+        def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            original(self, *args, **kwargs)
             self.after_commit = lambda: os.kill(os.getpid(), signal.SIGKILL)
-            await original(self, raw)
 
-        consumer_mod.ConsumerRunner.handle = handle  # type: ignore[method-assign]
+        consumer_mod.ConsumerRunner.__init__ = init  # type: ignore[method-assign]
     return svc
 
 

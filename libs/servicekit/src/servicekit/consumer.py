@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -149,6 +150,83 @@ class ConsumerRunner:
                             self.c.max_deliver, delay, exc_info=True)
                 await raw.nak(delay=delay)
                 CONSUMED.labels(self.c.service, self.c.name, "retry").inc()
+
+
+    async def handle_batch(self, raws: list[Msg]) -> None:
+        """Apply a fetched batch in one transaction: one commit, then the acks.
+
+        If anything in the batch fails, the transaction rolls back and every
+        message goes through :meth:`handle` alone, with its own retry and DLQ
+        accounting, so one poison message never holds back or dooms the others.
+        """
+        from servicekit.inbox import claim
+
+        if len(raws) == 1:
+            await self.handle(raws[0])
+            return
+        try:
+            with HANDLE_SECONDS.labels(self.c.service, self.c.name).time():
+                parsed = []
+                for raw in raws:
+                    env = Envelope.model_validate_json(raw.data)
+                    parsed.append((env, parse_event(env.type, env.schema_version, env.data)))
+                fresh = 0
+                async with self.begin() as conn:
+                    for env, event in parsed:
+                        if await claim(conn, self.inbox, self.c.durable, env.event_id):
+                            await self.c.handler(conn, event, env)
+                            fresh += 1
+                if fresh:
+                    self.after_commit()
+        except Exception as exc:
+            log.info("consumer %s: batch of %d failed (%s); handling one by one",
+                     self.c.durable, len(raws), type(exc).__name__)
+            for raw in raws:
+                await self.handle(raw)
+            return
+        for raw in raws:
+            await raw.ack()
+        CONSUMED.labels(self.c.service, self.c.name, "ok").inc(fresh)
+        if len(raws) > fresh:
+            CONSUMED.labels(self.c.service, self.c.name, "duplicate").inc(len(raws) - fresh)
+
+
+class FetchCoalescer:
+    """Turns the messages of one pull fetch back into one batch.
+
+    FastStream's pull subscriber hands every message of a fetch to its own
+    handler call (through the middlewares: metrics and traces stay per message).
+    Each call parks its message here; a flush a moment later applies all parked
+    messages with ``handle_batch`` (one transaction) and releases the calls.
+    FastStream's own batch mode would instead wait to fill the batch, adding up
+    to its timeout of latency at low rates, and poll the server far more often.
+    """
+
+    def __init__(self, handle_batch: Callable[[list[Msg]], Awaitable[None]], *,
+                 window_s: float = 0.002) -> None:
+        self.handle_batch = handle_batch
+        self.window_s = window_s
+        self._parked: list[tuple[Msg, asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def submit(self, raw: Msg) -> None:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._parked.append((raw, fut))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush())
+        await fut
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(self.window_s)  # the rest of the fetch reaches submit() meanwhile
+        batch, self._parked, self._flushing = self._parked, [], None
+        try:
+            await self.handle_batch([raw for raw, _ in batch])
+        except Exception:  # unacked messages are redelivered after ack_wait
+            log.exception("consumer batch failed outside the handlers")
+        finally:
+            for _, fut in batch:
+                if not fut.done():
+                    fut.set_result(None)
 
 
 class AdvisoryForwarder:

@@ -38,7 +38,8 @@ from contracts.envelope import Envelope
 from contracts.rpc import RpcSpec
 from contracts.streams import STREAMS
 from servicekit import compat
-from servicekit.consumer import AdvisoryForwarder, ConsumerRunner, EventConsumer, Handler
+from servicekit.consumer import (AdvisoryForwarder, ConsumerRunner, EventConsumer,
+                                 FetchCoalescer, Handler)
 from servicekit.db import make_engine, ping
 from servicekit.errors import Forbidden
 from servicekit.messaging_tables import add_messaging_tables
@@ -63,6 +64,8 @@ class Service:
         setup_logging(self.name, level=settings.log_level, json_logs=settings.log_json)
         self.tracer_provider = setup_telemetry(self.name, otlp_endpoint=settings.otlp_endpoint)
         self.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size)
+        # Single-statement reads need no BEGIN/ROLLBACK round trips around them.
+        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
         self.nats_servers = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
         self.broker = NatsBroker(
             self.nats_servers,
@@ -164,9 +167,10 @@ class Service:
                                  poll_interval_s=s.relay_poll_interval_s)
         for c in self.consumers:
             await apply_consumer(js, c.stream, c.config())
+            runner = ConsumerRunner(c, begin=self.engine.begin, inbox=self.inbox, js=js,
+                                    after_commit=self.relay.notify)
             self._subscribe(c.subject, c.stream, c.durable, c.batch_size,
-                            ConsumerRunner(c, begin=self.engine.begin, inbox=self.inbox, js=js,
-                                           after_commit=self.relay.notify).handle)
+                            FetchCoalescer(runner.handle_batch).submit)
         if self.consumers:
             fwd = AdvisoryForwarder(service=self.name, consumers=self.consumers, js=js)
             await apply_consumer(js, _ADVISORY_STREAM, fwd.config())

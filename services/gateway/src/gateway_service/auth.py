@@ -112,6 +112,7 @@ class Auth:
         self.settings = settings
         self.svc = svc
         self.engine = svc.engine
+        self.reader = svc.reader
         self.audit = audit
         self._pepper = settings.token_pepper.get_secret_value().encode()
         if settings.environment == "test":
@@ -160,7 +161,7 @@ class Auth:
                     users.c.login, users.c.role, users.c.must_change_password)
              .select_from(sessions.join(users, users.c.user_id == sessions.c.user_id))
              .where(sessions.c.token_hash == self.token_hash(token)))
-        async with self.engine.connect() as conn:
+        async with self.reader.connect() as conn:
             row = (await conn.execute(q)).first()
         now = self.now()
         if row is None or row.revoked_at is not None or aware(row.expires_at) <= now:

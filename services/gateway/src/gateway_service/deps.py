@@ -73,7 +73,7 @@ async def mfa_elevated_admin(session: Session) -> SessionInfo:
 MfaAdmin = Annotated[SessionInfo, Depends(mfa_elevated_admin)]
 
 
-def rpc_client(request: Request) -> RpcClient:
+async def rpc_client(request: Request) -> RpcClient:
     return request.app.state.rpc
 
 

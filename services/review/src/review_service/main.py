@@ -92,7 +92,7 @@ def create_service(settings: ReviewSettings | None = None, *,
     svc = Service(settings, metadata)
     # A single statement is atomic on its own: reads and lock changes skip
     # BEGIN/COMMIT (two round trips each) on the hot path.
-    single = svc.engine.execution_options(isolation_level="AUTOCOMMIT")
+    single = svc.reader
 
     # --------------------------------------------------------------- helpers
 

@@ -66,7 +66,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
     return out
 
 
-def page(limit: int = Query(50, ge=1, le=500, description="page size"),
+async def page(limit: int = Query(50, ge=1, le=500, description="page size"),
          offset: int = Query(0, ge=0, description="items to skip")) -> Page:
     """Pagination query parameters as the contracts' ``Page``."""
     return Page(limit=limit, offset=offset)
