@@ -324,7 +324,7 @@ async def test_dev_quick_login_only_dev_loopback(nats_server, databases) -> None
         await stop_gateway(dev)
     prod = await start_gateway(settings_for(
         nats_server.url, await databases.new(), environment="production", dev_quick_login=True,
-        token_pepper="p" * 40))
+        token_pepper="p" * 40, mfa_encryption_key="k" * 40))
     try:
         r = await prod.client.post("/api/dev/quick-login", json={"role": "admin"})
         assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
@@ -332,6 +332,9 @@ async def test_dev_quick_login_only_dev_loopback(nats_server, databases) -> None
         await stop_gateway(prod)
     with pytest.raises(ValueError):
         settings_for(nats_server.url, "sqlite://", environment="production")
+    with pytest.raises(ValueError, match="MFA_ENCRYPTION_KEY"):  # the dev key is refused too
+        settings_for(nats_server.url, "sqlite://", environment="production",
+                     token_pepper="p" * 40)
 
 
 # ---------------------------------------------------------------------- audit

@@ -61,6 +61,23 @@ def test_matching_step_window() -> None:
     assert mfa.matching_step(secret, "", T0) is None
 
 
+async def test_totp_secret_is_sealed_at_rest(ctx: Ctx) -> None:
+    from sqlalchemy import select
+
+    from gateway_service.db import mfa_credentials
+
+    admin = await ctx.admin()
+    freeze(ctx, T0)
+    secret, _ = await enrol(ctx, admin)
+    async with ctx.gw.svc.engine.connect() as conn:
+        stored = (await conn.execute(select(mfa_credentials.c.secret))).scalar_one()
+    assert secret not in stored and stored.startswith("v1:")
+    assert ctx.gw.auth.secret_box.open(stored) == secret
+    other = mfa.SecretBox("another-key-" + "x" * 32)
+    with pytest.raises(Exception):
+        other.open(stored)
+
+
 async def test_totp_step_up_window_replay_and_race(ctx: Ctx) -> None:
     admin = await ctx.admin()
     freeze(ctx, T0)

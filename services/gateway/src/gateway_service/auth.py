@@ -113,6 +113,7 @@ class Auth:
         self.svc = svc
         self.engine = svc.engine
         self.reader = svc.reader
+        self.secret_box = mfa.SecretBox(settings.mfa_encryption_key.get_secret_value())
         self.audit = audit
         self._pepper = settings.token_pepper.get_secret_value().encode()
         if settings.environment == "test":
@@ -485,7 +486,8 @@ class Auth:
                 await conn.execute(mfa_credentials.delete().where(
                     mfa_credentials.c.user_id == session.user_id))
             await conn.execute(mfa_credentials.insert().values(
-                user_id=session.user_id, secret=secret, created_at=self.now(),
+                user_id=session.user_id, secret=self.secret_box.seal(secret),
+                created_at=self.now(),
                 confirmed_at=None))
             await self.audit.record("mfa.setup", session.user_id, session.user_id, {},
                                     conn=conn, address=address)
@@ -519,7 +521,7 @@ class Auth:
                 raise ApiError(409, "mfa_not_set_up", "start with POST /api/auth/mfa/setup")
             if cur.confirmed_at is not None:
                 raise ApiError(409, "mfa_already_enabled", "MFA is already confirmed")
-            ok = await self._check_code(conn, session, cur.secret, code)
+            ok = await self._check_code(conn, session, self.secret_box.open(cur.secret), code)
             if ok:
                 now = self.now()
                 codes = mfa.new_recovery_codes()
@@ -555,7 +557,7 @@ class Auth:
             if cur is None or cur.confirmed_at is None:
                 raise ApiError(409, "mfa_not_enabled", "set up MFA first (POST /api/auth/mfa/setup)")
             if code:
-                ok = await self._check_code(conn, session, cur.secret, code)
+                ok = await self._check_code(conn, session, self.secret_box.open(cur.secret), code)
             else:
                 ok = await mfa.use_recovery_code(conn, self._pepper, session.user_id,
                                                  recovery_code or "", self.now())

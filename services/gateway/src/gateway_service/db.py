@@ -59,7 +59,7 @@ login_throttle = Table(
 mfa_credentials = Table(
     "mfa_credentials", metadata,
     Column("user_id", String(36), ForeignKey("users.user_id"), primary_key=True),
-    Column("secret", String(64), nullable=False),
+    Column("secret", String(255), nullable=False),  # sealed: mfa.SecretBox
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("confirmed_at", DateTime(timezone=True), nullable=True),
 )

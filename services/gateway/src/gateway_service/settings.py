@@ -12,6 +12,8 @@ class GatewaySettings(ServiceSettings):
     http_port: int = 8000
     # Pepper mixed into token hashes; placeholder refused outside development/test.
     token_pepper: SecretStr = SecretStr("dev-pepper-not-for-production")
+    # Encrypts TOTP secrets at rest (any high-entropy string; a Fernet key is derived from it).
+    mfa_encryption_key: SecretStr = SecretStr("dev-mfa-key-not-for-production")
     session_ttl_s: int = 12 * 3600
     mfa_elevation_s: int = 300
     dev_quick_login: bool = False
@@ -42,5 +44,9 @@ class GatewaySettings(ServiceSettings):
             pepper = self.token_pepper.get_secret_value()
             if pepper.startswith("dev-") or len(pepper) < 32:
                 raise ValueError("GATEWAY_TOKEN_PEPPER must be a random secret of at least "
+                                 "32 characters in production")
+            key = self.mfa_encryption_key.get_secret_value()
+            if key.startswith("dev-") or len(key) < 32:
+                raise ValueError("GATEWAY_MFA_ENCRYPTION_KEY must be a random secret of at least "
                                  "32 characters in production")
         return self
