@@ -1,0 +1,61 @@
+"""Emergency read-only mode across the whole stack: the door closes for writes, the bus
+keeps working, so an acceptance already on its way is still credited."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime
+
+import nats
+
+from contracts.envelope import new_envelope
+from contracts.events import ReviewAccepted
+
+
+async def test_read_only_blocks_writes_but_queued_acceptance_is_credited(stack,
+                                                                           nats_server) -> None:
+    c, admin = stack.client, stack.admin.headers
+    worker = await stack.user("worker")
+    r = await c.post("/api/admin/emergency", headers=admin,
+                     json={"enabled": True, "reason": "drill"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "mfa_required"
+    await stack.admin_step_up()
+    r = await c.post("/api/admin/emergency", headers=admin,
+                     json={"enabled": True, "reason": "drill"})
+    assert r.status_code == 200, r.text
+    try:
+        r = await c.post("/api/worker/payouts", headers=worker.headers,
+                         json={"amount_minor": 1, "comment": "x"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "read_only"
+        assert "retry-after" in r.headers and r.headers.get("x-read-only") == "on"
+        r = await c.get("/api/status")
+        assert r.status_code == 200 and r.json()["read_only"] is True
+        r = await c.post("/api/auth/login", json={"login": worker.login,
+                                                  "password": worker.password})
+        assert r.status_code == 200, r.text
+
+        # an acceptance decided before the switch is still on the bus
+        nc = await nats.connect(nats_server.url)
+        ev = ReviewAccepted(assignment_id=str(uuid.uuid4()), task_id="t", pool_id="p-ro",
+                            project_id="pr", worker_id=worker.user_id, price_minor=300,
+                            currency="DKK", decided_by="m", decided_at=datetime.now(UTC))
+        env = new_envelope(ev, producer="review")
+        await nc.jetstream().publish(env.type, env.model_dump_json().encode(),
+                                     headers={"Nats-Msg-Id": env.event_id})
+        await nc.close()
+
+        for _ in range(200):
+            r = await c.get("/api/worker/balance", headers=worker.headers)
+            assert r.status_code == 200  # reads keep working
+            dkk = {b["currency"]: b for b in r.json()["balances"]}.get("DKK")
+            if dkk and dkk["available_minor"]:
+                break
+            await asyncio.sleep(0.1)
+        assert dkk["available_minor"] == 150  # default share 50%
+    finally:
+        r = await c.post("/api/admin/emergency", headers=admin,
+                         json={"enabled": False, "reason": "drill over"})
+        assert r.status_code == 200, r.text
+    r = await c.get("/api/status")
+    assert r.json()["read_only"] is False
