@@ -9,19 +9,9 @@ import io
 import uuid
 
 import pyotp
+from servicekit.testing import eventually
 
 PRICE_MINOR = 200
-
-
-async def retry(fn, *, timeout_s: float = 15.0):
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await fn()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_pool_lifecycle_through_the_api(stack) -> None:
@@ -58,7 +48,7 @@ async def test_pool_lifecycle_through_the_api(stack) -> None:
                 return None
             assert r.status_code == 200, r.text
             return r.json()
-        a = await retry(take)
+        a = await eventually(take)
         assert a["instructions"] == "Read the sign." and a["output_spec"][0]["name"] == "text"
         r = await c.post(f"/api/worker/assignments/{a['assignment_id']}/submit",
                          headers=worker.headers, json={"answers": {"text": text}})
@@ -69,7 +59,7 @@ async def test_pool_lifecycle_through_the_api(stack) -> None:
         async def pending():
             r = await c.get(f"/api/review/pending?pool_id={pool_id}", headers=manager.headers)
             return any(i["assignment_id"] == assignment_id for i in r.json()["items"])
-        await retry(pending)
+        await eventually(pending)
         r = await c.post(f"/api/review/submissions/{assignment_id}/lock", headers=manager.headers)
         assert r.status_code == 200 and r.json()["locked"], r.text
         r = await c.post(f"/api/review/submissions/{assignment_id}/{verdict}",
@@ -88,14 +78,14 @@ async def test_pool_lifecycle_through_the_api(stack) -> None:
         assert r.status_code == 200, r.text
         return {d["assignment_id"]: d for d in r.json()["items"]} if r.json()["total"] >= 2 \
             else None
-    mine = await retry(decided)
+    mine = await eventually(decided)
     assert mine[first]["status"] == "rejected" and mine[first]["comment"] == "the sign says EXIT"
     assert mine[second]["status"] == "accepted"
 
     async def credited():
         r = await c.get("/api/worker/balance", headers=worker.headers)
         return next((b for b in r.json()["balances"] if b["available_minor"] > 0), None)
-    bal = await retry(credited)
+    bal = await eventually(credited)
     assert 0 < bal["available_minor"] <= PRICE_MINOR
     r = await c.get("/api/worker/ledger", headers=worker.headers)
     assert r.json()["items"][0]["assignment_id"] == second

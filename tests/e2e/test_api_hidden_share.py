@@ -11,6 +11,7 @@ from typing import Any
 from fastapi.routing import APIRoute
 
 from gateway_service.routes.common import hidden_keys
+from servicekit.testing import eventually
 
 # Distinctive numbers, so finding them in a body means a leak and not a coincidence.
 PRICE_MINOR = 98_765
@@ -66,17 +67,6 @@ def assert_no_leak(where: str, body: Any, text: str) -> None:
             for secret in SECRET_NUMBERS:   # e.g. "price 98765" inside a message
                 assert not re.search(rf"(?<![\w.:-]){re.escape(secret)}(?![\w-])", leaf), \
                     f"{where} contains {secret}: {leaf[:300]}"
-
-
-async def eventually(fn, *, timeout_s: float = 15.0):
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        result = await fn()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.1)
 
 
 async def test_no_endpoint_shows_a_worker_or_a_manager_the_share(stack) -> None:

@@ -10,20 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from servicekit.testing import eventually
 
 PRICE_MINOR = 1001          # odd on purpose: 1001 * 6543 // 10000 = 654, platform keeps 347
 SHARE = "0.6543"
 CURRENCY = "CHF"            # no other test uses it, so the dashboard totals are this test's
-
-
-async def eventually(fn, timeout_s: float = 20.0):
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while True:
-        value = await fn()
-        if value:
-            return value
-        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
-        await asyncio.sleep(0.1)
 
 
 async def test_two_workers_one_accepted_one_rejected_exact_money(stack) -> None:

@@ -861,39 +861,38 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     # ---------------------------------------------------------------- consumers
 
+    async def finish_submitted(conn: AsyncConnection, event: ReviewAccepted | ReviewRejected,
+                               status: str) -> str | None:
+        """SUBMITTED -> ``status`` with the review's time and comment; the task id, or None
+        (logged) when the assignment is not a submitted one."""
+        r = (await conn.execute(
+            update(assignments).where(assignments.c.assignment_id == event.assignment_id,
+                                      assignments.c.status == domain.SUBMITTED)
+            .values(status=status, finished_at=event.decided_at, review_comment=event.comment)
+            .returning(assignments.c.task_id))).first()
+        if r is None:
+            log.warning("%s for %s: not a submitted assignment, ignored", status.lower(),
+                        event.assignment_id)
+            return None
+        return r.task_id
+
     @svc.consume("review.accepted", name="review-accepted")
     async def on_review_accepted(conn: AsyncConnection, event: ReviewAccepted,
                                  env: Envelope) -> None:
         """SUBMITTED -> ACCEPTED; the task counts one more accepted answer."""
-        r = (await conn.execute(
-            update(assignments).where(assignments.c.assignment_id == event.assignment_id,
-                                      assignments.c.status == domain.SUBMITTED)
-            .values(status=domain.ACCEPTED, finished_at=event.decided_at,
-                    review_comment=event.comment)
-            .returning(assignments.c.task_id))).first()
-        if r is None:
-            log.warning("review.accepted for %s: not a submitted assignment, ignored",
-                        event.assignment_id)
-            return
-        await conn.execute(update(tasks).where(tasks.c.task_id == r.task_id)
-                           .values(accepted_count=tasks.c.accepted_count + 1))
+        task_id = await finish_submitted(conn, event, domain.ACCEPTED)
+        if task_id is not None:
+            await conn.execute(update(tasks).where(tasks.c.task_id == task_id)
+                               .values(accepted_count=tasks.c.accepted_count + 1))
 
     @svc.consume("review.rejected", name="review-rejected")
     async def on_review_rejected(conn: AsyncConnection, event: ReviewRejected,
                                  env: Envelope) -> None:
         """SUBMITTED -> REJECTED; the overlap slot frees, so the task returns to the pool."""
-        r = (await conn.execute(
-            update(assignments).where(assignments.c.assignment_id == event.assignment_id,
-                                      assignments.c.status == domain.SUBMITTED)
-            .values(status=domain.REJECTED, finished_at=event.decided_at,
-                    review_comment=event.comment)
-            .returning(assignments.c.task_id))).first()
-        if r is None:
-            log.warning("review.rejected for %s: not a submitted assignment, ignored",
-                        event.assignment_id)
-            return
-        await conn.execute(update(tasks).where(tasks.c.task_id == r.task_id)
-                           .values(live_count=tasks.c.live_count - 1))
+        task_id = await finish_submitted(conn, event, domain.REJECTED)
+        if task_id is not None:
+            await conn.execute(update(tasks).where(tasks.c.task_id == task_id)
+                               .values(live_count=tasks.c.live_count - 1))
 
     @svc.consume("rules.restriction.applied", name="restriction-applied")
     async def on_restriction_applied(conn: AsyncConnection, event: RestrictionApplied,
