@@ -1,6 +1,6 @@
 """``make bench``.
 
-    python -m bench [--modes embedded,postgres] [--seconds 60] [--workers 40] [--managers 8]
+    python -m bench [--modes embedded,postgres] [--seconds 60] [--workers 24] [--managers 16]
                     [--rules-only | --no-rules]
 
 Prints a JSON report and writes it to bench-results/<timestamp>.json. Targets (issue #3, on a
@@ -82,8 +82,8 @@ async def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
     ap.add_argument("--modes", default="embedded,postgres")
     ap.add_argument("--seconds", type=float, default=60.0)
-    ap.add_argument("--workers", type=int, default=40)
-    ap.add_argument("--managers", type=int, default=8)
+    ap.add_argument("--workers", type=int, default=24)
+    ap.add_argument("--managers", type=int, default=16)
     ap.add_argument("--target", type=float, default=150.0, help="lifecycles/s to size the pool")
     ap.add_argument("--no-rules", action="store_true")
     ap.add_argument("--rules-only", action="store_true")
