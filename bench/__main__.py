@@ -42,8 +42,9 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
                   environment="development", echo=False,
                   extra_env={"GATEWAY_DEV_QUICK_LOGIN": "false"})
     try:
-        await asyncio.to_thread(stack.start)
-        password = await asyncio.to_thread(stack.wait_bootstrap_password, 10.0)
+        # on this thread: children die with the thread that started them (PR_SET_PDEATHSIG)
+        stack.start()
+        password = stack.wait_bootstrap_password(10.0)
         assert password, "the gateway did not print its bootstrap password"
         tasks = int(args.seconds * args.target * 1.5) + 500
         async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as c:
@@ -61,7 +62,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
         result["dead_processes"] = stack.dead()
         return result
     finally:
-        await asyncio.to_thread(stack.shutdown)
+        stack.shutdown()
         for url in created:
             await drop_pg_database(url)
         shutil.rmtree(tmp, ignore_errors=True)

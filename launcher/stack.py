@@ -29,6 +29,8 @@ _PASSWORD_LINE = re.compile(r"one-time password: (\S+)")
 
 
 def _die_with_parent() -> None:
+    # Note: "parent" is the thread that spawned the child; start the stack from a thread
+    # that lives as long as the stack (the main thread in the launcher and the bench).
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
