@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SERVICE_NAMES = ("tasks", "review", "ledger", "rules", "support", "gateway")
 DEFAULT_PORTS = {"tasks": 8101, "review": 8102, "ledger": 8103, "rules": 8104,
                  "support": 8105, "gateway": 8000}
+MALLOC_ENV = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 _PASSWORD_LINE = re.compile(r"one-time password: (\S+)")
 
 
@@ -138,6 +139,10 @@ class Stack:
         env = {f"{p}NATS_URL": self.nats_url, f"{p}HTTP_PORT": str(self.ports[name]),
                f"{p}ENVIRONMENT": self.environment, f"{p}DATABASE_URL": self.database_url(name),
                f"{p}LOG_JSON": os.environ.get("MTE_LOG_JSON", "false")}
+        # argon2 hashes (19 MiB each, in worker threads) otherwise stay in per-thread malloc
+        # arenas: measured 145 MB -> 106 MB gateway RSS after creating 40 users
+        for k, v in MALLOC_ENV.items():
+            env[k] = os.environ.get(k, v)
         env.update(self.extra_env)
         return env
 
