@@ -159,7 +159,7 @@ class ConsumerRunner:
         message goes through :meth:`handle` alone, with its own retry and DLQ
         accounting, so one poison message never holds back or dooms the others.
         """
-        from servicekit.inbox import claim
+        from servicekit.inbox import claim_many
 
         if len(raws) == 1:
             await self.handle(raws[0])
@@ -172,8 +172,11 @@ class ConsumerRunner:
                     parsed.append((env, parse_event(env.type, env.schema_version, env.data)))
                 fresh = 0
                 async with self.begin() as conn:
+                    new_ids = await claim_many(conn, self.inbox, self.c.durable,
+                                               [env.event_id for env, _ in parsed])
                     for env, event in parsed:
-                        if await claim(conn, self.inbox, self.c.durable, env.event_id):
+                        if env.event_id in new_ids:
+                            new_ids.discard(env.event_id)  # a duplicate within the batch
                             await self.c.handler(conn, event, env)
                             fresh += 1
                 if fresh:

@@ -213,11 +213,14 @@ class Service:
         sub = self.broker.subscriber(
             subject, stream=JStream(stream, declare=False), durable=durable,
             pull_sub=PullSub(batch_size=batch, timeout=1.0), ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_message_as_body,
         )
 
         @sub
-        async def _on_message(msg: NatsMessage) -> None:
-            await handle(msg.raw_message)
+        async def _on_message(raw):  # type: ignore[no-untyped-def]  # noqa: ANN001
+            # No annotations: a typed parameter (e.g. ``msg: NatsMessage``) is resolved by
+            # fast_depends in a worker thread per message.
+            await handle(raw)
 
     def _register_diagnostics(self) -> None:
         from contracts.rpc import ops
@@ -298,6 +301,11 @@ class Service:
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
         return app
+
+
+async def _raw_message_as_body(msg: NatsMessage) -> Any:
+    """FastStream decoder: hand the nats-py message itself to the handler."""
+    return msg.raw_message
 
 
 def run(svc: Service, *, host: str | None = None, port: int | None = None) -> None:
