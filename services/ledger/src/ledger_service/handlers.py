@@ -66,7 +66,9 @@ async def post_legs(conn: AsyncConnection, transfer_id: str, legs: list[Leg],
         insert(accounts).values([
             dict(account_id=a.account_id, kind=a.kind, currency=a.currency, owner_id=a.owner_id,
                  created_at=now) for a in sorted(accs.values(), key=lambda a: a.account_id)
-        ]).on_conflict_do_nothing(index_elements=["account_id"]))
+        # No conflict target: a concurrent first use of the same account can collide on
+        # the primary key or on (account_id, currency); either means "already there".
+        ]).on_conflict_do_nothing())
     await conn.execute(entries.insert().values([
         dict(transfer_id=transfer_id, account_id=leg.account.account_id,
              currency=leg.account.currency, amount_minor=leg.amount_minor, created_at=now)
