@@ -145,7 +145,7 @@ async def _load_history(url: str, rule_ids: list[str], workers: list[str], histo
 
 
 async def run(events: int, history: int, *, batch: int = 100, workers: int = 2000,
-              seed: int = 7) -> dict[str, Any]:
+              seed: int = 7, replicas: int = 1) -> dict[str, Any]:
     """Events/s with 20 rules on a pool after ``history`` recorded events."""
     from rules_service.main import create_service
     from rules_service.settings import RulesSettings
@@ -180,24 +180,32 @@ async def run(events: int, history: int, *, batch: int = 100, workers: int = 200
         kinds: Counter[str] = Counter()
         t0, c0 = time.perf_counter(), time.process_time()
         ins = dialect_insert
-        for i in range(0, len(parsed), batch):
-            chunk = parsed[i:i + batch]
-            async with svc.transaction() as conn:
-                # The kit's inbox claim, one statement for the batch.
-                fresh = {r[0] for r in await conn.execute(
-                    ins(conn)(svc.inbox)
-                    .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-                    .returning(svc.inbox.c.event_id),
-                    [{"consumer": "rules__bench", "event_id": env.event_id,
-                      "processed_at": now} for _, env in chunk])}
-                hh = await runner.handle(
-                    conn, [(e, env) for e, env in chunk if env.event_id in fresh])
+        chunks = [parsed[i:i + batch] for i in range(0, len(parsed), batch)]
+
+        async def consumer_replica() -> None:
+            # One replica of the consumer: takes the next fetched batch, one transaction each.
+            nonlocal hits
+            while chunks:
+                chunk = chunks.pop(0)
+                async with svc.transaction() as conn:
+                    # The kit's inbox claim, one statement for the batch.
+                    fresh = {r[0] for r in await conn.execute(
+                        ins(conn)(svc.inbox)
+                        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
+                        .returning(svc.inbox.c.event_id),
+                        [{"consumer": "rules__bench", "event_id": env.event_id,
+                          "processed_at": now} for _, env in chunk])}
+                    hh = await runner.handle(
+                        conn, [(e, env) for e, env in chunk if env.event_id in fresh])
                 hits += len(hh)
                 kinds.update(h.rule.kind + ":" + h.rule.action["type"] for h in hh)
+
+        await asyncio.gather(*(consumer_replica() for _ in range(replicas)))
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - c0
         await svc.engine.dispose()
         return {"events": events, "history": history, "rules": len(rule_ids), "batch": batch,
+                "replicas": replicas,
                 "workers": workers, "seconds": round(seconds, 3),
                 "client_cpu_seconds": round(cpu, 3),
                 "events_per_s": round(events / seconds, 1), "firings": hits,
