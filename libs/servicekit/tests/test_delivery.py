@@ -289,3 +289,24 @@ async def test_dead_letter_replay_applies_the_event_once_the_cause_is_fixed(
             toy.FAIL_PREFIXES.remove("flaky-")
         await svc.stop()
         await nc.close()
+
+
+async def test_unprocessable_event_is_dead_lettered_at_once(own_nats, database_url) -> None:
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyperm", max_deliver=5)
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        await publish(js, user_created("unprocessable-1"))
+
+        async def dead():
+            return await stream_messages(js, "DLQ", "dlq.toyperm.count")
+
+        msgs = await wait_for(dead, timeout=10)
+        assert len(msgs) == 1
+        assert msgs[0].headers["Dlq-Reason"] == "unprocessable"
+        assert msgs[0].headers["Dlq-Deliveries"] == "1"  # no retries for bad data
+    finally:
+        await nc.close()
+        await svc.stop()

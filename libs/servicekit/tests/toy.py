@@ -17,6 +17,7 @@ import sys
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from contracts.events import UserCreated
+from servicekit.errors import UnprocessableEvent
 from servicekit.messaging_tables import add_messaging_tables
 from servicekit.service import Service
 from servicekit.settings import ServiceSettings
@@ -48,6 +49,8 @@ def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver:
     async def count(conn, event: UserCreated, env) -> None:
         if mode == "kill_in_handler":
             os.kill(os.getpid(), signal.SIGKILL)
+        if event.login.startswith("unprocessable"):
+            raise UnprocessableEvent(f"{event.login} can never be applied")
         if event.login.startswith(tuple(FAIL_PREFIXES)):
             raise PoisonError(f"cannot handle {event.login}")
         await conn.execute(effects.insert().values(login=event.login))

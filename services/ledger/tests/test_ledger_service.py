@@ -219,8 +219,8 @@ async def test_bonus_is_credited_once_per_bonus_id(ledger: Ledger) -> None:
         == (250, 250, 0)
 
 
-@pytest.mark.parametrize("ledger_settings", [{"consumer_max_deliver": 1}])
 async def test_an_event_the_ledger_refuses_goes_to_the_dlq_not_the_books(ledger: Ledger) -> None:
+    # default max_deliver (5): a refused value is dead-lettered on its first delivery
     dead: list[Any] = []
 
     async def collect(msg) -> None:
@@ -233,7 +233,8 @@ async def test_an_event_the_ledger_refuses_goes_to_the_dlq_not_the_books(ledger:
     await wait_for(lambda: _true(any(json.loads(m.data)["event_id"] == env.event_id
                                      for m in dead)), "the dead letter")
     msg = next(m for m in dead if json.loads(m.data)["event_id"] == env.event_id)
-    assert msg.headers["Dlq-Reason"] == "handler_error"
+    assert msg.headers["Dlq-Reason"] == "unprocessable"
+    assert msg.headers["Dlq-Deliveries"] == "1"
     assert "currency" in msg.headers["Dlq-Error-Message"]
     assert (await ledger.available(w))["available_minor"] == 0
     async with ledger.svc.engine.connect() as conn:

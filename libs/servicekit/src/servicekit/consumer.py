@@ -23,11 +23,13 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from prometheus_client import Counter, Histogram
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import Envelope
 from contracts.events import Event, parse_event
 from contracts.streams import MAX_DELIVERIES_ADVISORY, dlq_subject, stream_for_subject
+from servicekit.errors import UnprocessableEvent
 
 log = logging.getLogger("servicekit.consumer")
 
@@ -128,20 +130,23 @@ class ConsumerRunner:
             await raw.ack()
             CONSUMED.labels(self.c.service, self.c.name, "ok" if fresh else "duplicate").inc()
         except Exception as exc:
-            if delivered >= self.c.max_deliver:
+            permanent = isinstance(exc, (UnprocessableEvent, ValidationError))
+            if permanent or delivered >= self.c.max_deliver:
                 log.error("consumer %s: giving up on %s seq=%s after %d deliveries: %s: %s",
                           self.c.durable, raw.subject, meta.sequence.stream, delivered,
                           type(exc).__name__, exc)
                 await self.js.publish(
                     dlq_subject(self.c.service, self.c.name), raw.data,
                     headers=dlq_headers(
-                        reason="handler_error", error_type=type(exc).__qualname__,
+                        reason="unprocessable" if permanent else "handler_error",
+                        error_type=type(exc).__qualname__,
                         error_message=str(exc), consumer=self.c.durable, stream=meta.stream,
                         subject=raw.subject, seq=meta.sequence.stream, deliveries=delivered,
                         original=raw.headers),
                 )
                 await raw.ack()
-                DEAD_LETTERED.labels(self.c.service, self.c.name, "handler_error").inc()
+                DEAD_LETTERED.labels(self.c.service, self.c.name,
+                                     "unprocessable" if permanent else "handler_error").inc()
                 CONSUMED.labels(self.c.service, self.c.name, "dead_lettered").inc()
             else:
                 delay = self.c.delay_for(delivered)

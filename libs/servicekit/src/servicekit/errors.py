@@ -48,3 +48,11 @@ class RpcCallError(Exception):
     def __init__(self, error: ErrorBody) -> None:
         super().__init__(f"{error.code}: {error.message}")
         self.error = error
+
+
+class UnprocessableEvent(Exception):
+    """An event that can never be applied (its data is wrong, not the moment).
+
+    A consumer that raises it dead-letters the message at once instead of
+    retrying it ``max_deliver`` times.
+    """

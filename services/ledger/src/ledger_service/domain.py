@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from servicekit.errors import UnprocessableEvent
+
 BPS_SCALE = 10_000
 DEFAULT_SHARE_BPS = 5_000
 DEFAULT_SHARE_KEY = "*"  # the shares table's key for the platform-wide default
@@ -28,8 +30,9 @@ WORKER_VIEW = {"worker_available": "available", "worker_hold": "on_hold", "worke
 TransferKind = Literal["assignment", "bonus", "payout_hold", "payout_paid", "payout_release"]
 
 
-class LedgerRuleError(ValueError):
-    """A value the ledger refuses; ``code`` is machine-readable."""
+class LedgerRuleError(ValueError, UnprocessableEvent):
+    """A value the ledger refuses; ``code`` is machine-readable. In an event it is
+    permanent: the event is dead-lettered at once, not retried."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
