@@ -47,7 +47,7 @@ def main() -> int:
         return 1
     gw = stack.gateway_url
     password = stack.wait_bootstrap_password(2.0)
-    print(f"\nWeb UI: {gw}/   API docs: {gw}/openapi.json   status: {gw}/api/status", flush=True)
+    print(f"\nWeb UI: {gw}/   OpenAPI: {gw}/api/openapi.json   status: {gw}/api/status", flush=True)
     if not password:
         print("The admin account exists already (its one-time password was shown at the first "
               "start). Developer quick-login is on for loopback: POST /api/dev/quick-login.",

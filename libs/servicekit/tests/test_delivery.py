@@ -22,15 +22,6 @@ from toy import create_tables, create_toy, effect_count  # noqa: E402
 TOY = Path(__file__).parent / "toy.py"
 
 
-@pytest.fixture
-def own_nats(tmp_path):
-    """A nats-server of this test alone: each test sees only its own messages."""
-    server = NatsServer(tmp_path / "own-nats")
-    server.start()
-    yield server
-    server.stop()
-
-
 async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -230,7 +230,17 @@ async def test_admin_creates_users_with_temporary_passwords(ctx: Ctx) -> None:
     assert all(h.startswith("$argon2id$") for h in stored)
 
 
-async def test_trust_level_calls_tasks_and_audits(ctx: Ctx, nats_server) -> None:
+async def test_trust_level_calls_tasks_and_audits(own_nats, database_url) -> None:
+    # a bus of its own: no tasks service another suite left running may answer here
+    nats_server = own_nats
+    ctx = await start_gateway(settings_for(nats_server.url, database_url))
+    try:
+        await _trust_level_flow(ctx, nats_server)
+    finally:
+        await stop_gateway(ctx)
+
+
+async def _trust_level_flow(ctx: Ctx, nats_server) -> None:
     import json
 
     import nats

@@ -12,7 +12,7 @@ import random
 import re
 import string
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,6 @@ from servicekit.errors import RpcCallError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
 from servicekit.service import Service
-from servicekit.testing.natsserver import NatsServer
 
 SERVICE_DIR = Path(__file__).parents[1]
 ADMIN = Actor(user_id="owner-1", role="admin")
@@ -119,14 +118,6 @@ class Ledger:
                 and all(e["data"].get(k) == v for k, v in match.items())]
 
 
-@pytest.fixture(scope="module")
-def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    """A nats-server of this module's own: a ledger another suite leaves running on the
-    shared server (same RPC queue group, same durable consumers) can't answer for ours."""
-    server = NatsServer(tmp_path_factory.mktemp("ledger-nats"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
@@ -135,8 +126,8 @@ def ledger_settings() -> dict[str, Any]:
 
 
 @pytest.fixture
-async def ledger(own_nats, database_url, ledger_settings) -> AsyncIterator[Ledger]:
-    nats_server = own_nats
+async def ledger(module_nats, database_url, ledger_settings) -> AsyncIterator[Ledger]:
+    nats_server = module_nats
     upgrade(SERVICE_DIR, database_url)
     svc = create_service(LedgerSettings(database_url=database_url, nats_url=nats_server.url,
                                         environment="test", relay_poll_interval_s=0.05,

@@ -9,7 +9,7 @@ import csv
 import io
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,6 @@ from contracts.rpc import tasks as rpc
 from servicekit.errors import RpcCallError, ServiceError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
-from servicekit.testing.natsserver import NatsServer
 from tasks_service.db import captcha_challenges, outbox
 from tasks_service.main import create_service
 from tasks_service.settings import TasksSettings
@@ -122,14 +121,6 @@ class Env:
             await asyncio.sleep(0.05)
 
 
-@pytest.fixture(scope="module")
-def own_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
-    """A nats-server of this module's own: a tasks service another suite leaves running on
-    the shared server (same RPC queue group, same durable consumers) can't answer for ours."""
-    server = NatsServer(tmp_path_factory.mktemp("tasks-nats"))
-    server.start()
-    yield server
-    server.stop()
 
 
 @contextlib.asynccontextmanager
@@ -152,8 +143,8 @@ async def running(nats_url: str, database_url: str, **settings: Any) -> AsyncIte
 
 
 @pytest.fixture
-async def env(own_nats, database_url) -> AsyncIterator[Env]:
-    async with running(own_nats.url, database_url) as e:
+async def env(module_nats, database_url) -> AsyncIterator[Env]:
+    async with running(module_nats.url, database_url) as e:
         yield e
 
 
@@ -306,9 +297,9 @@ async def test_expired_assignment_returns_task_to_pool(env: Env) -> None:
     assert again["task_id"] == a["task_id"]
 
 
-async def test_late_submit_expires_the_assignment(own_nats, database_url) -> None:
+async def test_late_submit_expires_the_assignment(module_nats, database_url) -> None:
     # The sweeper runs once at start, then not for an hour: the submit itself must notice.
-    async with running(own_nats.url, database_url, expire_sweep_interval_s=3600) as env:
+    async with running(module_nats.url, database_url, expire_sweep_interval_s=3600) as env:
         pool = await env.pool(n=1, assignment_timeout_s=1)
         w = worker()
         a = await env.take(w, pool["pool_id"])

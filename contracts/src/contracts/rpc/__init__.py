@@ -42,9 +42,12 @@ class RpcReply(BaseModel):
     error: ErrorBody | None = None
 
 
+MAX_OFFSET = 1_000_000_000  # far beyond any real list; keeps OFFSET inside a database integer
+
+
 class Page(BaseModel):
     limit: int = Field(50, ge=1, le=500)
-    offset: int = Field(0, ge=0)
+    offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
 @dataclass(frozen=True)

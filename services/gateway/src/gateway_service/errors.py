@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from servicekit.errors import RpcCallError
@@ -42,6 +43,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
                    for e in exc.errors()]
+        return error_response(422, "validation_error", "request did not match the schema",
+                              details)
+
+    @app.exception_handler(ValidationError)
+    async def _contract(_: Request, exc: ValidationError) -> JSONResponse:
+        # Input that passed the route's own checks but not the service contract's
+        # (e.g. an id longer than any id can be): still the caller's mistake.
+        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                   for e in exc.errors(include_url=False, include_context=False,
+                                       include_input=False)]
         return error_response(422, "validation_error", "request did not match the schema",
                               details)
 

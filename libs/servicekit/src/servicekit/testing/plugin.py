@@ -33,6 +33,25 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def module_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
+    """A nats-server of the test module's own: a service another suite leaves running on
+    the shared server (same RPC queue group, same durable consumers) can't answer for it."""
+    server = NatsServer(tmp_path_factory.mktemp("module-nats"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
+    """A nats-server of this test alone (outages, restarts, or a clean bus)."""
+    server = NatsServer(tmp_path / "own-nats")
+    server.start()
+    yield server
+    server.stop()
+
+
 async def create_pg_database(prefix: str = "mte_test") -> str:
     import asyncpg
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from contracts.events import EmergencyChanged
+from contracts.rpc import MAX_OFFSET
 from gateway_service.deps import AdminActor, MfaAdmin
 from gateway_service.routes.auth import peer
 
@@ -68,7 +69,7 @@ async def read_audit(_: AdminActor, request: Request,
                      user_id: str | None = Query(None, max_length=64),
                      since: datetime | None = None, until: datetime | None = None,
                      limit: int = Query(50, ge=1, le=500),
-                     offset: int = Query(0, ge=0)) -> dict:
+                     offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
     """Security events, newest first; ``user_id`` matches who acted or whom it concerned."""
     items, total = await request.app.state.audit.search(kind=kind, user_id=user_id,
                                                         since=since, until=until, limit=limit,

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from contracts.rpc import Actor, ErrorBody
+from contracts.rpc import MAX_OFFSET, Actor, ErrorBody
 from gateway_service.deps import AdminActor, Rpc, Session
 from gateway_service.errors import ApiError
 from gateway_service.routes.auth import auth_of, peer
@@ -68,7 +68,8 @@ async def create_user(body: UserCreateBody, _: AdminActor, session: Session,
 
 @router.get("/admin/users", response_model=UsersOut)
 async def list_users(_: AdminActor, request: Request,
-                     limit: int = Query(50, ge=1, le=500), offset: int = Query(0, ge=0)) -> dict:
+                     limit: int = Query(50, ge=1, le=500),
+                     offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
     return await auth_of(request).list_users(limit, offset)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import Query, Request
 from pydantic import BaseModel
 
-from contracts.rpc import Page
+from contracts.rpc import MAX_OFFSET, Page
 
 # Keys that would reveal the worker share or the gross price to a worker or a manager.
 HIDDEN_KEY = re.compile(r"(^|_)(share|shares|share_bps|worker_share|price|price_minor|gross"
@@ -67,7 +67,7 @@ def _models_in(annotation: Any) -> list[type[BaseModel]]:
 
 
 async def page(limit: int = Query(50, ge=1, le=500, description="page size"),
-         offset: int = Query(0, ge=0, description="items to skip")) -> Page:
+         offset: int = Query(0, ge=0, le=MAX_OFFSET, description="items to skip")) -> Page:
     """Pagination query parameters as the contracts' ``Page``."""
     return Page(limit=limit, offset=offset)
 
