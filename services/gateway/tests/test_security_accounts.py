@@ -161,6 +161,22 @@ async def test_sessions_hashed_expiring_revocable(ctx: Ctx) -> None:
                                  headers=bearer("forged-token"))).status_code == 401
 
 
+async def test_idle_session_needs_a_new_login_and_activity_keeps_it(ctx: Ctx) -> None:
+    admin = await ctx.admin()
+    idle = ctx.gw.settings.session_idle_timeout_s
+    start = datetime.now(UTC)
+    busy = bearer((await ctx.login("admin", "admin" + STRONG)).json()["token"])
+    quiet = bearer((await ctx.login("admin", "admin" + STRONG)).json()["token"])
+    # the busy session makes a request every (idle - 2 minutes); the quiet one does nothing
+    for step in (1, 2, 3):
+        ctx.gw.auth.clock = lambda step=step: start + timedelta(seconds=step * (idle - 120))
+        assert (await ctx.client.get("/api/auth/me", headers=busy)).status_code == 200
+    r = await ctx.client.get("/api/auth/me", headers=quiet)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "session_idle"
+    ctx.gw.auth.clock = lambda: datetime.now(UTC)
+    assert (await ctx.client.get("/api/auth/me", headers=admin)).status_code == 200
+
+
 async def test_login_throttling_per_account_and_address(ctx: Ctx) -> None:
     admin = await ctx.admin()
     _, info = await ctx.user(admin)

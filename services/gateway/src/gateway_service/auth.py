@@ -107,6 +107,9 @@ def after_failure(state: Throttle | None, now: datetime, *, max_failures: int, w
 # ----------------------------------------------------------------------- the service
 
 
+IDLE_MARK_EVERY_S = 60
+
+
 class Auth:
     def __init__(self, settings: GatewaySettings, svc: Service, audit: Audit) -> None:
         self.settings = settings
@@ -159,6 +162,7 @@ class Auth:
                            headers={"WWW-Authenticate": "Bearer"})
         q = (select(sessions.c.session_id, sessions.c.user_id, sessions.c.method,
                     sessions.c.expires_at, sessions.c.revoked_at, sessions.c.mfa_elevated_until,
+                    sessions.c.created_at, sessions.c.last_seen_at,
                     users.c.login, users.c.role, users.c.must_change_password)
              .select_from(sessions.join(users, users.c.user_id == sessions.c.user_id))
              .where(sessions.c.token_hash == self.token_hash(token)))
@@ -168,6 +172,15 @@ class Auth:
         if row is None or row.revoked_at is not None or aware(row.expires_at) <= now:
             raise ApiError(401, "unauthorized", "the session is unknown, expired or revoked",
                            headers={"WWW-Authenticate": "Bearer"})
+        last_seen = aware(row.last_seen_at) or aware(row.created_at)
+        idle = (now - last_seen).total_seconds()
+        if idle > self.settings.session_idle_timeout_s:
+            raise ApiError(401, "session_idle", "the session was idle too long: log in again",
+                           headers={"WWW-Authenticate": "Bearer"})
+        if idle > IDLE_MARK_EVERY_S:  # a write at most once a minute per session
+            async with self.reader.connect() as conn:
+                await conn.execute(update(sessions).where(
+                    sessions.c.session_id == row.session_id).values(last_seen_at=now))
         must_change = bool(row.must_change_password) and row.method == "password"
         if must_change and request.url.path not in PASSWORD_CHANGE_PATHS:
             raise ApiError(403, "password_change_required",

@@ -42,6 +42,8 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True), nullable=True),
     Column("mfa_elevated_until", DateTime(timezone=True), nullable=True),
+    # Last request seen (written at most once a minute): drives the idle timeout.
+    Column("last_seen_at", DateTime(timezone=True), nullable=True),
 )
 
 # Failed-attempt counters shared by every replica: key "acct:<login>", "addr:<ip>", "mfa:<id>".

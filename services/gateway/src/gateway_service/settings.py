@@ -15,6 +15,8 @@ class GatewaySettings(ServiceSettings):
     # Encrypts TOTP secrets at rest (any high-entropy string; a Fernet key is derived from it).
     mfa_encryption_key: SecretStr = SecretStr("dev-mfa-key-not-for-production")
     session_ttl_s: int = 12 * 3600
+    # ASVS L2 (3.3.2): re-authentication after 30 minutes without a request
+    session_idle_timeout_s: int = 30 * 60
     mfa_elevation_s: int = 300
     dev_quick_login: bool = False
     behind_tls: bool = False
