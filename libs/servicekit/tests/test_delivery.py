@@ -301,3 +301,29 @@ async def test_unprocessable_event_is_dead_lettered_at_once(own_nats, database_u
     finally:
         await nc.close()
         await svc.stop()
+
+
+async def test_published_event_keeps_the_traceparent_of_the_request(own_nats,
+                                                                    database_url) -> None:
+    from opentelemetry import trace
+
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toytrace")
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        tracer = svc.tracer_provider.get_tracer("test")
+        with tracer.start_as_current_span("POST /api/something") as span:
+            trace_id = format(span.get_span_context().trace_id, "032x")
+            async with svc.transaction() as conn:
+                env = await svc.record(conn, user_created("traced"))
+
+        async def published():
+            msgs = await stream_messages(nc.jetstream(), "GATEWAY", "gateway.user.created")
+            return [m for m in msgs if m.headers.get("Nats-Msg-Id") == env.event_id]
+
+        (msg,) = await wait_for(published)
+        assert msg.headers["traceparent"].split("-")[1] == trace_id
+    finally:
+        await nc.close()
+        await svc.stop()
