@@ -3,7 +3,6 @@ comment, accept, credit, results export, a manager's pool stats, a payout approv
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import io
 import uuid

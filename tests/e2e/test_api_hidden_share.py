@@ -3,7 +3,6 @@ worker and as a manager looking for the hidden worker share or the gross price."
 
 from __future__ import annotations
 
-import asyncio
 import re
 import uuid
 from typing import Any

@@ -8,7 +8,6 @@ admin approves under MFA; balances and histories are right and every transfer su
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from servicekit.testing import eventually
 

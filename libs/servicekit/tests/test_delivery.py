@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import nats
-import pytest
 from nats.js.api import ConsumerConfig
 
 from contracts.envelope import new_envelope
@@ -203,7 +202,7 @@ async def test_crash_looping_consumer_message_reaches_dlq_via_advisory(
     js = nc.jetstream()
     # A consumer that dies inside its handler every time: no handler error is ever recorded.
     env_json = None
-    for attempt in range(3):
+    for _ in range(3):
         proc = _spawn(own_nats.url, database_url, "kill_in_handler", 1.0, "toyloop")
         assert proc.stdout is not None
         line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
@@ -305,7 +304,6 @@ async def test_unprocessable_event_is_dead_lettered_at_once(own_nats, database_u
 
 async def test_published_event_keeps_the_traceparent_of_the_request(own_nats,
                                                                     database_url) -> None:
-    from opentelemetry import trace
 
     await create_tables(database_url)
     svc = create_toy(own_nats.url, database_url, name="toytrace")
