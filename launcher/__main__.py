@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from launcher.stack import DEFAULT_PORTS, ROOT, Stack, StackError
+from launcher.stack import DEFAULT_PORTS, ROOT, Stack
 
 
 def main() -> int:
@@ -41,7 +41,7 @@ def main() -> int:
     print(f"Microtask Engine (embedded): data in {stack.data_dir}", flush=True)
     try:
         stack.start()
-    except (StackError, Exception) as exc:  # noqa: BLE001 - report and clean up whatever started
+    except Exception as exc:  # noqa: BLE001 - report and clean up whatever started
         print(f"error: {exc}", file=sys.stderr, flush=True)
         stack.shutdown()
         return 1

@@ -26,11 +26,6 @@ def to_async_url(url: str) -> str:
     return u.render_as_string(hide_password=False)
 
 
-def to_sync_url(url: str) -> str:
-    """The URL Alembic's offline tooling and admin tasks may use."""
-    return to_async_url(url)
-
-
 def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
