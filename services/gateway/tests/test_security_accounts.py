@@ -17,6 +17,7 @@ from test_security_support import (STRONG, Ctx, bearer, settings_for, start_gate
 from gateway_service import passwords  # noqa: E402
 from gateway_service.auth import after_failure, retry_after  # noqa: E402
 from gateway_service.db import outbox, sessions, users  # noqa: E402
+from servicekit.testing import eventually  # noqa: E402
 
 
 @pytest.fixture
@@ -159,6 +160,47 @@ async def test_sessions_hashed_expiring_revocable(ctx: Ctx) -> None:
     assert (await ctx.client.get("/api/auth/me")).status_code == 401
     assert (await ctx.client.get("/api/auth/me",
                                  headers=bearer("forged-token"))).status_code == 401
+
+
+async def test_session_cache_is_invalidated_on_every_replica(nats_server, database_url) -> None:
+    # A TTL far longer than the test: only the change notice can end the cached sessions.
+    a = await start_gateway(settings_for(nats_server.url, database_url,
+                                         session_cache_ttl_s=600))
+    b = await start_gateway(settings_for(nats_server.url, database_url,
+                                         session_cache_ttl_s=600,
+                                         emergency_bucket=a.gw.settings.emergency_bucket),
+                            migrate=False)
+    try:
+        admin = await a.admin()
+        other = bearer((await a.login("admin", "admin" + STRONG)).json()["token"])
+        for h in (admin, other):
+            assert (await b.client.get("/api/auth/me", headers=h)).status_code == 200
+        hits = b.gw.auth.sessions.hits
+        assert (await b.client.get("/api/auth/me", headers=admin)).status_code == 200
+        assert b.gw.auth.sessions.hits == hits + 1  # served without the database
+        # logout on replica A ends the session on replica B too, long before the TTL
+        assert (await a.client.post("/api/auth/logout", headers=admin)).status_code == 200
+
+        async def refused_on_b() -> bool:
+            r = await b.client.get("/api/auth/me", headers=admin)
+            return r.status_code == 401
+
+        await eventually(refused_on_b, timeout_s=5)
+        assert (await b.client.get("/api/auth/me", headers=other)).status_code == 200
+        # a password change on A revokes every other session, on B as well
+        r = await a.client.post("/api/auth/password", headers=other, json={
+            "old_password": "admin" + STRONG, "new_password": "admin2" + STRONG})
+        assert r.status_code == 200
+        fresh = bearer(r.json()["token"])
+
+        async def other_refused_on_b() -> bool:
+            return (await b.client.get("/api/auth/me", headers=other)).status_code == 401
+
+        await eventually(other_refused_on_b, timeout_s=5)
+        assert (await b.client.get("/api/auth/me", headers=fresh)).status_code == 200
+    finally:
+        await stop_gateway(b, drop_bucket=False)
+        await stop_gateway(a)
 
 
 async def test_idle_session_needs_a_new_login_and_activity_keeps_it(ctx: Ctx) -> None:

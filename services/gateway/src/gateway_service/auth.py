@@ -31,6 +31,7 @@ from gateway_service.audit import Audit
 from gateway_service.db import login_throttle, mfa_credentials, sessions, users
 from gateway_service.deps import SessionInfo
 from gateway_service.errors import ApiError
+from gateway_service.session_cache import SessionCache
 from gateway_service.settings import GatewaySettings
 from servicekit.db import dialect_insert
 from servicekit.service import Service
@@ -118,6 +119,7 @@ class Auth:
         self.reader = svc.reader
         self.secret_box = mfa.SecretBox(settings.mfa_encryption_key.get_secret_value())
         self.audit = audit
+        self.sessions = SessionCache(ttl_s=settings.session_cache_ttl_s)
         self._pepper = settings.token_pepper.get_secret_value().encode()
         if settings.environment == "test":
             # Test suites create hundreds of accounts: a cheap (still argon2id) profile.
@@ -160,19 +162,27 @@ class Auth:
         if scheme.lower() != "bearer" or not token or len(token) > 256:
             raise ApiError(401, "unauthorized", "log in first (Authorization: Bearer <token>)",
                            headers={"WWW-Authenticate": "Bearer"})
-        q = (select(sessions.c.session_id, sessions.c.user_id, sessions.c.method,
-                    sessions.c.expires_at, sessions.c.revoked_at, sessions.c.mfa_elevated_until,
-                    sessions.c.created_at, sessions.c.last_seen_at,
-                    users.c.login, users.c.role, users.c.must_change_password)
-             .select_from(sessions.join(users, users.c.user_id == sessions.c.user_id))
-             .where(sessions.c.token_hash == self.token_hash(token)))
-        async with self.reader.connect() as conn:
-            row = (await conn.execute(q)).first()
+        th = self.token_hash(token)
+        row = self.sessions.get(th)
+        if row is None:
+            generation = self.sessions.generation()
+            q = (select(sessions.c.session_id, sessions.c.user_id, sessions.c.method,
+                        sessions.c.expires_at, sessions.c.revoked_at,
+                        sessions.c.mfa_elevated_until, sessions.c.created_at,
+                        sessions.c.last_seen_at, users.c.login, users.c.role,
+                        users.c.must_change_password)
+                 .select_from(sessions.join(users, users.c.user_id == sessions.c.user_id))
+                 .where(sessions.c.token_hash == th))
+            async with self.reader.connect() as conn:
+                found = (await conn.execute(q)).first()
+            if found is not None:
+                row = dict(found._mapping)
+                self.sessions.put(th, row, generation=generation)
         now = self.now()
-        if row is None or row.revoked_at is not None or aware(row.expires_at) <= now:
+        if row is None or row["revoked_at"] is not None or aware(row["expires_at"]) <= now:
             raise ApiError(401, "unauthorized", "the session is unknown, expired or revoked",
                            headers={"WWW-Authenticate": "Bearer"})
-        last_seen = aware(row.last_seen_at) or aware(row.created_at)
+        last_seen = aware(row["last_seen_at"]) or aware(row["created_at"])
         idle = (now - last_seen).total_seconds()
         if idle > self.settings.session_idle_timeout_s:
             raise ApiError(401, "session_idle", "the session was idle too long: log in again",
@@ -180,17 +190,19 @@ class Auth:
         if idle > IDLE_MARK_EVERY_S:  # a write at most once a minute per session
             async with self.reader.connect() as conn:
                 await conn.execute(update(sessions).where(
-                    sessions.c.session_id == row.session_id).values(last_seen_at=now))
-        must_change = bool(row.must_change_password) and row.method == "password"
+                    sessions.c.session_id == row["session_id"]).values(last_seen_at=now))
+            row["last_seen_at"] = now  # the cached copy too: no write for another minute
+        must_change = bool(row["must_change_password"]) and row["method"] == "password"
         if must_change and request.url.path not in PASSWORD_CHANGE_PATHS:
             raise ApiError(403, "password_change_required",
                            "change the temporary password first (POST /api/auth/password)")
-        elevated = aware(row.mfa_elevated_until)
-        info = SessionInfo(session_id=row.session_id, user_id=row.user_id, role=row.role,
-                           login=row.login, mfa_elevated=bool(elevated and elevated > now),
+        elevated = aware(row["mfa_elevated_until"])
+        info = SessionInfo(session_id=row["session_id"], user_id=row["user_id"],
+                           role=row["role"], login=row["login"],
+                           mfa_elevated=bool(elevated and elevated > now),
                            must_change_password=must_change)
         info.mfa_elevated_until = elevated  # type: ignore[attr-defined]
-        info.expires_at = aware(row.expires_at)  # type: ignore[attr-defined]
+        info.expires_at = aware(row["expires_at"])  # type: ignore[attr-defined]
         request.state.session_info = info
         return info
 
@@ -201,12 +213,14 @@ class Auth:
                 .values(revoked_at=self.now()))
             await self.audit.record("logout", session.user_id, session.user_id, conn=conn,
                                     address=address)
+        await self.sessions.changed(session.user_id)
 
     async def logout_all(self, session: SessionInfo, address: str | None) -> int:
         async with self.engine.begin() as conn:
             n = await self._revoke_all(conn, session.user_id)
             await self.audit.record("logout.all", session.user_id, session.user_id,
                                     {"sessions": n}, conn=conn, address=address)
+        await self.sessions.changed(session.user_id)
         return n
 
     async def _revoke_all(self, conn: AsyncConnection, user_id: str) -> int:
@@ -345,6 +359,7 @@ class Auth:
                                     {"sessions_revoked": revoked,
                                      "was_temporary": bool(row.must_change_password)},
                                     conn=conn, address=address)
+        await self.sessions.changed(row.user_id)
         return token
 
     async def me(self, session: SessionInfo) -> dict[str, Any]:
@@ -547,6 +562,7 @@ class Auth:
                                         conn=conn, address=address)
         if not ok:
             raise await self._mfa_failed(session, address, "confirm")
+        await self.sessions.changed(session.user_id)
         MFA_CHECKS.labels("ok").inc()
         return {"recovery_codes": codes}
 
@@ -583,5 +599,6 @@ class Auth:
         if not ok:
             raise await self._mfa_failed(session, address,
                                          "step-up" if code else "recovery code")
+        await self.sessions.changed(session.user_id)
         MFA_CHECKS.labels("ok").inc()
         return {"mfa_elevated_until": until}

@@ -166,6 +166,7 @@ class Gateway:
         await self.svc.start()
         assert self.svc.nc is not None
         await self.emergency.start(self.svc.nc)
+        await self.auth.sessions.start(self.svc.nc)
         self.rpc = RpcClient(self.svc.nc, timeout_s=self.settings.rpc_timeout_s)
         self.app.state.rpc = self.rpc
         self.app.state.nats = self.svc.nc
@@ -174,6 +175,7 @@ class Gateway:
 
     async def stop(self) -> None:
         await self.emergency.stop()
+        await self.auth.sessions.stop()
         if audit_module._current is self.audit:
             audit_module.set_current(None)
         await self.svc.stop()

@@ -18,6 +18,9 @@ class GatewaySettings(ServiceSettings):
     # ASVS L2 (3.3.2): re-authentication after 30 minutes without a request
     session_idle_timeout_s: int = 30 * 60
     mfa_elevation_s: int = 300
+    # Seconds a replica may reuse a session row (0 = off). Changes invalidate at once on
+    # every replica over NATS; the TTL bounds what a lost notice can cost.
+    session_cache_ttl_s: float = 5.0
     dev_quick_login: bool = False
     behind_tls: bool = False
     rpc_timeout_s: float = 10.0
