@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -26,6 +27,28 @@ from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps
 from bench.lifecycle import drive, setup
 from launcher.stack import ROOT, SERVICE_NAMES, Stack, free_port
 from servicekit.testing.plugin import create_pg_database, drop_pg_database
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU used so far by the PostgreSQL processes that exist now (its backends included)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, rest = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue
+        if head.endswith("(postgres"):
+            f = rest.split()
+            total += (int(f[11]) + int(f[12])) / tick
+    return total
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = f[3] + f[4]
+    return sum(f) - idle, sum(f)
 
 
 async def run_mode(mode: str, args: argparse.Namespace) -> dict:
@@ -52,11 +75,20 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
                               managers=args.managers)
         rss_before = stack.rss_mb()
         cpu_before = stack.cpu_seconds()
+        cpu_before["bench-client"] = sum(os.times()[:2])
+        cpu_before["postgresql"] = _postgres_cpu_seconds()
+        busy_before = _machine_busy()
         result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds)
         cpu_after = stack.cpu_seconds()
+        cpu_after["bench-client"] = sum(os.times()[:2])
+        cpu_after["postgresql"] = _postgres_cpu_seconds()
+        busy_after = _machine_busy()
         n = max(1, result["lifecycles"])
+        # the load generator and PostgreSQL share the two cores with the stack: shown apart
         result["cpu_ms_per_lifecycle"] = {
             k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / n, 2) for k in cpu_after}
+        result["machine_cpu_busy_pct"] = round(
+            100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]), 1)
         result["rss_mb"] = stack.rss_mb()
         result["rss_mb_idle"] = rss_before
         result["dead_processes"] = stack.dead()

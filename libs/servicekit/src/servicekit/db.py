@@ -30,7 +30,8 @@ def is_sqlite(url: str) -> bool:
     return make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 0,
+                echo: bool = False) -> AsyncEngine:
     url = to_async_url(url)
     if is_sqlite(url):
         db = make_url(url).database
@@ -56,7 +57,7 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     return create_async_engine(
         # no pre-ping (a round trip per checkout on the hot path); recycle and asyncpg's own
         # errors cover dead connections
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800,
+        url, echo=echo, pool_size=pool_size, max_overflow=max_overflow, pool_recycle=1800,
     )
 
 

@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 50
     rpc_concurrency: int = 64
     db_pool_size: int = 10
+    # Extra connections opened under bursts and closed when returned: each costs a new
+    # PostgreSQL backend (fork, auth), so under sustained load they churn. Off by default.
+    db_max_overflow: int = 0
 
     @model_validator(mode="after")
     def _refuse_placeholder_secrets(self) -> ServiceSettings:
