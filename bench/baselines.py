@@ -14,14 +14,14 @@ import asyncpg
 import nats
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from servicekit.testing.plugin import PG_ADMIN_URL
+from servicekit.testing import plugin
 
 
 async def postgres_insert_tps(seconds: float = 5.0, connections: int = 8) -> float:
     name = f"mte_bench_base_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(PG_ADMIN_URL)
+    admin = await asyncpg.connect(plugin.PG_ADMIN_URL)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    url = plugin.pg_url(name)
     try:
         pool = await asyncpg.create_pool(url, min_size=connections, max_size=connections)
         async with pool.acquire() as c:

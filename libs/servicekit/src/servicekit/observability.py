@@ -11,6 +11,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, TraceIdRatioBased
 
 _PROVIDERS: dict[str, TracerProvider] = {}
 
@@ -54,11 +55,19 @@ def setup_logging(service: str, *, level: str = "INFO", json_logs: bool = True) 
     logging.getLogger("nats").setLevel("WARNING")
 
 
-def setup_telemetry(service: str, *, otlp_endpoint: str | None = None) -> TracerProvider:
-    """One tracer provider per service; OTLP export only when an endpoint is set."""
+def setup_telemetry(service: str, *, otlp_endpoint: str | None = None,
+                    sample_ratio: float = 1.0) -> TracerProvider:
+    """One tracer provider per service; OTLP export only when an endpoint is set.
+
+    Without an exporter, root spans are not recorded (nothing would read them, and
+    recording costs CPU on every request and message), but they still get trace and
+    span ids: logs carry them and ``traceparent`` still travels with every event.
+    """
     if service in _PROVIDERS:
         return _PROVIDERS[service]
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    sampler = ParentBased(TraceIdRatioBased(sample_ratio) if otlp_endpoint else ALWAYS_OFF)
+    provider = TracerProvider(resource=Resource.create({"service.name": service}),
+                              sampler=sampler)
     if otlp_endpoint:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 

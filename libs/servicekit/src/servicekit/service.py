@@ -62,7 +62,8 @@ class Service:
         self.metadata = metadata
         self.outbox, self.inbox = add_messaging_tables(metadata)
         setup_logging(self.name, level=settings.log_level, json_logs=settings.log_json)
-        self.tracer_provider = setup_telemetry(self.name, otlp_endpoint=settings.otlp_endpoint)
+        self.tracer_provider = setup_telemetry(self.name, otlp_endpoint=settings.otlp_endpoint,
+                                               sample_ratio=settings.trace_sample_ratio)
         self.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
                                   max_overflow=settings.db_max_overflow)
         # Single-statement reads need no BEGIN/ROLLBACK round trips around them.

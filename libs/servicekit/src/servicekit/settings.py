@@ -31,6 +31,7 @@ class ServiceSettings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = True
     otlp_endpoint: str | None = None
+    trace_sample_ratio: float = 1.0  # of root traces, when exporting
     relay_batch_size: int = 200
     relay_poll_interval_s: float = 0.2
     consumer_max_deliver: int = 5

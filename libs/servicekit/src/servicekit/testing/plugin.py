@@ -52,6 +52,14 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.stop()
 
 
+def pg_url(database: str, admin_url: str | None = None) -> str:
+    """The admin URL pointed at ``database`` (its host, port, socket and options kept)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(admin_url or PG_ADMIN_URL).set(database=database)
+    return url.render_as_string(hide_password=False)
+
+
 async def create_pg_database(prefix: str = "mte_test") -> str:
     import asyncpg
 
@@ -61,14 +69,15 @@ async def create_pg_database(prefix: str = "mte_test") -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    return f"{base}/{name}"
+    return pg_url(name)
 
 
 async def drop_pg_database(url: str) -> None:
     import asyncpg
 
-    name = url.rsplit("/", 1)[1]
+    from sqlalchemy.engine import make_url
+
+    name = make_url(url).database
     conn = await asyncpg.connect(PG_ADMIN_URL)
     try:
         await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
