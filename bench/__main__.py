@@ -104,9 +104,9 @@ async def rules_figures() -> dict:
     sys.path.insert(0, str(ROOT / "services" / "rules" / "src"))
     from rules_service import bench_rules  # the service's own evaluation path
 
-    short = await bench_rules.run(events=5000, history=1_000)
-    long = await bench_rules.run(events=5000, history=1_000_000)
-    two = await bench_rules.run(events=5000, history=1_000_000, replicas=2)
+    short = await bench_rules.run(events=20_000, history=1_000)
+    long = await bench_rules.run(events=20_000, history=1_000_000)
+    two = await bench_rules.run(events=20_000, history=1_000_000, replicas=2)
     s, l_ = short["events_per_s"], long["events_per_s"]
     return {"short_history": short, "long_history": long, "long_history_2_replicas": two,
             "long_vs_short_slowdown_pct": round((1 - l_ / s) * 100, 1) if s else None}

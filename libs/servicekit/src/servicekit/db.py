@@ -65,6 +65,34 @@ async def ping(conn: AsyncConnection) -> None:
     await conn.execute(text("SELECT 1"))
 
 
+def keys_in(conn: AsyncConnection, cols: list[Any], keys: list[tuple[Any, ...]]) -> Any:
+    """``(c1, c2, ...) IN keys`` for a batch of composite keys.
+
+    PostgreSQL plans a literal list of row values as an OR of row comparisons, and
+    every list length is a new statement to parse and plan: measured on the rules
+    path (100 keys), 5.6 ms per query. Here the keys travel as one array per column,
+    zipped back by ``unnest``: one prepared statement, an index lookup per key
+    (0.35 ms ... 1.6 ms). One column keeps a plain ``IN`` list, which PostgreSQL
+    plans well; a constant ``= ANY(:array)`` text was slower there, since a prepared
+    statement's generic plan, chosen while the table was still small, stayed a
+    sequential scan as the table grew.
+    """
+    from sqlalchemy import tuple_
+
+    if len(cols) == 1:
+        return cols[0].in_([k[0] for k in keys])
+
+    if conn.dialect.name != "postgresql":
+        return tuple_(*cols).in_(keys)
+    from sqlalchemy import bindparam, func, select
+    from sqlalchemy.dialects.postgresql import ARRAY
+
+    arrays = [bindparam(None, [k[i] for k in keys], type_=ARRAY(c.type))
+              for i, c in enumerate(cols)]
+    return tuple_(*cols).in_(select(func.unnest(*arrays).table_valued(
+        *[f"k{i}" for i in range(len(cols))]).render_derived()))
+
+
 def dialect_insert(conn: AsyncConnection):
     """The dialect's INSERT (both support ``on_conflict_do_nothing``)."""
     if conn.dialect.name == "postgresql":

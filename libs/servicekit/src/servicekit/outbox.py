@@ -50,18 +50,27 @@ async def record_event(
     causation_id: str | None = None,
 ) -> Envelope:
     """Insert ``event`` into the outbox inside the caller's transaction."""
-    env = new_envelope(event, producer=producer, correlation_id=correlation_id,
-                       causation_id=causation_id)
-    await conn.execute(
-        outbox.insert().values(
-            event_id=env.event_id,
-            subject=env.type,
-            payload=env.model_dump_json(),
-            headers=json.dumps(current_trace_headers()),
-            created_at=env.occurred_at,
-        )
-    )
-    return env
+    return (await record_events(conn, outbox, [(event, correlation_id, causation_id)],
+                                producer=producer))[0]
+
+
+async def record_events(
+    conn: AsyncConnection,
+    outbox: Table,
+    events: list[tuple[BaseModel, str | None, str | None]],
+    *,
+    producer: str,
+) -> list[Envelope]:
+    """Insert several ``(event, correlation_id, causation_id)`` in one statement."""
+    envs = [new_envelope(e, producer=producer, correlation_id=corr, causation_id=cause)
+            for e, corr, cause in events]
+    if not envs:
+        return envs
+    headers = json.dumps(current_trace_headers())
+    await conn.execute(outbox.insert(), [
+        {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
+         "headers": headers, "created_at": env.occurred_at} for env in envs])
+    return envs
 
 
 class OutboxRelay:

@@ -39,6 +39,8 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = 50
     rpc_concurrency: int = 64
     db_pool_size: int = 10
+    # Young-generation GC threshold once started (0 = Python's default, 700): see tune_gc.
+    gc_gen0_threshold: int = 50_000
     # Extra connections opened under bursts and closed when returned: each costs a new
     # PostgreSQL backend (fork, auth), so under sustained load they churn. Off by default.
     db_max_overflow: int = 0

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
+
 PLATFORM_POOL_KEY = "*"
 RECENT_EVENTS = 20
 _NS = uuid.UUID("6f1c7a52-3a8e-4d0c-9d7b-5d0b0e6a7c11")
@@ -499,6 +501,8 @@ class Engine:
         st = self.states.get(key)
         if st is None:
             st = self.states[key] = new_state()
+        elif isinstance(st, str):  # stored encoded: decoded only when a fact needs it
+            st = self.states[key] = orjson.loads(st)
         ru = st.get("ru")
         if ru and ru != "permanent" and at >= datetime.fromisoformat(ru):
             # A temporary restriction ended: the worker's history starts over.

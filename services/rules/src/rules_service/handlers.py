@@ -16,19 +16,22 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, tuple_, update
+import orjson
+
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import Envelope
 from contracts.events import (AcceptAllAssignments, BonusGranted, CaptchaAnswered, Event,
                               LedgerCredited, OverlapChanged, RejectAllAssignments,
                               RestrictionApplied, RestrictionLifted, ReviewAccepted,
-                              ReviewRejected, SkillSet, TaskSkipped, TaskSubmitted)
+                              ReviewRejected, SkillSet, TaskSkipped, TaskSubmitted,
+                              spec_for_model)
 from rules_service import domain
 from rules_service.db import (collector_state, firings, recorded_facts, restrictions, rules,
                               submissions, task_votes)
 from rules_service.domain import Engine, Fact, Hit, RuleDef
-from servicekit.db import dialect_insert
+from servicekit.db import dialect_insert, keys_in
 
 log = logging.getLogger("rules.handlers")
 
@@ -76,10 +79,29 @@ class _RuleIndex:
         return list(out.values())
 
 
+def encode_state(st: dict[str, Any] | str) -> str:
+    """A rule's collector state as stored: its own JSON text inside the row's document.
+
+    A row holds the state of every rule on the pool, but a fact touches only the rules
+    of its kind: the others stay text, decoded only when a fact needs them (see
+    ``Engine._state``). Rows written before this format hold objects; both are read.
+    """
+    return st if isinstance(st, str) else orjson.dumps(st).decode()
+
+
+def decode_state(st: dict[str, Any] | str | None) -> dict[str, Any]:
+    if st is None:
+        return {}
+    return orjson.loads(st) if isinstance(st, str) else st
+
+
 class RuleRunner:
     def __init__(self, *, record: Recorder, clock: domain.Clock,
-                 rules_cache_ttl_s: float = 1.0) -> None:
+                 rules_cache_ttl_s: float = 1.0,
+                 record_many: Callable[[AsyncConnection, list[tuple[Event, Envelope | None]]],
+                                       Awaitable[Any]] | None = None) -> None:
         self.record = record
+        self.record_many = record_many
         self.clock = clock
         self.rules_cache_ttl_s = rules_cache_ttl_s
         self._rules: _RuleIndex | None = None
@@ -196,6 +218,9 @@ class RuleRunner:
         queue = deque(facts)
         all_hits: list[Hit] = []
         fired: list[dict[str, Any]] = []
+        # action events of the whole batch go into the outbox with one statement
+        pending: list[tuple[Event, Envelope | None]] | None = (
+            [] if self.record_many is not None else None)
         while queue:
             fact = queue.popleft()
             if fact.kind == "access_revoked":
@@ -204,11 +229,13 @@ class RuleRunner:
             for hit in engine.apply(fact):
                 all_hits.append(hit)
                 derived = await self.act(conn, hit, cause, trigger_seq=seqs.get(hit.event_id),
-                                         fired=fired)
+                                         fired=fired, pending=pending)
                 if derived:
                     seqs.update(await self._record_facts(conn, derived))
                     queue.extend(derived)
         await self._flush(conn, engine, loaded)
+        if pending:
+            await self.record_many(conn, pending)  # type: ignore[misc]
         if fired:
             await conn.execute(dialect_insert(conn)(firings).on_conflict_do_nothing(
                 index_elements=["firing_id"]), fired)
@@ -247,7 +274,7 @@ class RuleRunner:
                     [collector_state.c.worker_id, collector_state.c.pool_key], keys,
                     lambda key: {"worker_id": key[0], "pool_key": key[1], "data": {},
                                  "updated_at": now}):
-                for rule_id, st in data.items():
+                for rule_id, st in data.items():  # each rule's state still encoded
                     engine.states[(rule_id, w, p)] = st
             loaded_rows.update(keys)
 
@@ -261,9 +288,8 @@ class RuleRunner:
         In the steady state every row exists and this is one SELECT ... FOR UPDATE.
         """
         def select_for_update(ks: list[tuple[str, ...]]) -> Any:
-            where = (cols[0].in_([k[0] for k in ks]) if len(cols) == 1
-                     else tuple_(*cols).in_(ks))
-            return select(*cols, table.c.data).where(where).order_by(*cols).with_for_update()
+            return (select(*cols, table.c.data).where(keys_in(conn, cols, ks))
+                    .order_by(*cols).with_for_update())
 
         found = [(tuple(r[:-1]), r[-1]) for r in await conn.execute(select_for_update(keys))]
         missing = sorted(set(keys) - {k for k, _ in found})
@@ -284,9 +310,11 @@ class RuleRunner:
         rows = {(k[1], k[2]) for k in engine.dirty_states}
         if rows:
             data: dict[tuple[str, str], dict[str, Any]] = {r: {} for r in rows}
-            for (rule_id, w, p), st in engine.states.items():
-                if (w, p) in data:
-                    data[(w, p)][rule_id] = st
+            dumps = orjson.dumps
+            for (rule_id, w, p), st in engine.states.items():  # hot: no call per state
+                d = data.get((w, p))
+                if d is not None:
+                    d[rule_id] = st if st.__class__ is str else dumps(st).decode()
             stmt = ins(collector_state)
             await conn.execute(
                 stmt.on_conflict_do_update(
@@ -336,7 +364,8 @@ class RuleRunner:
 
     async def act(self, conn: AsyncConnection, hit: Hit, cause: Envelope | None, *,
                   trigger_seq: int | None = None,
-                  fired: list[dict[str, Any]] | None = None) -> list[Fact]:
+                  fired: list[dict[str, Any]] | None = None,
+                  pending: list[tuple[Event, Envelope | None]] | None = None) -> list[Fact]:
         """Turn a hit into its action event and a firing row (appended to ``fired``, or
         written at once); returns derived facts."""
         a = hit.rule.action
@@ -399,8 +428,11 @@ class RuleRunner:
             event = BonusGranted(**base, bonus_id=f"bonus-{hit.firing_id}", pool_id=hit.pool_id,
                                  amount_minor=int(a["amount_minor"]), currency=a["currency"])
         if event is not None:
-            env = await self.record(conn, event, cause)
-            outcome = env.type
+            if pending is not None:
+                pending.append((event, cause))
+                outcome = spec_for_model(type(event)).type
+            else:
+                outcome = (await self.record(conn, event, cause)).type
         row = dict(firing_id=hit.firing_id, rule_id=hit.rule.rule_id, worker_id=hit.worker_id,
                    pool_id=hit.pool_id, project_id=hit.project_id, fired_at=hit.at, action=a,
                    outcome=outcome, facts={**hit.facts(), "trigger_event_id": hit.event_id,
@@ -431,9 +463,10 @@ class RuleRunner:
                    collector_state.c.pool_key == r.pool_key)
             data = (await conn.execute(select(collector_state.c.data).where(*key)
                                        .with_for_update())).scalar()
-            if data and (data.get(r.rule_id) or {}).get("rid") == r.restriction_id:
+            if data and decode_state(data.get(r.rule_id)).get("rid") == r.restriction_id:
                 await conn.execute(update(collector_state).where(*key).values(
-                    data={**data, r.rule_id: domain.new_state()}, updated_at=now))
+                    data={**data, r.rule_id: encode_state(domain.new_state())},
+                    updated_at=now))
             await self.record(conn, RestrictionLifted(
                 restriction_id=r.restriction_id, worker_id=r.worker_id, lifted_at=now), None)
         return len(due)

@@ -56,7 +56,8 @@ def create_service(settings: RulesSettings | None = None, *,
         return await svc.record(conn, event, cause=cause)
 
     runner = RuleRunner(record=record, clock=clock,
-                        rules_cache_ttl_s=settings.rules_cache_ttl_s)
+                        rules_cache_ttl_s=settings.rules_cache_ttl_s,
+                        record_many=svc.record_many)
     svc.runner = runner  # type: ignore[attr-defined]  # tests and the benchmark drive it
     svc.clock = clock  # type: ignore[attr-defined]
 
