@@ -134,6 +134,19 @@ class TaskReported(_AssignmentRef):
     reported_at: datetime
 
 
+@event("task.access_revoked")
+class TaskAccessRevoked(Event):
+    """A skill change made the worker fail the skill filters of a pool they had worked in
+    (Toloka's "access revoked" trigger for re-execution rules)."""
+
+    worker_id: str
+    pool_id: str
+    project_id: str | None = None
+    reason: Literal["skill_change"] = "skill_change"
+    skill: str
+    revoked_at: datetime
+
+
 @event("task.captcha_answered")
 class CaptchaAnswered(Event):
     """A worker answered a captcha shown at take time."""

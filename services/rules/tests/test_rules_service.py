@@ -14,7 +14,8 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from contracts.envelope import Envelope, new_envelope
-from contracts.events import (CaptchaAnswered, LedgerCredited, ReviewAccepted, TaskSubmitted)
+from contracts.events import (CaptchaAnswered, LedgerCredited, ReviewAccepted,
+                              TaskAccessRevoked, TaskSubmitted)
 from contracts.rpc import Actor
 from contracts.rpc import rules as rpc
 from rules_service.domain import ManualClock
@@ -258,6 +259,23 @@ async def test_reexecution_after_block_raises_overlap_of_the_workers_tasks(bus: 
     [changed] = await bus.wait_emitted("rules.overlap.changed", worker)
     assert changed["pool_id"] == pool and changed["add"] == 1
     assert changed["task_ids"] == [f"{pool}-t1", f"{pool}-t2"]
+
+
+async def test_reexecution_after_access_revoked_by_a_skill_change(bus: Bus, clock) -> None:
+    project, pool, worker = uid("pr"), uid("p"), uid("w")
+    await bus.create_rule(
+        scope="pool", pool_id=pool, collector={"kind": "access_revoked"},
+        conditions=[{"field": "access_revoked_reason", "operator": "==",
+                     "value": "skill_change"}],
+        action={"type": "change_overlap", "add": 2})
+    now = clock.now()
+    await bus.publish(submitted(worker, pool, project, f"{pool}-t1", now))
+    # the tasks service saw a skill change shut the worker out of the pool
+    await bus.publish(TaskAccessRevoked(worker_id=worker, pool_id=pool, project_id=project,
+                                        skill="english", revoked_at=now))
+    [changed] = await bus.wait_emitted("rules.overlap.changed", worker)
+    assert changed["pool_id"] == pool and changed["add"] == 2
+    assert changed["task_ids"] == [f"{pool}-t1"]
 
 
 async def test_incomplete_rule_is_refused_with_missing_fields(bus: Bus) -> None:

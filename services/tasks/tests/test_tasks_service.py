@@ -440,6 +440,35 @@ async def test_skill_filter_and_skill_set(env: Env) -> None:
     assert avail["items"][0]["available_tasks"] == 1
 
 
+async def test_skill_change_that_shuts_a_worker_out_revokes_access(env: Env) -> None:
+    gated = await env.pool(n=3, skill_filters=[{"skill": "english", "op": "gte", "value": 50}])
+    other = await env.pool(n=2, skill_filters=[{"skill": "math", "op": "gte", "value": 1}])
+    w = worker()
+
+    async def set_skill(skill: str, value: int, firing: str) -> None:
+        await env.publish(SkillSet(rule_id="r", firing_id=firing, worker_id=w.user_id,
+                                   skill=skill, value=value))
+
+    await set_skill("english", 80, "f1")
+    a = await env.eventually(lambda: env.take(w, gated["pool_id"]))
+    await env.submit(w, a["assignment_id"])
+    await set_skill("english", 70, "f2")  # still passes: nothing revoked
+    await set_skill("english", 10, "f3")  # fails the filter of a pool they worked in
+
+    async def revoked() -> list[dict]:
+        found = await env.outbox_events("task.access_revoked")
+        assert found
+        return found
+
+    [data] = await env.eventually(revoked)
+    assert (data["worker_id"], data["pool_id"], data["reason"], data["skill"]) == (
+        w.user_id, gated["pool_id"], "skill_change", "english")
+    # the other pool's filter never mentioned the skill, and the worker never worked there
+    assert other["pool_id"] not in {d["pool_id"] for d in await revoked()}
+    err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=gated["pool_id"])
+    assert err.code == "skills_mismatch"
+
+
 async def test_overlap_change_reopens_pool(env: Env) -> None:
     pool = await env.pool(n=1)
     w1, w2 = worker(), worker()

@@ -25,8 +25,8 @@ from contracts.envelope import Envelope
 from contracts.events import (AcceptAllAssignments, BonusGranted, CaptchaAnswered, Event,
                               LedgerCredited, OverlapChanged, RejectAllAssignments,
                               RestrictionApplied, RestrictionLifted, ReviewAccepted,
-                              ReviewRejected, SkillSet, TaskSkipped, TaskSubmitted,
-                              spec_for_model)
+                              ReviewRejected, SkillSet, TaskAccessRevoked, TaskSkipped,
+                              TaskSubmitted, spec_for_model)
 from rules_service import domain
 from rules_service.db import (collector_state, firings, recorded_facts, restrictions, rules,
                               submissions, task_votes)
@@ -140,6 +140,9 @@ class RuleRunner:
             elif isinstance(event, TaskSkipped):
                 fact = Fact(eid, "skipped", event.skipped_at, event.worker_id, event.pool_id,
                             event.project_id, event.task_id)
+            elif isinstance(event, TaskAccessRevoked):
+                fact = Fact(eid, "access_revoked", event.revoked_at, event.worker_id,
+                            event.pool_id, event.project_id, None, {"reason": event.reason})
             elif isinstance(event, CaptchaAnswered):
                 fact = Fact(eid, "captcha", event.answered_at, event.worker_id, event.pool_id,
                             event.project_id, None, {"correct": event.correct})

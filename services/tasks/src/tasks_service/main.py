@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.envelope import Envelope
 from contracts.events import (CaptchaAnswered, OverlapChanged, RestrictionApplied,
                               RestrictionLifted, ReviewAccepted, ReviewRejected, SkillSet,
-                              TaskExpired, TaskReported, TaskSkipped, TaskSubmitted, TaskTaken)
+                              TaskAccessRevoked, TaskExpired, TaskReported, TaskSkipped,
+                              TaskSubmitted, TaskTaken)
 from contracts.rpc import Actor
 from contracts.rpc import tasks as rpc
 from servicekit.db import dialect_insert
@@ -913,12 +914,34 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     @svc.consume("rules.skill.set", name="skill-set")
     async def on_skill_set(conn: AsyncConnection, event: SkillSet, env: Envelope) -> None:
-        """Set one skill of the worker (pools' skill filters read it)."""
+        """Set one skill of the worker (pools' skill filters read it).
+
+        Where the change shuts the worker out of a pool they have worked in (its skill
+        filters passed before and fail now), ``task.access_revoked`` tells the rules
+        service: re-execution rules (access revoked by a skill change) react to it.
+        """
         w = await lock_worker(conn, event.worker_id)
-        skills = dict(w.skills or {})
-        skills[event.skill] = event.value
+        before = dict(w.skills or {})
+        skills = {**before, event.skill: event.value}
         await conn.execute(update(workers).where(workers.c.worker_id == event.worker_id)
                            .values(skills=skills))
+        if before.get(event.skill) == event.value:
+            return
+        worked_in = select(assignments.c.pool_id).where(
+            assignments.c.worker_id == event.worker_id).distinct().scalar_subquery()
+        rows = (await conn.execute(
+            select(pools.c.pool_id, pools.c.project_id, pools.c.skill_filters)
+            .where(pools.c.pool_id.in_(worked_in), pools.c.status != "archived")
+            .order_by(pools.c.pool_id))).all()
+        now = utcnow()
+        for p in rows:
+            filters = [rpc.SkillFilter(**f) for f in p.skill_filters or []]
+            if not any(f.skill == event.skill for f in filters):
+                continue
+            if domain.skills_pass(filters, before) and not domain.skills_pass(filters, skills):
+                await svc.record(conn, TaskAccessRevoked(
+                    worker_id=event.worker_id, pool_id=p.pool_id, project_id=p.project_id,
+                    skill=event.skill, revoked_at=now), cause=env)
 
     @svc.consume("rules.overlap.changed", name="overlap-changed")
     async def on_overlap_changed(conn: AsyncConnection, event: OverlapChanged,
