@@ -86,3 +86,16 @@ async def test_fifty_concurrent_payouts_of_30_against_100_make_three_holds(stack
         {"insufficient_funds"}
     b = await balance()
     assert (b["available_minor"], b["on_hold_minor"]) == (10, 90)
+    # A client retrying one request with its Idempotency-Key holds the money once: the last
+    # 10 go out as five retries of one request (one hold of 10), never a second hold.
+    body = {"amount_minor": 10, "currency": "NOK", "comment": "retried"}
+    retried = await asyncio.gather(*(
+        c.post("/api/worker/payouts", headers={**worker.headers, "Idempotency-Key": "pay-42"},
+               json=body) for _ in range(5)))
+    assert {r.status_code for r in retried} == {201}, [r.text for r in retried]
+    assert len({r.json()["payout_id"] for r in retried}) == 1
+    b = await balance()
+    assert (b["available_minor"], b["on_hold_minor"]) == (0, 100)
+    r = await c.post("/api/worker/payouts", json=body,
+                     headers={**worker.headers, "Idempotency-Key": "has a space"})
+    assert r.status_code == 422, r.text

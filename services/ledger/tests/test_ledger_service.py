@@ -429,6 +429,44 @@ async def test_concurrent_payouts_never_overdraw(ledger: Ledger) -> None:
     assert report["ok"], report["findings"]
 
 
+async def test_payout_idempotency_key_holds_once_even_when_retried_concurrently(
+        ledger: Ledger) -> None:
+    w = worker()
+    await ledger.bonus(w, 100)
+    await ledger.idle()
+    req = rpc.RequestPayout(actor=w, amount_minor=30, comment="card", idempotency_key="k-1")
+
+    async def one() -> str:
+        try:
+            return (await ledger.client.call(rpc.REQUEST_PAYOUT, req))["payout_id"]
+        except RpcCallError as exc:
+            return exc.error.code
+
+    # ten retries of one request race each other: one hold, every answer the same payout
+    ids = await asyncio.gather(*(one() for _ in range(10)))
+    assert len(set(ids)) == 1 and ids[0] not in ("insufficient_funds", "internal"), ids
+    bal = await ledger.available(w)
+    assert (bal["available_minor"], bal["on_hold_minor"]) == (70, 30)
+    # a later retry still gets it; the same key for another request is refused
+    again = await ledger.call(rpc.REQUEST_PAYOUT, req)
+    assert again["payout_id"] == ids[0] and again["status"] == "pending"
+    err = await ledger.error(rpc.REQUEST_PAYOUT, req.model_copy(update={"amount_minor": 31}))
+    assert (err.status, err.code) == (409, "idempotency_key_reused")
+    assert err.details == {"payout_id": ids[0]}
+    # keys are per worker, and requests without a key are never deduplicated
+    other = worker()
+    await ledger.bonus(other, 50)
+    await ledger.idle()
+    theirs = await ledger.call(rpc.REQUEST_PAYOUT, req.model_copy(update={"actor": other}))
+    assert theirs["payout_id"] != ids[0]
+    plain = rpc.RequestPayout(actor=w, amount_minor=10, comment="card")
+    a = await ledger.call(rpc.REQUEST_PAYOUT, plain)
+    b = await ledger.call(rpc.REQUEST_PAYOUT, plain)
+    assert a["payout_id"] != b["payout_id"]
+    bal = await ledger.available(w)
+    assert (bal["available_minor"], bal["on_hold_minor"]) == (50, 50)
+
+
 async def test_every_transfer_sums_to_zero_and_the_database_guards_it(ledger: Ledger) -> None:
     w = worker()
     for price in (1, 3, 999, 12345):

@@ -72,6 +72,10 @@ class RequestPayout(RpcRequest):
     currency: str | None = Field(None, pattern=r"^[A-Z]{3}$",
                                  description="may be omitted when the worker has one currency")
     comment: str = Field(min_length=1, max_length=2000)
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
+        description="the same key again (same worker) returns the first payout instead of "
+                    "holding the money twice; with other details it is refused (409)")
 
 
 class Payout(BaseModel):

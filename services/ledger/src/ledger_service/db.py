@@ -122,9 +122,12 @@ payouts = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("decided_by", String(64), nullable=True),
     Column("decision_comment", Text, nullable=True),
+    # Set by the client (HTTP Idempotency-Key): a retried request finds its first payout.
+    Column("idempotency_key", String(100), nullable=True),
     CheckConstraint("amount_minor > 0", name="ck_payouts_positive"),
     CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="ck_payouts_status"),
     Index("ix_payouts_status_requested", "status", "requested_at"),
+    Index("uq_payouts_worker_idempotency_key", "worker_id", "idempotency_key", unique=True),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

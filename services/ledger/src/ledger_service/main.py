@@ -161,12 +161,30 @@ def create_service(settings: LedgerSettings | None = None) -> Service:
                       f"you have balances in {', '.join(found)}: say which currency to pay out",
                       details={"currencies": found})
 
+    async def payout_by_key(worker_id: str, key: str) -> Any:
+        async with svc.reader.connect() as conn:
+            return (await conn.execute(select(payouts).where(
+                payouts.c.worker_id == worker_id, payouts.c.idempotency_key == key))).first()
+
+    def replayed(first: Any, req: rpc.RequestPayout) -> rpc.Payout:
+        """The payout a key already made, if the retry asks for the same thing."""
+        same = (first.amount_minor == req.amount_minor and first.comment == req.comment
+                and req.currency in (None, first.currency))
+        if not same:
+            raise Conflict("idempotency_key_reused",
+                           "this Idempotency-Key was used for a different payout request",
+                           details={"payout_id": first.payout_id})
+        return payout_view(first)
+
     @svc.rpc(rpc.REQUEST_PAYOUT)
     async def request_payout(req: rpc.RequestPayout) -> rpc.Payout:
         """Put the amount on hold (available -> on hold); the database refuses overdrafts."""
         if req.actor.role != "worker":
             raise Forbidden("forbidden", "only workers request payouts")
         worker_id = req.actor.user_id
+        key = req.idempotency_key
+        if key is not None and (first := await payout_by_key(worker_id, key)) is not None:
+            return replayed(first, req)
         currency = await payout_currency(worker_id, req.currency)
         now = now_utc()
         payout_id = h.new_id()
@@ -174,7 +192,7 @@ def create_service(settings: LedgerSettings | None = None) -> Service:
                    currency=currency, comment=req.comment, status="pending", requested_at=now)
         try:
             async with svc.transaction() as conn:
-                await conn.execute(payouts.insert().values(**row))
+                await conn.execute(payouts.insert().values(**row, idempotency_key=key))
                 transfer_id = h.new_id()
                 await h.insert_transfer(conn, dict(
                     transfer_id=transfer_id, kind="payout_hold", currency=currency,
@@ -188,6 +206,9 @@ def create_service(settings: LedgerSettings | None = None) -> Service:
                     currency=currency, at=now))
         except (IntegrityError, h.InsufficientFunds) as exc:
             if not h.is_insufficient_funds(exc):
+                # a concurrent request with the same key won the unique index
+                if key is not None and (first := await payout_by_key(worker_id, key)):
+                    return replayed(first, req)
                 raise
             async with svc.engine.connect() as conn:
                 available = await h.available_minor(conn, worker_id, currency)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, status
 from pydantic import BaseModel, Field
 
 from contracts.rpc import Page
@@ -60,9 +60,14 @@ async def history(actor: WorkerActor, rpc: Rpc, p: PageQ, currency: Currency = N
 @router.post("/worker/payouts", response_model=ledger_rpc.Payout, tags=["worker"],
              status_code=status.HTTP_201_CREATED,
              summary="Request a payout (the amount is put on hold until an admin decides)")
-async def request_payout(actor: WorkerActor, rpc: Rpc, body: PayoutBody):
+async def request_payout(
+        actor: WorkerActor, rpc: Rpc, body: PayoutBody,
+        idempotency_key: Annotated[str | None, Header(
+            alias="Idempotency-Key", min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
+            description="retry-safe requests: the same key returns the first payout instead "
+                        "of holding the money twice")] = None):
     return await rpc.call(ledger_rpc.REQUEST_PAYOUT, ledger_rpc.RequestPayout(
-        actor=actor, **body.model_dump()))
+        actor=actor, idempotency_key=idempotency_key, **body.model_dump()))
 
 
 @router.get("/worker/payouts", response_model=ledger_rpc.Payouts, tags=["worker"],
