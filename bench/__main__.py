@@ -51,6 +51,28 @@ def _machine_busy() -> tuple[float, float]:
     return sum(f) - idle, sum(f)
 
 
+async def consumer_batches(stack: Stack) -> dict[str, float]:
+    """Messages per consumer transaction (mean), from each service's /metrics."""
+    import re
+
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    pat = re.compile(r'^servicekit_consumer_batch_messages_(sum|count)\{[^}]*'
+                     r'consumer="([^"]+)"[^}]*service="([^"]+)"[^}]*\} (\S+)$')
+    async with httpx.AsyncClient(timeout=10) as c:
+        for name, port in stack.ports.items():
+            try:
+                text = (await c.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                m = pat.match(line)
+                if m:
+                    key = f"{m.group(3)}/{m.group(2)}"
+                    (sums if m.group(1) == "sum" else counts)[key] = float(m.group(4))
+    return {k: round(sums[k] / counts[k], 2) for k in sorted(counts) if counts[k]}
+
+
 async def run_mode(mode: str, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
     created: list[str] = []
@@ -89,6 +111,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
             k: round((cpu_after[k] - cpu_before.get(k, 0.0)) * 1000 / n, 2) for k in cpu_after}
         result["machine_cpu_busy_pct"] = round(
             100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]), 1)
+        result["consumer_mean_batch"] = await consumer_batches(stack)
         result["rss_mb"] = stack.rss_mb()
         result["rss_mb_idle"] = rss_before
         result["dead_processes"] = stack.dead()

@@ -10,6 +10,7 @@ and ``kill_in_handler`` SIGKILLs itself inside every handler call.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -63,7 +64,15 @@ def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver:
 
         def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
             original(self, *args, **kwargs)
-            self.after_commit = lambda: os.kill(os.getpid(), signal.SIGKILL)
+            begin = self.begin
+
+            @contextlib.asynccontextmanager
+            async def begin_then_die():  # type: ignore[no-untyped-def]
+                async with begin() as conn:
+                    yield conn
+                os.kill(os.getpid(), signal.SIGKILL)  # committed, not acked
+
+            self.begin = begin_then_die
 
         consumer_mod.ConsumerRunner.__init__ = init  # type: ignore[method-assign]
     return svc

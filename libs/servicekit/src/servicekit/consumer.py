@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -30,6 +31,7 @@ from contracts.envelope import Envelope
 from contracts.events import Event, parse_event
 from contracts.streams import MAX_DELIVERIES_ADVISORY, dlq_subject, stream_for_subject
 from servicekit.errors import UnprocessableEvent
+from servicekit.outbox import recorded_events
 
 log = logging.getLogger("servicekit.consumer")
 
@@ -39,6 +41,9 @@ CONSUMED = Counter("servicekit_events_consumed_total", "Events handled",
                    ["service", "consumer", "outcome"])
 HANDLE_SECONDS = Histogram("servicekit_event_handle_seconds", "Event handling time",
                            ["service", "consumer"])
+BATCH_SIZE = Histogram("servicekit_consumer_batch_messages",
+                       "Messages applied per consumer transaction", ["service", "consumer"],
+                       buckets=(1, 2, 4, 8, 16, 32, 64, 128))
 DEAD_LETTERED = Counter("servicekit_dead_lettered_total", "Messages sent to the DLQ",
                         ["service", "consumer", "source"])
 
@@ -55,6 +60,7 @@ class EventConsumer:
     ack_wait_s: float = 30.0
     backoff_s: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0, 60.0)
     batch_size: int = 50
+    linger_s: float = 0.005  # how long a batch waits for more messages (FetchCoalescer)
     deliver_new_only: bool = False
     stream: str = field(init=False)
 
@@ -122,10 +128,12 @@ class ConsumerRunner:
                 env = Envelope.model_validate_json(raw.data)
                 event: Event = parse_event(env.type, env.schema_version, env.data)
                 async with self.begin() as conn:
+                    recorded_events(conn)
                     fresh = await claim(conn, self.inbox, self.c.durable, env.event_id)
                     if fresh:
                         await self.c.handler(conn, event, env)
-                if fresh:
+                    recorded = recorded_events(conn)
+                if recorded:
                     self.after_commit()
             await raw.ack()
             CONSUMED.labels(self.c.service, self.c.name, "ok" if fresh else "duplicate").inc()
@@ -166,6 +174,7 @@ class ConsumerRunner:
         """
         from servicekit.inbox import claim_many
 
+        BATCH_SIZE.labels(self.c.service, self.c.name).observe(len(raws))
         if len(raws) == 1:
             await self.handle(raws[0])
             return
@@ -177,6 +186,7 @@ class ConsumerRunner:
                     parsed.append((env, parse_event(env.type, env.schema_version, env.data)))
                 fresh = 0
                 async with self.begin() as conn:
+                    recorded_events(conn)
                     new_ids = await claim_many(conn, self.inbox, self.c.durable,
                                                [env.event_id for env, _ in parsed])
                     for env, event in parsed:
@@ -184,7 +194,8 @@ class ConsumerRunner:
                             new_ids.discard(env.event_id)  # a duplicate within the batch
                             await self.c.handler(conn, event, env)
                             fresh += 1
-                if fresh:
+                    recorded = recorded_events(conn)
+                if recorded:
                     self.after_commit()
         except Exception as exc:
             log.info("consumer %s: batch of %d failed (%s); handling one by one",
@@ -200,41 +211,59 @@ class ConsumerRunner:
 
 
 class FetchCoalescer:
-    """Turns the messages of one pull fetch back into one batch.
+    """Turns the messages FastStream hands over one by one back into batches.
 
-    FastStream's pull subscriber hands every message of a fetch to its own
-    handler call (through the middlewares: metrics and traces stay per message).
-    Each call parks its message here; a flush a moment later applies all parked
-    messages with ``handle_batch`` (one transaction) and releases the calls.
-    FastStream's own batch mode would instead wait to fill the batch, adding up
-    to its timeout of latency at low rates, and poll the server far more often.
+    FastStream's pull subscriber calls the handler once per message of a fetch (through
+    the middlewares: metrics and traces stay per message) and fetches again when every
+    call of the fetch has returned. Each call parks its message here and returns at once
+    while fewer than ``max_batch`` are parked, so FastStream goes on fetching; a flush
+    ``linger_s`` later applies everything parked with ``handle_batch`` (one transaction,
+    then the acks). Flushes of one consumer run one after another, so messages that
+    arrive while a batch is being applied make the next batch bigger: under load the
+    per-transaction costs (BEGIN, inbox claim, COMMIT) are shared by many messages, at
+    low rates a message waits only ``linger_s``. A full buffer makes the calls wait for
+    their flush (backpressure). Acks are manual: a message parked when the process dies
+    is simply redelivered.
     """
 
     def __init__(self, handle_batch: Callable[[list[Msg]], Awaitable[None]], *,
-                 window_s: float = 0.002) -> None:
+                 linger_s: float = 0.005, max_batch: int = 50) -> None:
         self.handle_batch = handle_batch
-        self.window_s = window_s
+        self.linger_s = linger_s
+        self.max_batch = max_batch
         self._parked: list[tuple[Msg, asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
+        self._one_at_a_time = asyncio.Lock()
 
     async def submit(self, raw: Msg) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._parked.append((raw, fut))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush())
-        await fut
+        if len(self._parked) >= self.max_batch:
+            await fut
+
+    async def close(self) -> None:
+        task, self._flushing = self._flushing, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        async with self._one_at_a_time:  # a batch being applied finishes first
+            pass
 
     async def _flush(self) -> None:
-        await asyncio.sleep(self.window_s)  # the rest of the fetch reaches submit() meanwhile
-        batch, self._parked, self._flushing = self._parked, [], None
-        try:
-            await self.handle_batch([raw for raw, _ in batch])
-        except Exception:  # unacked messages are redelivered after ack_wait
-            log.exception("consumer batch failed outside the handlers")
-        finally:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_result(None)
+        await asyncio.sleep(self.linger_s)
+        async with self._one_at_a_time:
+            batch, self._parked, self._flushing = self._parked, [], None
+            try:
+                await self.handle_batch([raw for raw, _ in batch])
+            except Exception:  # unacked messages are redelivered after ack_wait
+                log.exception("consumer batch failed outside the handlers")
+            finally:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
 
 
 class AdvisoryForwarder:

@@ -34,6 +34,15 @@ OUTBOX_ERRORS = Counter("servicekit_outbox_publish_errors_total",
                         "Failed outbox publish attempts", ["service"])
 
 
+_RECORDED = "servicekit.outbox.recorded"
+
+
+def recorded_events(conn: AsyncConnection) -> bool:
+    """Whether the transaction on ``conn`` recorded events (and forget it): the relay is
+    woken only after commits that gave it something to publish."""
+    return bool(conn.info.pop(_RECORDED, False))
+
+
 def current_trace_headers() -> dict[str, str]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
@@ -66,6 +75,7 @@ async def record_events(
             for e, corr, cause in events]
     if not envs:
         return envs
+    conn.info[_RECORDED] = True
     headers = json.dumps(current_trace_headers())
     await conn.execute(outbox.insert(), [
         {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),

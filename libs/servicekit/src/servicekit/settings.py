@@ -37,6 +37,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_deliver: int = 5
     consumer_ack_wait_s: float = 30.0
     consumer_batch_size: int = 50
+    # how long a consumed batch waits for more messages before it is applied (FetchCoalescer)
+    consumer_linger_s: float = 0.005
     rpc_concurrency: int = 64
     db_pool_size: int = 10
     # Young-generation GC threshold once started (0 = Python's default, 700): see tune_gc.
