@@ -63,6 +63,25 @@ async def record_event(
                                 producer=producer))[0]
 
 
+def outbox_insert_from(conn: AsyncConnection, outbox: Table, event: BaseModel, source: Any, *,
+                       producer: str) -> tuple[Envelope, Any]:
+    """An INSERT of ``event`` into the outbox that adds the row only where ``source`` (a
+    CTE or subquery) yields a row: for a statement that records its event in the same
+    round trip as the change (``WITH change AS (... RETURNING ...) INSERT INTO outbox
+    ... FROM change``). Marks ``conn`` as having recorded events (see
+    :func:`recorded_events`)."""
+    from sqlalchemy import literal
+
+    env = new_envelope(event, producer=producer)
+    values = {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
+              "headers": json.dumps(current_trace_headers()), "created_at": env.occurred_at}
+    cols = list(values)
+    sel = select(*[literal(values[c], outbox.c[c].type).label(c) for c in cols]).select_from(
+        source)
+    conn.info[_RECORDED] = True
+    return env, outbox.insert().from_select(cols, sel)
+
+
 async def record_events(
     conn: AsyncConnection,
     outbox: Table,

@@ -12,6 +12,7 @@ import logging
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import Counter as Metric
@@ -26,6 +27,7 @@ from contracts.events import (CaptchaAnswered, OverlapChanged, RestrictionApplie
 from contracts.rpc import Actor
 from contracts.rpc import tasks as rpc
 from servicekit.db import dialect_insert
+from servicekit.outbox import outbox_insert_from
 from servicekit.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from servicekit.service import Service, run
 from tasks_service import domain
@@ -461,19 +463,57 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                          "image_png_base64": render_captcha_png(c.text),
                          "expires_in_s": settings.captcha_ttl_s}) from None
 
-    async def _take(conn: AsyncConnection, worker_id: str, pool_id: str | None) -> rpc.TakeResult:
-        now = utcnow()
-        worker = await lock_worker(conn, worker_id)
+    _POOL_COLS = [c.label(f"p_{c.name}") for c in pools.c] + [
+        projects.c.instructions.label("p_instructions"),
+        projects.c.output_spec.label("p_output_spec")]
+
+    async def take_context(conn: AsyncConnection, worker_id: str, pool_id: str | None,
+                           now: datetime) -> tuple[Any, Any, Any]:
+        """(worker, limits with the worker's counts, pool or None): on PostgreSQL one
+        statement that also creates and locks the worker's profile."""
         mine_active = (assignments.c.worker_id == worker_id,
                        assignments.c.status == domain.ACTIVE)
-        lim = (await conn.execute(select(
-            trust_limits,
+        counts = (
             select(func.count()).where(*mine_active).scalar_subquery().label("active"),
             select(func.min(assignments.c.deadline_at)).where(*mine_active)
             .scalar_subquery().label("earliest"),
             exists().where(restrictions.c.worker_id == worker_id,
-                           restrictions.c.lifted_at.is_(None)).label("restricted"),
-        ).where(trust_limits.c.level == worker.trust_level))).first()
+                           restrictions.c.lifted_at.is_(None)).label("restricted"))
+        if conn.dialect.name != "postgresql":
+            worker = await lock_worker(conn, worker_id)
+            lim = (await conn.execute(select(trust_limits, *counts).where(
+                trust_limits.c.level == worker.trust_level))).first()
+            pool = None
+            if pool_id is not None:
+                pool = (await conn.execute(
+                    select(pools, projects.c.instructions, projects.c.output_spec)
+                    .join(projects, projects.c.project_id == pools.c.project_id)
+                    .where(pools.c.pool_id == pool_id))).first()
+            return worker, lim, pool
+        ins = dialect_insert(conn)(workers).values(
+            worker_id=worker_id, trust_level="new", skills={}, created_at=now)
+        w = ins.on_conflict_do_update(
+            index_elements=["worker_id"], set_={"worker_id": ins.excluded.worker_id}
+        ).returning(workers.c.worker_id, workers.c.trust_level, workers.c.skills,
+                    workers.c.last_take_at).cte("w")
+        src = w.outerjoin(trust_limits, trust_limits.c.level == w.c.trust_level)
+        cols = [w.c.worker_id, w.c.trust_level, w.c.skills, w.c.last_take_at,
+                trust_limits.c.level, trust_limits.c.max_active, trust_limits.c.min_pause_s,
+                trust_limits.c.assignment_timeout_s, *counts]
+        if pool_id is not None:
+            src = src.outerjoin(pools.join(projects, projects.c.project_id == pools.c.project_id),
+                                pools.c.pool_id == pool_id)
+            cols += _POOL_COLS
+        row = (await conn.execute(select(*cols).select_from(src))).one()
+        m = row._mapping
+        pool = None
+        if pool_id is not None and m["p_pool_id"] is not None:
+            pool = SimpleNamespace(**{k[2:]: v for k, v in m.items() if k.startswith("p_")})
+        return row, (row if m["level"] is not None else None), pool
+
+    async def _take(conn: AsyncConnection, worker_id: str, pool_id: str | None) -> rpc.TakeResult:
+        now = utcnow()
+        worker, lim, pool = await take_context(conn, worker_id, pool_id, now)
         if lim is None:  # only before the startup seed ran
             raise ServiceError("not_ready", "trust limits are not set up yet", status=503)
         limits = rpc.TrustLevelLimits(level=lim.level, max_active=lim.max_active,
@@ -487,10 +527,6 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                                details=refusal.details())
         restr = (await active_restrictions(conn, worker_id, now)) if lim.restricted else []
         if pool_id is not None:
-            pool = (await conn.execute(
-                select(pools, projects.c.instructions, projects.c.output_spec)
-                .join(projects, projects.c.project_id == pools.c.project_id)
-                .where(pools.c.pool_id == pool_id))).first()
             if pool is None:
                 raise NotFound("pool_not_found", f"no pool {pool_id}")
             if pool.status != "open":
@@ -523,17 +559,30 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                    deadline_at=now + timedelta(seconds=timeout))
         ins = dialect_insert(conn)(assignments).values(**row).on_conflict_do_nothing(
             index_elements=["task_id", "worker_id"]).returning(assignments.c.assignment_id)
-        if (await conn.execute(ins)).first() is None:
-            raise no_tasks()
-        await conn.execute(update(workers).where(workers.c.worker_id == worker_id)
-                           .values(last_take_at=now))
+        taken = TaskTaken(
+            assignment_id=row["assignment_id"], task_id=task.task_id, pool_id=pool.pool_id,
+            project_id=pool.project_id, worker_id=worker_id, taken_at=now,
+            is_control=task.is_control)
+        if conn.dialect.name == "postgresql":
+            # the assignment, the worker's last take and the event: one round trip
+            a = ins.cte("a")
+            mark = (update(workers).where(workers.c.worker_id == worker_id)
+                    .where(exists(select(a.c.assignment_id))).values(last_take_at=now)
+                    .returning(workers.c.worker_id).cte("mark"))
+            _env, record = outbox_insert_from(conn, svc.outbox, taken, a, producer=svc.name)
+            rec = record.returning(svc.outbox.c.event_id).cte("rec")
+            if (await conn.execute(select(a.c.assignment_id).add_cte(mark, rec))
+                    ).first() is None:
+                raise no_tasks()
+        else:
+            if (await conn.execute(ins)).first() is None:
+                raise no_tasks()
+            await conn.execute(update(workers).where(workers.c.worker_id == worker_id)
+                               .values(last_take_at=now))
+            await svc.record(conn, taken)
         project = pool if pool_id is not None else (await conn.execute(
             select(projects.c.instructions, projects.c.output_spec)
             .where(projects.c.project_id == pool.project_id))).one()
-        await svc.record(conn, TaskTaken(
-            assignment_id=row["assignment_id"], task_id=task.task_id, pool_id=pool.pool_id,
-            project_id=pool.project_id, worker_id=worker_id, taken_at=now,
-            is_control=task.is_control))
         return assignment_model(
             {**row, "input": task.input, "answers": None, "comment": None, "proof": None,
              "review_comment": None, "submitted_at": None, "finished_at": None},
