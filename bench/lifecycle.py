@@ -1,6 +1,7 @@
 """Full task lifecycles through the gateway's HTTP API, with concurrent workers and managers.
 
-take -> submit (worker), lock -> accept (manager), credit (ledger; observed as the
+take -> submit (worker), lock the next submission -> accept (manager; ``POST
+/api/review/next`` locks the oldest free one), credit (ledger; observed as the
 ``ledger.credited`` event on the bus). Reports lifecycles/s, p50/p99 of each call and of
 accept -> credit, and each process's RSS.
 """
@@ -145,36 +146,27 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                 if status != 200:
                     rec.errors[f"submit:{status}"] += 1
 
-        async def manager(i: int, n: int, headers: dict[str, str]) -> None:
+        async def manager(headers: dict[str, str]) -> None:
+            # "Review next": the oldest free submission, locked for this manager in one call
             while time.perf_counter() < stop_at:
-                status, body = await rec.call("list_pending", http(
-                    "GET", "/api/review/pending", headers,
-                    params={"pool_id": pool_id, "only_free": "true", "limit": 100}))
-                items = [it for it in body.get("items", [])
-                         if hash(it["assignment_id"]) % n == i] if status == 200 else []
-                if not items:
+                status, body = await rec.call("lock_next", http(
+                    "POST", "/api/review/next", headers, json={"pool_id": pool_id}))
+                if status != 200:
+                    if status != 404:
+                        rec.errors[f"lock_next:{status}"] += 1
                     await asyncio.sleep(0.02)
                     continue
-                for it in items:
-                    if time.perf_counter() >= stop_at:
-                        break
-                    aid = it["assignment_id"]
-                    status, _ = await rec.call("lock", http(
-                        "POST", f"/api/review/submissions/{aid}/lock", headers))
-                    if status != 200:
-                        rec.errors[f"lock:{status}"] += 1
-                        continue
-                    status, _ = await rec.call("accept", http(
-                        "POST", f"/api/review/submissions/{aid}/accept", headers, json={}))
-                    if status == 200:
-                        rec.accepted_at[aid] = time.perf_counter()
-                    else:
-                        rec.errors[f"accept:{status}"] += 1
+                aid = body["assignment_id"]
+                status, _ = await rec.call("accept", http(
+                    "POST", f"/api/review/submissions/{aid}/accept", headers, json={}))
+                if status == 200:
+                    rec.accepted_at[aid] = time.perf_counter()
+                else:
+                    rec.errors[f"accept:{status}"] += 1
 
         start = time.perf_counter()
-        n = len(ctx["managers"])
         await asyncio.gather(*(worker(h) for h in ctx["workers"]),
-                             *(manager(i, n, h) for i, h in enumerate(ctx["managers"])))
+                             *(manager(h) for h in ctx["managers"]))
         elapsed = time.perf_counter() - start
     await asyncio.sleep(3)  # credits of the last accepts
     await nc.close()

@@ -34,6 +34,7 @@ MONEY_KEYS = {"price_minor", "price", "currency", "amount_minor", "worker_share"
 M1 = Actor(user_id="manager-1", role="manager")
 M2 = Actor(user_id="manager-2", role="manager")
 ADMIN = Actor(user_id="admin-1", role="admin")
+WORKER = Actor(user_id="worker-1", role="worker")
 
 
 def uid(prefix: str) -> str:
@@ -231,6 +232,37 @@ async def test_lock_conflict_names_the_holder_and_only_the_holder_decides(start_
     assert (no_lock.code, no_lock.status) == ("lock_required", 409)
     assert (await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M2, **ref)))["lock_holder"] == \
         M2.user_id
+
+
+async def test_lock_next_hands_each_manager_its_own_oldest_free_submission(
+        start_review) -> None:
+    h = await start_review(lock_ttl_s=0.5)
+    pool, other_pool = uid("pool"), uid("pool")
+    t0 = datetime.now(UTC)
+    subs = [submitted(pool_id=pool, submitted_at=t0 + timedelta(seconds=i)) for i in range(5)]
+    await enqueue(h, *reversed(subs), submitted(pool_id=other_pool))
+    managers = [Actor(user_id=f"m{i}", role="manager") for i in range(4)]
+    got = await asyncio.gather(*(h.call(rpc.LOCK_NEXT, rpc.LockNext(actor=m, pool_id=pool))
+                                 for m in managers))
+    # four managers at once: four different submissions, the four oldest, each locked
+    assert sorted(g["assignment_id"] for g in got) == sorted(
+        s.assignment_id for s in subs[:4])
+    assert all(g["lock_holder"] == m.user_id for g, m in zip(got, managers, strict=True))
+    # asking again hands back one's own live lock; the fifth goes to the next manager
+    again = await h.call(rpc.LOCK_NEXT, rpc.LockNext(actor=managers[0], pool_id=pool))
+    assert again["assignment_id"] == got[0]["assignment_id"]
+    fifth = await h.call(rpc.LOCK_NEXT, rpc.LockNext(actor=M1, pool_id=pool))
+    assert fifth["assignment_id"] == subs[4].assignment_id
+    err = await h.refused(rpc.LOCK_NEXT, rpc.LockNext(actor=M2, pool_id=pool))
+    assert (err.code, err.status) == ("no_pending", 404)
+    # the lock is a real lock: the holder decides, an expired one is handed out again
+    done = await h.call(rpc.ACCEPT, rpc.Accept(actor=M1, assignment_id=fifth["assignment_id"]))
+    assert done["status"] == "accepted"
+    await asyncio.sleep(0.6)
+    late = await h.call(rpc.LOCK_NEXT, rpc.LockNext(actor=M2, pool_id=pool))
+    assert late["assignment_id"] == subs[0].assignment_id
+    err = await h.refused(rpc.LOCK_NEXT, rpc.LockNext(actor=WORKER, pool_id=pool))
+    assert err.status == 403
 
 
 async def test_expired_lock_frees_the_submission(start_review) -> None:

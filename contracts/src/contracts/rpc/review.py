@@ -27,6 +27,12 @@ class ListPending(RpcRequest):
     page: Page = Page()
 
 
+class LockNext(RpcRequest):
+    """Lock the oldest free pending submission (of one pool) for the caller (manager/admin)."""
+
+    pool_id: str | None = Field(None, min_length=1, max_length=64)
+
+
 class SubmissionRef(RpcRequest):
     """One submission by its assignment id (get, lock, unlock, accept)."""
 
@@ -161,6 +167,9 @@ LIST_PENDING = rpc("review", "list_pending", ListPending, Submissions,
 GET = rpc("review", "get", SubmissionRef, Submission, "One submission (manager/admin)")
 LOCK = rpc("review", "lock", SubmissionRef, LockInfo,
            "Lock a pending submission for review for the lock TTL (re-locking extends it)")
+LOCK_NEXT = rpc("review", "lock_next", LockNext, Submission,
+                "Lock the oldest free pending submission for the caller; 404 no_pending when "
+                "there is none (a manager's own live lock is handed back again)")
 UNLOCK = rpc("review", "unlock", SubmissionRef, LockInfo, "Release one's own lock")
 ACCEPT = rpc("review", "accept", Accept, DecisionResult,
              "Accept a submission one holds the lock of; emits review.accepted")

@@ -25,7 +25,7 @@ from review_service import domain
 from review_service.db import metadata, submissions as s
 from review_service.settings import ReviewSettings
 from servicekit.db import dialect_insert
-from servicekit.errors import Conflict, Forbidden, ServiceError
+from servicekit.errors import Conflict, Forbidden, NotFound, ServiceError
 from servicekit.outbox import current_trace_headers
 from servicekit.service import Service, run
 
@@ -268,6 +268,30 @@ def create_service(settings: ReviewSettings | None = None, *,
             raise await refused(req.assignment_id, domain.lock_refusal, me, now)
         return rpc.LockInfo(assignment_id=req.assignment_id, locked=True, lock_holder=me,
                             lock_until=until)
+
+    @svc.rpc(rpc.LOCK_NEXT)
+    async def lock_next(req: rpc.LockNext) -> rpc.Submission:
+        """The next submission to review, locked: one statement, no race between managers
+        (PostgreSQL skips rows another manager's statement holds)."""
+        domain.require_reviewer(req.actor.role)
+        me, now = req.actor.user_id, clock()
+        until = domain.lock_deadline(now, settings.lock_ttl_s)
+        mine_or_free = or_(lock_free(now), s.c.lock_holder == me)
+        cond = [s.c.status == "pending", mine_or_free]
+        if req.pool_id:
+            cond.append(s.c.pool_id == req.pool_id)
+        pick = (select(s.c.assignment_id).where(*cond)
+                .order_by(s.c.submitted_at, s.c.assignment_id).limit(1)
+                .with_for_update(skip_locked=True).scalar_subquery())
+        async with single.connect() as conn:
+            row = (await conn.execute(
+                update(s).where(s.c.assignment_id == pick, s.c.status == "pending",
+                                mine_or_free)
+                .values(lock_holder=me, lock_until=until)
+                .returning(*PUBLIC_COLUMNS))).first()
+        if row is None:
+            raise NotFound("no_pending", "no submission is waiting for review right now")
+        return _submission(row)
 
     @svc.rpc(rpc.UNLOCK)
     async def unlock(req: rpc.SubmissionRef) -> rpc.LockInfo:

@@ -49,6 +49,18 @@ async def get_submission(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentI
         actor=actor, assignment_id=assignment_id))
 
 
+class NextBody(BaseModel):
+    pool_id: str | None = Field(None, min_length=1, max_length=64,
+                                description="only this pool's submissions")
+
+
+@router.post("/review/next", response_model=review_rpc.Submission,
+             summary="Lock the oldest free submission for me and show it (404 no_pending)")
+async def lock_next(actor: StaffActor, rpc: Rpc, body: NextBody | None = None):
+    return await rpc.call(review_rpc.LOCK_NEXT, review_rpc.LockNext(
+        actor=actor, pool_id=body.pool_id if body else None))
+
+
 @router.post("/review/submissions/{assignment_id}/lock", response_model=review_rpc.LockInfo,
              summary="Lock a submission for review (re-locking extends the lock)")
 async def lock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
