@@ -63,23 +63,34 @@ async def record_event(
                                 producer=producer))[0]
 
 
-def outbox_insert_from(conn: AsyncConnection, outbox: Table, event: BaseModel, source: Any, *,
-                       producer: str) -> tuple[Envelope, Any]:
-    """An INSERT of ``event`` into the outbox that adds the row only where ``source`` (a
-    CTE or subquery) yields a row: for a statement that records its event in the same
-    round trip as the change (``WITH change AS (... RETURNING ...) INSERT INTO outbox
-    ... FROM change``). Marks ``conn`` as having recorded events (see
-    :func:`recorded_events`)."""
-    from sqlalchemy import literal
+_OUTBOX_COLS = ("event_id", "subject", "payload", "headers", "created_at")
 
-    env = new_envelope(event, producer=producer)
-    values = {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
-              "headers": json.dumps(current_trace_headers()), "created_at": env.occurred_at}
-    cols = list(values)
-    sel = select(*[literal(values[c], outbox.c[c].type).label(c) for c in cols]).select_from(
-        source)
+
+def outbox_insert_from(outbox: Table, source: Any) -> Any:
+    """An INSERT of one event into the outbox that adds the row only where ``source`` (a
+    CTE or subquery) yields a row, for a statement that records its event in the same
+    round trip as the change (``WITH change AS (... RETURNING ...) INSERT INTO outbox
+    ... FROM change``). Build it once; execute it with :func:`outbox_params`.
+    """
+    from sqlalchemy import bindparam
+
+    sel = select(*[bindparam(f"ob_{c}", type_=outbox.c[c].type).label(c)
+                   for c in _OUTBOX_COLS]).select_from(source)
+    return outbox.insert().from_select(list(_OUTBOX_COLS), sel)
+
+
+def outbox_params(conn: AsyncConnection, event: BaseModel, *, producer: str,
+                  cause: Envelope | None = None) -> tuple[Envelope, dict[str, Any]]:
+    """The parameters of :func:`outbox_insert_from` for ``event``; marks ``conn`` as
+    having recorded events (see :func:`recorded_events`)."""
+    env = new_envelope(event, producer=producer,
+                       correlation_id=(cause.correlation_id or cause.event_id) if cause else None,
+                       causation_id=cause.event_id if cause else None)
     conn.info[_RECORDED] = True
-    return env, outbox.insert().from_select(cols, sel)
+    return env, {"ob_event_id": env.event_id, "ob_subject": env.type,
+                 "ob_payload": env.model_dump_json(),
+                 "ob_headers": json.dumps(current_trace_headers()),
+                 "ob_created_at": env.occurred_at}
 
 
 async def record_events(

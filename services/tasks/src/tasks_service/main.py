@@ -27,7 +27,7 @@ from contracts.events import (CaptchaAnswered, OverlapChanged, RestrictionApplie
 from contracts.rpc import Actor
 from contracts.rpc import tasks as rpc
 from servicekit.db import dialect_insert
-from servicekit.outbox import outbox_insert_from
+from servicekit.outbox import outbox_insert_from, outbox_params, recorded_events
 from servicekit.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
 from servicekit.service import Service, run
 from tasks_service import domain
@@ -467,19 +467,72 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         projects.c.instructions.label("p_instructions"),
         projects.c.output_spec.label("p_output_spec")]
 
+    def _pg_take_context(with_pool: bool) -> Any:
+        """Built once, executed with wid, now (and pid): creates and locks the worker's
+        profile, reads the limits of its trust level, its counts and the pool."""
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        wid = bindparam("wid", type_=workers.c.worker_id.type)
+        mine_active = (assignments.c.worker_id == wid, assignments.c.status == domain.ACTIVE)
+        ins = pg_insert(workers).values(
+            worker_id=wid, trust_level="new", skills={},
+            created_at=bindparam("now", type_=workers.c.created_at.type))
+        w = ins.on_conflict_do_update(
+            index_elements=["worker_id"], set_={"worker_id": ins.excluded.worker_id}
+        ).returning(workers.c.worker_id, workers.c.trust_level, workers.c.skills,
+                    workers.c.last_take_at).cte("w")
+        src = w.outerjoin(trust_limits, trust_limits.c.level == w.c.trust_level)
+        cols = [w.c.worker_id, w.c.trust_level, w.c.skills, w.c.last_take_at,
+                trust_limits.c.level, trust_limits.c.max_active, trust_limits.c.min_pause_s,
+                trust_limits.c.assignment_timeout_s,
+                select(func.count()).where(*mine_active).scalar_subquery().label("active"),
+                select(func.min(assignments.c.deadline_at)).where(*mine_active)
+                .scalar_subquery().label("earliest"),
+                exists().where(restrictions.c.worker_id == wid,
+                               restrictions.c.lifted_at.is_(None)).label("restricted")]
+        if with_pool:
+            src = src.outerjoin(pools.join(projects, projects.c.project_id == pools.c.project_id),
+                                pools.c.pool_id == bindparam("pid", type_=pools.c.pool_id.type))
+            cols += _POOL_COLS
+        return select(*cols).select_from(src)
+
+    _PG_TAKE_CONTEXT = {False: _pg_take_context(False), True: _pg_take_context(True)}
+
+    def _pg_take_write() -> Any:
+        """Built once: the assignment, the worker's last take and task.taken in one
+        statement (the event only if the assignment was inserted)."""
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        a = (pg_insert(assignments).values(
+            {c: bindparam(f"a_{c}", type_=assignments.c[c].type) for c in _TAKE_COLS})
+            .on_conflict_do_nothing(index_elements=["task_id", "worker_id"])
+            .returning(assignments.c.assignment_id).cte("a"))
+        mark = (update(workers)
+                .where(workers.c.worker_id == bindparam("a_worker_id"),
+                       exists(select(a.c.assignment_id)))
+                .values(last_take_at=bindparam("a_taken_at"))
+                .returning(workers.c.worker_id).cte("mark"))
+        rec = (outbox_insert_from(svc.outbox, a).returning(svc.outbox.c.event_id)
+               .cte("rec"))
+        return select(a.c.assignment_id).add_cte(mark, rec)
+
+    _TAKE_COLS = ("assignment_id", "task_id", "pool_id", "project_id", "worker_id", "status",
+                  "is_control", "taken_at", "deadline_at")
+    _PG_TAKE_WRITE = _pg_take_write()
+
     async def take_context(conn: AsyncConnection, worker_id: str, pool_id: str | None,
                            now: datetime) -> tuple[Any, Any, Any]:
         """(worker, limits with the worker's counts, pool or None): on PostgreSQL one
         statement that also creates and locks the worker's profile."""
-        mine_active = (assignments.c.worker_id == worker_id,
-                       assignments.c.status == domain.ACTIVE)
-        counts = (
-            select(func.count()).where(*mine_active).scalar_subquery().label("active"),
-            select(func.min(assignments.c.deadline_at)).where(*mine_active)
-            .scalar_subquery().label("earliest"),
-            exists().where(restrictions.c.worker_id == worker_id,
-                           restrictions.c.lifted_at.is_(None)).label("restricted"))
         if conn.dialect.name != "postgresql":
+            mine_active = (assignments.c.worker_id == worker_id,
+                           assignments.c.status == domain.ACTIVE)
+            counts = (
+                select(func.count()).where(*mine_active).scalar_subquery().label("active"),
+                select(func.min(assignments.c.deadline_at)).where(*mine_active)
+                .scalar_subquery().label("earliest"),
+                exists().where(restrictions.c.worker_id == worker_id,
+                               restrictions.c.lifted_at.is_(None)).label("restricted"))
             worker = await lock_worker(conn, worker_id)
             lim = (await conn.execute(select(trust_limits, *counts).where(
                 trust_limits.c.level == worker.trust_level))).first()
@@ -490,21 +543,8 @@ def create_service(settings: TasksSettings | None = None) -> Service:
                     .join(projects, projects.c.project_id == pools.c.project_id)
                     .where(pools.c.pool_id == pool_id))).first()
             return worker, lim, pool
-        ins = dialect_insert(conn)(workers).values(
-            worker_id=worker_id, trust_level="new", skills={}, created_at=now)
-        w = ins.on_conflict_do_update(
-            index_elements=["worker_id"], set_={"worker_id": ins.excluded.worker_id}
-        ).returning(workers.c.worker_id, workers.c.trust_level, workers.c.skills,
-                    workers.c.last_take_at).cte("w")
-        src = w.outerjoin(trust_limits, trust_limits.c.level == w.c.trust_level)
-        cols = [w.c.worker_id, w.c.trust_level, w.c.skills, w.c.last_take_at,
-                trust_limits.c.level, trust_limits.c.max_active, trust_limits.c.min_pause_s,
-                trust_limits.c.assignment_timeout_s, *counts]
-        if pool_id is not None:
-            src = src.outerjoin(pools.join(projects, projects.c.project_id == pools.c.project_id),
-                                pools.c.pool_id == pool_id)
-            cols += _POOL_COLS
-        row = (await conn.execute(select(*cols).select_from(src))).one()
+        stmt = _PG_TAKE_CONTEXT[pool_id is not None]
+        row = (await conn.execute(stmt, {"wid": worker_id, "now": now, "pid": pool_id})).one()
         m = row._mapping
         pool = None
         if pool_id is not None and m["p_pool_id"] is not None:
@@ -565,14 +605,9 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             is_control=task.is_control)
         if conn.dialect.name == "postgresql":
             # the assignment, the worker's last take and the event: one round trip
-            a = ins.cte("a")
-            mark = (update(workers).where(workers.c.worker_id == worker_id)
-                    .where(exists(select(a.c.assignment_id))).values(last_take_at=now)
-                    .returning(workers.c.worker_id).cte("mark"))
-            _env, record = outbox_insert_from(conn, svc.outbox, taken, a, producer=svc.name)
-            rec = record.returning(svc.outbox.c.event_id).cte("rec")
-            if (await conn.execute(select(a.c.assignment_id).add_cte(mark, rec))
-                    ).first() is None:
+            _env, params = outbox_params(conn, taken, producer=svc.name)
+            params.update({f"a_{c}": row[c] for c in _TAKE_COLS})
+            if (await conn.execute(_PG_TAKE_WRITE, params)).first() is None:
                 raise no_tasks()
         else:
             if (await conn.execute(ins)).first() is None:
@@ -622,6 +657,13 @@ def create_service(settings: TasksSettings | None = None) -> Service:
     # ----------------------------------------------------------- submit / skip
 
     _JOINED = (assignments.join(tasks, tasks.c.task_id == assignments.c.task_id))
+    _SUBMIT_READ = (
+        select(assignments, tasks.c.input, tasks.c.control_answers, tasks.c.overlap,
+               pools.c.price_minor, pools.c.currency, pools.c.review_mode,
+               pools.c.auto_accept_after_s, projects.c.output_spec)
+        .select_from(_JOINED.join(pools, pools.c.pool_id == assignments.c.pool_id)
+                     .join(projects, projects.c.project_id == assignments.c.project_id))
+        .where(assignments.c.assignment_id == bindparam("aid")))
 
     async def lock_own_assignment(conn: AsyncConnection, assignment_id: str, worker_id: str,
                                   *cols: Any) -> Any:
@@ -646,6 +688,11 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         """Submit answers checked against the output spec; emits task.submitted."""
         require(req.actor, "worker")
         try:
+            if svc.engine.dialect.name == "postgresql":
+                fast = await _submit_in_one_statement(req)
+                if fast is not None:
+                    SUBMITS.labels("ok").inc()
+                    return fast
             async with svc.transaction() as conn:
                 result = await _submit(conn, req)
             SUBMITS.labels("ok").inc()
@@ -656,6 +703,73 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         except _AfterCommit as exc:
             SUBMITS.labels(exc.error.code).inc()
             raise exc.error from None
+
+    def _proof(req: rpc.Submit) -> str | None:
+        return req.proof_url if not req.proof_text else (
+            f"{req.proof_url}\n{req.proof_text}" if req.proof_url else req.proof_text)
+
+    def _submitted_event(row: Any, answers: dict[str, Any], req: rpc.Submit, proof: str | None,
+                         now: datetime) -> TaskSubmitted:
+        return TaskSubmitted(
+            assignment_id=row.assignment_id, task_id=row.task_id, pool_id=row.pool_id,
+            project_id=row.project_id, worker_id=row.worker_id, answers=answers,
+            comment=req.comment, proof=proof, taken_at=utc(row.taken_at), submitted_at=now,
+            price_minor=row.price_minor, currency=row.currency, overlap=row.overlap,
+            is_control=row.is_control,
+            control_correct=domain.control_correct(row.control_answers, answers),
+            review_mode=row.review_mode, auto_accept_after_s=row.auto_accept_after_s)
+
+    def _pg_submit_write() -> Any:
+        """Built once: ACTIVE -> SUBMITTED (owner, status and deadline re-checked) and
+        task.submitted, in one statement."""
+        a = assignments.c
+        moved = (update(assignments)
+                 .where(a.assignment_id == bindparam("s_aid"), a.worker_id == bindparam("s_wid"),
+                        a.status == domain.ACTIVE,
+                        a.deadline_at > bindparam("s_now", type_=a.deadline_at.type))
+                 .values(status=domain.SUBMITTED,
+                         answers=bindparam("s_answers", type_=a.answers.type),
+                         comment=bindparam("s_comment", type_=a.comment.type),
+                         proof=bindparam("s_proof", type_=a.proof.type),
+                         submitted_at=bindparam("s_now", type_=a.submitted_at.type))
+                 .returning(a.assignment_id).cte("moved"))
+        return (outbox_insert_from(svc.outbox, moved).returning(svc.outbox.c.event_id)
+                .add_cte(moved))
+
+    _PG_SUBMIT_WRITE = _pg_submit_write()
+
+    async def _submit_in_one_statement(req: rpc.Submit) -> rpc.Assignment | None:
+        """PostgreSQL, the common case in two round trips and no BEGIN/COMMIT: read and
+        check without a lock, then one statement moves ACTIVE -> SUBMITTED (re-checking
+        owner, status and deadline) and records task.submitted. None when the assignment
+        is not plainly submittable (unknown, not active, past its deadline, changed since
+        the read): the transactional path then decides, with its exact error."""
+        now = utcnow()
+        async with svc.reader.connect() as conn:
+            row = (await conn.execute(_SUBMIT_READ, {"aid": req.assignment_id})).first()
+            if (row is None or row.worker_id != req.actor.user_id
+                    or row.status != domain.ACTIVE or utc(row.deadline_at) <= now):
+                return None
+            spec = [rpc.FieldSpec(**f) for f in row.output_spec]
+            answers, errors = domain.validate_values(spec, req.answers)
+            if errors:
+                raise Invalid("invalid_answers", "some answers do not match the output spec",
+                              details=errors)
+            proof = _proof(req)
+            _env, params = outbox_params(conn, _submitted_event(row, answers, req, proof, now),
+                                         producer=svc.name)
+            params.update(s_aid=row.assignment_id, s_wid=row.worker_id, s_now=now,
+                          s_answers=answers, s_comment=req.comment, s_proof=proof)
+            done = (await conn.execute(_PG_SUBMIT_WRITE, params)).first()
+            recorded_events(conn)
+        if done is None:
+            return None
+        if svc.relay is not None:
+            svc.relay.notify()
+        m = dict(row._mapping)
+        m.update(status=domain.SUBMITTED, answers=answers, comment=req.comment, proof=proof,
+                 submitted_at=now)
+        return assignment_model(m)
 
     async def _submit(conn: AsyncConnection, req: rpc.Submit) -> rpc.Assignment:
         now = utcnow()
@@ -673,20 +787,12 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         if errors:
             raise Invalid("invalid_answers", "some answers do not match the output spec",
                           details=errors)
-        proof = req.proof_url if not req.proof_text else (
-            f"{req.proof_url}\n{req.proof_text}" if req.proof_url else req.proof_text)
+        proof = _proof(req)
         await conn.execute(update(assignments)
                            .where(assignments.c.assignment_id == row.assignment_id)
                            .values(status=domain.SUBMITTED, answers=answers, comment=req.comment,
                                    proof=proof, submitted_at=now))
-        await svc.record(conn, TaskSubmitted(
-            assignment_id=row.assignment_id, task_id=row.task_id, pool_id=row.pool_id,
-            project_id=row.project_id, worker_id=row.worker_id, answers=answers,
-            comment=req.comment, proof=proof, taken_at=utc(row.taken_at), submitted_at=now,
-            price_minor=row.price_minor, currency=row.currency, overlap=row.overlap,
-            is_control=row.is_control,
-            control_correct=domain.control_correct(row.control_answers, answers),
-            review_mode=row.review_mode, auto_accept_after_s=row.auto_accept_after_s))
+        await svc.record(conn, _submitted_event(row, answers, req, proof, now))
         m = dict(row._mapping)
         m.update(status=domain.SUBMITTED, answers=answers, comment=req.comment, proof=proof,
                  submitted_at=now)
