@@ -25,15 +25,38 @@ async def claim(conn: AsyncConnection, inbox: Table, consumer: str, event_id: st
     return result.rowcount == 1
 
 
+_PG_CLAIM_MANY: dict[str, object] = {}
+
+
+def _pg_claim_many(inbox: Table) -> object:
+    """One statement for any batch size (one array parameter), built once per table: a
+    multi-row VALUES list is a new statement for each batch size, and building its bind
+    parameters cost more CPU than the insert itself."""
+    stmt = _PG_CLAIM_MANY.get(inbox.name)
+    if stmt is None:
+        from sqlalchemy import text
+
+        stmt = _PG_CLAIM_MANY[inbox.name] = text(
+            f"INSERT INTO {inbox.name} (consumer, event_id, processed_at) "
+            "SELECT CAST(:consumer AS text), e, CAST(:now AS timestamptz) "
+            "FROM unnest(CAST(:ids AS text[])) AS e "
+            "ON CONFLICT (consumer, event_id) DO NOTHING RETURNING event_id")
+    return stmt
+
+
 async def claim_many(conn: AsyncConnection, inbox: Table, consumer: str,
                      event_ids: list[str]) -> set[str]:
     """:func:`claim` for a batch in one statement; returns the ids not seen before."""
     if not event_ids:
         return set()
-    insert = dialect_insert(conn)
     now = datetime.now(UTC)
-    rows = [{"consumer": consumer, "event_id": e, "processed_at": now}
-            for e in dict.fromkeys(event_ids)]
+    ids = list(dict.fromkeys(event_ids))
+    if conn.dialect.name == "postgresql":
+        result = await conn.execute(_pg_claim_many(inbox),  # type: ignore[arg-type]
+                                    {"consumer": consumer, "now": now, "ids": ids})
+        return {r[0] for r in result}
+    insert = dialect_insert(conn)
+    rows = [{"consumer": consumer, "event_id": e, "processed_at": now} for e in ids]
     result = await conn.execute(
         insert(inbox).values(rows)
         .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
