@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import and_, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import Envelope, new_envelope
@@ -127,6 +127,8 @@ def create_service(settings: ReviewSettings | None = None, *,
 
     # ------------------------------------------------------------- consumers
 
+    _ENQUEUE: dict[str, Any] = {}
+
     @svc.consume("task.submitted", name="task-submitted")
     async def on_task_submitted(conn: AsyncConnection, event: TaskSubmitted,
                                 env: Envelope) -> None:
@@ -147,9 +149,11 @@ def create_service(settings: ReviewSettings | None = None, *,
         )
         if auto:
             values.update(decided_values("accepted", domain.AUTO, now, None))
-        insert = dialect_insert(conn)
-        result = await conn.execute(insert(s).values(**values)
-                                    .on_conflict_do_nothing(index_elements=["assignment_id"]))
+        stmt = _ENQUEUE.get(conn.dialect.name)
+        if stmt is None:  # built once per dialect; the row's values travel as parameters
+            stmt = _ENQUEUE[conn.dialect.name] = dialect_insert(conn)(s).on_conflict_do_nothing(
+                index_elements=["assignment_id"])
+        result = await conn.execute(stmt, values)
         if result.rowcount != 1:
             return  # the same assignment was submitted before (under another event id)
         SUBMISSIONS_RECEIVED.labels(event.review_mode).inc()
@@ -269,6 +273,27 @@ def create_service(settings: ReviewSettings | None = None, *,
         return rpc.LockInfo(assignment_id=req.assignment_id, locked=True, lock_holder=me,
                             lock_until=until)
 
+    def _lock_next(by_pool: bool) -> Any:
+        """Built once (bind names differ from column names: an UPDATE's parameters named
+        like a column would join its SET clause)."""
+        me = bindparam("n_me", type_=s.c.lock_holder.type)
+        now = bindparam("n_now", type_=s.c.lock_until.type)
+        mine_or_free = or_(s.c.lock_holder.is_(None), s.c.lock_until <= now,
+                           s.c.lock_holder == me)
+        cond = [s.c.status == "pending", mine_or_free]
+        if by_pool:
+            cond.append(s.c.pool_id == bindparam("n_pool", type_=s.c.pool_id.type))
+        pick = (select(s.c.assignment_id).where(*cond)
+                .order_by(s.c.submitted_at, s.c.assignment_id).limit(1)
+                .with_for_update(skip_locked=True).scalar_subquery())
+        return (update(s).where(s.c.assignment_id == pick, s.c.status == "pending",
+                                mine_or_free)
+                .values(lock_holder=me,
+                        lock_until=bindparam("n_until", type_=s.c.lock_until.type))
+                .returning(*PUBLIC_COLUMNS))
+
+    _LOCK_NEXT = {False: _lock_next(False), True: _lock_next(True)}
+
     @svc.rpc(rpc.LOCK_NEXT)
     async def lock_next(req: rpc.LockNext) -> rpc.Submission:
         """The next submission to review, locked: one statement, no race between managers
@@ -276,19 +301,9 @@ def create_service(settings: ReviewSettings | None = None, *,
         domain.require_reviewer(req.actor.role)
         me, now = req.actor.user_id, clock()
         until = domain.lock_deadline(now, settings.lock_ttl_s)
-        mine_or_free = or_(lock_free(now), s.c.lock_holder == me)
-        cond = [s.c.status == "pending", mine_or_free]
-        if req.pool_id:
-            cond.append(s.c.pool_id == req.pool_id)
-        pick = (select(s.c.assignment_id).where(*cond)
-                .order_by(s.c.submitted_at, s.c.assignment_id).limit(1)
-                .with_for_update(skip_locked=True).scalar_subquery())
         async with single.connect() as conn:
-            row = (await conn.execute(
-                update(s).where(s.c.assignment_id == pick, s.c.status == "pending",
-                                mine_or_free)
-                .values(lock_holder=me, lock_until=until)
-                .returning(*PUBLIC_COLUMNS))).first()
+            row = (await conn.execute(_LOCK_NEXT[req.pool_id is not None], {
+                "n_me": me, "n_now": now, "n_until": until, "n_pool": req.pool_id})).first()
         if row is None:
             raise NotFound("no_pending", "no submission is waiting for review right now")
         return _submission(row)

@@ -1032,10 +1032,34 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             return None
         return r.task_id
 
+    def _pg_accept() -> Any:
+        """Built once: SUBMITTED -> ACCEPTED and the task's accepted count, one statement."""
+        a = assignments.c
+        done = (update(assignments)
+                .where(a.assignment_id == bindparam("r_aid"), a.status == domain.SUBMITTED)
+                .values(status=domain.ACCEPTED,
+                        finished_at=bindparam("r_at", type_=a.finished_at.type),
+                        review_comment=bindparam("r_comment", type_=a.review_comment.type))
+                .returning(a.task_id).cte("done"))
+        return (update(tasks).where(tasks.c.task_id == done.c.task_id)
+                .values(accepted_count=tasks.c.accepted_count + 1)
+                .returning(tasks.c.task_id))
+
+    _PG_ACCEPT = _pg_accept()
+
     @svc.consume("review.accepted", name="review-accepted")
     async def on_review_accepted(conn: AsyncConnection, event: ReviewAccepted,
                                  env: Envelope) -> None:
         """SUBMITTED -> ACCEPTED; the task counts one more accepted answer."""
+        if conn.dialect.name == "postgresql":
+            # (bind names differ from column names: an UPDATE's parameters named like a
+            # column would be added to its SET clause)
+            if (await conn.execute(_PG_ACCEPT, {"r_aid": event.assignment_id,
+                                                "r_at": event.decided_at,
+                                                "r_comment": event.comment})).first() is None:
+                log.warning("accepted for %s: not a submitted assignment, ignored",
+                            event.assignment_id)
+            return
         task_id = await finish_submitted(conn, event, domain.ACCEPTED)
         if task_id is not None:
             await conn.execute(update(tasks).where(tasks.c.task_id == task_id)
