@@ -271,11 +271,15 @@ async def test_reexecution_after_access_revoked_by_a_skill_change(bus: Bus, cloc
     now = clock.now()
     await bus.publish(submitted(worker, pool, project, f"{pool}-t1", now))
     # the tasks service saw a skill change shut the worker out of the pool
-    await bus.publish(TaskAccessRevoked(worker_id=worker, pool_id=pool, project_id=project,
-                                        skill="english", revoked_at=now))
+    revoked = await bus.publish(TaskAccessRevoked(
+        worker_id=worker, pool_id=pool, project_id=project, skill="english", revoked_at=now))
     [changed] = await bus.wait_emitted("rules.overlap.changed", worker)
     assert changed["pool_id"] == pool and changed["add"] == 2
     assert changed["task_ids"] == [f"{pool}-t1"]
+    # the action's event names the event that made the rule fire
+    [env] = [e for e in bus.seen if e.type == "rules.overlap.changed"
+             and e.data.get("worker_id") == worker]
+    assert env.causation_id == revoked.event_id
 
 
 async def test_incomplete_rule_is_refused_with_missing_fields(bus: Bus) -> None:

@@ -57,6 +57,8 @@ class EventConsumer:
     subject: str
     handler: Handler
     max_deliver: int = 5
+    # handler(conn, [(event, envelope), ...]) once per batch instead of once per event
+    batch_handler: bool = False
     ack_wait_s: float = 30.0
     backoff_s: tuple[float, ...] = (1.0, 5.0, 15.0, 30.0, 60.0)
     batch_size: int = 50
@@ -131,7 +133,10 @@ class ConsumerRunner:
                     recorded_events(conn)
                     fresh = await claim(conn, self.inbox, self.c.durable, env.event_id)
                     if fresh:
-                        await self.c.handler(conn, event, env)
+                        if self.c.batch_handler:
+                            await self.c.handler(conn, [(event, env)])  # type: ignore[call-arg]
+                        else:
+                            await self.c.handler(conn, event, env)
                     recorded = recorded_events(conn)
                 if recorded:
                     self.after_commit()
@@ -189,11 +194,18 @@ class ConsumerRunner:
                     recorded_events(conn)
                     new_ids = await claim_many(conn, self.inbox, self.c.durable,
                                                [env.event_id for env, _ in parsed])
+                    items = []
                     for env, event in parsed:
                         if env.event_id in new_ids:
                             new_ids.discard(env.event_id)  # a duplicate within the batch
+                            items.append((event, env))
+                    fresh = len(items)
+                    if self.c.batch_handler:
+                        if items:
+                            await self.c.handler(conn, items)  # type: ignore[call-arg]
+                    else:
+                        for event, env in items:
                             await self.c.handler(conn, event, env)
-                            fresh += 1
                     recorded = recorded_events(conn)
                 if recorded:
                     self.after_commit()

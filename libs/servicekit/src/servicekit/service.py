@@ -135,6 +135,19 @@ class Service:
 
         return register
 
+    def consume_batch(self, subject: str, *, name: str, **kw: Any) -> Callable[[Any], Any]:
+        """Like :meth:`consume`, for ``handler(conn, [(event, envelope), ...])``: called once
+        per batch with the events not seen before (a redelivered or failing message is
+        retried alone, as a batch of one)."""
+        register = self.consume(subject, name=name, **kw)
+
+        def mark(fn: Any) -> Any:
+            register(fn)
+            self.consumers[-1].batch_handler = True
+            return fn
+
+        return mark
+
     def rpc(self, spec: RpcSpec) -> Callable[[RpcHandler], RpcHandler]:
         """Serve ``spec`` (request/reply, queue group = service name)."""
 

@@ -180,8 +180,12 @@ class RuleRunner:
 
     async def handle(self, conn: AsyncConnection, items: list[tuple[Event, Envelope]], *,
                      cause: Envelope | None = None) -> list[Hit]:
-        """What a consumer does with events: facts, then :meth:`process`."""
-        return await self.process(conn, await self.facts_for(conn, items), cause=cause)
+        """What a consumer does with a batch of events: facts, then :meth:`process`. An
+        action's event is caused by the event that made its rule fire (``cause`` only
+        when that one is unknown)."""
+        causes = {env.event_id: env for _, env in items}
+        return await self.process(conn, await self.facts_for(conn, items), cause=cause,
+                                  causes=causes)
 
     # --------------------------------------------------------------- the unit
 
@@ -205,7 +209,8 @@ class RuleRunner:
         return self._rules.matching(facts)
 
     async def process(self, conn: AsyncConnection, facts: list[Fact], *,
-                      cause: Envelope | None = None) -> list[Hit]:
+                      cause: Envelope | None = None,
+                      causes: dict[str, Envelope] | None = None) -> list[Hit]:
         """Record facts, evaluate every rule they touch, act on the hits."""
         if not facts:
             return []
@@ -231,9 +236,13 @@ class RuleRunner:
                 await self._ensure(conn, engine, [fact], loaded)
             for hit in engine.apply(fact):
                 all_hits.append(hit)
-                derived = await self.act(conn, hit, cause, trigger_seq=seqs.get(hit.event_id),
+                hit_cause = causes.get(hit.event_id, cause) if causes else cause
+                derived = await self.act(conn, hit, hit_cause,
+                                         trigger_seq=seqs.get(hit.event_id),
                                          fired=fired, pending=pending)
                 if derived:
+                    if causes is not None and hit_cause is not None:
+                        causes.update((d.event_id, hit_cause) for d in derived)
                     seqs.update(await self._record_facts(conn, derived))
                     queue.extend(derived)
         await self._flush(conn, engine, loaded)
