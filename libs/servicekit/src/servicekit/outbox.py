@@ -64,6 +64,7 @@ async def record_event(
 
 
 _OUTBOX_COLS = ("event_id", "subject", "payload", "headers", "created_at")
+_INSERTS: dict[str, Any] = {}  # one INSERT statement object per outbox table
 
 
 def outbox_insert_from(outbox: Table, source: Any) -> Any:
@@ -107,9 +108,12 @@ async def record_events(
         return envs
     conn.info[_RECORDED] = True
     headers = json.dumps(current_trace_headers())
-    await conn.execute(outbox.insert(), [
-        {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
-         "headers": headers, "created_at": env.occurred_at} for env in envs])
+    rows = [{"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
+             "headers": headers, "created_at": env.occurred_at} for env in envs]
+    stmt = _INSERTS.get(outbox.name)
+    if stmt is None:
+        stmt = _INSERTS[outbox.name] = outbox.insert()
+    await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
     return envs
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, literal, select, text, update
+from sqlalchemy import bindparam, case, func, literal, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
@@ -204,13 +204,17 @@ class ShareSetting:
     updated_by: str | None = None
 
 
+_SHARE_LOOKUP = (  # built once: credits look the share up for every accepted assignment
+    select(shares.c.pool_key, shares.c.share_bps, shares.c.updated_at, shares.c.updated_by)
+    .where(shares.c.pool_key.in_([bindparam("pool_key"), bindparam("default_key")])))
+
+
 async def share_for_pool(conn: AsyncConnection, pool_id: str | None,
                          built_in_bps: int) -> ShareSetting:
     """The pool's own share, else the admin's default, else the built-in default."""
-    keys = [DEFAULT_SHARE_KEY] if pool_id is None else [pool_id, DEFAULT_SHARE_KEY]
-    rows = (await conn.execute(
-        select(shares.c.pool_key, shares.c.share_bps, shares.c.updated_at, shares.c.updated_by)
-        .where(shares.c.pool_key.in_(keys)))).all()
+    rows = (await conn.execute(_SHARE_LOOKUP, {
+        "pool_key": DEFAULT_SHARE_KEY if pool_id is None else pool_id,
+        "default_key": DEFAULT_SHARE_KEY})).all()
     found = {r.pool_key: r for r in rows}
     if pool_id is not None and pool_id in found:
         r = found[pool_id]
