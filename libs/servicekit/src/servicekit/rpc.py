@@ -45,6 +45,9 @@ async def dispatch(spec: RpcSpec, handler: RpcHandler, payload: bytes) -> bytes:
         return reply.model_dump_json().encode()
     try:
         data = await handler(req)
+        if isinstance(data, BaseModel):
+            # serialized once, straight into the reply (no dict and no second validation)
+            return b'{"ok":true,"data":' + data.model_dump_json().encode() + b"}"
         reply = RpcReply(ok=True, data=_dump(data))
     except ServiceError as exc:
         reply = RpcReply(ok=False, error=exc.body())

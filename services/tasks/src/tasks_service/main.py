@@ -392,9 +392,28 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     # ---------------------------------------------------------------- take path
 
+    def _claim_in_one_pool() -> Any:
+        """Built once: the claim of :func:`claim_task` for one pool (a take names its pool)."""
+        wid = bindparam("c_wid", type_=assignments.c.worker_id.type)
+        mine = exists().where(assignments.c.task_id == tasks.c.task_id,
+                              assignments.c.worker_id == wid)
+        pick = (select(tasks.c.task_id)
+                .where(tasks.c.pool_id == bindparam("c_pid", type_=tasks.c.pool_id.type),
+                       tasks.c.live_count < tasks.c.overlap, ~mine)
+                .order_by(tasks.c.created_at, tasks.c.position).limit(1)
+                .with_for_update(skip_locked=True).scalar_subquery())
+        return (update(tasks).where(tasks.c.task_id == pick)
+                .values(live_count=tasks.c.live_count + 1)
+                .returning(tasks.c.task_id, tasks.c.pool_id, tasks.c.input, tasks.c.is_control))
+
+    _CLAIM_IN_ONE_POOL = _claim_in_one_pool()
+
     async def claim_task(conn: AsyncConnection, worker_id: str, pool_rows: list[Any]) -> Any:
         """Claim (lock and count) the oldest free task this worker never had, in the
         highest-priority pools first: one UPDATE over a ``FOR UPDATE SKIP LOCKED`` pick."""
+        if len(pool_rows) == 1:
+            return (await conn.execute(_CLAIM_IN_ONE_POOL, {
+                "c_wid": worker_id, "c_pid": pool_rows[0].pool_id})).first()
         by_priority: dict[int, list[str]] = {}
         for p in pool_rows:
             by_priority.setdefault(p.priority, []).append(p.pool_id)
