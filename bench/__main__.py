@@ -73,6 +73,27 @@ async def consumer_batches(stack: Stack) -> dict[str, float]:
     return {k: round(sums[k] / counts[k], 2) for k in sorted(counts) if counts[k]}
 
 
+async def relay_batches(stack: Stack) -> dict[str, float]:
+    """Events per outbox relay pass (mean), from each service's /metrics."""
+    import re
+
+    pub: dict[str, float] = {}
+    passes: dict[str, float] = {}
+    pat = re.compile(r'^servicekit_outbox_(published|relay_passes)_total\{service="([^"]+)"\} '
+                     r'(\S+)$')
+    async with httpx.AsyncClient(timeout=10) as c:
+        for port in stack.ports.values():
+            try:
+                text = (await c.get(f"http://127.0.0.1:{port}/metrics")).text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                m = pat.match(line)
+                if m:
+                    (pub if m.group(1) == "published" else passes)[m.group(2)] = float(m.group(3))
+    return {k: round(pub.get(k, 0) / v, 2) for k, v in sorted(passes.items()) if v}
+
+
 async def run_mode(mode: str, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
     created: list[str] = []
@@ -112,6 +133,7 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
         result["machine_cpu_busy_pct"] = round(
             100 * (busy_after[0] - busy_before[0]) / max(1, busy_after[1] - busy_before[1]), 1)
         result["consumer_mean_batch"] = await consumer_batches(stack)
+        result["relay_mean_batch"] = await relay_batches(stack)
         result["rss_mb"] = stack.rss_mb()
         result["rss_mb_idle"] = rss_before
         result["dead_processes"] = stack.dead()

@@ -154,7 +154,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                 if status != 200:
                     if status != 404:
                         rec.errors[f"lock_next:{status}"] += 1
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.1)  # nothing to review: look again shortly
                     continue
                 aid = body["assignment_id"]
                 status, _ = await rec.call("accept", http(

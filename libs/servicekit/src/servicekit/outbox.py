@@ -30,6 +30,8 @@ OUTBOX_LAG = Gauge("servicekit_outbox_lag_seconds",
                    "Age of the oldest unpublished outbox row", ["service"])
 OUTBOX_PUBLISHED = Counter("servicekit_outbox_published_total",
                            "Outbox rows published and acknowledged by JetStream", ["service"])
+OUTBOX_PASSES = Counter("servicekit_outbox_relay_passes_total",
+                        "Relay passes that published at least one row", ["service"])
 OUTBOX_ERRORS = Counter("servicekit_outbox_publish_errors_total",
                         "Failed outbox publish attempts", ["service"])
 
@@ -120,6 +122,7 @@ async def record_events(
 class OutboxRelay:
     def __init__(self, *, service: str, engine: AsyncEngine, outbox: Table, nc: NATS,
                  batch_size: int = 200, poll_interval_s: float = 0.2,
+                 linger_s: float = 0.005,
                  publish_timeout_s: float = 5.0, retention: timedelta = timedelta(days=3)) -> None:
         self.service = service
         self.engine = engine
@@ -128,6 +131,7 @@ class OutboxRelay:
         self.js = nc.jetstream(timeout=publish_timeout_s)
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
+        self.linger_s = linger_s
         self.retention = retention
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -166,6 +170,8 @@ class OutboxRelay:
                 continue
             try:
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval_s)
+                # woken by a commit: let the commits of the next few ms join this pass
+                await asyncio.sleep(self.linger_s)
             except TimeoutError:
                 pass
             self._wake.clear()
@@ -194,6 +200,8 @@ class OutboxRelay:
                 await self._mark(conn, done)
         if error is not None:
             raise error
+        if done:
+            OUTBOX_PASSES.labels(self.service).inc()
         return len(done)
 
     async def _publish(self, rows: list[Any]) -> tuple[list[int], BaseException | None]:

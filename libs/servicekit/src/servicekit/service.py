@@ -212,7 +212,8 @@ class Service:
         await ensure_streams(js, replicas=s.stream_replicas)
         self.relay = OutboxRelay(service=self.name, engine=self.engine, outbox=self.outbox,
                                  nc=self.nc, batch_size=s.relay_batch_size,
-                                 poll_interval_s=s.relay_poll_interval_s)
+                                 poll_interval_s=s.relay_poll_interval_s,
+                                 linger_s=s.relay_linger_s)
         for c in self.consumers:
             await apply_consumer(js, c.stream, c.config())
             runner = ConsumerRunner(c, begin=self.engine.begin, inbox=self.inbox, js=js,

@@ -34,6 +34,8 @@ class ServiceSettings(BaseSettings):
     trace_sample_ratio: float = 1.0  # of root traces, when exporting
     relay_batch_size: int = 200
     relay_poll_interval_s: float = 0.2
+    # after a commit wakes the relay, how long further commits may join the same pass
+    relay_linger_s: float = 0.005
     consumer_max_deliver: int = 5
     consumer_ack_wait_s: float = 30.0
     consumer_batch_size: int = 50
