@@ -490,3 +490,24 @@ async def test_big_uploads_go_in_parts_with_row_numbers_of_the_whole_file(gw, mo
     r = await client.post("/api/admin/pools/p1/tasks", headers=H("admin"),
                           json=[{"INPUT:q": "x" * 500}])
     assert r.status_code == 413 and r.json()["error"]["code"] == "row_too_large"
+
+
+def test_no_two_routes_match_the_same_request() -> None:
+    """The gateway mounts its busiest routers first; that is only safe while no two
+    routes (method + path, a parameter matching any one segment) can match one request."""
+    from gateway_service.routes import API_ROUTERS, admin_security, admin_users, status
+    from gateway_service.routes import auth as auth_routes
+
+    routes = [(r.path, frozenset(r.methods or ())) for router in (
+        *API_ROUTERS, auth_routes.router, auth_routes.dev_router, admin_users.router,
+        admin_security.router, status.router) for r in router.routes]
+    assert len(routes) > 80
+
+    def overlap(a: str, b: str) -> bool:
+        sa, sb = a.strip("/").split("/"), b.strip("/").split("/")
+        return len(sa) == len(sb) and all(
+            x == y or x.startswith("{") or y.startswith("{") for x, y in zip(sa, sb))
+
+    clashes = [(p1, p2) for i, (p1, m1) in enumerate(routes) for p2, m2 in routes[i + 1:]
+               if m1 & m2 and overlap(p1, p2)]
+    assert clashes == []
