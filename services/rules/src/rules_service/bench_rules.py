@@ -29,7 +29,6 @@ from contracts.envelope import new_envelope
 from contracts.events import (CaptchaAnswered, LedgerCredited, ReviewAccepted, TaskSkipped,
                               TaskSubmitted, parse_event)
 from rules_service.db import rules as rules_table
-from servicekit.db import dialect_insert
 
 POOL, PROJECT = "bench-pool", "bench-project"
 SUSPEND = {"type": "restriction", "scope": "pool", "duration": 1, "duration_unit": "days",
@@ -153,6 +152,7 @@ async def run(events: int, history: int, *, batch: int = 100, workers: int = 200
     """
     from rules_service.main import create_service
     from rules_service.settings import RulesSettings
+    from servicekit.inbox import claim_many
     from servicekit.migrations import upgrade
     from servicekit.service import tune_gc
     from servicekit.testing.plugin import create_pg_database, drop_pg_database
@@ -184,7 +184,6 @@ async def run(events: int, history: int, *, batch: int = 100, workers: int = 200
         hits = 0
         tune_gc(svc.settings.gc_gen0_threshold)  # as the running service does once started
         kinds: Counter[str] = Counter()
-        ins = dialect_insert
         chunks = [parsed[i:i + batch] for i in range(0, warmup, batch)]
 
         async def consumer_replica() -> None:
@@ -193,13 +192,9 @@ async def run(events: int, history: int, *, batch: int = 100, workers: int = 200
             while chunks:
                 chunk = chunks.pop(0)
                 async with svc.transaction() as conn:
-                    # The kit's inbox claim, one statement for the batch.
-                    fresh = {r[0] for r in await conn.execute(
-                        ins(conn)(svc.inbox)
-                        .on_conflict_do_nothing(index_elements=["consumer", "event_id"])
-                        .returning(svc.inbox.c.event_id),
-                        [{"consumer": "rules__bench", "event_id": env.event_id,
-                          "processed_at": now} for _, env in chunk])}
+                    # the kit's inbox claim, as the consumer makes it
+                    fresh = await claim_many(conn, svc.inbox, "rules__bench",
+                                             [env.event_id for _, env in chunk])
                     hh = await runner.handle(
                         conn, [(e, env) for e, env in chunk if env.event_id in fresh])
                 hits += len(hh)
