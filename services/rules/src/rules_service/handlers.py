@@ -18,7 +18,7 @@ from typing import Any
 
 import orjson
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import Envelope
@@ -77,6 +77,20 @@ class _RuleIndex:
             for r in self.by_project.get(f.project_id or "", ()):
                 out[r.rule_id] = r
         return list(out.values())
+
+
+# PostgreSQL: a batch's state rows written by one statement over arrays (one execution
+# instead of one per row; measured on the rules path as its most expensive statement).
+_PG_SAVE_STATES = text(
+    "INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
+    "SELECT w, p, d, CAST(:now AS timestamptz) FROM unnest("
+    "CAST(:w AS text[]), CAST(:p AS text[]), CAST(:d AS text[])) AS u(w, p, d) "
+    "ON CONFLICT (worker_id, pool_key) DO UPDATE "
+    "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at")
+_PG_SAVE_VOTES = text(
+    "INSERT INTO task_votes (task_id, data) "
+    "SELECT t, d FROM unnest(CAST(:t AS text[]), CAST(:d AS text[])) AS u(t, d) "
+    "ON CONFLICT (task_id) DO UPDATE SET data = EXCLUDED.data")
 
 
 def encode_state(st: dict[str, Any] | str) -> str:
@@ -327,24 +341,37 @@ class RuleRunner:
                 d = data.get((w, p))
                 if d is not None:
                     d[rule_id] = st if st.__class__ is str else dumps(st).decode()
-            stmt = ins(collector_state)
-            await conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["worker_id", "pool_key"],
-                    set_={"data": stmt.excluded.data, "updated_at": stmt.excluded.updated_at}),
-                [{"worker_id": w, "pool_key": p, "data": d, "updated_at": now}
-                 for (w, p), d in sorted(data.items())])
+            ordered = sorted(data.items())
+            if conn.dialect.name == "postgresql":
+                await conn.execute(_PG_SAVE_STATES, {
+                    "w": [w for (w, _), _ in ordered], "p": [p for (_, p), _ in ordered],
+                    "d": [dumps(d).decode() for _, d in ordered], "now": now})
+            else:
+                stmt = ins(collector_state)
+                await conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["worker_id", "pool_key"],
+                        set_={"data": stmt.excluded.data,
+                              "updated_at": stmt.excluded.updated_at}),
+                    [{"worker_id": w, "pool_key": p, "data": d, "updated_at": now}
+                     for (w, p), d in ordered])
         tasks = {k[1] for k in engine.dirty_votes}
         if tasks:
             votes: dict[str, dict[str, Any]] = {t: {} for t in tasks}
             for (rule_id, t), v in engine.votes.items():
                 if t in votes:
                     votes[t][rule_id] = v
-            stmt = ins(task_votes)
-            await conn.execute(
-                stmt.on_conflict_do_update(index_elements=["task_id"],
-                                           set_={"data": stmt.excluded.data}),
-                [{"task_id": t, "data": d} for t, d in sorted(votes.items())])
+            ordered_votes = sorted(votes.items())
+            if conn.dialect.name == "postgresql":
+                await conn.execute(_PG_SAVE_VOTES, {
+                    "t": [t for t, _ in ordered_votes],
+                    "d": [orjson.dumps(d).decode() for _, d in ordered_votes]})
+            else:
+                stmt = ins(task_votes)
+                await conn.execute(
+                    stmt.on_conflict_do_update(index_elements=["task_id"],
+                                               set_={"data": stmt.excluded.data}),
+                    [{"task_id": t, "data": d} for t, d in ordered_votes])
 
     @staticmethod
     async def counted_events(conn: AsyncConnection, firing_facts: dict[str, Any],
