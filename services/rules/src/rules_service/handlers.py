@@ -93,6 +93,15 @@ _PG_SAVE_VOTES = text(
     "ON CONFLICT (task_id) DO UPDATE SET data = EXCLUDED.data")
 
 
+# The batch's facts in one statement, numbered (seq) in the order they are evaluated.
+_PG_RECORD_FACTS = text(
+    "INSERT INTO recorded_facts (event_id, kind, at, worker_id, pool_id, project_id, task_id, "
+    "data) SELECT e, k, at, w, p, pr, t, d FROM unnest(CAST(:e AS text[]), "
+    "CAST(:k AS text[]), CAST(:at AS timestamptz[]), CAST(:w AS text[]), CAST(:p AS text[]), "
+    "CAST(:pr AS text[]), CAST(:t AS text[]), CAST(:d AS text[])) WITH ORDINALITY "
+    "AS u(e, k, at, w, p, pr, t, d, n) ORDER BY n RETURNING event_id, seq")
+
+
 def encode_state(st: dict[str, Any] | str) -> str:
     """A rule's collector state as stored: its own JSON text inside the row's document.
 
@@ -268,6 +277,14 @@ class RuleRunner:
         return all_hits
 
     async def _record_facts(self, conn: AsyncConnection, facts: list[Fact]) -> dict[str, int]:
+        if conn.dialect.name == "postgresql":
+            dumps = orjson.dumps
+            rows = await conn.execute(_PG_RECORD_FACTS, {
+                "e": [f.event_id for f in facts], "k": [f.kind for f in facts],
+                "at": [f.at for f in facts], "w": [f.worker_id for f in facts],
+                "p": [f.pool_id for f in facts], "pr": [f.project_id for f in facts],
+                "t": [f.task_id for f in facts], "d": [dumps(f.data).decode() for f in facts]})
+            return {r[0]: r[1] for r in rows}
         rows = await conn.execute(
             recorded_facts.insert().returning(recorded_facts.c.event_id, recorded_facts.c.seq,
                                               sort_by_parameter_order=True),
