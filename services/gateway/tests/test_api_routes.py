@@ -315,9 +315,18 @@ async def test_task_upload_json_and_tsv_and_results_export(gw) -> None:
     await stubs.serve(t.UPLOAD_TASKS, lambda req: {
         "created": 2 if req["format"] == "json" else 1, "control_tasks": 0,
         "task_ids": ["t1"], "errors": []})
-    await stubs.serve(t.EXPORT_RESULTS, lambda req: {
-        "content_type": "ignored", "filename": f"p1-results.{req['format']}", "rows": 1,
-        "content": "url,label\nu,cat\n" if req["format"] == "csv" else "[]"})
+    def export_page(req: dict) -> dict:
+        # three pages of one row each, as the tasks service sends a big file
+        n = 0 if req["cursor"] is None else int(req["cursor"])
+        if req["format"] == "csv":
+            content = ("url,label\n" if n == 0 else "") + f"u{n},cat\n"
+        else:
+            content = f'[{{"row": {n}}}]'
+        return {"content_type": "ignored", "filename": f"p1-results.{req['format']}",
+                "rows": 1, "total_rows": 3 if n == 0 else None, "content": content,
+                "next_cursor": str(n + 1) if n < 2 else None}
+
+    await stubs.serve(t.EXPORT_RESULTS, export_page)
     r = await client.post("/api/admin/pools/p1/tasks?all_or_nothing=true", headers=H("admin"),
                           json=[{"INPUT:url": "a"}, {"INPUT:url": "b"}])
     assert r.status_code == 200 and r.json()["created"] == 2
@@ -338,9 +347,11 @@ async def test_task_upload_json_and_tsv_and_results_export(gw) -> None:
     r = await client.get("/api/admin/pools/p1/results?format=csv", headers=H("admin"))
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
     assert 'filename="p1-results.csv"' in r.headers["content-disposition"]
-    assert r.text.startswith("url,label")
+    assert r.text == "url,label\nu0,cat\nu1,cat\nu2,cat\n"
+    assert r.headers["x-result-rows"] == "3"
     r = await client.get("/api/admin/pools/p1/results?format=json", headers=H("admin"))
     assert r.headers["content-type"].startswith("application/json")
+    assert r.json() == [{"row": 0}, {"row": 1}, {"row": 2}]
     r = await client.get("/api/admin/pools/p1/results?format=xml", headers=H("admin"))
     assert r.status_code == 422
 

@@ -549,6 +549,39 @@ async def test_results_export(env: Env) -> None:
                             pool_id=pool["pool_id"])).status == 403
 
 
+async def test_results_export_in_pages_adds_up_to_the_whole_file(env: Env) -> None:
+    pool = await env.pool(n=12)
+    for i in range(12):  # twelve workers, one assignment each (some submitted)
+        w = worker(f"pager-{i}")
+        a = await env.take(w, pool["pool_id"])
+        if i % 2:
+            await env.submit(w, a["assignment_id"], label="dog")
+    for fmt in ("csv", "tsv", "json"):
+        whole = await env.call(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=ADMIN,
+                               pool_id=pool["pool_id"], format=fmt)
+        assert whole["rows"] == whole["total_rows"] == 12 and whole["next_cursor"] is None
+        pages, cursor = [], None
+        while True:
+            page = await env.call(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=ADMIN,
+                                  pool_id=pool["pool_id"], format=fmt, cursor=cursor,
+                                  max_bytes=1024)
+            assert len(page["content"]) <= 1024 or page["rows"] == 1
+            pages.append(page)
+            cursor = page["next_cursor"]
+            if cursor is None:
+                break
+        assert len(pages) > 2 and sum(p["rows"] for p in pages) == 12
+        assert pages[0]["total_rows"] == 12 and pages[1]["total_rows"] is None
+        if fmt == "json":
+            rows = [r for p in pages for r in json.loads(p["content"])]
+            assert rows == json.loads(whole["content"])
+        else:
+            assert "".join(p["content"] for p in pages) == whole["content"]
+    err = await env.error(rpc.EXPORT_RESULTS, rpc.ExportResults, actor=ADMIN,
+                          pool_id=pool["pool_id"], cursor="not-a-cursor")
+    assert (err.status, err.code) == (422, "invalid_cursor")
+
+
 async def test_price_hidden_from_workers_and_managers(env: Env) -> None:
     pool = await env.pool(n=2)
     assert pool["price_minor"] == PRICE  # admins see it

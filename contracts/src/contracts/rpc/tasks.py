@@ -285,16 +285,27 @@ class AvailablePoolList(BaseModel):
 
 
 class ExportResults(RpcRequest):
+    """One page of a pool's results file; ask again with ``next_cursor`` until it is null.
+
+    A page stays under ``max_bytes`` of text (one bus message), so a file of any size
+    travels in parts; the gateway streams them as one download.
+    """
+
     pool_id: str
     format: Literal["csv", "tsv", "json"] = "csv"
     status: AssignmentStatus | None = None
+    cursor: str | None = Field(None, max_length=200)
+    max_bytes: int = Field(512 * 1024, ge=1024, le=768 * 1024)
 
 
 class ExportedResults(BaseModel):
     content_type: str
     filename: str
-    rows: int
-    content: str
+    rows: int = Field(description="rows in this page")
+    content: str = Field(description="CSV/TSV: lines (the header on the first page only); "
+                                     "JSON: an array of this page's rows")
+    total_rows: int | None = Field(None, description="rows in the whole file (first page)")
+    next_cursor: str | None = None
 
 
 class PoolStatsRequest(RpcRequest):

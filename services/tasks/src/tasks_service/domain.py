@@ -424,35 +424,62 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def render_results(rows: list[dict[str, Any]], fmt: str, *, input_fields: list[str],
-                   output_fields: list[str]) -> str:
-    """Results as text. Each row: assignment_id, task_id, worker_id, status, input, answers,
-    comment, proof, started_at, submitted_at (UTC datetimes)."""
+def results_header(fmt: str, *, input_fields: list[str], output_fields: list[str]) -> str:
+    """The first line of a CSV/TSV results file (JSON has none)."""
     if fmt == "json":
-        return json.dumps([{
-            "assignment_id": r["assignment_id"], "task_id": r["task_id"],
-            "worker_id": r["worker_id"], "status": r["status"], "input": r["input"],
-            "answers": r["answers"], "comment": r["comment"], "proof": r["proof"],
-            "started_at": r["started_at"].isoformat() if r["started_at"] else None,
-            "submitted_at": r["submitted_at"].isoformat() if r["submitted_at"] else None,
-        } for r in rows], ensure_ascii=False)
-    header = (["ASSIGNMENT:assignment_id", "ASSIGNMENT:task_id", "ASSIGNMENT:worker_id",
-               "ASSIGNMENT:status"] + [f"INPUT:{f}" for f in input_fields]
-              + [f"OUTPUT:{f}" for f in output_fields]
-              + ["ASSIGNMENT:comment", "ASSIGNMENT:proof", "ASSIGNMENT:started",
-                 "ASSIGNMENT:submitted"])
+        return ""
+    return _lines([["ASSIGNMENT:assignment_id", "ASSIGNMENT:task_id", "ASSIGNMENT:worker_id",
+                    "ASSIGNMENT:status"] + [f"INPUT:{f}" for f in input_fields]
+                   + [f"OUTPUT:{f}" for f in output_fields]
+                   + ["ASSIGNMENT:comment", "ASSIGNMENT:proof", "ASSIGNMENT:started",
+                      "ASSIGNMENT:submitted"]], fmt)[0]
+
+
+def _lines(cells: list[list[str]], fmt: str) -> list[str]:
     buf = io.StringIO()
     if fmt == "tsv":
         w = csv.writer(buf, delimiter="\t", quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
     else:
         w = csv.writer(buf, lineterminator="\r\n")
-    w.writerow(header)
+    out = []
+    for row in cells:
+        w.writerow(row)
+        out.append(buf.getvalue())
+        buf.seek(0)
+        buf.truncate()
+    return out
+
+
+def result_rows(rows: list[dict[str, Any]], fmt: str, *, input_fields: list[str],
+                output_fields: list[str]) -> list[str]:
+    """Each row as text: a CSV/TSV line, or a JSON object. Each row: assignment_id,
+    task_id, worker_id, status, input, answers, comment, proof, started_at, submitted_at
+    (UTC datetimes)."""
+    if fmt == "json":
+        return [json.dumps({
+            "assignment_id": r["assignment_id"], "task_id": r["task_id"],
+            "worker_id": r["worker_id"], "status": r["status"], "input": r["input"],
+            "answers": r["answers"], "comment": r["comment"], "proof": r["proof"],
+            "started_at": r["started_at"].isoformat() if r["started_at"] else None,
+            "submitted_at": r["submitted_at"].isoformat() if r["submitted_at"] else None,
+        }, ensure_ascii=False) for r in rows]
+    cells = []
     for r in rows:
         inp = r["input"] or {}
         ans = r["answers"] or {}
-        w.writerow([r["assignment_id"], r["task_id"], r["worker_id"], r["status"]]
-                   + [_cell(inp.get(f)) for f in input_fields]
-                   + [_cell(ans.get(f)) for f in output_fields]
-                   + [_cell(r["comment"]), _cell(r["proof"]), _cell(r["started_at"]),
-                      _cell(r["submitted_at"])])
-    return buf.getvalue()
+        cells.append([r["assignment_id"], r["task_id"], r["worker_id"], r["status"]]
+                     + [_cell(inp.get(f)) for f in input_fields]
+                     + [_cell(ans.get(f)) for f in output_fields]
+                     + [_cell(r["comment"]), _cell(r["proof"]), _cell(r["started_at"]),
+                        _cell(r["submitted_at"])])
+    return _lines(cells, fmt)
+
+
+def render_results(rows: list[dict[str, Any]], fmt: str, *, input_fields: list[str],
+                   output_fields: list[str]) -> str:
+    """A whole results file as text."""
+    kw = {"input_fields": input_fields, "output_fields": output_fields}
+    body = result_rows(rows, fmt, **kw)
+    if fmt == "json":
+        return "[" + ", ".join(body) + "]"
+    return results_header(fmt, **kw) + "".join(body)

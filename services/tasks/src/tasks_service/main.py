@@ -16,7 +16,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from prometheus_client import Counter as Metric
-from sqlalchemy import and_, bindparam, case, exists, func, select, update
+from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.envelope import Envelope
@@ -58,6 +58,9 @@ def utc(dt: datetime | None) -> datetime | None:
 def require(actor: Actor, *roles: str) -> None:
     if actor.role not in roles:
         raise Forbidden("forbidden", f"this action is for {' or '.join(roles)} only")
+
+
+_EXPORT_PAGE_ROWS = 2000  # rows read per export page (the page's text is capped apart)
 
 
 def no_tasks() -> ServiceError:
@@ -930,26 +933,57 @@ def create_service(settings: TasksSettings | None = None) -> Service:
     async def export_results(req: rpc.ExportResults) -> rpc.ExportedResults:
         """A pool's results as CSV, TSV or JSON text: worker, status, answers, UTC times."""
         require(req.actor, "admin")
-        q = (select(assignments.c.assignment_id, assignments.c.task_id, assignments.c.worker_id,
-                    assignments.c.status, tasks.c.input, assignments.c.answers,
-                    assignments.c.comment, assignments.c.proof,
-                    assignments.c.taken_at.label("started_at"), assignments.c.submitted_at)
-             .select_from(_JOINED).where(assignments.c.pool_id == req.pool_id))
+        a = assignments.c
+        cond = [a.pool_id == req.pool_id]
         if req.status:
-            q = q.where(assignments.c.status == req.status)
+            cond.append(a.status == req.status)
+        q = (select(a.assignment_id, a.task_id, a.worker_id, a.status, tasks.c.input, a.answers,
+                    a.comment, a.proof, a.taken_at.label("started_at"), a.submitted_at)
+             .select_from(_JOINED).where(*cond))
+        if req.cursor is not None:  # keyset: after the last row of the previous page
+            after_at, after_id = _export_cursor(req.cursor)
+            q = q.where(or_(a.taken_at > after_at,
+                            and_(a.taken_at == after_at, a.assignment_id > after_id)))
         async with svc.engine.connect() as conn:
             pool = await get_pool_row(conn, req.pool_id)
             project = await get_project_row(conn, pool.project_id)
+            total = None
+            if req.cursor is None:
+                total = (await conn.execute(select(func.count()).select_from(assignments)
+                                            .where(*cond))).scalar_one()
             rows = [dict(r._mapping) for r in (await conn.execute(
-                q.order_by(assignments.c.taken_at, assignments.c.assignment_id))).all()]
+                q.order_by(a.taken_at, a.assignment_id).limit(_EXPORT_PAGE_ROWS))).all()]
         for r in rows:
             r["started_at"], r["submitted_at"] = utc(r["started_at"]), utc(r["submitted_at"])
-        content = domain.render_results(
-            rows, req.format, input_fields=[f["name"] for f in project.input_spec],
-            output_fields=[f["name"] for f in project.output_spec])
-        return rpc.ExportedResults(content_type=domain.CONTENT_TYPES[req.format],
-                                   filename=f"results_{req.pool_id}.{req.format}",
-                                   rows=len(rows), content=content)
+        kw = {"input_fields": [f["name"] for f in project.input_spec],
+              "output_fields": [f["name"] for f in project.output_spec]}
+        head = domain.results_header(req.format, **kw) if req.cursor is None else ""
+        size, taken = len(head), []
+        for line in domain.result_rows(rows, req.format, **kw):
+            if taken and size + len(line) + 2 > req.max_bytes:
+                break  # the rest goes in the next page
+            taken.append(line)
+            size += len(line) + 2
+        more = len(taken) < len(rows) or len(rows) == _EXPORT_PAGE_ROWS
+        last = rows[len(taken) - 1] if taken else None
+        content = ("[" + ", ".join(taken) + "]") if req.format == "json" else \
+            head + "".join(taken)
+        return rpc.ExportedResults(
+            content_type=domain.CONTENT_TYPES[req.format],
+            filename=f"results_{req.pool_id}.{req.format}", rows=len(taken), content=content,
+            total_rows=total,
+            next_cursor=(f"{last['started_at'].isoformat()}|{last['assignment_id']}"
+                         if more and last is not None else None))
+
+    def _export_cursor(cursor: str) -> tuple[datetime, str]:
+        at, _, aid = cursor.rpartition("|")
+        try:
+            parsed = datetime.fromisoformat(at)
+        except ValueError:
+            parsed = None
+        if parsed is None or parsed.tzinfo is None or not aid:
+            raise Invalid("invalid_cursor", "the cursor is not one a previous page returned")
+        return parsed, aid
 
     @svc.rpc(rpc.POOL_STATS)
     async def pool_stats(req: rpc.PoolStatsRequest) -> rpc.PoolStats:

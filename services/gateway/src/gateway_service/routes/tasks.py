@@ -7,10 +7,13 @@ currency), and only ``/admin/...`` routes return the contracts' full ``Pool``.
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from contracts.rpc import Page
@@ -19,6 +22,8 @@ from gateway_service.deps import AdminActor, Rpc, StaffActor, WorkerActor
 from gateway_service.errors import ApiError
 from gateway_service.routes.common import audit, page
 from servicekit.errors import RpcCallError
+
+log = logging.getLogger("gateway.routes.tasks")
 
 router = APIRouter()
 
@@ -437,14 +442,44 @@ async def export_results(actor: AdminActor, rpc: Rpc, pool_id: Id,
                          format: Literal["csv", "tsv", "json"] = "csv",
                          status_: Annotated[tasks_rpc.AssignmentStatus | None,
                                             Query(alias="status")] = None) -> Response:
-    data = tasks_rpc.ExportedResults.model_validate(await rpc.call(
-        tasks_rpc.EXPORT_RESULTS, tasks_rpc.ExportResults(
-            actor=actor, pool_id=pool_id, format=format, status=status_), timeout_s=60))
-    filename = "".join(c for c in data.filename if c.isalnum() or c in "._-") or \
+    """The file comes from the tasks service in pages (each one bus message) and goes out
+    as one streamed download; errors of the first page (no such pool, ...) are answered
+    as usual, before anything is sent."""
+
+    async def page(cursor: str | None) -> tasks_rpc.ExportedResults:
+        return tasks_rpc.ExportedResults.model_validate(await rpc.call(
+            tasks_rpc.EXPORT_RESULTS, tasks_rpc.ExportResults(
+                actor=actor, pool_id=pool_id, format=format, status=status_, cursor=cursor),
+            timeout_s=60))
+
+    first = await page(None)
+    json_array = format == "json"
+
+    def inner(p: tasks_rpc.ExportedResults) -> str:  # a JSON page without its brackets
+        return p.content.strip()[1:-1] if json_array else p.content
+
+    async def body() -> AsyncIterator[bytes]:
+        yield (("[" if json_array else "") + inner(first)).encode()
+        sent_rows, cursor = first.rows, first.next_cursor
+        while cursor is not None:
+            try:
+                p = await page(cursor)
+            except RpcCallError as exc:  # the download is cut short: say so in the log
+                log.error("results export of %s stopped after %d rows: %s", pool_id,
+                          sent_rows, exc.error.message)
+                raise
+            if p.rows:
+                yield ((", " if json_array and sent_rows else "") + inner(p)).encode()
+            sent_rows, cursor = sent_rows + p.rows, p.next_cursor
+        if json_array:
+            yield b"]"
+
+    filename = "".join(c for c in first.filename if c.isalnum() or c in "._-") or \
         f"results.{format}"
-    return Response(content=data.content, media_type=_EXPORT_TYPES[format],
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
-                             "X-Result-Rows": str(data.rows)})
+    return StreamingResponse(body(), media_type=_EXPORT_TYPES[format], headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "X-Result-Rows": str(first.total_rows if first.total_rows is not None
+                             else first.rows)})
 
 
 @router.get("/admin/trust-limits", response_model=tasks_rpc.TrustLimits,
