@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -51,46 +52,40 @@ def _machine_busy() -> tuple[float, float]:
     return sum(f) - idle, sum(f)
 
 
+async def _metrics_lines(stack: Stack) -> list[str]:
+    """Every line of every process's /metrics."""
+    lines: list[str] = []
+    async with httpx.AsyncClient(timeout=10) as c:
+        for port in stack.ports.values():
+            try:
+                lines += (await c.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines()
+            except httpx.HTTPError:
+                continue
+    return lines
+
+
 async def consumer_batches(stack: Stack) -> dict[str, float]:
     """Messages per consumer transaction (mean), from each service's /metrics."""
-    import re
-
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     pat = re.compile(r'^servicekit_consumer_batch_messages_(sum|count)\{[^}]*'
                      r'consumer="([^"]+)"[^}]*service="([^"]+)"[^}]*\} (\S+)$')
-    async with httpx.AsyncClient(timeout=10) as c:
-        for name, port in stack.ports.items():
-            try:
-                text = (await c.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                continue
-            for line in text.splitlines():
-                m = pat.match(line)
-                if m:
-                    key = f"{m.group(3)}/{m.group(2)}"
-                    (sums if m.group(1) == "sum" else counts)[key] = float(m.group(4))
+    for line in await _metrics_lines(stack):
+        if m := pat.match(line):
+            key = f"{m.group(3)}/{m.group(2)}"
+            (sums if m.group(1) == "sum" else counts)[key] = float(m.group(4))
     return {k: round(sums[k] / counts[k], 2) for k in sorted(counts) if counts[k]}
 
 
 async def relay_batches(stack: Stack) -> dict[str, float]:
     """Events per outbox relay pass (mean), from each service's /metrics."""
-    import re
-
     pub: dict[str, float] = {}
     passes: dict[str, float] = {}
     pat = re.compile(r'^servicekit_outbox_(published|relay_passes)_total\{service="([^"]+)"\} '
                      r'(\S+)$')
-    async with httpx.AsyncClient(timeout=10) as c:
-        for port in stack.ports.values():
-            try:
-                text = (await c.get(f"http://127.0.0.1:{port}/metrics")).text
-            except httpx.HTTPError:
-                continue
-            for line in text.splitlines():
-                m = pat.match(line)
-                if m:
-                    (pub if m.group(1) == "published" else passes)[m.group(2)] = float(m.group(3))
+    for line in await _metrics_lines(stack):
+        if m := pat.match(line):
+            (pub if m.group(1) == "published" else passes)[m.group(2)] = float(m.group(3))
     return {k: round(pub.get(k, 0) / v, 2) for k, v in sorted(passes.items()) if v}
 
 

@@ -85,6 +85,28 @@ class Stack:
         r = await c.post("/api/auth/mfa/step-up", headers=h, json={"recovery_code": codes.pop()})
         assert r.status_code == 200, r.text
 
+    async def pool(self, *, input_spec: list[dict], output_spec: list[dict],
+                   rows: list[dict] | None = None, name: str = "pool",
+                   **pool: Any) -> str:
+        """A new project and pool (as the admin) with ``rows`` uploaded; opened when rows
+        are given. Returns the pool id."""
+        assert self.admin is not None
+        c, admin = self.client, self.admin.headers
+        r = await c.post("/api/admin/projects", headers=admin, json={
+            "name": f"{name}-{uuid.uuid4().hex[:6]}", "instructions": "Do it.",
+            "input_spec": input_spec, "output_spec": output_spec})
+        assert r.status_code == 201, r.text
+        r = await c.post("/api/admin/pools", headers=admin, json={
+            "project_id": r.json()["project_id"], "name": name, **pool})
+        assert r.status_code == 201, r.text
+        pool_id = r.json()["pool_id"]
+        if rows is not None:
+            r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin, json=rows)
+            assert r.status_code == 200 and r.json()["created"] == len(rows), r.text
+            r = await c.post(f"/api/admin/pools/{pool_id}/open", headers=admin)
+            assert r.status_code == 200, r.text
+        return pool_id
+
     async def user(self, role: str) -> User:
         """Create a user of ``role`` as the admin, log in, change the temporary password."""
         assert self.admin is not None

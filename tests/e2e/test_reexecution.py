@@ -18,19 +18,10 @@ async def test_skill_change_revokes_access_and_reopens_the_workers_task(stack) -
     first, second = await stack.user("worker"), await stack.user("worker")
     flag = f"flagged_{uuid.uuid4().hex[:6]}"
 
-    r = await c.post("/api/admin/projects", headers=admin, json={
-        "name": f"reexec-{uuid.uuid4().hex[:6]}", "instructions": "Say yes.",
-        "input_spec": [{"name": "q", "type": "string"}],
-        "output_spec": [{"name": "a", "type": "string"}]})
-    assert r.status_code == 201, r.text
-    r = await c.post("/api/admin/pools", headers=admin, json={
-        "project_id": r.json()["project_id"], "name": "gated", "price_minor": 10,
-        "overlap": 1, "skill_filters": [{"skill": flag, "op": "absent"}]})
-    assert r.status_code == 201, r.text
-    pool_id = r.json()["pool_id"]
-    r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin, json=[{"q": "1"}])
-    assert r.status_code == 200 and r.json()["created"] == 1, r.text
-    assert (await c.post(f"/api/admin/pools/{pool_id}/open", headers=admin)).status_code == 200
+    pool_id = await stack.pool(
+        name="reexec", input_spec=[{"name": "q", "type": "string"}],
+        output_spec=[{"name": "a", "type": "string"}], rows=[{"q": "1"}], price_minor=10,
+        overlap=1, skill_filters=[{"skill": flag, "op": "absent"}])
 
     def rule(name: str, collector: dict, field: str, op: str, value, action: dict) -> dict:
         return {"name": name, "scope": "pool", "pool_id": pool_id, "collector": collector,

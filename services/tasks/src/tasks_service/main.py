@@ -726,9 +726,17 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             SUBMITS.labels(exc.error.code).inc()
             raise exc.error from None
 
-    def _proof(req: rpc.Submit) -> str | None:
-        return req.proof_url if not req.proof_text else (
+    def _checked_answers(row: Any, req: rpc.Submit) -> tuple[dict[str, Any], str | None]:
+        """The answers converted by the project's output spec (422 per field if they do
+        not match) and the proof text."""
+        spec = [rpc.FieldSpec(**f) for f in row.output_spec]
+        answers, errors = domain.validate_values(spec, req.answers)
+        if errors:
+            raise Invalid("invalid_answers", "some answers do not match the output spec",
+                          details=errors)
+        proof = req.proof_url if not req.proof_text else (
             f"{req.proof_url}\n{req.proof_text}" if req.proof_url else req.proof_text)
+        return answers, proof
 
     def _submitted_event(row: Any, answers: dict[str, Any], req: rpc.Submit, proof: str | None,
                          now: datetime) -> TaskSubmitted:
@@ -772,12 +780,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             if (row is None or row.worker_id != req.actor.user_id
                     or row.status != domain.ACTIVE or utc(row.deadline_at) <= now):
                 return None
-            spec = [rpc.FieldSpec(**f) for f in row.output_spec]
-            answers, errors = domain.validate_values(spec, req.answers)
-            if errors:
-                raise Invalid("invalid_answers", "some answers do not match the output spec",
-                              details=errors)
-            proof = _proof(req)
+            answers, proof = _checked_answers(row, req)
             _env, params = outbox_params(conn, _submitted_event(row, answers, req, proof, now),
                                          producer=svc.name)
             params.update(s_aid=row.assignment_id, s_wid=row.worker_id, s_now=now,
@@ -804,12 +807,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             await conn.commit()
             raise _AfterCommit(Conflict("assignment_expired",
                                         "the time for this assignment ran out"))
-        spec = [rpc.FieldSpec(**f) for f in row.output_spec]
-        answers, errors = domain.validate_values(spec, req.answers)
-        if errors:
-            raise Invalid("invalid_answers", "some answers do not match the output spec",
-                          details=errors)
-        proof = _proof(req)
+        answers, proof = _checked_answers(row, req)
         await conn.execute(update(assignments)
                            .where(assignments.c.assignment_id == row.assignment_id)
                            .values(status=domain.SUBMITTED, answers=answers, comment=req.comment,
