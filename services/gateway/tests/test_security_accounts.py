@@ -336,6 +336,45 @@ async def _trust_level_flow(ctx: Ctx, nats_server) -> None:
         await nc.close()
 
 
+async def test_admin_disables_and_enables_an_account(ctx: Ctx) -> None:
+    admin = await ctx.admin()
+    manager, info = await ctx.user(admin, role="manager")
+    second = bearer((await ctx.login(info["login"], info["password"])).json()["token"])
+    assert (await ctx.client.get("/api/auth/me", headers=manager)).status_code == 200
+    uid = info["user_id"]
+    r = await ctx.client.post(f"/api/admin/users/{uid}/disable", headers=admin)
+    assert r.status_code == 200 and r.json()["disabled"] is True, r.text
+    assert r.json()["sessions_revoked"] == 2
+    for h in (manager, second):  # every session ends at once
+        assert (await ctx.client.get("/api/auth/me", headers=h)).status_code == 401
+    r = await ctx.login(info["login"], info["password"])
+    assert r.status_code == 403 and r.json()["error"]["code"] == "account_disabled"
+    r = await ctx.login(info["login"], "a wrong password")  # says nothing more without it
+    assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials"
+    link = await ctx.client.post(f"/api/admin/users/{uid}/login-link", headers=admin)
+    token = link.json()["url"].split("#token=", 1)[1]
+    r = await ctx.client.post("/api/auth/login-link", json={"token": token})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "account_disabled"
+    users = (await ctx.client.get("/api/admin/users?limit=500", headers=admin)).json()
+    assert next(u for u in users["items"] if u["user_id"] == uid)["disabled"] is True
+    # refused: disabling oneself, an unknown account, a non-admin asking
+    me = (await ctx.client.get("/api/auth/me", headers=admin)).json()["user_id"]
+    r = await ctx.client.post(f"/api/admin/users/{me}/disable", headers=admin)
+    assert r.status_code == 409 and r.json()["error"]["code"] == "cannot_disable_self"
+    r = await ctx.client.post("/api/admin/users/nobody/disable", headers=admin)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "user_not_found"
+    worker, _ = await ctx.user(admin)
+    assert (await ctx.client.post(f"/api/admin/users/{uid}/enable",
+                                  headers=worker)).status_code == 403
+    r = await ctx.client.post(f"/api/admin/users/{uid}/enable", headers=admin)
+    assert r.status_code == 200 and r.json()["disabled"] is False
+    assert (await ctx.login(info["login"], info["password"])).status_code == 200
+    audit = (await ctx.client.get(f"/api/admin/audit?user_id={uid}&limit=100",
+                                  headers=admin)).json()
+    kinds = [a["kind"] for a in audit["items"]]
+    assert {"user.disabled", "user.enabled", "login.refused"} <= set(kinds), kinds
+
+
 # ----------------------------------------------------------------- login links
 
 

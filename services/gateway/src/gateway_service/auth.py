@@ -170,7 +170,7 @@ class Auth:
                         sessions.c.expires_at, sessions.c.revoked_at,
                         sessions.c.mfa_elevated_until, sessions.c.created_at,
                         sessions.c.last_seen_at, users.c.login, users.c.role,
-                        users.c.must_change_password)
+                        users.c.must_change_password, users.c.disabled_at)
                  .select_from(sessions.join(users, users.c.user_id == sessions.c.user_id))
                  .where(sessions.c.token_hash == th))
             async with self.reader.connect() as conn:
@@ -179,7 +179,8 @@ class Auth:
                 row = dict(found._mapping)
                 self.sessions.put(th, row, generation=generation)
         now = self.now()
-        if row is None or row["revoked_at"] is not None or aware(row["expires_at"]) <= now:
+        if (row is None or row["revoked_at"] is not None or row["disabled_at"] is not None
+                or aware(row["expires_at"]) <= now):
             raise ApiError(401, "unauthorized", "the session is unknown, expired or revoked",
                            headers={"WWW-Authenticate": "Bearer"})
         last_seen = aware(row["last_seen_at"]) or aware(row["created_at"])
@@ -310,6 +311,10 @@ class Auth:
         if not ok:
             LOGINS.labels("failed").inc()
             raise ApiError(401, "invalid_credentials", "wrong login or password")
+        if row.disabled_at is not None:  # said only to whoever knows the password
+            await self.audit.record("login.refused", row.user_id, row.user_id,
+                                    {"reason": "account disabled"}, address=address)
+            self._refuse_disabled(row)
         async with self.engine.begin() as conn:
             if rehash:
                 new_hash = await asyncio.to_thread(passwords.hash_password, password, self.hasher)
@@ -417,6 +422,38 @@ class Auth:
         return {"user_id": user_id, "login": login, "role": role,
                 "temporary_password": password}
 
+    @staticmethod
+    def _refuse_disabled(row: Any) -> None:
+        if row is not None and row.disabled_at is not None:
+            LOGINS.labels("disabled").inc()
+            raise ApiError(403, "account_disabled",
+                           "this account is disabled: ask an administrator")
+
+    async def set_disabled(self, admin: SessionInfo, user_id: str, disabled: bool,
+                           address: str | None) -> dict[str, Any]:
+        """Disable (no login, every session ended) or enable an account; audited."""
+        if disabled and user_id == admin.user_id:
+            raise ApiError(409, "cannot_disable_self", "an admin cannot disable their own account")
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(select(users).where(users.c.user_id == user_id)
+                                      .with_for_update())).first()
+            if row is None:
+                raise ApiError(404, "user_not_found", f"no user {user_id}")
+            changed = (row.disabled_at is None) == disabled
+            revoked = 0
+            if changed:
+                await conn.execute(update(users).where(users.c.user_id == user_id).values(
+                    disabled_at=self.now() if disabled else None))
+                if disabled:
+                    revoked = await self._revoke_all(conn, user_id)
+                await self.audit.record("user.disabled" if disabled else "user.enabled",
+                                        admin.user_id, user_id, {"sessions_revoked": revoked},
+                                        conn=conn, address=address)
+        if changed:
+            await self.sessions.changed(user_id)
+        return {"user_id": user_id, "login": row.login, "disabled": disabled,
+                "sessions_revoked": revoked}
+
     async def list_users(self, limit: int, offset: int) -> dict[str, Any]:
         from sqlalchemy import func
 
@@ -424,7 +461,7 @@ class Auth:
             total = (await conn.execute(select(func.count()).select_from(users))).scalar()
             rows = (await conn.execute(
                 select(users.c.user_id, users.c.login, users.c.role,
-                       users.c.must_change_password, users.c.created_at,
+                       users.c.must_change_password, users.c.created_at, users.c.disabled_at,
                        mfa_credentials.c.confirmed_at)
                 .select_from(users.outerjoin(mfa_credentials,
                                              mfa_credentials.c.user_id == users.c.user_id))
@@ -432,6 +469,7 @@ class Auth:
         return {"items": [{"user_id": r.user_id, "login": r.login, "role": r.role,
                            "must_change_password": bool(r.must_change_password),
                            "mfa_enabled": r.confirmed_at is not None,
+                           "disabled": r.disabled_at is not None,
                            "created_at": aware(r.created_at)} for r in rows],
                 "total": int(total or 0)}
 
@@ -476,6 +514,7 @@ class Auth:
             raise ApiError(401, "invalid_link", "the link is unknown, used or expired")
         async with self.engine.begin() as conn:
             row = (await conn.execute(select(users).where(users.c.user_id == user_id))).first()
+            self._refuse_disabled(row)
             token_out = await self._open_session(conn, user_id, "link")
             await self.audit.record("login_link.used", user_id, user_id, {}, conn=conn,
                                     address=address)
@@ -495,6 +534,7 @@ class Auth:
                                        created_by=None, must_change=False, conn=conn,
                                        address=address)
                 row = (await conn.execute(select(users).where(users.c.login == login))).first()
+            self._refuse_disabled(row)
             token = await self._open_session(conn, row.user_id, "dev")
             await self.audit.record("dev.quick_login", row.user_id, row.user_id, {"role": role},
                                     conn=conn, address=address)

@@ -19,6 +19,8 @@ users = Table(
     Column("must_change_password", Boolean, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("password_changed_at", DateTime(timezone=True), nullable=True),
+    # Set by an admin: no login, every session ended, until enabled again.
+    Column("disabled_at", DateTime(timezone=True), nullable=True),
 )
 
 # One-row facts of this gateway deployment, e.g. "bootstrap" once the admin was created.

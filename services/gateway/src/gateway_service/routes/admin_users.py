@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from contracts.rpc import MAX_OFFSET, Actor, ErrorBody
@@ -40,7 +40,15 @@ class UserOut(BaseModel):
     role: str
     must_change_password: bool
     mfa_enabled: bool
+    disabled: bool
     created_at: datetime
+
+
+class UserDisabledOut(BaseModel):
+    user_id: str
+    login: str
+    disabled: bool
+    sessions_revoked: int
 
 
 class UsersOut(BaseModel):
@@ -64,6 +72,20 @@ async def create_user(body: UserCreateBody, _: AdminActor, session: Session,
     return await auth_of(request).create_user(login=body.login, role=body.role,
                                               password=body.password, created_by=session.user_id,
                                               address=peer(request))
+
+
+@router.post("/admin/users/{user_id}/disable", response_model=UserDisabledOut,
+             summary="Disable an account: no login, every session ends at once (audited)")
+async def disable_user(user_id: Annotated[str, Path(min_length=1, max_length=64)],
+                       _: AdminActor, session: Session, request: Request) -> dict:
+    return await auth_of(request).set_disabled(session, user_id, True, peer(request))
+
+
+@router.post("/admin/users/{user_id}/enable", response_model=UserDisabledOut,
+             summary="Enable a disabled account again (audited)")
+async def enable_user(user_id: Annotated[str, Path(min_length=1, max_length=64)],
+                      _: AdminActor, session: Session, request: Request) -> dict:
+    return await auth_of(request).set_disabled(session, user_id, False, peer(request))
 
 
 @router.get("/admin/users", response_model=UsersOut)
