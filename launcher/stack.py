@@ -39,7 +39,10 @@ def _die_with_parent() -> None:
 
 
 def port_free(port: int) -> bool:
+    """Nothing listens on ``port``. SO_REUSEADDR as the servers use it: connections of a
+    process that just stopped linger in TIME_WAIT and must not count as "taken"."""
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
             return True
