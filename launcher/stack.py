@@ -32,6 +32,10 @@ _PASSWORD_LINE = re.compile(r"one-time password: (\S+)")
 def _die_with_parent() -> None:
     # Note: "parent" is the thread that spawned the child; start the stack from a thread
     # that lives as long as the stack (the main thread in the launcher and the bench).
+    # Own process group: a terminal's Ctrl-C reaches the launcher only, which stops the
+    # stack in order (nats-server last); otherwise nats-server quits at once and every
+    # service's shutdown fails on the bus.
+    os.setpgrp()
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except OSError:
@@ -196,14 +200,20 @@ class Stack:
         return out
 
     def shutdown(self) -> None:
-        # gateway first, services next (they drain consumers and the relay), nats-server last
-        for name, proc in reversed(list(self.procs.items())):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._say(f"{name} did not stop in 15 s; killing")
-                proc.kill()
-                proc.wait()
+        # the gateway first (no new requests), then every service at once (each drains its
+        # consumers and relay), nats-server last
+        waves = [["gateway"], [n for n in self.procs if n not in ("gateway", "nats-server")],
+                 ["nats-server"]]
+        for wave in waves:
+            procs = [(n, self.procs[n]) for n in wave if n in self.procs]
+            for _, proc in procs:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for name, proc in procs:
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    self._say(f"{name} did not stop in 15 s; killing")
+                    proc.kill()
+                    proc.wait()
         self.procs.clear()
