@@ -582,6 +582,35 @@ async def test_results_export_in_pages_adds_up_to_the_whole_file(env: Env) -> No
     assert (err.status, err.code) == (422, "invalid_cursor")
 
 
+async def test_pool_update_changes_settings_and_fixes_the_price_once_open(env: Env) -> None:
+    pool = await env.pool(n=2, open_=False)
+    pid = pool["pool_id"]
+    got = await env.call(rpc.UPDATE_POOL, rpc.PoolUpdate, actor=ADMIN, pool_id=pid,
+                         name="Renamed", price_minor=PRICE + 5, currency="eur", priority=3,
+                         skill_filters=[{"skill": "english", "op": "gte", "value": 10}])
+    assert (got["name"], got["price_minor"], got["currency"], got["priority"]) == (
+        "Renamed", PRICE + 5, "EUR", 3)
+    assert got["skill_filters"] == [{"skill": "english", "op": "gte", "value": 10}]
+    assert got["captcha_frequency"] == pool["captcha_frequency"]  # not sent: unchanged
+    await env.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+    err = await env.error(rpc.UPDATE_POOL, rpc.PoolUpdate, actor=ADMIN, pool_id=pid,
+                          price_minor=1)
+    assert (err.status, err.code) == (409, "price_fixed")
+    got = await env.call(rpc.UPDATE_POOL, rpc.PoolUpdate, actor=ADMIN, pool_id=pid,
+                         assignment_timeout_s=120, skill_filters=[])
+    assert got["assignment_timeout_s"] == 120 and got["price_minor"] == PRICE + 5
+    w = worker()
+    a = await env.take(w, pid)  # the filter is gone: the worker may take
+    assert a["pool_id"] == pid
+    for bad in ({"name": None}, {"skill_filters": [{"skill": "x", "op": "gte"}]}):
+        err = await env.error(rpc.UPDATE_POOL, rpc.PoolUpdate, actor=ADMIN, pool_id=pid, **bad)
+        assert err.status == 422, bad
+    assert (await env.error(rpc.UPDATE_POOL, rpc.PoolUpdate, actor=MANAGER, pool_id=pid,
+                            name="x")).status == 403
+    assert (await env.error(rpc.UPDATE_POOL, rpc.PoolUpdate, actor=ADMIN, pool_id="nope",
+                            name="x")).status == 404
+
+
 async def test_price_hidden_from_workers_and_managers(env: Env) -> None:
     pool = await env.pool(n=2)
     assert pool["price_minor"] == PRICE  # admins see it

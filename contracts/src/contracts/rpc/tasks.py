@@ -101,6 +101,24 @@ class PoolCreate(RpcRequest):
     priority: int = Field(0, ge=-1000, le=1000)
 
 
+class PoolUpdate(RpcRequest):
+    """Change a pool's settings; omitted fields stay. The price and currency only while
+    the pool is a draft: once open, workers took its tasks at that price. ``overlap`` is
+    the default for tasks uploaded afterwards (a task keeps the overlap it got)."""
+
+    pool_id: str
+    name: str | None = Field(None, min_length=1, max_length=200)
+    price_minor: int | None = Field(None, ge=0)
+    currency: str | None = Field(None, min_length=3, max_length=3)
+    overlap: int | None = Field(None, ge=1, le=1000)
+    assignment_timeout_s: int | None = Field(None, ge=1, le=7 * 24 * 3600)
+    auto_accept_after_s: int | None = Field(None, ge=0)
+    review_mode: ReviewMode | None = None
+    captcha_frequency: CaptchaFrequency | None = None
+    skill_filters: list[SkillFilter] | None = None
+    priority: int | None = Field(None, ge=-1000, le=1000)
+
+
 class PoolGet(RpcRequest):
     pool_id: str
 
@@ -380,6 +398,8 @@ LIST_PROJECTS = rpc("tasks", "list_projects", ProjectList, Projects, "Projects (
 UPDATE_PROJECT = rpc("tasks", "update_project", ProjectUpdate, Project, "Change a project (admin)")
 
 CREATE_POOL = rpc("tasks", "create_pool", PoolCreate, Pool, "Create a draft pool (admin)")
+UPDATE_POOL = rpc("tasks", "update_pool", PoolUpdate, Pool,
+                  "Change a pool's settings; price and currency only in draft (admin)")
 GET_POOL = rpc("tasks", "get_pool", PoolGet, Pool, "One pool (admin; managers without price)")
 LIST_POOLS = rpc("tasks", "list_pools", PoolList, Pools, "Pools (admin; managers without price)")
 OPEN_POOL = rpc("tasks", "open_pool", PoolTransition, Pool, "draft/closed -> open (admin)")

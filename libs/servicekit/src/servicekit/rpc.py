@@ -68,10 +68,13 @@ class RpcClient:
 
     async def call(self, spec: RpcSpec, request: BaseModel | dict[str, Any], *,
                    timeout_s: float | None = None) -> Any:
+        # Only the fields set travel: the service's copy of the contract fills in the same
+        # defaults, and an update request can tell "leave it" from "set it to null".
         if isinstance(request, BaseModel):
-            body = request.model_dump_json().encode()
+            body = request.model_dump_json(exclude_unset=True).encode()
         else:
-            body = spec.request.model_validate(request).model_dump_json().encode()
+            body = spec.request.model_validate(request).model_dump_json(
+                exclude_unset=True).encode()
         try:
             msg = await self.nc.request(spec.subject, body, timeout=timeout_s or self.timeout_s,
                                         headers=current_trace_headers() or None)

@@ -297,6 +297,35 @@ def create_service(settings: TasksSettings | None = None) -> Service:
             await conn.execute(pools.insert().values(**row))
             return pool_out(await get_pool_row(conn, row["pool_id"]), req.actor)
 
+    @svc.rpc(rpc.UPDATE_POOL)
+    async def update_pool(req: rpc.PoolUpdate) -> dict[str, Any]:
+        """Change a pool's settings (only the fields sent)."""
+        require(req.actor, "admin")
+        changes = req.model_dump(exclude_unset=True, exclude={"actor", "pool_id"})
+        if "skill_filters" in changes:
+            for f in req.skill_filters or []:
+                if f.op == "gte" and f.value is None:
+                    raise Invalid("invalid_skill_filter",
+                                  f"skill filter on {f.skill!r} needs a value for op gte")
+            changes["skill_filters"] = [f.model_dump() for f in req.skill_filters or []]
+        for key in ("name", "price_minor", "currency", "overlap", "assignment_timeout_s",
+                    "review_mode", "captcha_frequency", "skill_filters", "priority"):
+            if key in changes and changes[key] is None:
+                raise Invalid("invalid_value", f"{key} cannot be null")
+        if "currency" in changes:
+            changes["currency"] = changes["currency"].upper()
+        async with svc.transaction() as conn:
+            pool = await get_pool_row(conn, req.pool_id, lock=True)
+            money = sorted(k for k in ("price_minor", "currency") if k in changes)
+            if money and pool.status != "draft":
+                raise Conflict("price_fixed", f"the pool is {pool.status}: its price and "
+                               "currency are fixed once it opened",
+                               details={"fields": money, "status": pool.status})
+            if changes:
+                await conn.execute(update(pools).where(pools.c.pool_id == req.pool_id)
+                                   .values(**changes, updated_at=utcnow()))
+            return pool_out(await get_pool_row(conn, req.pool_id), req.actor)
+
     @svc.rpc(rpc.GET_POOL)
     async def get_pool(req: rpc.PoolGet) -> dict[str, Any]:
         require(req.actor, "admin", "manager")

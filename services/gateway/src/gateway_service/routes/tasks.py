@@ -88,6 +88,21 @@ class PoolBody(BaseModel):
     priority: int = Field(0, ge=-1000, le=1000)
 
 
+class PoolPatch(BaseModel):
+    name: str | None = Field(None, min_length=1, max_length=200)
+    price_minor: int | None = Field(None, ge=0, description="only while the pool is a draft")
+    currency: str | None = Field(None, min_length=3, max_length=3,
+                                 description="only while the pool is a draft")
+    overlap: int | None = Field(None, ge=1, le=1000,
+                                description="default for tasks uploaded afterwards")
+    assignment_timeout_s: int | None = Field(None, ge=1, le=7 * 24 * 3600)
+    auto_accept_after_s: int | None = Field(None, ge=0)
+    review_mode: tasks_rpc.ReviewMode | None = None
+    captcha_frequency: tasks_rpc.CaptchaFrequency | None = None
+    skill_filters: list[tasks_rpc.SkillFilter] | None = None
+    priority: int | None = Field(None, ge=-1000, le=1000)
+
+
 # ------------------------------------------------------------------ staff views
 
 
@@ -241,6 +256,13 @@ async def update_project(actor: AdminActor, rpc: Rpc, project_id: Id, body: Proj
 async def create_pool(actor: AdminActor, rpc: Rpc, body: PoolBody):
     return await rpc.call(tasks_rpc.CREATE_POOL, tasks_rpc.PoolCreate(
         actor=actor, **body.model_dump()))
+
+
+@router.patch("/admin/pools/{pool_id}", response_model=tasks_rpc.Pool, tags=["admin: pools"],
+              summary="Change a pool's settings (price and currency only while a draft)")
+async def update_pool(actor: AdminActor, rpc: Rpc, pool_id: Id, body: PoolPatch):
+    return await rpc.call(tasks_rpc.UPDATE_POOL, tasks_rpc.PoolUpdate(
+        actor=actor, pool_id=pool_id, **body.model_dump(exclude_unset=True)))
 
 
 @router.get("/admin/pools", response_model=tasks_rpc.Pools, tags=["admin: pools"],
