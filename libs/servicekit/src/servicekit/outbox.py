@@ -69,6 +69,12 @@ _OUTBOX_COLS = ("event_id", "subject", "payload", "headers", "created_at")
 _INSERTS: dict[str, Any] = {}  # one INSERT statement object per outbox table
 
 
+def _outbox_row(env: Envelope, headers: str) -> dict[str, Any]:
+    """An outbox row's values (the columns of ``_OUTBOX_COLS``)."""
+    return {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
+            "headers": headers, "created_at": env.occurred_at}
+
+
 def outbox_insert_from(outbox: Table, source: Any) -> Any:
     """An INSERT of one event into the outbox that adds the row only where ``source`` (a
     CTE or subquery) yields a row, for a statement that records its event in the same
@@ -90,10 +96,8 @@ def outbox_params(conn: AsyncConnection, event: BaseModel, *, producer: str,
                        correlation_id=(cause.correlation_id or cause.event_id) if cause else None,
                        causation_id=cause.event_id if cause else None)
     conn.info[_RECORDED] = True
-    return env, {"ob_event_id": env.event_id, "ob_subject": env.type,
-                 "ob_payload": env.model_dump_json(),
-                 "ob_headers": json.dumps(current_trace_headers()),
-                 "ob_created_at": env.occurred_at}
+    row = _outbox_row(env, json.dumps(current_trace_headers()))
+    return env, {f"ob_{k}": v for k, v in row.items()}
 
 
 async def record_events(
@@ -110,8 +114,7 @@ async def record_events(
         return envs
     conn.info[_RECORDED] = True
     headers = json.dumps(current_trace_headers())
-    rows = [{"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
-             "headers": headers, "created_at": env.occurred_at} for env in envs]
+    rows = [_outbox_row(env, headers) for env in envs]
     stmt = _INSERTS.get(outbox.name)
     if stmt is None:
         stmt = _INSERTS[outbox.name] = outbox.insert()

@@ -121,8 +121,9 @@ def create_service(settings: ReviewSettings | None = None, *,
         return dict(status=status, decided_by=decided_by, decided_at=now,
                     review_comment=comment, lock_holder=None, lock_until=None)
 
-    def lock_free(now: datetime) -> Any:
-        """Nobody holds a live lock (never locked, unlocked or expired)."""
+    def lock_free(now: Any) -> Any:
+        """Nobody holds a live lock (never locked, unlocked or expired) at ``now`` (a time,
+        or a bind parameter in a statement built once)."""
         return or_(s.c.lock_holder.is_(None), s.c.lock_until <= now)
 
     # ------------------------------------------------------------- consumers
@@ -278,8 +279,7 @@ def create_service(settings: ReviewSettings | None = None, *,
         like a column would join its SET clause)."""
         me = bindparam("n_me", type_=s.c.lock_holder.type)
         now = bindparam("n_now", type_=s.c.lock_until.type)
-        mine_or_free = or_(s.c.lock_holder.is_(None), s.c.lock_until <= now,
-                           s.c.lock_holder == me)
+        mine_or_free = or_(lock_free(now), s.c.lock_holder == me)
         cond = [s.c.status == "pending", mine_or_free]
         if by_pool:
             cond.append(s.c.pool_id == bindparam("n_pool", type_=s.c.pool_id.type))

@@ -276,14 +276,17 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     # -------------------------------------------------------------------- pools
 
+    def check_skill_filters(filters: list[rpc.SkillFilter]) -> None:
+        for f in filters:
+            if f.op == "gte" and f.value is None:
+                raise Invalid("invalid_skill_filter",
+                              f"skill filter on {f.skill!r} needs a value for op gte")
+
     @svc.rpc(rpc.CREATE_POOL)
     async def create_pool(req: rpc.PoolCreate) -> dict[str, Any]:
         """Create a pool in status draft."""
         require(req.actor, "admin")
-        for f in req.skill_filters:
-            if f.op == "gte" and f.value is None:
-                raise Invalid("invalid_skill_filter",
-                              f"skill filter on {f.skill!r} needs a value for op gte")
+        check_skill_filters(req.skill_filters)
         now = utcnow()
         row = dict(pool_id=str(uuid.uuid4()), project_id=req.project_id, name=req.name,
                    price_minor=req.price_minor, currency=req.currency.upper(),
@@ -303,10 +306,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         require(req.actor, "admin")
         changes = req.model_dump(exclude_unset=True, exclude={"actor", "pool_id"})
         if "skill_filters" in changes:
-            for f in req.skill_filters or []:
-                if f.op == "gte" and f.value is None:
-                    raise Invalid("invalid_skill_filter",
-                                  f"skill filter on {f.skill!r} needs a value for op gte")
+            check_skill_filters(req.skill_filters or [])
             changes["skill_filters"] = [f.model_dump() for f in req.skill_filters or []]
         for key in ("name", "price_minor", "currency", "overlap", "assignment_timeout_s",
                     "review_mode", "captcha_frequency", "skill_filters", "priority"):
@@ -424,45 +424,36 @@ def create_service(settings: TasksSettings | None = None) -> Service:
 
     # ---------------------------------------------------------------- take path
 
-    def _claim_in_one_pool() -> Any:
-        """Built once: the claim of :func:`claim_task` for one pool (a take names its pool)."""
-        wid = bindparam("c_wid", type_=assignments.c.worker_id.type)
+    def _claim(in_pools: Any, worker_id: Any) -> Any:
+        """Claim (lock and count) the oldest free task of ``in_pools`` (a condition) that
+        ``worker_id`` never had: one UPDATE over a ``FOR UPDATE SKIP LOCKED`` pick."""
         mine = exists().where(assignments.c.task_id == tasks.c.task_id,
-                              assignments.c.worker_id == wid)
+                              assignments.c.worker_id == worker_id)
         pick = (select(tasks.c.task_id)
-                .where(tasks.c.pool_id == bindparam("c_pid", type_=tasks.c.pool_id.type),
-                       tasks.c.live_count < tasks.c.overlap, ~mine)
+                .where(in_pools, tasks.c.live_count < tasks.c.overlap, ~mine)
                 .order_by(tasks.c.created_at, tasks.c.position).limit(1)
                 .with_for_update(skip_locked=True).scalar_subquery())
         return (update(tasks).where(tasks.c.task_id == pick)
                 .values(live_count=tasks.c.live_count + 1)
                 .returning(tasks.c.task_id, tasks.c.pool_id, tasks.c.input, tasks.c.is_control))
 
-    _CLAIM_IN_ONE_POOL = _claim_in_one_pool()
+    # built once for the common take, which names its pool
+    _CLAIM_IN_ONE_POOL = _claim(
+        tasks.c.pool_id == bindparam("c_pid", type_=tasks.c.pool_id.type),
+        bindparam("c_wid", type_=assignments.c.worker_id.type))
 
     async def claim_task(conn: AsyncConnection, worker_id: str, pool_rows: list[Any]) -> Any:
-        """Claim (lock and count) the oldest free task this worker never had, in the
-        highest-priority pools first: one UPDATE over a ``FOR UPDATE SKIP LOCKED`` pick."""
+        """Claim the oldest free task this worker never had, in the highest-priority pools
+        first (see :func:`_claim`)."""
         if len(pool_rows) == 1:
             return (await conn.execute(_CLAIM_IN_ONE_POOL, {
                 "c_wid": worker_id, "c_pid": pool_rows[0].pool_id})).first()
         by_priority: dict[int, list[str]] = {}
         for p in pool_rows:
             by_priority.setdefault(p.priority, []).append(p.pool_id)
-        mine = exists().where(assignments.c.task_id == tasks.c.task_id,
-                              assignments.c.worker_id == worker_id)
         for prio in sorted(by_priority, reverse=True):
-            ids = by_priority[prio]
-            cond = tasks.c.pool_id == ids[0] if len(ids) == 1 else tasks.c.pool_id.in_(ids)
-            pick = (select(tasks.c.task_id)
-                    .where(cond, tasks.c.live_count < tasks.c.overlap, ~mine)
-                    .order_by(tasks.c.created_at, tasks.c.position).limit(1)
-                    .with_for_update(skip_locked=True).scalar_subquery())
             row = (await conn.execute(
-                update(tasks).where(tasks.c.task_id == pick)
-                .values(live_count=tasks.c.live_count + 1)
-                .returning(tasks.c.task_id, tasks.c.pool_id, tasks.c.input,
-                           tasks.c.is_control))).first()
+                _claim(tasks.c.pool_id.in_(by_priority[prio]), worker_id))).first()
             if row is not None:
                 return row
         return None
@@ -518,13 +509,23 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         projects.c.instructions.label("p_instructions"),
         projects.c.output_spec.label("p_output_spec")]
 
+    def _worker_counts(worker_id: Any) -> tuple[Any, ...]:
+        """The worker's active assignments, earliest deadline and whether a restriction
+        is in force, as columns for the take's limit check."""
+        mine_active = (assignments.c.worker_id == worker_id,
+                       assignments.c.status == domain.ACTIVE)
+        return (select(func.count()).where(*mine_active).scalar_subquery().label("active"),
+                select(func.min(assignments.c.deadline_at)).where(*mine_active)
+                .scalar_subquery().label("earliest"),
+                exists().where(restrictions.c.worker_id == worker_id,
+                               restrictions.c.lifted_at.is_(None)).label("restricted"))
+
     def _pg_take_context(with_pool: bool) -> Any:
         """Built once, executed with wid, now (and pid): creates and locks the worker's
         profile, reads the limits of its trust level, its counts and the pool."""
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         wid = bindparam("wid", type_=workers.c.worker_id.type)
-        mine_active = (assignments.c.worker_id == wid, assignments.c.status == domain.ACTIVE)
         ins = pg_insert(workers).values(
             worker_id=wid, trust_level="new", skills={},
             created_at=bindparam("now", type_=workers.c.created_at.type))
@@ -535,12 +536,7 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         src = w.outerjoin(trust_limits, trust_limits.c.level == w.c.trust_level)
         cols = [w.c.worker_id, w.c.trust_level, w.c.skills, w.c.last_take_at,
                 trust_limits.c.level, trust_limits.c.max_active, trust_limits.c.min_pause_s,
-                trust_limits.c.assignment_timeout_s,
-                select(func.count()).where(*mine_active).scalar_subquery().label("active"),
-                select(func.min(assignments.c.deadline_at)).where(*mine_active)
-                .scalar_subquery().label("earliest"),
-                exists().where(restrictions.c.worker_id == wid,
-                               restrictions.c.lifted_at.is_(None)).label("restricted")]
+                trust_limits.c.assignment_timeout_s, *_worker_counts(wid)]
         if with_pool:
             src = src.outerjoin(pools.join(projects, projects.c.project_id == pools.c.project_id),
                                 pools.c.pool_id == bindparam("pid", type_=pools.c.pool_id.type))
@@ -576,16 +572,8 @@ def create_service(settings: TasksSettings | None = None) -> Service:
         """(worker, limits with the worker's counts, pool or None): on PostgreSQL one
         statement that also creates and locks the worker's profile."""
         if conn.dialect.name != "postgresql":
-            mine_active = (assignments.c.worker_id == worker_id,
-                           assignments.c.status == domain.ACTIVE)
-            counts = (
-                select(func.count()).where(*mine_active).scalar_subquery().label("active"),
-                select(func.min(assignments.c.deadline_at)).where(*mine_active)
-                .scalar_subquery().label("earliest"),
-                exists().where(restrictions.c.worker_id == worker_id,
-                               restrictions.c.lifted_at.is_(None)).label("restricted"))
             worker = await lock_worker(conn, worker_id)
-            lim = (await conn.execute(select(trust_limits, *counts).where(
+            lim = (await conn.execute(select(trust_limits, *_worker_counts(worker_id)).where(
                 trust_limits.c.level == worker.trust_level))).first()
             pool = None
             if pool_id is not None:
