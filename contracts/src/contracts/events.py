@@ -7,11 +7,15 @@ model up by (type, version) from the envelope.
 
 from __future__ import annotations
 
+import builtins
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.money import AmountMinor, Currency, PositiveAmountMinor
 
 
 class Event(BaseModel):
@@ -22,7 +26,7 @@ class Event(BaseModel):
 class EventSpec:
     type: str
     version: int
-    model: type[Event]
+    model: builtins.type[Event]
     description: str
 
     @property
@@ -40,7 +44,7 @@ _REGISTRY: dict[tuple[str, int], EventSpec] = {}
 _BY_MODEL: dict[type[Event], EventSpec] = {}
 
 
-def event(type_: str, version: int = 1):
+def event(type_: str, version: int = 1) -> Callable[[type[Event]], type[Event]]:
     """Register a payload model as event ``type_`` at ``version``."""
 
     def register(model: type[Event]) -> type[Event]:
@@ -93,8 +97,7 @@ class TaskTaken(_AssignmentRef):
 class TaskSubmitted(_AssignmentRef):
     """A worker submitted answers (and proof/comment) for an active assignment.
 
-    Carries the gross price so review can hand it to ledger on acceptance;
-    no service shows it to workers or managers.
+    Carries no money: review decides, the ledger knows the pool's price (``task.pool_opened``).
     """
 
     answers: dict[str, Any]
@@ -102,13 +105,26 @@ class TaskSubmitted(_AssignmentRef):
     proof: str | None = None
     taken_at: datetime
     submitted_at: datetime
-    price_minor: int
-    currency: str
     overlap: int = 1
     is_control: bool = False
     control_correct: bool | None = None
     review_mode: Literal["manual", "auto"] = "manual"
     auto_accept_after_s: int | None = None
+
+
+@event("task.pool_opened")
+class PoolOpened(Event):
+    """A pool opened for workers; its price per accepted assignment is frozen from now on.
+
+    The ledger keeps it with the pool's worker share and credits acceptances from it;
+    sent again on every re-open (with the same price).
+    """
+
+    pool_id: str
+    project_id: str
+    price_minor: AmountMinor
+    currency: Currency
+    opened_at: datetime
 
 
 @event("task.skipped")
@@ -163,8 +179,6 @@ class CaptchaAnswered(Event):
 
 
 class _Decision(_AssignmentRef):
-    price_minor: int
-    currency: str
     decided_by: str = Field(description="user id of the manager, 'auto' or 'rules'")
     decided_at: datetime
     comment: str | None = None
@@ -193,16 +207,16 @@ class LedgerCredited(Event):
     project_id: str | None = None
     assignment_id: str | None = None
     kind: Literal["assignment", "bonus"] = "assignment"
-    amount_minor: int
-    currency: str
+    amount_minor: AmountMinor = Field(description="the worker's part only (never the price)")
+    currency: Currency
     credited_at: datetime
 
 
 class _Payout(Event):
     payout_id: str
     worker_id: str
-    amount_minor: int
-    currency: str
+    amount_minor: PositiveAmountMinor
+    currency: Currency
     at: datetime
 
 
@@ -294,8 +308,8 @@ class BonusGranted(_RuleAction):
 
     bonus_id: str
     pool_id: str
-    amount_minor: int
-    currency: str
+    amount_minor: PositiveAmountMinor
+    currency: Currency
 
 
 # ------------------------------------------------------------------ support/gateway

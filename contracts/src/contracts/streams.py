@@ -60,3 +60,9 @@ def _matches(subject: str, pattern: str) -> bool:
 
 def dlq_subject(service: str, consumer: str) -> str:
     return f"{DLQ_SUBJECT_PREFIX}.{service}.{consumer}"
+
+
+# The gateway's emergency read-only switch (JetStream KV). The gateway writes it; every
+# service watches it and pauses the background jobs that change state while it is on.
+EMERGENCY_BUCKET = "gateway_emergency"
+EMERGENCY_KEY = "state"

@@ -8,12 +8,17 @@ gateway answers with (always 4xx for a caller's mistake).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["worker", "manager", "admin"]
+ROLES: frozenset[Role] = frozenset(get_args(Role))
+STAFF: frozenset[Role] = frozenset({"manager", "admin"})
+ADMIN: frozenset[Role] = frozenset({"admin"})
+WORKER: frozenset[Role] = frozenset({"worker"})
 
 
 class Actor(BaseModel):
@@ -50,29 +55,44 @@ class Page(BaseModel):
     offset: int = Field(0, ge=0, le=MAX_OFFSET)
 
 
+ReqT = TypeVar("ReqT", bound=BaseModel)
+RespT = TypeVar("RespT", bound=BaseModel)
+
+
 @dataclass(frozen=True)
-class RpcSpec:
+class RpcSpec(Generic[ReqT, RespT]):
+    """One RPC: its subject, request and response models, and who may call it.
+
+    The server refuses a caller whose role is not in ``roles`` before the handler
+    runs, and refuses to send a reply that is not a ``response``; the client hands
+    back a ``response`` instance.
+    """
+
     subject: str
-    request: type[BaseModel]
-    response: type[BaseModel] | None
+    request: type[ReqT]
+    response: type[RespT]
     description: str
+    roles: frozenset[Role]
 
 
-_RPCS: dict[str, RpcSpec] = {}
+_RPCS: dict[str, RpcSpec[Any, Any]] = {}
 
 
-def rpc(service: str, name: str, request: type[BaseModel], response: type[BaseModel] | None,
-        description: str) -> RpcSpec:
+def rpc(service: str, name: str, request: type[ReqT], response: type[RespT],
+        description: str, *, roles: Iterable[Role]) -> RpcSpec[ReqT, RespT]:
     """Declare one RPC; returns its spec (use ``spec.subject`` on both sides)."""
     subject = f"rpc.{service}.{name}"
     if subject in _RPCS:
         raise ValueError(f"rpc {subject} declared twice")
-    spec = RpcSpec(subject, request, response, description)
+    allowed = frozenset(roles)
+    if not allowed or not allowed <= ROLES:
+        raise ValueError(f"rpc {subject}: roles must be a non-empty subset of {sorted(ROLES)}")
+    spec = RpcSpec(subject, request, response, description, allowed)
     _RPCS[subject] = spec
     return spec
 
 
-def all_rpcs() -> list[RpcSpec]:
+def all_rpcs() -> list[RpcSpec[Any, Any]]:
     _load_all()
     return sorted(_RPCS.values(), key=lambda s: s.subject)
 

@@ -4,16 +4,21 @@ HIDDEN SHARE: the models a worker or a manager can receive (``Balance``,
 ``History``, ``Payout``/``Payouts``) carry only what was credited to the worker,
 never the share, the gross price or the platform's part. Share, price-derived
 totals and platform revenue appear only in admin-only responses.
+
+Money entering here is typed once (``contracts.money``): strict integers, never a bool
+or a string, bounded; currencies from the list the ledger books. The ledger knows a
+pool (its frozen price) once the pool has opened (``task.pool_opened``).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictFloat, StrictStr
 
-from contracts.rpc import Page, RpcRequest, rpc
+from contracts.money import Currency, PositiveAmountMinor
+from contracts.rpc import ADMIN, ROLES, WORKER, Page, RpcRequest, rpc
 
 PayoutStatus = Literal["pending", "approved", "rejected"]
 
@@ -68,9 +73,9 @@ class History(BaseModel):
 class RequestPayout(RpcRequest):
     """A worker asks to withdraw ``amount_minor``; payout details go in ``comment``."""
 
-    amount_minor: int = Field(gt=0, le=10**15)
-    currency: str | None = Field(None, pattern=r"^[A-Z]{3}$",
-                                 description="may be omitted when the worker has one currency")
+    amount_minor: PositiveAmountMinor
+    currency: Currency | None = Field(None, description="may be omitted when the worker has "
+                                                        "one currency")
     comment: str = Field(min_length=1, max_length=2000)
     idempotency_key: str | None = Field(
         None, min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
@@ -131,13 +136,16 @@ class ShareView(BaseModel):
 
 
 class SetShare(RpcRequest):
-    """Set a pool's share (or the default when ``pool_id`` is null).
+    """Set a pool's share (or the default when ``pool_id`` is null). The gateway checks the
+    pool exists (in tasks) first; the share may be set while the pool is still a draft.
 
-    ``share`` is 0.0..1.0 as a number or a decimal string, at most 4 decimals.
+    ``share`` is 0.0..1.0 as a number or a decimal string, at most 4 decimals (never a
+    boolean).
     """
 
     pool_id: str | None = Field(None, min_length=1, max_length=64)
-    share: float | str
+    share: StrictFloat | Annotated[StrictStr, Field(max_length=32)] = Field(
+        description="0..1 as a number or decimal string, e.g. 0.7 or '0.7000'")
 
 
 class ListShares(RpcRequest):
@@ -247,29 +255,43 @@ class Consistency(BaseModel):
 # ------------------------------------------------------------------------- RPCs
 
 BALANCE = rpc("ledger", "balance", BalanceRequest, Balance,
-              "Available, on-hold and paid amounts per currency (own; admin: any worker)")
+              "Available, on-hold and paid amounts per currency (own; admin: any worker)",
+    roles={"admin", "worker"})
 HISTORY = rpc("ledger", "history", HistoryRequest, History,
-              "Paginated entries of the worker's accounts (own; admin: any worker)")
+              "Paginated entries of the worker's accounts (own; admin: any worker)",
+    roles={"admin", "worker"})
 REQUEST_PAYOUT = rpc("ledger", "request_payout", RequestPayout, Payout,
-                     "Worker: put an amount on hold for a payout (409 insufficient_funds)")
+                     "Worker: put an amount on hold for a payout (409 insufficient_funds)",
+    roles=WORKER)
 APPROVE_PAYOUT = rpc("ledger", "approve_payout", DecidePayout, Payout,
-                     "Admin: pay a pending payout (gateway asks for MFA first)")
+                     "Admin: pay a pending payout (gateway asks for MFA first)",
+    roles=ADMIN)
 REJECT_PAYOUT = rpc("ledger", "reject_payout", DecidePayout, Payout,
-                    "Admin: reject a pending payout, releasing the hold")
+                    "Admin: reject a pending payout, releasing the hold",
+    roles=ADMIN)
 LIST_PAYOUTS = rpc("ledger", "list_payouts", ListPayouts, Payouts,
-                   "Admin: payouts, filtered by status and worker")
-MY_PAYOUTS = rpc("ledger", "my_payouts", MyPayouts, Payouts, "The actor's own payouts")
+                   "Admin: payouts, filtered by status and worker",
+    roles=ADMIN)
+MY_PAYOUTS = rpc("ledger", "my_payouts", MyPayouts, Payouts, "The actor's own payouts",
+    roles=ROLES)
 GET_SHARE = rpc("ledger", "get_share", GetShare, ShareView,
-                "Admin: the worker share of a pool or the default")
+                "Admin: the worker share of a pool or the default",
+    roles=ADMIN)
 SET_SHARE = rpc("ledger", "set_share", SetShare, ShareView,
-                "Admin: set the worker share of a pool or the default (audited)")
+                "Admin: set the worker share of a pool or the default (audited)",
+    roles=ADMIN)
 LIST_SHARES = rpc("ledger", "list_shares", ListShares, Shares,
-                  "Admin: the default share and every pool's own share")
+                  "Admin: the default share and every pool's own share",
+    roles=ADMIN)
 SHARE_AUDIT = rpc("ledger", "share_audit", ShareAuditRequest, ShareAudit,
-                  "Admin: every change of a share: who, when, old, new")
+                  "Admin: every change of a share: who, when, old, new",
+    roles=ADMIN)
 OWNER_DASHBOARD = rpc("ledger", "owner_dashboard", DashboardRequest, Dashboard,
-                      "Admin: money totals per currency and counts")
+                      "Admin: money totals per currency and counts",
+    roles=ADMIN)
 WORKER_SUMMARY = rpc("ledger", "worker_summary", WorkerSummaryRequest, WorkerSummary,
-                     "Admin: per-worker balances and credit totals")
+                     "Admin: per-worker balances and credit totals",
+    roles=ADMIN)
 CHECK_CONSISTENCY = rpc("ledger", "check_consistency", ConsistencyRequest, Consistency,
-                        "Admin: verify every transfer sums to zero and balances match entries")
+                        "Admin: verify every transfer sums to zero and balances match entries",
+    roles=ADMIN)

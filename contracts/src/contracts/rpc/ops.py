@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from contracts.rpc import RpcRequest, RpcSpec, rpc
+from contracts.rpc import ADMIN, RpcRequest, RpcSpec, rpc
 
 SERVICES = ("tasks", "review", "ledger", "rules", "support")
 
@@ -33,8 +33,8 @@ class Diagnostics(BaseModel):
     details: dict[str, Any] = {}
 
 
-DIAGNOSTICS: dict[str, RpcSpec] = {
+DIAGNOSTICS: dict[str, RpcSpec[DiagnosticsRequest, Diagnostics]] = {
     s: rpc(s, "diagnostics", DiagnosticsRequest, Diagnostics,
-           f"{s}: database, bus, outbox backlog and consumer lag (admin only)")
+           f"{s}: database, bus, outbox backlog and consumer lag (admin only)", roles=ADMIN)
     for s in SERVICES
 }

@@ -1,8 +1,8 @@
 """Review service RPCs: the pending-review queue, locks, decisions and statistics.
 
 No response of this service carries a price or a currency: the gross price of a
-task would reveal the hidden worker share. Review keeps the price only to put it
-into ``review.accepted`` for the ledger.
+task would reveal the hidden worker share. Review keeps none: it decides, and the
+ledger credits ``review.accepted`` from the price it learnt when the pool opened.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.rpc import Page, RpcRequest, rpc
+from contracts.rpc import ROLES, STAFF, Page, RpcRequest, rpc
 
 SubmissionStatus = Literal["pending", "accepted", "rejected"]
 
@@ -163,21 +163,30 @@ class PoolStats(BaseModel):
 # ------------------------------------------------------------------------- rpcs
 
 LIST_PENDING = rpc("review", "list_pending", ListPending, Submissions,
-                   "Pending submissions, oldest first, optionally of one pool (manager/admin)")
-GET = rpc("review", "get", SubmissionRef, Submission, "One submission (manager/admin)")
+                   "Pending submissions, oldest first, optionally of one pool (manager/admin)",
+    roles=STAFF)
+GET = rpc("review", "get", SubmissionRef, Submission, "One submission (manager/admin)",
+    roles=STAFF)
 LOCK = rpc("review", "lock", SubmissionRef, LockInfo,
-           "Lock a pending submission for review for the lock TTL (re-locking extends it)")
+           "Lock a pending submission for review for the lock TTL (re-locking extends it)",
+    roles=STAFF)
 LOCK_NEXT = rpc("review", "lock_next", LockNext, Submission,
                 "Lock the oldest free pending submission for the caller; 404 no_pending when "
-                "there is none (a manager's own live lock is handed back again)")
-UNLOCK = rpc("review", "unlock", SubmissionRef, LockInfo, "Release one's own lock")
+                "there is none (a manager's own live lock is handed back again)",
+    roles=STAFF)
+UNLOCK = rpc("review", "unlock", SubmissionRef, LockInfo, "Release one's own lock",
+    roles=STAFF)
 ACCEPT = rpc("review", "accept", Accept, DecisionResult,
-             "Accept a submission one holds the lock of; emits review.accepted")
+             "Accept a submission one holds the lock of; emits review.accepted",
+    roles=STAFF)
 REJECT = rpc("review", "reject", Reject, DecisionResult,
              "Reject a submission one holds the lock of, with a comment for the worker; "
-             "emits review.rejected")
+             "emits review.rejected",
+    roles=STAFF)
 STATS = rpc("review", "stats", StatsRequest, PoolStats,
             "Per-pool counts, acceptance rate, hourly throughput and top workers "
-            "(manager/admin)")
+            "(manager/admin)",
+    roles=STAFF)
 MY_DECISIONS = rpc("review", "my_decisions", DecisionsRequest, Decisions,
-                   "Decision history: a worker's own decisions, or filtered for managers")
+                   "Decision history: a worker's own decisions, or filtered for managers",
+    roles=ROLES)

@@ -7,16 +7,35 @@ service can refuse an incomplete rule with the full list of what is missing
 (``rule_incomplete``, 422, ``details`` = list of missing field paths) instead of
 a bare schema error. Admins manage rules; managers read, explain and backtest;
 workers get nothing (private comments never reach workers).
+
+Bonus amounts and currencies are the ledger's (``contracts.money``), so a rule whose
+bonus the ledger could not book is refused where it is created. Identifiers are at most
+64 characters and no string carries a NUL character (the database stores neither).
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from contracts.rpc import Page, RpcRequest, rpc
+from contracts.money import Currency, PositiveAmountMinor
+from contracts.rpc import ADMIN, STAFF, Page, RpcRequest, rpc
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
+
+
+Id = Annotated[str, Field(max_length=64), AfterValidator(_no_nul)]
+Name = Annotated[str, Field(max_length=200), AfterValidator(_no_nul)]
+Skill = Annotated[str, Field(max_length=100), AfterValidator(_no_nul)]
+Comment = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
+# a finite number: NaN or infinity would be stored as null and break every evaluation
+Threshold = Annotated[float, Field(allow_inf_nan=False)]
 
 RuleScope = Literal["pool", "project", "platform"]
 CollectorKind = Literal[
@@ -59,9 +78,9 @@ class CollectorDraft(_Draft):
 
 
 class ConditionDraft(_Draft):
-    field: str | None = None
+    field: Id | None = None
     operator: Operator | None = None
-    value: float | str | None = None
+    value: Threshold | Id | None = None
 
 
 class ActionDraft(_Draft):
@@ -79,21 +98,21 @@ class ActionDraft(_Draft):
     scope: Literal["pool", "project", "all"] | None = None
     duration: int | None = Field(None, ge=1, le=100_000)
     duration_unit: Literal["minutes", "hours", "days", "permanent"] | None = None
-    private_comment: str | None = Field(None, max_length=2000)
-    skill: str | None = Field(None, max_length=100)
+    private_comment: Comment | None = None
+    skill: Skill | None = None
     value: int | None = Field(None, ge=0, le=100)
-    from_field: str | None = None
-    public_comment: str | None = Field(None, max_length=2000)
+    from_field: Id | None = None
+    public_comment: Comment | None = None
     add: int | None = Field(None, ge=1, le=100)
-    amount_minor: int | None = Field(None, ge=1)
-    currency: str | None = Field(None, min_length=3, max_length=3)
+    amount_minor: PositiveAmountMinor | None = None
+    currency: Currency | None = None
 
 
 class RuleDraft(_Draft):
-    name: str | None = Field(None, max_length=200)
+    name: Name | None = None
     scope: RuleScope | None = None
-    pool_id: str | None = None
-    project_id: str | None = None
+    pool_id: Id | None = None
+    project_id: Id | None = None
     collector: CollectorDraft | None = None
     conditions: list[ConditionDraft] | None = None
     action: ActionDraft | None = None
@@ -120,8 +139,8 @@ class CreateRule(RpcRequest):
 
 
 class ListRules(RpcRequest):
-    pool_id: str | None = None
-    project_id: str | None = None
+    pool_id: Id | None = None
+    project_id: Id | None = None
     include_deleted: bool = False
     page: Page = Page()
 
@@ -132,18 +151,18 @@ class Rules(BaseModel):
 
 
 class RuleRef(RpcRequest):
-    rule_id: str
+    rule_id: Id
 
 
 class UpdateRule(RpcRequest):
-    rule_id: str
+    rule_id: Id
     enabled: bool
 
 
 class ExplainWorker(RpcRequest):
-    worker_id: str
-    pool_id: str | None = None
-    rule_id: str | None = None
+    worker_id: Id
+    pool_id: Id | None = None
+    rule_id: Id | None = None
     page: Page = Page()
 
 
@@ -188,7 +207,7 @@ class Backtest(RpcRequest):
     """Run a draft rule over a pool's (or project's) recorded events; acts on nothing."""
 
     rule: RuleDraft
-    pool_id: str | None = Field(None, description="defaults to the rule's pool")
+    pool_id: Id | None = Field(None, description="defaults to the rule's pool")
     since: datetime | None = None
     until: datetime | None = None
 
@@ -209,8 +228,8 @@ class BacktestResult(BaseModel):
 
 
 class ListRestrictions(RpcRequest):
-    worker_id: str | None = None
-    pool_id: str | None = None
+    worker_id: Id | None = None
+    pool_id: Id | None = None
     active_only: bool = True
     page: Page = Page()
 
@@ -220,15 +239,31 @@ class Restrictions(BaseModel):
     total: int
 
 
+class LiftRestriction(RpcRequest):
+    """Lift a restriction before its time (admin): the worker may take again and the rule
+    counts that worker afresh, as when a restriction runs out."""
+
+    restriction_id: str = Field(min_length=1, max_length=64)
+
+
 CREATE_RULE = rpc("rules", "create_rule", CreateRule, Rule,
-                  "Create a quality-control rule (admin); incomplete rules are refused")
-LIST_RULES = rpc("rules", "list_rules", ListRules, Rules, "List rules (admin, manager)")
-GET_RULE = rpc("rules", "get_rule", RuleRef, Rule, "One rule (admin, manager)")
-UPDATE_RULE = rpc("rules", "update_rule", UpdateRule, Rule, "Enable or disable a rule (admin)")
-DELETE_RULE = rpc("rules", "delete_rule", RuleRef, Rule, "Soft-delete a rule (admin)")
+                  "Create a quality-control rule (admin); incomplete rules are refused",
+                  roles=ADMIN)
+LIST_RULES = rpc("rules", "list_rules", ListRules, Rules, "List rules (admin, manager)",
+                 roles=STAFF)
+GET_RULE = rpc("rules", "get_rule", RuleRef, Rule, "One rule (admin, manager)", roles=STAFF)
+UPDATE_RULE = rpc("rules", "update_rule", UpdateRule, Rule, "Enable or disable a rule (admin)",
+                  roles=ADMIN)
+DELETE_RULE = rpc("rules", "delete_rule", RuleRef, Rule, "Soft-delete a rule (admin)",
+                  roles=ADMIN)
 EXPLAIN_WORKER = rpc("rules", "explain_worker", ExplainWorker, WorkerExplanation,
-                     "Every firing on a worker with the facts that caused it (admin, manager)")
+                     "Every firing on a worker with the facts that caused it (admin, manager)",
+                     roles=STAFF)
 BACKTEST = rpc("rules", "backtest", Backtest, BacktestResult,
-               "Whom a draft rule would have hit on recorded events (admin, manager)")
+               "Whom a draft rule would have hit on recorded events (admin, manager)",
+               roles=STAFF)
 LIST_RESTRICTIONS = rpc("rules", "list_restrictions", ListRestrictions, Restrictions,
-                        "Restrictions applied by rules (admin, manager)")
+                        "Restrictions applied by rules (admin, manager)", roles=STAFF)
+LIFT_RESTRICTION = rpc("rules", "lift_restriction", LiftRestriction, Restriction,
+                       "Lift a restriction now (admin); emits rules.restriction.lifted",
+                       roles=ADMIN)

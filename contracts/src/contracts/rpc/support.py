@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from contracts.rpc import Page, RpcRequest, rpc
+from contracts.rpc import ROLES, Page, RpcRequest, rpc
 
 
 class TicketCreate(RpcRequest):
@@ -47,8 +47,11 @@ class AssistantAnswer(BaseModel):
     suggestion: str | None = None
 
 
-CREATE_TICKET = rpc("support", "create_ticket", TicketCreate, Ticket, "Open a support ticket")
+CREATE_TICKET = rpc("support", "create_ticket", TicketCreate, Ticket, "Open a support ticket",
+    roles=ROLES)
 LIST_TICKETS = rpc("support", "list_tickets", TicketList, Tickets,
-                   "Tickets: a worker sees their own, managers and admins see all")
+                   "Tickets: a worker sees their own, managers and admins see all",
+    roles=ROLES)
 ASK = rpc("support", "ask", AskAssistant, AssistantAnswer,
-          "Answer a frequent question from the knowledge base")
+          "Answer a frequent question from the knowledge base",
+    roles=ROLES)

@@ -1,17 +1,27 @@
 """Tasks service RPCs: projects, pools, task upload, the assignment lifecycle, worker limits.
 
-HIDDEN-SHARE RULE: price fields (``price_minor``, ``currency``) appear only in replies to
-admins; for workers and managers they are left out of the reply entirely.
+HIDDEN-SHARE RULE: a pool's money (``price_minor``, ``currency``) travels only in
+:class:`AdminPool`, the reply of the admin-only specs (``create_pool``, ``update_pool``,
+``open_pool``, ``close_pool``, ``archive_pool``, ``admin_get_pool``, ``admin_list_pools``).
+:class:`Pool`, the staff view (``get_pool``, ``list_pools``), has no such fields, and is
+not a base of ``AdminPool``: the RPC server refuses to send an ``AdminPool`` under a spec
+whose response is ``Pool``. Workers see pools only as :class:`AvailablePool`.
+
+Every value is checked here, where it enters: ids and texts are length-limited and refuse
+NUL characters (PostgreSQL cannot store them in text), durations are bounded (they are
+stored as 32-bit integers), amounts and currencies are the ledger's (``contracts.money``).
 """
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
 
-from contracts.rpc import Page, RpcRequest, rpc
+from contracts.money import AmountMinor, Currency
+from contracts.rpc import ADMIN, STAFF, WORKER, Page, RpcRequest, rpc
 
 FieldType = Literal["string", "integer", "number", "boolean", "url", "json", "file"]
 PoolStatus = Literal["draft", "open", "closed", "archived"]
@@ -20,6 +30,61 @@ TrustLevel = Literal["new", "verified", "trusted"]
 ReviewMode = Literal["manual", "auto"]
 CaptchaFrequency = Literal["none", "low", "high"]
 
+MAX_ASSIGNMENT_TIMEOUT_S = 7 * 24 * 3600
+MAX_AUTO_ACCEPT_AFTER_S = 365 * 24 * 3600  # far below 2^31, the column's limit
+MAX_ANSWERS_CHARS = 100_000  # the answers of one submission, as JSON text
+MAX_UPLOAD_CHARS = 64 * 1024 * 1024
+
+
+# ------------------------------------------------------------------------ values
+
+
+def _refuse_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _refuse_nul_inside(value: Any) -> Any:
+    """NUL characters refused in every string of a JSON value (keys too)."""
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            _refuse_nul(v)
+        elif isinstance(v, dict):
+            stack += list(v.keys()) + list(v.values())
+        elif isinstance(v, list):
+            stack += v
+    return value
+
+
+def _upper(value: Any) -> Any:
+    return value.upper() if isinstance(value, str) else value
+
+
+NoNul = AfterValidator(_refuse_nul)
+Id = Annotated[str, Field(min_length=1, max_length=64), NoNul]
+Name = Annotated[str, Field(min_length=1, max_length=200), NoNul]
+Text = Annotated[str, Field(max_length=10_000), NoNul]
+# ISO code in any case ("eur" is EUR); one of the currencies the ledger books
+CurrencyCode = Annotated[Currency, BeforeValidator(_upper)]
+AssignmentTimeoutS = Annotated[int, Field(ge=1, le=MAX_ASSIGNMENT_TIMEOUT_S)]
+AutoAcceptAfterS = Annotated[int, Field(ge=0, le=MAX_AUTO_ACCEPT_AFTER_S)]
+Overlap = Annotated[int, Field(ge=1, le=1000)]
+Priority = Annotated[int, Field(ge=-1000, le=1000)]
+SkillValue = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+
+
+def _bounded_answers(value: dict[str, Any]) -> dict[str, Any]:
+    if len(json.dumps(value, ensure_ascii=False)) > MAX_ANSWERS_CHARS:
+        raise ValueError(f"the answers are longer than {MAX_ANSWERS_CHARS} characters")
+    return _refuse_nul_inside(value)  # type: ignore[no-any-return]
+
+
+Answers = Annotated[dict[str, Any], Field(max_length=200), AfterValidator(_bounded_answers)]
+JsonValues = Annotated[list[Any], AfterValidator(_refuse_nul_inside)]
+
 
 # ------------------------------------------------------------------------ projects
 
@@ -27,34 +92,37 @@ CaptchaFrequency = Literal["none", "low", "high"]
 class FieldSpec(BaseModel):
     """One field of a project's input or output spec."""
 
-    name: str = Field(min_length=1, max_length=64)
+    name: Annotated[str, NoNul] = Field(min_length=1, max_length=64)
     type: FieldType = "string"
     required: bool = True
-    allowed_values: list[Any] | None = None
-    min_length: int | None = Field(None, ge=0)
-    max_length: int | None = Field(None, ge=0)
-    min_value: float | None = None
-    max_value: float | None = None
-    pattern: str | None = Field(None, max_length=500, description="regex the whole value matches")
+    allowed_values: JsonValues | None = Field(None, max_length=1000)
+    min_length: int | None = Field(None, ge=0, le=1_000_000)
+    max_length: int | None = Field(None, ge=0, le=1_000_000)
+    min_value: float | None = Field(None, allow_inf_nan=False)
+    max_value: float | None = Field(None, allow_inf_nan=False)
+    pattern: Annotated[str, NoNul] | None = Field(
+        None, max_length=500,
+        description="regex the whole value matches (RE2 syntax: linear-time, no "
+                    "backreferences or lookaround)")
 
 
 class ProjectCreate(RpcRequest):
-    name: str = Field(min_length=1, max_length=200)
-    instructions: str = Field("", max_length=100_000, description="Markdown")
-    input_spec: list[FieldSpec] = Field(min_length=1)
-    output_spec: list[FieldSpec] = Field(min_length=1)
+    name: Name
+    instructions: Annotated[str, NoNul] = Field("", max_length=100_000, description="Markdown")
+    input_spec: list[FieldSpec] = Field(min_length=1, max_length=200)
+    output_spec: list[FieldSpec] = Field(min_length=1, max_length=200)
 
 
 class ProjectUpdate(RpcRequest):
-    project_id: str
-    name: str | None = Field(None, min_length=1, max_length=200)
-    instructions: str | None = Field(None, max_length=100_000)
-    input_spec: list[FieldSpec] | None = None
-    output_spec: list[FieldSpec] | None = None
+    project_id: Id
+    name: Name | None = None
+    instructions: Annotated[str, NoNul] | None = Field(None, max_length=100_000)
+    input_spec: list[FieldSpec] | None = Field(None, min_length=1, max_length=200)
+    output_spec: list[FieldSpec] | None = Field(None, min_length=1, max_length=200)
 
 
 class ProjectGet(RpcRequest):
-    project_id: str
+    project_id: Id
 
 
 class ProjectList(RpcRequest):
@@ -80,25 +148,26 @@ class Projects(BaseModel):
 
 
 class SkillFilter(BaseModel):
-    """``gte``: the worker's skill is at least ``value``; ``absent``: the worker has no such skill."""
+    """``gte``: the worker's skill is at least ``value``; ``absent``: the worker has no such
+    skill."""
 
-    skill: str = Field(min_length=1, max_length=64)
+    skill: Annotated[str, NoNul] = Field(min_length=1, max_length=64)
     op: Literal["gte", "absent"] = "gte"
-    value: int | None = None
+    value: SkillValue | None = None
 
 
 class PoolCreate(RpcRequest):
-    project_id: str
-    name: str = Field(min_length=1, max_length=200)
-    price_minor: int = Field(ge=0)
-    currency: str = Field("RUB", min_length=3, max_length=3)
-    overlap: int = Field(1, ge=1, le=1000)
-    assignment_timeout_s: int = Field(600, ge=1, le=7 * 24 * 3600)
-    auto_accept_after_s: int | None = Field(None, ge=0)
+    project_id: Id
+    name: Name
+    price_minor: AmountMinor
+    currency: CurrencyCode = "RUB"
+    overlap: Overlap = 1
+    assignment_timeout_s: AssignmentTimeoutS = 600
+    auto_accept_after_s: AutoAcceptAfterS | None = None
     review_mode: ReviewMode = "manual"
     captcha_frequency: CaptchaFrequency = "none"
-    skill_filters: list[SkillFilter] = []
-    priority: int = Field(0, ge=-1000, le=1000)
+    skill_filters: list[SkillFilter] = Field([], max_length=50)
+    priority: Priority = 0
 
 
 class PoolUpdate(RpcRequest):
@@ -106,41 +175,37 @@ class PoolUpdate(RpcRequest):
     the pool is a draft: once open, workers took its tasks at that price. ``overlap`` is
     the default for tasks uploaded afterwards (a task keeps the overlap it got)."""
 
-    pool_id: str
-    name: str | None = Field(None, min_length=1, max_length=200)
-    price_minor: int | None = Field(None, ge=0)
-    currency: str | None = Field(None, min_length=3, max_length=3)
-    overlap: int | None = Field(None, ge=1, le=1000)
-    assignment_timeout_s: int | None = Field(None, ge=1, le=7 * 24 * 3600)
-    auto_accept_after_s: int | None = Field(None, ge=0)
+    pool_id: Id
+    name: Name | None = None
+    price_minor: AmountMinor | None = None
+    currency: CurrencyCode | None = None
+    overlap: Overlap | None = None
+    assignment_timeout_s: AssignmentTimeoutS | None = None
+    auto_accept_after_s: AutoAcceptAfterS | None = None
     review_mode: ReviewMode | None = None
     captcha_frequency: CaptchaFrequency | None = None
-    skill_filters: list[SkillFilter] | None = None
-    priority: int | None = Field(None, ge=-1000, le=1000)
+    skill_filters: list[SkillFilter] | None = Field(None, max_length=50)
+    priority: Priority | None = None
 
 
 class PoolGet(RpcRequest):
-    pool_id: str
+    pool_id: Id
 
 
 class PoolList(RpcRequest):
-    project_id: str | None = None
+    project_id: Id | None = None
     status: PoolStatus | None = None
     page: Page = Page()
 
 
 class PoolTransition(RpcRequest):
-    pool_id: str
+    pool_id: Id
 
 
-class Pool(BaseModel):
-    """A pool; ``price_minor`` and ``currency`` are present for admins only."""
-
+class _PoolSettings(BaseModel):
     pool_id: str
     project_id: str
     name: str
-    price_minor: int | None = None
-    currency: str | None = None
     overlap: int
     assignment_timeout_s: int
     auto_accept_after_s: int | None
@@ -153,8 +218,25 @@ class Pool(BaseModel):
     updated_at: datetime
 
 
+class Pool(_PoolSettings):
+    """A pool as staff see it: everything but its price (``get_pool``, ``list_pools``)."""
+
+
+class AdminPool(_PoolSettings):
+    """A pool with its price, for admins only (a sibling of :class:`Pool`, not a subclass,
+    so that it can never be sent where a ``Pool`` is the reply)."""
+
+    price_minor: AmountMinor
+    currency: Currency
+
+
 class Pools(BaseModel):
     items: list[Pool]
+    total: int
+
+
+class AdminPools(BaseModel):
+    items: list[AdminPool]
     total: int
 
 
@@ -168,9 +250,9 @@ class TasksUpload(RpcRequest):
     ``GOLDEN:name``. A JSON row may also be ``{"input_values": {...}, "known_solutions": {...}}``.
     """
 
-    pool_id: str
+    pool_id: Id
     format: Literal["json", "tsv"] = "json"
-    content: str | list[Any]
+    content: Annotated[str, Field(max_length=MAX_UPLOAD_CHARS), NoNul] | JsonValues
     all_or_nothing: bool = False
 
 
@@ -187,7 +269,7 @@ class UploadResult(BaseModel):
 
 
 class TaskList(RpcRequest):
-    pool_id: str
+    pool_id: Id
     page: Page = Page()
 
 
@@ -211,25 +293,25 @@ class Tasks(BaseModel):
 
 
 class Take(RpcRequest):
-    pool_id: str | None = Field(None, description="None = any open pool the worker may use")
+    pool_id: Id | None = Field(None, description="None = any open pool the worker may use")
 
 
 class AssignmentRef(RpcRequest):
-    assignment_id: str
+    assignment_id: Id
 
 
 class Submit(RpcRequest):
-    assignment_id: str
-    answers: dict[str, Any]
-    comment: str | None = Field(None, max_length=10_000)
-    proof_url: str | None = Field(None, max_length=2000)
-    proof_text: str | None = Field(None, max_length=10_000)
+    assignment_id: Id
+    answers: Answers
+    comment: Text | None = None
+    proof_url: Annotated[str, NoNul] | None = Field(None, max_length=2000)
+    proof_text: Text | None = None
 
 
 class Report(RpcRequest):
-    assignment_id: str
-    reason: str = Field(min_length=1, max_length=64)
-    text: str = Field("", max_length=10_000)
+    assignment_id: Id
+    reason: Annotated[str, NoNul] = Field(min_length=1, max_length=64)
+    text: Text = ""
 
 
 class Assignment(BaseModel):
@@ -260,7 +342,7 @@ class TakeResult(Assignment):
 
 class MyAssignments(RpcRequest):
     status: AssignmentStatus | None = None
-    pool_id: str | None = None
+    pool_id: Id | None = None
     page: Page = Page()
 
 
@@ -274,8 +356,8 @@ class ReportResult(BaseModel):
 
 
 class CaptchaAnswer(RpcRequest):
-    challenge_id: str
-    answer: str = Field(max_length=64)
+    challenge_id: Id
+    answer: Annotated[str, NoNul] = Field(max_length=64)
 
 
 class CaptchaResult(BaseModel):
@@ -287,6 +369,8 @@ class AvailablePools(RpcRequest):
 
 
 class AvailablePool(BaseModel):
+    """An open pool as a worker sees it: never its price."""
+
     pool_id: str
     project_id: str
     name: str
@@ -309,10 +393,10 @@ class ExportResults(RpcRequest):
     travels in parts; the gateway streams them as one download.
     """
 
-    pool_id: str
+    pool_id: Id
     format: Literal["csv", "tsv", "json"] = "csv"
     status: AssignmentStatus | None = None
-    cursor: str | None = Field(None, max_length=200)
+    cursor: Annotated[str, NoNul] | None = Field(None, max_length=200)
     max_bytes: int = Field(512 * 1024, ge=1024, le=768 * 1024)
 
 
@@ -327,7 +411,7 @@ class ExportedResults(BaseModel):
 
 
 class PoolStatsRequest(RpcRequest):
-    pool_id: str
+    pool_id: Id
 
 
 class PoolStats(BaseModel):
@@ -346,9 +430,9 @@ class PoolStats(BaseModel):
 class TrustLevelLimits(BaseModel):
     level: TrustLevel
     max_active: int = Field(ge=0, le=10_000)
-    min_pause_s: float = Field(ge=0, le=86_400)
-    assignment_timeout_s: int | None = Field(None, ge=1,
-                                             description="used when shorter than the pool's")
+    min_pause_s: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+    assignment_timeout_s: AssignmentTimeoutS | None = Field(
+        None, description="used when shorter than the pool's")
 
 
 class TrustLimitsGet(RpcRequest):
@@ -364,11 +448,11 @@ class TrustLimits(BaseModel):
 
 
 class WorkerProfileGet(RpcRequest):
-    worker_id: str
+    worker_id: Id
 
 
 class SetTrustLevel(RpcRequest):
-    worker_id: str
+    worker_id: Id
     trust_level: TrustLevel
 
 
@@ -392,49 +476,71 @@ class WorkerProfile(BaseModel):
 
 # ------------------------------------------------------------------------- specs
 
-CREATE_PROJECT = rpc("tasks", "create_project", ProjectCreate, Project, "Create a project (admin)")
-GET_PROJECT = rpc("tasks", "get_project", ProjectGet, Project, "One project (admin, manager)")
-LIST_PROJECTS = rpc("tasks", "list_projects", ProjectList, Projects, "Projects (admin, manager)")
-UPDATE_PROJECT = rpc("tasks", "update_project", ProjectUpdate, Project, "Change a project (admin)")
+CREATE_PROJECT = rpc("tasks", "create_project", ProjectCreate, Project, "Create a project (admin)",
+                     roles=ADMIN)
+GET_PROJECT = rpc("tasks", "get_project", ProjectGet, Project, "One project (admin, manager)",
+                  roles=STAFF)
+LIST_PROJECTS = rpc("tasks", "list_projects", ProjectList, Projects, "Projects (admin, manager)",
+                    roles=STAFF)
+UPDATE_PROJECT = rpc("tasks", "update_project", ProjectUpdate, Project, "Change a project (admin)",
+                     roles=ADMIN)
 
-CREATE_POOL = rpc("tasks", "create_pool", PoolCreate, Pool, "Create a draft pool (admin)")
-UPDATE_POOL = rpc("tasks", "update_pool", PoolUpdate, Pool,
-                  "Change a pool's settings; price and currency only in draft (admin)")
-GET_POOL = rpc("tasks", "get_pool", PoolGet, Pool, "One pool (admin; managers without price)")
-LIST_POOLS = rpc("tasks", "list_pools", PoolList, Pools, "Pools (admin; managers without price)")
-OPEN_POOL = rpc("tasks", "open_pool", PoolTransition, Pool, "draft/closed -> open (admin)")
-CLOSE_POOL = rpc("tasks", "close_pool", PoolTransition, Pool, "open -> closed (admin)")
-ARCHIVE_POOL = rpc("tasks", "archive_pool", PoolTransition, Pool,
-                   "closed/draft -> archived (admin)")
+CREATE_POOL = rpc("tasks", "create_pool", PoolCreate, AdminPool,
+                  "Create a draft pool with its price (admin)", roles=ADMIN)
+UPDATE_POOL = rpc("tasks", "update_pool", PoolUpdate, AdminPool,
+                  "Change a pool's settings; price and currency only in draft (admin)",
+                  roles=ADMIN)
+GET_POOL = rpc("tasks", "get_pool", PoolGet, Pool, "One pool without its price (admin, manager)",
+               roles=STAFF)
+LIST_POOLS = rpc("tasks", "list_pools", PoolList, Pools,
+                 "Pools without their prices (admin, manager)", roles=STAFF)
+ADMIN_GET_POOL = rpc("tasks", "admin_get_pool", PoolGet, AdminPool,
+                     "One pool with its price (admin)", roles=ADMIN)
+ADMIN_LIST_POOLS = rpc("tasks", "admin_list_pools", PoolList, AdminPools,
+                       "Pools with their prices (admin)", roles=ADMIN)
+OPEN_POOL = rpc("tasks", "open_pool", PoolTransition, AdminPool,
+                "draft/closed -> open, the price frozen (admin)", roles=ADMIN)
+CLOSE_POOL = rpc("tasks", "close_pool", PoolTransition, AdminPool, "open -> closed (admin)",
+                 roles=ADMIN)
+ARCHIVE_POOL = rpc("tasks", "archive_pool", PoolTransition, AdminPool,
+                   "closed/draft -> archived (admin)", roles=ADMIN)
 
 UPLOAD_TASKS = rpc("tasks", "upload_tasks", TasksUpload, UploadResult,
-                   "Bulk upload tasks as JSON or TSV, checked against the input spec (admin)")
-LIST_TASKS = rpc("tasks", "list_tasks", TaskList, Tasks, "Tasks of a pool (admin, manager)")
+                   "Bulk upload tasks as JSON or TSV, checked against the input spec (admin)",
+                   roles=ADMIN)
+LIST_TASKS = rpc("tasks", "list_tasks", TaskList, Tasks,
+                 "Tasks of a pool; control answers for admins only (admin, manager)",
+                 roles=STAFF)
 
 TAKE = rpc("tasks", "take", Take, TakeResult,
            "Take a task (worker); errors: no_tasks_available 404, take_limit 429, "
-           "captcha_required 428, restricted 403")
+           "captcha_required 428, restricted 403", roles=WORKER)
 SUBMIT = rpc("tasks", "submit", Submit, Assignment,
-             "Submit answers (worker); invalid_answers 422 with an error per field")
-SKIP = rpc("tasks", "skip", AssignmentRef, Assignment, "Give an active assignment back (worker)")
-REPORT = rpc("tasks", "report", Report, ReportResult, "Report a problem with a task (worker)")
+             "Submit answers (worker); invalid_answers 422 with an error per field, "
+             "assignment_expired 409 (the assignment expired on the way)", roles=WORKER)
+SKIP = rpc("tasks", "skip", AssignmentRef, Assignment, "Give an active assignment back (worker)",
+           roles=WORKER)
+REPORT = rpc("tasks", "report", Report, ReportResult, "Report a problem with a task (worker)",
+             roles=WORKER)
 CAPTCHA_ANSWER = rpc("tasks", "captcha_answer", CaptchaAnswer, CaptchaResult,
-                     "Answer the captcha a take asked for (worker)")
+                     "Answer the captcha a take asked for (worker)", roles=WORKER)
 MY_ASSIGNMENTS = rpc("tasks", "my_assignments", MyAssignments, Assignments,
-                     "The calling worker's assignments")
+                     "The calling worker's assignments", roles=WORKER)
 AVAILABLE_POOLS = rpc("tasks", "available_pools", AvailablePools, AvailablePoolList,
-                      "Open pools the calling worker may take from, with free task counts")
+                      "Open pools the calling worker may take from, with free task counts",
+                      roles=WORKER)
 
 EXPORT_RESULTS = rpc("tasks", "export_results", ExportResults, ExportedResults,
-                     "Results of a pool as CSV, TSV or JSON text (admin)")
+                     "Results of a pool as CSV, TSV or JSON text (admin)", roles=ADMIN)
 POOL_STATS = rpc("tasks", "pool_stats", PoolStatsRequest, PoolStats,
-                 "Task and assignment counts of a pool (admin, manager)")
+                 "Task and assignment counts of a pool (admin, manager)", roles=STAFF)
 
 GET_TRUST_LIMITS = rpc("tasks", "get_trust_limits", TrustLimitsGet, TrustLimits,
-                       "Limits per trust level (admin)")
+                       "Limits per trust level (admin)", roles=ADMIN)
 SET_TRUST_LIMITS = rpc("tasks", "set_trust_limits", TrustLimitsSet, TrustLimits,
-                       "Set one trust level's limits (admin)")
+                       "Set one trust level's limits (admin)", roles=ADMIN)
 GET_WORKER_PROFILE = rpc("tasks", "get_worker_profile", WorkerProfileGet, WorkerProfile,
-                         "A worker's profile (admin; a worker may read their own)")
+                         "A worker's profile (admin; a worker may read their own)",
+                         roles={"admin", "worker"})
 SET_TRUST_LEVEL = rpc("tasks", "set_trust_level", SetTrustLevel, WorkerProfile,
-                      "Set a worker's trust level (admin; the gateway audits it)")
+                      "Set a worker's trust level (admin; the gateway audits it)", roles=ADMIN)
