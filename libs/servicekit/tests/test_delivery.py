@@ -16,7 +16,7 @@ from contracts.events import UserCreated
 from servicekit.testing import NatsServer
 
 sys.path.insert(0, str(Path(__file__).parent))
-from toy import create_tables, create_toy, effect_count  # noqa: E402
+from toy import create_tables, create_toy, effect_count
 
 TOY = Path(__file__).parent / "toy.py"
 
@@ -66,8 +66,8 @@ async def test_event_committed_while_nats_is_down_is_published_once_after(
     await svc.start()
     try:
         server.stop()
-        async with svc.transaction() as conn:
-            env = await svc.record(conn, user_created("during-outage"))
+        async with svc.db.unit_of_work() as uow:
+            env = uow.record(user_created("during-outage"))
         await asyncio.sleep(1.0)  # the relay tries and fails while NATS is down
         assert (await svc.relay.backlog())[0] == 1
         server.start()
@@ -253,6 +253,7 @@ async def test_consumer_settings_in_code_are_applied_to_an_existing_consumer(
 async def test_dead_letter_replay_applies_the_event_once_the_cause_is_fixed(
         own_nats, database_url) -> None:
     import toy
+
     from servicekit.dlq import list_dead_letters, replay
 
     await create_tables(database_url)
@@ -313,8 +314,8 @@ async def test_published_event_keeps_the_traceparent_of_the_request(own_nats,
         tracer = svc.tracer_provider.get_tracer("test")
         with tracer.start_as_current_span("POST /api/something") as span:
             trace_id = format(span.get_span_context().trace_id, "032x")
-            async with svc.transaction() as conn:
-                env = await svc.record(conn, user_created("traced"))
+            async with svc.db.unit_of_work() as uow:
+                env = uow.record(user_created("traced"))
 
         async def published():
             msgs = await stream_messages(nc.jetstream(), "GATEWAY", "gateway.user.created")
@@ -323,5 +324,89 @@ async def test_published_event_keeps_the_traceparent_of_the_request(own_nats,
         (msg,) = await wait_for(published)
         assert msg.headers["traceparent"].split("-")[1] == trace_id
     finally:
+        await nc.close()
+        await svc.stop()
+
+
+async def test_a_message_that_must_wait_is_kept_in_progress_and_never_dead_lettered(
+        own_nats, database_url) -> None:
+    """Waiting (here ``NotReady``; a lock timeout alike) outlasts max_deliver x ack_wait:
+    the message is neither redelivered nor dead-lettered, and applies once freed."""
+    import toy
+
+    await create_tables(database_url)
+    toy.WAIT_UNTIL_FREED.append(True)
+    toy.FREED.clear()
+    svc = create_toy(own_nats.url, database_url, name="toywait", max_deliver=2, ack_wait_s=2.0)
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        await publish(js, user_created("wait-1"))
+        await asyncio.sleep(8.0)  # 2 deliveries x 2 s ack wait, twice over
+        info = await js.consumer_info("GATEWAY", "toywait__count")
+        assert info.num_redelivered == 0 and info.num_ack_pending == 1
+        assert await stream_messages(js, "DLQ", "dlq.toywait.count") == []
+        toy.FREED.set()
+        assert await wait_for(lambda: _eq(effect_count(svc, "wait-1"), 1))
+        assert await stream_messages(js, "DLQ", "dlq.toywait.count") == []
+    finally:
+        toy.WAIT_UNTIL_FREED.clear()
+        await nc.close()
+        await svc.stop()
+
+
+async def test_a_body_on_the_wrong_subject_or_of_an_unknown_version_is_refused_at_once(
+        own_nats, database_url) -> None:
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyforged", max_deliver=5)
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        env = new_envelope(user_created("forged"), producer="test")
+        # an envelope typed as another event, published on the consumer's subject
+        other = env.model_copy(update={"type": "gateway.emergency.changed"})
+        await js.publish("gateway.user.created", other.model_dump_json().encode())
+        newer = env.model_copy(update={"schema_version": 99, "event_id": "v99"})
+        await js.publish("gateway.user.created", newer.model_dump_json().encode())
+        await js.publish("gateway.user.created", b"not json")
+
+        async def dead():
+            msgs = await stream_messages(js, "DLQ", "dlq.toyforged.count")
+            return msgs if len(msgs) == 3 else None
+
+        msgs = await wait_for(dead, timeout=10)
+        assert {m.headers["Dlq-Reason"] for m in msgs} == {"unprocessable"}
+        assert {m.headers["Dlq-Deliveries"] for m in msgs} == {"1"}
+        messages = " ".join(m.headers["Dlq-Error-Message"] for m in msgs)
+        assert "arrived on 'gateway.user.created'" in messages
+        assert "unknown event gateway.user.created v99" in messages
+        assert await effect_count(svc, "forged") == 0
+    finally:
+        await nc.close()
+        await svc.stop()
+
+
+async def test_a_waiting_message_holds_up_no_other(own_nats, database_url) -> None:
+    import toy
+
+    await create_tables(database_url)
+    toy.WAIT_UNTIL_FREED.append(True)
+    toy.FREED.clear()
+    svc = create_toy(own_nats.url, database_url, name="toypark", ack_wait_s=1.0)
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+    try:
+        js = nc.jetstream()
+        await publish(js, user_created("wait-first"))
+        for i in range(5):
+            await publish(js, user_created(f"after-{i}"))
+        assert await wait_for(lambda: _eq(effect_count(svc, prefix="after-"), 5))
+        assert await effect_count(svc, "wait-first") == 0
+        toy.FREED.set()
+        assert await wait_for(lambda: _eq(effect_count(svc, "wait-first"), 1))
+    finally:
+        toy.WAIT_UNTIL_FREED.clear()
         await nc.close()
         await svc.stop()

@@ -19,7 +19,8 @@ class EchoReply(BaseModel):
     text: str
 
 
-SPEC = RpcSpec("rpc.kittest.echo", Echo, EchoReply, "test echo")
+SPEC = RpcSpec("rpc.kittest.echo", Echo, EchoReply, "test echo",
+               frozenset({"worker", "manager"}))
 
 
 async def handler(req: Echo) -> EchoReply:
@@ -31,15 +32,47 @@ async def handler(req: Echo) -> EchoReply:
 
 
 async def test_dispatch_maps_success_refusal_validation_and_bug() -> None:
-    ok = await dispatch(SPEC, handler, b'{"actor": {"user_id": "u", "role": "worker"}, "text": "hi"}')
+    worker = b'{"actor": {"user_id": "u", "role": "worker"}, '
+    ok = await dispatch(SPEC, handler, worker + b'"text": "hi"}')
     assert b'"ok":true' in ok and b'"HI"' in ok
     refused = await dispatch(SPEC, handler,
                              b'{"actor": {"user_id": "u", "role": "worker"}, "text": "taken"}')
     assert b'"already_taken"' in refused and b'"status":409' in refused
     invalid = await dispatch(SPEC, handler, b'{"text": 5}')
     assert b'"validation_error"' in invalid and b'"status":422' in invalid
-    bug = await dispatch(SPEC, handler, b'{"actor": {"user_id": "u", "role": "worker"}, "text": "boom"}')
+    bug = await dispatch(SPEC, handler, worker + b'"text": "boom"}')
     assert b'"internal_error"' in bug and b"bug" not in bug  # no internals leak
+
+
+async def test_dispatch_refuses_a_role_the_spec_does_not_allow_before_the_handler() -> None:
+    called = []
+
+    async def spy(req: Echo) -> EchoReply:
+        called.append(req)
+        return EchoReply(text="x")
+
+    refused = await dispatch(SPEC, spy, b'{"actor": {"user_id": "u", "role": "admin"}, '
+                                        b'"text": "hi"}')
+    assert b'"forbidden"' in refused and b'"status":403' in refused
+    assert b"manager or worker only" in refused
+    assert called == []
+
+
+async def test_dispatch_never_sends_a_result_that_is_not_the_declared_model() -> None:
+    class Leaky(BaseModel):
+        text: str
+        price_minor: int
+
+    async def wrong(req: Echo) -> Leaky:
+        return Leaky(text="x", price_minor=100)
+
+    async def plain_dict(req: Echo) -> dict:
+        return {"text": "x"}
+
+    for bad in (wrong, plain_dict):
+        reply = await dispatch(SPEC, bad, b'{"actor": {"user_id": "u", "role": "worker"}, '
+                                          b'"text": "hi"}')
+        assert b'"internal_error"' in reply and b"price_minor" not in reply
 
 
 async def test_client_turns_bus_failures_into_typed_errors(nats_server) -> None:
@@ -77,7 +110,8 @@ async def test_server_handles_requests_concurrently_and_replies_typed(nats_serve
         replies = await asyncio.gather(*(client.call(SPEC, Echo(
             actor={"user_id": "u", "role": "worker"}, text=f"m{i}")) for i in range(10)))
         elapsed = time.perf_counter() - start
-        assert sorted(r["text"] for r in replies) == sorted(f"M{i}" for i in range(10))
+        assert all(isinstance(r, EchoReply) for r in replies)
+        assert sorted(r.text for r in replies) == sorted(f"M{i}" for i in range(10))
         assert elapsed < 1.5, f"10 requests of 0.3 s took {elapsed:.2f} s: not concurrent"
         with pytest.raises(RpcCallError) as e:
             await client.call(SPEC, Echo(actor={"user_id": "u", "role": "worker"}, text="taken"))

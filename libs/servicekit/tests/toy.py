@@ -18,8 +18,9 @@ import sys
 from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
 
 from contracts.events import UserCreated
-from servicekit.errors import UnprocessableEvent
+from servicekit.errors import NotReady, UnprocessableEvent
 from servicekit.messaging_tables import add_messaging_tables
+from servicekit.router import Router
 from servicekit.service import Service
 from servicekit.settings import ServiceSettings
 
@@ -38,43 +39,42 @@ class PoisonError(RuntimeError):
 
 # logins with these prefixes fail in the handler (tests may change the list)
 FAIL_PREFIXES = ["poison"]
+# "wait-..." logins are NotReady while WAIT_UNTIL_FREED holds and FREED is not set
+WAIT_UNTIL_FREED: list[bool] = []
+FREED = asyncio.Event()
 
 
 def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver: int = 3,
                ack_wait_s: float = 30.0, name: str = "toy") -> Service:
-    svc = Service(ServiceSettings(service_name=name, database_url=db_url, nats_url=nats_url,
-                                  environment="test", consumer_max_deliver=max_deliver,
-                                  consumer_ack_wait_s=ack_wait_s, log_json=False), metadata)
+    router = Router()
 
-    @svc.consume("gateway.user.created", name="count", backoff_s=(0.05, 0.1, 0.2))
-    async def count(conn, event: UserCreated, env) -> None:
+    @router.consume("gateway.user.created", name="count", backoff_s=(0.05, 0.1, 0.2))
+    async def count(event: UserCreated, env, uow, ctx) -> None:
         if mode == "kill_in_handler":
             os.kill(os.getpid(), signal.SIGKILL)
         if event.login.startswith("unprocessable"):
             raise UnprocessableEvent(f"{event.login} can never be applied")
         if event.login.startswith(tuple(FAIL_PREFIXES)):
             raise PoisonError(f"cannot handle {event.login}")
-        await conn.execute(effects.insert().values(login=event.login))
+        if event.login.startswith("wait-") and WAIT_UNTIL_FREED and not FREED.is_set():
+            raise NotReady(f"{event.login} waits")
+        await uow.conn.execute(effects.insert().values(login=event.login))
 
+    svc = Service(ServiceSettings(service_name=name, database_url=db_url, nats_url=nats_url,
+                                  environment="test", consumer_max_deliver=max_deliver,
+                                  consumer_ack_wait_s=ack_wait_s, log_json=False), metadata,
+                  routers=[router])
     if mode == "kill_after_commit":
         # The commit happened; the ack has not been sent yet.
-        import servicekit.consumer as consumer_mod
+        unit = svc.db.consumer_unit
 
-        original = consumer_mod.ConsumerRunner.__init__
+        @contextlib.asynccontextmanager
+        async def unit_then_die():  # type: ignore[no-untyped-def]
+            async with unit() as uow:
+                yield uow
+            os.kill(os.getpid(), signal.SIGKILL)  # committed, not acked
 
-        def init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-            original(self, *args, **kwargs)
-            begin = self.begin
-
-            @contextlib.asynccontextmanager
-            async def begin_then_die():  # type: ignore[no-untyped-def]
-                async with begin() as conn:
-                    yield conn
-                os.kill(os.getpid(), signal.SIGKILL)  # committed, not acked
-
-            self.begin = begin_then_die
-
-        consumer_mod.ConsumerRunner.__init__ = init  # type: ignore[method-assign]
+        svc.db.consumer_unit = unit_then_die  # type: ignore[method-assign]
     return svc
 
 

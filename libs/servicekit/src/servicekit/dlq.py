@@ -41,7 +41,7 @@ async def list_dead_letters(js: JetStreamContext, limit: int = 100) -> list[dict
 async def replay(js: JetStreamContext, seq: int) -> str:
     msg = await js.get_msg(DLQ_STREAM, seq)
     headers = dict(msg.headers or {})
-    subject = headers["Dlq-Original-Subject"]
+    subject = str(headers["Dlq-Original-Subject"])
     keep = {k: v for k, v in headers.items() if k.lower() == "traceparent"}
     keep["Nats-Msg-Id"] = f"replay:{seq}:{time.time_ns()}"
     await js.publish(subject, msg.data or b"", headers=keep)

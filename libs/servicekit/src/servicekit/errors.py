@@ -56,3 +56,24 @@ class UnprocessableEvent(Exception):
     A consumer that raises it dead-letters the message at once instead of
     retrying it ``max_deliver`` times.
     """
+
+
+class CommitThen(Exception):
+    """Raised inside a unit of work: commit what was done, then refuse with ``error``.
+
+    For refusals whose side effects must still happen (a late submit expires the
+    assignment and records ``task.expired``, then answers 409; a take stores the
+    captcha challenge it asks for).
+    """
+
+    def __init__(self, error: ServiceError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class NotReady(Exception):
+    """An event that cannot be applied *yet* (what it depends on has not arrived).
+
+    A consumer retries it in place, keeping the message in progress, and never
+    dead-letters it for waiting.
+    """

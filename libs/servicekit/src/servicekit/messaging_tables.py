@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Column, DateTime, Index, Integer, MetaData, String, Table,
-                        Text)
-
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
+from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table, Text
 
 
 def add_messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
@@ -15,20 +12,16 @@ def add_messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     outbox = Table(
         "outbox",
         metadata,
-        Column("id", BigIntPK, primary_key=True, autoincrement=True),
+        Column("id", BigInteger, primary_key=True, autoincrement=True),
         Column("event_id", String(64), nullable=False, unique=True),
         Column("subject", String(200), nullable=False),
         Column("payload", Text, nullable=False),
         Column("headers", Text, nullable=False, server_default="{}"),
         Column("created_at", DateTime(timezone=True), nullable=False),
         Column("published_at", DateTime(timezone=True), nullable=True),
-        Column("attempts", Integer, nullable=False, server_default="0"),
     )
-    Index(
-        "ix_outbox_unpublished", outbox.c.id,
-        postgresql_where=outbox.c.published_at.is_(None),
-        sqlite_where=outbox.c.published_at.is_(None),
-    )
+    Index("ix_outbox_unpublished", outbox.c.id,
+          postgresql_where=outbox.c.published_at.is_(None))
     inbox = Table(
         "inbox",
         metadata,

@@ -6,7 +6,14 @@ A service's ``migrations/env.py`` is just::
     from tasks_service.db import metadata
     run_env(metadata, version_table="alembic_version_tasks")
 
-and ``upgrade(service_dir, url)`` runs them (the launcher and tests use it).
+and ``upgrade(service_dir, url)`` runs them (the launcher and tests use it). As one step
+before start in a deployment (a compose one-shot service, a Kubernetes Job)::
+
+    python -m servicekit.migrations upgrade tasks       # URL from TASKS_DATABASE_URL
+    python -m servicekit.migrations wait tasks --timeout 600   # replicas: wait for head
+
+Every upgrade holds a PostgreSQL advisory lock on the service's version table for its whole
+transaction, so two runs at once are safe: the second waits, then finds nothing to do.
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
-from servicekit.db import is_sqlite, to_async_url
+from servicekit.db import to_async_url
 
 
 def alembic_config(service_dir: Path | str, url: str) -> Config:
@@ -32,13 +39,18 @@ def alembic_config(service_dir: Path | str, url: str) -> Config:
 
 def upgrade(service_dir: Path | str, url: str, revision: str = "head") -> None:
     """Run a service's migrations up to ``revision`` (blocking; call before start)."""
-    if is_sqlite(url):
-        from sqlalchemy.engine import make_url
-
-        db = make_url(url).database
-        if db and db != ":memory:":
-            Path(db).parent.mkdir(parents=True, exist_ok=True)
     command.upgrade(alembic_config(service_dir, url), revision)
+
+
+def head_revision(service_dir: Path | str) -> str | None:
+    """The newest revision of a service's migrations."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory(str(Path(service_dir) / "migrations")).get_current_head()
+
+
+def version_table(service: str) -> str:
+    return f"alembic_version_{service}"
 
 
 def run_env(metadata: MetaData, *, version_table: str) -> None:
@@ -48,9 +60,11 @@ def run_env(metadata: MetaData, *, version_table: str) -> None:
 
     def do_run(connection) -> None:  # type: ignore[no-untyped-def]
         context.configure(connection=connection, target_metadata=metadata,
-                          version_table=version_table, render_as_batch=is_sqlite(url or ""),
-                          compare_type=True)
+                          version_table=version_table, compare_type=True)
         with context.begin_transaction():
+            # one migrator at a time; the next reads the version table after this commits
+            connection.exec_driver_sql(
+                f"SELECT pg_advisory_xact_lock(hashtext('alembic:{version_table}'))")
             context.run_migrations()
 
     if context.is_offline_mode():
@@ -79,7 +93,7 @@ def run_env(metadata: MetaData, *, version_table: str) -> None:
         def target() -> None:
             try:
                 asyncio.run(run_async())
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 err.append(exc)
 
         t = threading.Thread(target=target)
@@ -87,3 +101,86 @@ def run_env(metadata: MetaData, *, version_table: str) -> None:
         t.join()
         if err:
             raise err[0]
+
+
+def current_revision(url: str, service: str) -> str | None:
+    """The revision the database is at (None before the first migration)."""
+    import asyncpg
+
+    async def read() -> str | None:
+        conn = await asyncpg.connect(to_async_url(url).replace("postgresql+asyncpg", "postgresql"))
+        try:
+            table = await conn.fetchval("SELECT to_regclass($1)", version_table(service))
+            if table is None:
+                return None
+            row = await conn.fetchval(f"SELECT version_num FROM {version_table(service)}")
+            return str(row) if row is not None else None
+        finally:
+            await conn.close()
+
+    return asyncio.run(read())
+
+
+def _retry_connect(what: str, fn, timeout_s: float):  # type: ignore[no-untyped-def]
+    """Call ``fn`` until the database accepts connections (it may still be starting)."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fn()
+        except (OSError, ConnectionError) as exc:
+            if time.monotonic() >= deadline:
+                raise
+            print(f"{what}: database not reachable yet ({exc}); retrying", flush=True)
+            time.sleep(1.0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m servicekit.migrations {upgrade|wait} SERVICE``: see the module docstring."""
+    import argparse
+    import os
+    import time
+
+    ap = argparse.ArgumentParser(prog="python -m servicekit.migrations",
+                                 description="migrate one service's database, or wait for it")
+    ap.add_argument("action", choices=["upgrade", "wait"])
+    ap.add_argument("service", help="the service name, e.g. ledger")
+    ap.add_argument("--service-dir", type=Path,
+                    help="folder holding migrations/ (default: services/<service>)")
+    ap.add_argument("--url", help="default: <SERVICE>_DATABASE_URL")
+    ap.add_argument("--timeout", type=float, default=600.0,
+                    help="wait: seconds before giving up (exit 1)")
+    ap.add_argument("--connect-timeout", type=float, default=60.0,
+                    help="upgrade: seconds to keep retrying the first connection")
+    args = ap.parse_args(argv)
+    service = args.service
+    service_dir = args.service_dir or Path("services") / service
+    if not (service_dir / "migrations").is_dir():
+        ap.error(f"no migrations folder at {service_dir / 'migrations'} (see --service-dir)")
+    url = args.url or os.environ.get(f"{service.upper()}_DATABASE_URL")
+    if not url:
+        ap.error(f"no database URL: pass --url or set {service.upper()}_DATABASE_URL")
+    head = head_revision(service_dir)
+    if args.action == "upgrade":
+        _retry_connect(service, lambda: upgrade(service_dir, url), args.connect_timeout)
+        print(f"{service}: at {head}", flush=True)
+        return 0
+    deadline = time.monotonic() + args.timeout
+    while True:
+        try:
+            at = current_revision(url, service)
+        except (OSError, ConnectionError) as exc:
+            at = f"unreachable ({exc})"
+        if at == head:
+            print(f"{service}: at {head}", flush=True)
+            return 0
+        if time.monotonic() >= deadline:
+            print(f"{service}: still at {at}, head is {head}, after {args.timeout:g}s",
+                  flush=True)
+            return 1
+        time.sleep(1.0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

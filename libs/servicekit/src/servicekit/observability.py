@@ -51,7 +51,6 @@ def setup_logging(service: str, *, level: str = "INFO", json_logs: bool = True) 
                                                "%(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(level)
-    logging.getLogger("faststream").setLevel("WARNING")
     logging.getLogger("nats").setLevel("WARNING")
 
 

@@ -17,11 +17,10 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
-from pydantic import BaseModel
 from sqlalchemy import Table, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.envelope import Envelope, new_envelope
+from contracts.envelope import Envelope
 
 log = logging.getLogger("servicekit.outbox")
 
@@ -51,26 +50,14 @@ def current_trace_headers() -> dict[str, str]:
     return carrier
 
 
-async def record_event(
-    conn: AsyncConnection,
-    outbox: Table,
-    event: BaseModel,
-    *,
-    producer: str,
-    correlation_id: str | None = None,
-    causation_id: str | None = None,
-) -> Envelope:
-    """Insert ``event`` into the outbox inside the caller's transaction."""
-    return (await record_events(conn, outbox, [(event, correlation_id, causation_id)],
-                                producer=producer))[0]
-
+_BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 1.0
 
 _OUTBOX_COLS = ("event_id", "subject", "payload", "headers", "created_at")
 _INSERTS: dict[str, Any] = {}  # one INSERT statement object per outbox table
 
 
-def _outbox_row(env: Envelope, headers: str) -> dict[str, Any]:
-    """An outbox row's values (the columns of ``_OUTBOX_COLS``)."""
+def outbox_row(env: Envelope, headers: str) -> dict[str, Any]:
+    """An outbox row's values (the columns of ``_OUTBOX_COLS``): the one format of a row."""
     return {"event_id": env.event_id, "subject": env.type, "payload": env.model_dump_json(),
             "headers": headers, "created_at": env.occurred_at}
 
@@ -79,7 +66,7 @@ def outbox_insert_from(outbox: Table, source: Any) -> Any:
     """An INSERT of one event into the outbox that adds the row only where ``source`` (a
     CTE or subquery) yields a row, for a statement that records its event in the same
     round trip as the change (``WITH change AS (... RETURNING ...) INSERT INTO outbox
-    ... FROM change``). Build it once; execute it with :func:`outbox_params`.
+    ... FROM change``). Build it once; execute it with ``UnitOfWork.outbox_params``.
     """
     from sqlalchemy import bindparam
 
@@ -88,38 +75,16 @@ def outbox_insert_from(outbox: Table, source: Any) -> Any:
     return outbox.insert().from_select(list(_OUTBOX_COLS), sel)
 
 
-def outbox_params(conn: AsyncConnection, event: BaseModel, *, producer: str,
-                  cause: Envelope | None = None) -> tuple[Envelope, dict[str, Any]]:
-    """The parameters of :func:`outbox_insert_from` for ``event``; marks ``conn`` as
-    having recorded events (see :func:`recorded_events`)."""
-    env = new_envelope(event, producer=producer,
-                       correlation_id=(cause.correlation_id or cause.event_id) if cause else None,
-                       causation_id=cause.event_id if cause else None)
-    conn.info[_RECORDED] = True
-    row = _outbox_row(env, json.dumps(current_trace_headers()))
-    return env, {f"ob_{k}": v for k, v in row.items()}
-
-
-async def record_events(
-    conn: AsyncConnection,
-    outbox: Table,
-    events: list[tuple[BaseModel, str | None, str | None]],
-    *,
-    producer: str,
-) -> list[Envelope]:
-    """Insert several ``(event, correlation_id, causation_id)`` in one statement."""
-    envs = [new_envelope(e, producer=producer, correlation_id=corr, causation_id=cause)
-            for e, corr, cause in events]
+async def write_outbox(conn: AsyncConnection, outbox: Table, envs: list[Envelope]) -> None:
+    """Insert the envelopes into the outbox in one statement, inside ``conn``'s transaction."""
     if not envs:
-        return envs
-    conn.info[_RECORDED] = True
+        return
     headers = json.dumps(current_trace_headers())
-    rows = [_outbox_row(env, headers) for env in envs]
+    rows = [outbox_row(env, headers) for env in envs]
     stmt = _INSERTS.get(outbox.name)
     if stmt is None:
         stmt = _INSERTS[outbox.name] = outbox.insert()
     await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
-    return envs
 
 
 class OutboxRelay:
@@ -139,7 +104,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
         self._stopping = False
-        self._pg = engine.dialect.name == "postgresql"
 
     def notify(self) -> None:
         """Wake the relay now (called after a commit that recorded events)."""
@@ -157,17 +121,19 @@ class OutboxRelay:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run(self) -> None:
-        backoff = 0.1
+        # Short backoff, capped at a second: after a JetStream leader election the relay
+        # resumes within a second of the new leader (each retry is one cheap SELECT).
+        backoff = _BACKOFF_MIN_S
         while not self._stopping:
             try:
                 published = await self.publish_pending()
-                backoff = 0.1
+                backoff = _BACKOFF_MIN_S
             except Exception as exc:  # NATS down, DB hiccup: retry, never drop
                 OUTBOX_ERRORS.labels(self.service).inc()
                 log.warning("outbox relay: %s: %s; retrying in %.1fs",
                             type(exc).__name__, exc, backoff)
                 await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = min(backoff * 2, _BACKOFF_MAX_S)
                 continue
             if published >= self.batch_size:
                 continue
@@ -184,30 +150,21 @@ class OutboxRelay:
         ob = self.outbox
         query = (select(ob.c.id, ob.c.event_id, ob.c.subject, ob.c.payload, ob.c.headers)
                  .where(ob.c.published_at.is_(None)).order_by(ob.c.id).limit(self.batch_size))
-        if self._pg:
-            # Several replicas share the outbox: each takes rows nobody else holds.
-            query = query.with_for_update(skip_locked=True)
-            async with self.engine.begin() as conn:
-                rows = (await conn.execute(query)).all()
-                if not rows:
-                    return 0
-                done, error = await self._publish(rows)
-                await self._mark(conn, done)
-        else:
-            async with self.engine.connect() as conn:
-                rows = (await conn.execute(query)).all()
+        # Several replicas share the outbox: each takes rows nobody else holds.
+        query = query.with_for_update(skip_locked=True)
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(query)).all()
             if not rows:
                 return 0
             done, error = await self._publish(rows)
-            async with self.engine.begin() as conn:
-                await self._mark(conn, done)
+            await self._mark(conn, done)
         if error is not None:
             raise error
         if done:
             OUTBOX_PASSES.labels(self.service).inc()
         return len(done)
 
-    async def _publish(self, rows: list[Any]) -> tuple[list[int], BaseException | None]:
+    async def _publish(self, rows: Any) -> tuple[list[int], BaseException | None]:
         async def one(row: Any) -> None:
             headers = json.loads(row.headers or "{}")
             headers["Nats-Msg-Id"] = row.event_id
@@ -234,8 +191,6 @@ class OutboxRelay:
             )).one()
         lag = 0.0
         if oldest is not None:
-            if oldest.tzinfo is None:
-                oldest = oldest.replace(tzinfo=UTC)
             lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         return int(count), lag
 

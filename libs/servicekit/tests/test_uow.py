@@ -1,0 +1,99 @@
+"""The unit of work on real PostgreSQL, and the fake that handler tests use."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, String, Table, func, select
+
+from contracts.events import UserCreated
+from servicekit.db import make_engine
+from servicekit.errors import CommitThen, Conflict
+from servicekit.messaging_tables import add_messaging_tables
+from servicekit.testing.fakes import FakeDatabase
+from servicekit.uow import Database
+
+metadata = MetaData()
+things = Table("things", metadata, Column("id", Integer, primary_key=True),
+               Column("name", String(20)))
+outbox, _ = add_messaging_tables(metadata)
+
+
+def created(login: str) -> UserCreated:
+    return UserCreated(user_id=login, login=login, role="worker")
+
+
+@pytest.fixture
+async def db(database_url):
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    woken: list[int] = []
+    database = Database(engine, producer="kit", outbox=outbox)
+    database.on_recorded = lambda: woken.append(1)
+    database.woken = woken  # type: ignore[attr-defined]
+    yield database
+    await engine.dispose()
+
+
+async def counts(db: Database) -> tuple[int, int]:
+    async with db.read() as r:
+        n_things = (await r.conn.execute(select(func.count()).select_from(things))).scalar()
+        n_events = (await r.conn.execute(select(func.count()).select_from(outbox))).scalar()
+    return n_things, n_events
+
+
+async def test_changes_and_events_commit_together_and_wake_the_relay_once(db) -> None:
+    after: list[str] = []
+    async with db.unit_of_work() as uow:
+        await uow.conn.execute(things.insert().values(id=1, name="a"))
+        uow.record(created("a"))
+        uow.record(created("b"))
+        uow.after_commit(lambda: after.append("done"))
+        assert await counts(db) == (0, 0)  # nothing visible before the commit
+    assert await counts(db) == (1, 2)
+    assert db.woken == [1] and after == ["done"]
+
+
+async def test_a_failing_body_rolls_back_the_change_and_its_events(db) -> None:
+    after: list[str] = []
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work() as uow:
+            await uow.conn.execute(things.insert().values(id=1, name="a"))
+            uow.record(created("a"))
+            uow.after_commit(lambda: after.append("done"))
+            raise RuntimeError("bug")
+    assert await counts(db) == (0, 0)
+    assert db.woken == [] and after == []
+
+
+async def test_commit_then_refuse_keeps_the_change_and_raises_the_refusal(db) -> None:
+    with pytest.raises(Conflict) as refused:
+        async with db.unit_of_work() as uow:
+            await uow.conn.execute(things.insert().values(id=1, name="expired"))
+            uow.record(created("expired"))
+            raise CommitThen(Conflict("assignment_expired", "too late"))
+    assert refused.value.code == "assignment_expired"
+    assert await counts(db) == (1, 1)
+    assert db.woken == [1]  # the relay sees the event at once, not at its next poll
+
+
+async def test_a_statement_unit_of_work_refuses_record_outside_the_statement(db) -> None:
+    async with db.unit_of_work(autocommit=True) as uow:
+        with pytest.raises(RuntimeError, match="needs a transaction"):
+            uow.record(created("x"))
+
+
+async def test_the_fake_keeps_the_same_contract() -> None:
+    fake = FakeDatabase(store={"n": 0})
+    async with fake.unit_of_work() as uow:
+        uow.record(created("a"))
+    with pytest.raises(RuntimeError):
+        async with fake.unit_of_work() as uow:
+            uow.record(created("lost"))
+            raise RuntimeError("bug")
+    with pytest.raises(Conflict):
+        async with fake.unit_of_work() as uow:
+            uow.record(created("kept"))
+            raise CommitThen(Conflict("c", "m"))
+    assert [e.data["login"] for e in fake.events] == ["a", "kept"]
+    assert fake.commits == 2 and fake.rollbacks == 1
