@@ -146,19 +146,26 @@ def test_skill_filters_and_restrictions() -> None:
     assert domain.blocking_restriction(everything, pool_id="p", project_id="q", now=NOW)
 
 
+def render_results(rows: list[dict], fmt: str, **kw) -> str:
+    """A whole results file as one page (the export's own composition)."""
+    content, _ = domain.results_page(domain.results_header(fmt, **kw),
+                                     domain.result_rows(rows, fmt, **kw), fmt, max_bytes=10**6)
+    return content
+
+
 def test_results_render_as_csv_tsv_json() -> None:
     rows = [{"assignment_id": "a1", "task_id": "t1", "worker_id": "w1", "status": "SUBMITTED",
              "input": {"image": "https://a.org/1.png"}, "answers": {"label": "cat", "ok": True},
              "comment": "line1\nline2", "proof": None, "started_at": NOW,
              "submitted_at": NOW + timedelta(seconds=5)}]
-    kw = dict(input_fields=["image"], output_fields=["label", "ok"])
-    parsed = list(csv.DictReader(io.StringIO(domain.render_results(rows, "csv", **kw))))
+    kw = {"input_fields": ["image"], "output_fields": ["label", "ok"]}
+    parsed = list(csv.DictReader(io.StringIO(render_results(rows, "csv", **kw))))
     assert parsed[0]["OUTPUT:label"] == "cat" and parsed[0]["OUTPUT:ok"] == "true"
     assert parsed[0]["ASSIGNMENT:worker_id"] == "w1"
     assert parsed[0]["ASSIGNMENT:comment"] == "line1\nline2"
     assert parsed[0]["ASSIGNMENT:started"] == "2026-01-01T12:00:00+00:00"
-    tsv = domain.render_results(rows, "tsv", **kw)
+    tsv = render_results(rows, "tsv", **kw)
     assert tsv.splitlines()[0].split("\t")[4] == "INPUT:image"
-    data = json.loads(domain.render_results(rows, "json", **kw))
+    data = json.loads(render_results(rows, "json", **kw))
     assert data[0]["answers"]["label"] == "cat"
     assert data[0]["submitted_at"] == "2026-01-01T12:00:05+00:00"

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import base64
+import contextlib
 import csv
 import io
 import json
@@ -18,16 +18,23 @@ import nats
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from contracts.envelope import new_envelope
-from contracts.events import (OverlapChanged, RestrictionApplied, RestrictionLifted,
-                              ReviewAccepted, ReviewRejected, SkillSet)
+from contracts.events import (
+    OverlapChanged,
+    RestrictionApplied,
+    RestrictionLifted,
+    ReviewAccepted,
+    ReviewRejected,
+    SkillSet,
+)
 from contracts.rpc import Actor
 from contracts.rpc import tasks as rpc
 from servicekit.errors import RpcCallError, ServiceError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
+from tasks_service import assignments
 from tasks_service.db import captcha_challenges, outbox
 from tasks_service.main import create_service
 from tasks_service.settings import TasksSettings
@@ -54,7 +61,15 @@ class Env:
         self.client = RpcClient(nc)
 
     async def call(self, spec: Any, model: type[BaseModel], **kw: Any) -> Any:
-        return await self.client.call(spec, model(**kw))
+        """The reply as the typed client decodes it (``spec.response``), read as JSON."""
+        reply = await self.client.call(spec, model(**kw))
+        assert isinstance(reply, spec.response)
+        return reply.model_dump(mode="json")
+
+    async def raw(self, spec: Any, model: type[BaseModel], **kw: Any) -> Any:
+        """The reply's data exactly as it went over the bus, before any decoding."""
+        body = model(**kw).model_dump_json(exclude_unset=True).encode()
+        return (await self.client.call_raw(spec, body)).data
 
     async def error(self, spec: Any, model: type[BaseModel], **kw: Any) -> Any:
         with pytest.raises(RpcCallError) as exc:
@@ -133,8 +148,8 @@ async def running(nats_url: str, database_url: str, **settings: Any) -> AsyncIte
     nc = await nats.connect(nats_url)
     e = Env(svc, nc)
     # Most tests take several tasks in a row: no pause, room for many active ones.
-    await e.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
-        level="new", max_active=100, min_pause_s=0, assignment_timeout_s=None))
+    await e.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits={
+        "level": "new", "max_active": 100, "min_pause_s": 0, "assignment_timeout_s": None})
     try:
         yield e
     finally:
@@ -180,7 +195,8 @@ async def test_lifecycle_take_submit_skip_and_review(env: Env) -> None:
     await env.submit(w, gold["assignment_id"], label="cat")
     submitted = {e["assignment_id"]: e for e in await env.outbox_events("task.submitted")}
     ev = submitted[a1["assignment_id"]]
-    assert ev["price_minor"] == PRICE and ev["currency"] == "RUB" and ev["overlap"] == 1
+    # review decides and carries no money: the ledger has the price from task.pool_opened
+    assert "price_minor" not in ev and "currency" not in ev and ev["overlap"] == 1
     assert ev["review_mode"] == "auto" and ev["auto_accept_after_s"] == 60
     assert ev["is_control"] is False and ev["control_correct"] is None
     assert ev["answers"] == {"label": "cat", "confidence": 90}
@@ -204,9 +220,9 @@ async def test_lifecycle_take_submit_skip_and_review(env: Env) -> None:
     assert (await env.outbox_events("task.reported"))[0]["reason"] == "broken_image"
 
     now = datetime.now(UTC)
-    common = dict(task_id=a1["task_id"], pool_id=pool["pool_id"],
-                  project_id=pool["project_id"], worker_id=w.user_id, price_minor=PRICE,
-                  currency="RUB", decided_by="m1", decided_at=now)
+    common = {"task_id": a1["task_id"], "pool_id": pool["pool_id"],
+              "project_id": pool["project_id"], "worker_id": w.user_id, "decided_by": "m1",
+              "decided_at": now}
     await env.publish(ReviewAccepted(assignment_id=a1["assignment_id"], **common))
     await env.publish(ReviewRejected(assignment_id=gold["assignment_id"],
                                      **{**common, "task_id": gold["task_id"]},
@@ -299,7 +315,9 @@ async def test_expired_assignment_returns_task_to_pool(env: Env) -> None:
 
 async def test_late_submit_expires_the_assignment(module_nats, database_url) -> None:
     # The sweeper runs once at start, then not for an hour: the submit itself must notice.
-    async with running(module_nats.url, database_url, expire_sweep_interval_s=3600) as env:
+    # The relay's own poll waits an hour too: only the wake-up after the commit publishes.
+    async with running(module_nats.url, database_url, expire_sweep_interval_s=3600,
+                       relay_poll_interval_s=3600) as env:
         pool = await env.pool(n=1, assignment_timeout_s=1)
         w = worker()
         a = await env.take(w, pool["pool_id"])
@@ -313,14 +331,21 @@ async def test_late_submit_expires_the_assignment(module_nats, database_url) -> 
             a["assignment_id"]]
         assert (await env.take(worker(), pool["pool_id"]))["task_id"] == a["task_id"]
 
+        async def published() -> bool:
+            async with env.svc.engine.connect() as conn:
+                at = (await conn.execute(select(outbox.c.published_at).where(
+                    outbox.c.subject == "task.expired"))).scalar_one()
+            return at is not None
+
+        await env.eventually(published, timeout_s=3)
+
 
 async def test_concurrent_takes_never_exceed_overlap(env: Env) -> None:
     pool = await env.pool(n=10)
-    take_handler = env.svc.rpcs[rpc.TAKE.subject][1]
-
     async def one(i: int) -> Any:
         try:
-            return await take_handler(rpc.Take(actor=worker(f"c-{i}"), pool_id=pool["pool_id"]))
+            return await assignments.take(rpc.Take(actor=worker(f"c-{i}"),
+                                                   pool_id=pool["pool_id"]), env.svc.ctx)
         except ServiceError as exc:
             return exc
 
@@ -338,20 +363,20 @@ async def test_concurrent_takes_never_exceed_overlap(env: Env) -> None:
     pool2 = await env.pool(n=5, overlap=2)
     outcomes = await asyncio.gather(*(env.client.call(rpc.TAKE, rpc.Take(
         actor=worker(), pool_id=pool2["pool_id"])) for _ in range(30)), return_exceptions=True)
-    ok = [o for o in outcomes if isinstance(o, dict)]
+    ok = [o for o in outcomes if isinstance(o, rpc.TakeResult)]
     assert len(ok) == 10
     assert all(isinstance(o, RpcCallError) and o.error.code == "no_tasks_available"
-               for o in outcomes if not isinstance(o, dict))
+               for o in outcomes if not isinstance(o, rpc.TakeResult))
     per_task: dict[str, set[str]] = {}
     for o in ok:
-        per_task.setdefault(o["task_id"], set()).add(o["worker_id"])
+        per_task.setdefault(o.task_id, set()).add(o.worker_id)
     assert sorted(len(v) for v in per_task.values()) == [2] * 5
 
 
 async def test_take_limits_are_explained(env: Env) -> None:
     pool = await env.pool(n=5)
-    await env.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
-        level="new", max_active=1, min_pause_s=0, assignment_timeout_s=30))
+    await env.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits={
+        "level": "new", "max_active": 1, "min_pause_s": 0, "assignment_timeout_s": 30})
     w = worker()
     a = await env.take(w, pool["pool_id"])
     deadline = datetime.fromisoformat(a["deadline_at"])
@@ -363,8 +388,8 @@ async def test_take_limits_are_explained(env: Env) -> None:
     assert err.details["max"] == 1 and 0 < err.details["retry_after_s"] <= 30
     assert datetime.fromisoformat(err.details["frees_at"]) == deadline
 
-    limits = await env.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits=dict(
-        level="new", max_active=5, min_pause_s=30, assignment_timeout_s=None))
+    limits = await env.call(rpc.SET_TRUST_LIMITS, rpc.TrustLimitsSet, actor=ADMIN, limits={
+        "level": "new", "max_active": 5, "min_pause_s": 30, "assignment_timeout_s": None})
     assert [lv["level"] for lv in limits["levels"]] == ["new", "verified", "trusted"]
     err = await env.error(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"])
     assert err.details["limit"] == "min_pause" and 29 < err.details["retry_after_s"] <= 30
@@ -615,17 +640,23 @@ async def test_price_hidden_from_workers_and_managers(env: Env) -> None:
     pool = await env.pool(n=2)
     assert pool["price_minor"] == PRICE  # admins see it
     w = worker()
+    # the replies as they travel on the bus (a client's decoding would hide a leak)
     replies: list[Any] = [
-        await env.take(w, pool["pool_id"]),
-        await env.call(rpc.AVAILABLE_POOLS, rpc.AvailablePools, actor=w),
-        await env.call(rpc.MY_ASSIGNMENTS, rpc.MyAssignments, actor=w),
-        await env.call(rpc.GET_POOL, rpc.PoolGet, actor=MANAGER, pool_id=pool["pool_id"]),
-        await env.call(rpc.LIST_POOLS, rpc.PoolList, actor=MANAGER),
-        await env.call(rpc.POOL_STATS, rpc.PoolStatsRequest, actor=MANAGER,
-                       pool_id=pool["pool_id"]),
-        await env.call(rpc.LIST_TASKS, rpc.TaskList, actor=MANAGER, pool_id=pool["pool_id"]),
+        await env.raw(rpc.TAKE, rpc.Take, actor=w, pool_id=pool["pool_id"]),
+        await env.raw(rpc.AVAILABLE_POOLS, rpc.AvailablePools, actor=w),
+        await env.raw(rpc.MY_ASSIGNMENTS, rpc.MyAssignments, actor=w),
+        await env.raw(rpc.GET_POOL, rpc.PoolGet, actor=MANAGER, pool_id=pool["pool_id"]),
+        await env.raw(rpc.LIST_POOLS, rpc.PoolList, actor=MANAGER),
+        await env.raw(rpc.POOL_STATS, rpc.PoolStatsRequest, actor=MANAGER,
+                      pool_id=pool["pool_id"]),
+        await env.raw(rpc.LIST_TASKS, rpc.TaskList, actor=MANAGER, pool_id=pool["pool_id"]),
+        # the staff views carry no price even when an admin asks
+        await env.raw(rpc.GET_POOL, rpc.PoolGet, actor=ADMIN, pool_id=pool["pool_id"]),
+        await env.raw(rpc.LIST_POOLS, rpc.PoolList, actor=ADMIN),
     ]
-    replies.append(await env.submit(w, replies[0]["assignment_id"]))
+    replies.append(await env.raw(rpc.SUBMIT, rpc.Submit, actor=w,
+                                 assignment_id=replies[0]["assignment_id"],
+                                 answers={"label": "cat"}))
     def leaks(value: Any) -> list[str]:
         """Keys naming a price and numbers equal to it (ids may contain the digits)."""
         if isinstance(value, dict):
@@ -643,3 +674,124 @@ async def test_price_hidden_from_workers_and_managers(env: Env) -> None:
         assert leaks(reply) == [], json.dumps(reply)
     denied = await env.error(rpc.GET_POOL, rpc.PoolGet, actor=w, pool_id=pool["pool_id"])
     assert denied.status == 403
+
+
+async def test_every_open_records_the_frozen_price_for_the_ledger(env: Env) -> None:
+    pool = await env.pool(n=1)  # opened once
+    pid = pool["pool_id"]
+    assert (await env.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+            )["status"] == "open"  # already open: not an opening
+    await env.call(rpc.CLOSE_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+    await env.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+    await env.call(rpc.CLOSE_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pid)
+    await env.publish(OverlapChanged(rule_id="r", firing_id="f", worker_id="w", pool_id=pid,
+                                     task_ids=pool["task_ids"], add=1))
+
+    async def three_opens() -> list[dict]:
+        found = [e for e in await env.outbox_events("task.pool_opened") if e["pool_id"] == pid]
+        assert len(found) == 3
+        return found
+
+    opened = await env.eventually(three_opens)
+    assert {(e["price_minor"], e["currency"], e["project_id"]) for e in opened} == {
+        (PRICE, "RUB", pool["project_id"])}
+    assert all(datetime.fromisoformat(e["opened_at"]).utcoffset() == timedelta(0)
+               for e in opened)
+
+
+async def test_admins_read_prices_through_their_own_specs(env: Env) -> None:
+    pool = await env.pool(n=1, open_=False)
+    pid = pool["pool_id"]
+    got = await env.call(rpc.ADMIN_GET_POOL, rpc.PoolGet, actor=ADMIN, pool_id=pid)
+    assert (got["price_minor"], got["currency"]) == (PRICE, "RUB")
+    listed = await env.call(rpc.ADMIN_LIST_POOLS, rpc.PoolList, actor=ADMIN,
+                            project_id=pool["project_id"])
+    assert [(p["pool_id"], p["price_minor"]) for p in listed["items"]] == [(pid, PRICE)]
+    staff = await env.call(rpc.GET_POOL, rpc.PoolGet, actor=ADMIN, pool_id=pid)
+    assert "price_minor" not in staff and staff["name"] == got["name"]
+    for spec, kw in ((rpc.ADMIN_GET_POOL, {"pool_id": pid}), (rpc.ADMIN_LIST_POOLS, {})):
+        assert (await env.error(spec, spec.request, actor=MANAGER, **kw)).status == 403
+    assert (await env.error(rpc.ADMIN_GET_POOL, rpc.PoolGet, actor=ADMIN, pool_id="nope")
+            ).code == "pool_not_found"
+
+
+async def test_values_are_checked_where_they_enter(env: Env) -> None:
+    """Bad values are 4xx with a code, never a 500 from the database."""
+    # RE2 refuses what it cannot match in linear time
+    err = await env.error(rpc.CREATE_PROJECT, rpc.ProjectCreate, actor=ADMIN, name="x",
+                          input_spec=[{"name": "a"}],
+                          output_spec=[{"name": "b", "pattern": r"(a+)\1"},
+                                       {"name": "c", "pattern": "(?=x)y"}])
+    assert (err.status, err.code) == (422, "invalid_spec") and len(err.details) == 2
+    assert all("RE2" in d["error"] for d in err.details)
+    pool = await env.pool(n=1, open_=False)
+    project_id = pool["project_id"]
+    bad_bodies: list[tuple[Any, dict[str, Any]]] = [
+        (rpc.CREATE_POOL, {"project_id": project_id, "name": "p", "price_minor": 1,
+                           "auto_accept_after_s": 2**31}),
+        (rpc.CREATE_POOL, {"project_id": project_id, "name": "p", "price_minor": 10**12 + 1}),
+        (rpc.CREATE_POOL, {"project_id": project_id, "name": "p", "price_minor": "1"}),
+        (rpc.CREATE_POOL, {"project_id": project_id, "name": "p", "price_minor": 1,
+                           "currency": "XXX"}),
+        (rpc.CREATE_POOL, {"project_id": project_id, "name": "a\x00b", "price_minor": 1}),
+        (rpc.UPDATE_POOL, {"pool_id": pool["pool_id"], "assignment_timeout_s": 2**31}),
+        (rpc.SET_TRUST_LIMITS, {"limits": {"level": "new", "max_active": 1, "min_pause_s": 0,
+                                           "assignment_timeout_s": 2**31}}),
+    ]
+    for spec, body in bad_bodies:
+        payload = json.dumps({"actor": ADMIN.model_dump(), **body}).encode()
+        with pytest.raises(RpcCallError) as exc:
+            await env.client.call_raw(spec, payload)
+        assert (exc.value.error.status, exc.value.error.code) == (422, "validation_error"), body
+    await env.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pool["pool_id"])
+    w = worker()
+    a = await env.take(w, pool["pool_id"])
+    for body in ({"answers": {"label": "cat"}, "comment": "nul\x00"},
+                 {"answers": {"label": "x" * 100_001}},
+                 {"answers": {"label": "cat\x00"}}):
+        payload = json.dumps({"actor": w.model_dump(), "assignment_id": a["assignment_id"],
+                              **body}).encode()
+        with pytest.raises(RpcCallError) as exc:
+            await env.client.call_raw(rpc.SUBMIT, payload)
+        assert exc.value.error.status == 422
+    assert (await env.submit(w, a["assignment_id"]))["status"] == "SUBMITTED"
+
+
+async def test_take_and_submit_keep_their_round_trips(env: Env) -> None:
+    """A take from a named pool: 3 statements in one transaction; a submit: 2 statements
+    and no transaction (the relay's own statements, on other connections, not counted)."""
+    pool = await env.pool(n=4)
+    seen: list[tuple[int, str]] = []  # (connection, statement or BEGIN)
+
+    def on_statement(conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        seen.append((id(conn), sql))
+
+    def on_begin(conn: Any) -> None:
+        if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+            seen.append((id(conn), "BEGIN"))
+
+    async def measured(first: str, call: Any) -> tuple[int, int]:
+        """(statements, transactions) on the connection whose first statement starts
+        with ``first``."""
+        seen.clear()
+        await call
+        conn = next(c for c, sql in seen if sql.startswith(first))
+        mine = [sql for c, sql in seen if c == conn]
+        return len([s for s in mine if s != "BEGIN"]), mine.count("BEGIN")
+
+    engine = env.svc.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", on_statement)
+    event.listen(engine, "begin", on_begin)
+    try:
+        w = worker()
+        await env.take(w, pool["pool_id"])  # warm up: the pool's connections and caches
+        a = await env.take(w, pool["pool_id"])
+        b = await env.take(w, pool["pool_id"])
+        assert await measured("WITH w AS", env.take(worker(), pool["pool_id"])) == (3, 1)
+        assert await measured("SELECT assignments.assignment_id",
+                              env.submit(w, a["assignment_id"])) == (2, 0)
+        assert await measured("SELECT assignments.assignment_id",
+                              env.submit(w, b["assignment_id"])) == (2, 0)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+        event.remove(engine, "begin", on_begin)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 14:32:20.033727
+Create Date: 2026-12-01 11:30:27.124994
 """
 from alembic import op
 import sqlalchemy as sa
@@ -35,20 +35,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('consumer', 'event_id')
     )
     op.create_table('outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.String(length=200), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('headers', sa.Text(), server_default='{}', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id')
     )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_unpublished', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.create_index('ix_outbox_unpublished', 'outbox', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'))
     op.create_table('projects',
     sa.Column('project_id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -70,9 +67,7 @@ def upgrade() -> None:
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('restriction_id')
     )
-    with op.batch_alter_table('restrictions', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_restrictions_worker_id'), ['worker_id'], unique=False)
-
+    op.create_index(op.f('ix_restrictions_worker_id'), 'restrictions', ['worker_id'], unique=False)
     op.create_table('trust_limits',
     sa.Column('level', sa.String(length=16), nullable=False),
     sa.Column('max_active', sa.Integer(), nullable=False),
@@ -112,32 +107,31 @@ def upgrade() -> None:
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("status IN ('draft', 'open', 'closed', 'archived')", name='ck_pools_status'),
+    sa.CheckConstraint('price_minor >= 0', name='ck_pools_price'),
     sa.ForeignKeyConstraint(['project_id'], ['projects.project_id'], ),
     sa.PrimaryKeyConstraint('pool_id')
     )
-    with op.batch_alter_table('pools', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_pools_project_id'), ['project_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_pools_status'), ['status'], unique=False)
-
+    op.create_index(op.f('ix_pools_project_id'), 'pools', ['project_id'], unique=False)
+    op.create_index(op.f('ix_pools_status'), 'pools', ['status'], unique=False)
     op.create_table('tasks',
     sa.Column('task_id', sa.String(length=36), nullable=False),
     sa.Column('pool_id', sa.String(length=36), nullable=False),
     sa.Column('project_id', sa.String(length=36), nullable=False),
     sa.Column('input', sa.JSON(), nullable=False),
     sa.Column('control_answers', sa.JSON(), nullable=True),
-    sa.Column('is_control', sa.Boolean(), server_default='0', nullable=False),
+    sa.Column('is_control', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('overlap', sa.Integer(), nullable=False),
     sa.Column('live_count', sa.Integer(), server_default='0', nullable=False),
     sa.Column('accepted_count', sa.Integer(), server_default='0', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('position', sa.Integer(), server_default='0', nullable=False),
+    sa.CheckConstraint('live_count >= 0 AND accepted_count >= 0', name='ck_tasks_counts'),
     sa.ForeignKeyConstraint(['pool_id'], ['pools.pool_id'], ),
     sa.PrimaryKeyConstraint('task_id')
     )
-    with op.batch_alter_table('tasks', schema=None) as batch_op:
-        batch_op.create_index('ix_tasks_pool_free', ['pool_id', 'created_at', 'position'], unique=False, postgresql_where=sa.text('live_count < overlap'), sqlite_where=sa.text('live_count < overlap'))
-        batch_op.create_index('ix_tasks_pool_order', ['pool_id', 'created_at', 'position'], unique=False)
-
+    op.create_index('ix_tasks_pool_free', 'tasks', ['pool_id', 'created_at', 'position'], unique=False, postgresql_where=sa.text('live_count < overlap'))
+    op.create_index('ix_tasks_pool_order', 'tasks', ['pool_id', 'created_at', 'position'], unique=False)
     op.create_table('assignments',
     sa.Column('assignment_id', sa.String(length=36), nullable=False),
     sa.Column('task_id', sa.String(length=36), nullable=False),
@@ -145,7 +139,7 @@ def upgrade() -> None:
     sa.Column('project_id', sa.String(length=36), nullable=False),
     sa.Column('worker_id', sa.String(length=64), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('is_control', sa.Boolean(), server_default='0', nullable=False),
+    sa.Column('is_control', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('answers', sa.JSON(), nullable=True),
     sa.Column('comment', sa.Text(), nullable=True),
     sa.Column('proof', sa.Text(), nullable=True),
@@ -154,47 +148,36 @@ def upgrade() -> None:
     sa.Column('deadline_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint("status IN ('ACTIVE', 'SUBMITTED', 'ACCEPTED', 'REJECTED', 'SKIPPED', 'EXPIRED')", name='ck_assignments_status'),
     sa.ForeignKeyConstraint(['task_id'], ['tasks.task_id'], ),
     sa.PrimaryKeyConstraint('assignment_id'),
     sa.UniqueConstraint('task_id', 'worker_id', name='uq_assignments_task_worker')
     )
-    with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.create_index('ix_assignments_pool_status', ['pool_id', 'status'], unique=False)
-        batch_op.create_index('ix_assignments_status_deadline', ['status', 'deadline_at'], unique=False)
-        batch_op.create_index('ix_assignments_worker_status', ['worker_id', 'status'], unique=False)
-
+    op.create_index('ix_assignments_pool_status', 'assignments', ['pool_id', 'status'], unique=False)
+    op.create_index('ix_assignments_status_deadline', 'assignments', ['status', 'deadline_at'], unique=False)
+    op.create_index('ix_assignments_worker_status', 'assignments', ['worker_id', 'status'], unique=False)
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('assignments', schema=None) as batch_op:
-        batch_op.drop_index('ix_assignments_worker_status')
-        batch_op.drop_index('ix_assignments_status_deadline')
-        batch_op.drop_index('ix_assignments_pool_status')
-
+    op.drop_index('ix_assignments_worker_status', table_name='assignments')
+    op.drop_index('ix_assignments_status_deadline', table_name='assignments')
+    op.drop_index('ix_assignments_pool_status', table_name='assignments')
     op.drop_table('assignments')
-    with op.batch_alter_table('tasks', schema=None) as batch_op:
-        batch_op.drop_index('ix_tasks_pool_order')
-        batch_op.drop_index('ix_tasks_pool_free', postgresql_where=sa.text('live_count < overlap'), sqlite_where=sa.text('live_count < overlap'))
-
+    op.drop_index('ix_tasks_pool_order', table_name='tasks')
+    op.drop_index('ix_tasks_pool_free', table_name='tasks', postgresql_where=sa.text('live_count < overlap'))
     op.drop_table('tasks')
-    with op.batch_alter_table('pools', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_pools_status'))
-        batch_op.drop_index(batch_op.f('ix_pools_project_id'))
-
+    op.drop_index(op.f('ix_pools_status'), table_name='pools')
+    op.drop_index(op.f('ix_pools_project_id'), table_name='pools')
     op.drop_table('pools')
     op.drop_table('workers')
     op.drop_table('worker_pool_takes')
     op.drop_table('trust_limits')
-    with op.batch_alter_table('restrictions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_restrictions_worker_id'))
-
+    op.drop_index(op.f('ix_restrictions_worker_id'), table_name='restrictions')
     op.drop_table('restrictions')
     op.drop_table('projects')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_unpublished', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.drop_index('ix_outbox_unpublished', table_name='outbox', postgresql_where=sa.text('published_at IS NULL'))
     op.drop_table('outbox')
     op.drop_table('inbox')
     op.drop_table('captcha_challenges')

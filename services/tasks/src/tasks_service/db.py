@@ -1,7 +1,24 @@
 """Tasks' own tables: projects, pools, tasks, assignments, worker profiles and limits."""
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
-                        Integer, MetaData, String, Table, Text, UniqueConstraint, text)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    false,
+    text,
+)
 
 from servicekit.messaging_tables import add_messaging_tables
 
@@ -36,6 +53,8 @@ pools = Table(
     Column("status", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('draft', 'open', 'closed', 'archived')", name="ck_pools_status"),
+    CheckConstraint("price_minor >= 0", name="ck_pools_price"),
 )
 
 tasks = Table(
@@ -45,17 +64,19 @@ tasks = Table(
     Column("project_id", String(36), nullable=False),
     Column("input", JSON, nullable=False),
     Column("control_answers", JSON, nullable=True),
-    Column("is_control", Boolean, nullable=False, server_default="0"),
+    Column("is_control", Boolean, nullable=False, server_default=false()),
     Column("overlap", Integer, nullable=False),
     # ACTIVE + SUBMITTED + ACCEPTED assignments; kept in step under the task row's lock.
     Column("live_count", Integer, nullable=False, server_default="0"),
     Column("accepted_count", Integer, nullable=False, server_default="0"),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("position", Integer, nullable=False, server_default="0"),
+    # the counts move under the task row's lock; below zero would mean a slot given back twice
+    CheckConstraint("live_count >= 0 AND accepted_count >= 0", name="ck_tasks_counts"),
     Index("ix_tasks_pool_order", "pool_id", "created_at", "position"),
     # Take scans only tasks with a free slot, so full and finished tasks cost nothing.
     Index("ix_tasks_pool_free", "pool_id", "created_at", "position",
-          postgresql_where=text("live_count < overlap"), sqlite_where=text("live_count < overlap")),
+          postgresql_where=text("live_count < overlap")),
 )
 
 assignments = Table(
@@ -66,7 +87,7 @@ assignments = Table(
     Column("project_id", String(36), nullable=False),
     Column("worker_id", String(64), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("is_control", Boolean, nullable=False, server_default="0"),
+    Column("is_control", Boolean, nullable=False, server_default=false()),
     Column("answers", JSON, nullable=True),
     Column("comment", Text, nullable=True),
     Column("proof", Text, nullable=True),
@@ -77,6 +98,8 @@ assignments = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     # A task never goes twice to the same worker, whatever became of the first assignment.
     UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_worker"),
+    CheckConstraint("status IN ('ACTIVE', 'SUBMITTED', 'ACCEPTED', 'REJECTED', 'SKIPPED', "
+                    "'EXPIRED')", name="ck_assignments_status"),
     Index("ix_assignments_worker_status", "worker_id", "status"),
     Index("ix_assignments_status_deadline", "status", "deadline_at"),
     Index("ix_assignments_pool_status", "pool_id", "status"),

@@ -11,16 +11,18 @@ import json
 import math
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlparse
 
+import re2
+
 from contracts.rpc.tasks import FieldSpec, SkillFilter, TrustLevelLimits
 
 ACTIVE, SUBMITTED, ACCEPTED, REJECTED, SKIPPED, EXPIRED = (
     "ACTIVE", "SUBMITTED", "ACCEPTED", "REJECTED", "SKIPPED", "EXPIRED")
-LIVE_STATUSES = (ACTIVE, SUBMITTED, ACCEPTED)
 ASSIGNMENT_STATUSES = (ACTIVE, SUBMITTED, ACCEPTED, REJECTED, SKIPPED, EXPIRED)
 
 # "low" = a captcha every 20th take of a worker in the pool, "high" = every 10th.
@@ -40,6 +42,16 @@ POOL_TRANSITIONS = {
 }
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Output patterns come from admins and run on every answer: RE2 matches in linear time (no
+# catastrophic backtracking), and refuses what it cannot do so (backreferences, lookaround).
+_RE2 = re2.Options()
+_RE2.log_errors = False
+
+
+def compile_pattern(pattern: str) -> Any:
+    """A field's pattern compiled by RE2 (cached); raises ``re2.error`` if RE2 refuses it."""
+    return re2.compile(pattern, _RE2)
 
 
 # --------------------------------------------------------------------------- specs
@@ -62,9 +74,12 @@ def check_spec(spec: list[FieldSpec], *, which: str) -> list[dict[str, str]]:
             errors.append({"field": where, "error": "min_value is greater than max_value"})
         if f.pattern is not None:
             try:
-                re.compile(f.pattern)
-            except re.error as exc:
-                errors.append({"field": where, "error": f"pattern is not a valid regex: {exc}"})
+                compile_pattern(f.pattern)
+            except re2.error as exc:
+                reason = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) \
+                    else str(exc)
+                errors.append({"field": where,
+                               "error": f"pattern is not a valid RE2 regex: {reason}"})
         if f.allowed_values is not None:
             if not f.allowed_values:
                 errors.append({"field": where, "error": "allowed_values must not be empty"})
@@ -141,7 +156,7 @@ def check_value(f: FieldSpec, v: Any, *, coerce: bool = False) -> tuple[Any, str
             return v, f"must be at least {f.min_length} characters"
         if f.max_length is not None and len(v) > f.max_length:
             return v, f"must be at most {f.max_length} characters"
-        if f.pattern is not None and not re.fullmatch(f.pattern, v):
+        if f.pattern is not None and not _matches(f.pattern, v):
             return v, f"must match {f.pattern}"
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         if f.min_value is not None and v < f.min_value:
@@ -149,6 +164,13 @@ def check_value(f: FieldSpec, v: Any, *, coerce: bool = False) -> tuple[Any, str
         if f.max_value is not None and v > f.max_value:
             return v, f"must be at most {f.max_value:g}"
     return v, None
+
+
+def _matches(pattern: str, v: str) -> bool:
+    try:
+        return compile_pattern(pattern).fullmatch(v) is not None
+    except re2.error:  # a spec stored before patterns were checked by RE2: nothing matches
+        return False
 
 
 def _missing(v: Any) -> bool:
@@ -475,11 +497,25 @@ def result_rows(rows: list[dict[str, Any]], fmt: str, *, input_fields: list[str]
     return _lines(cells, fmt)
 
 
-def render_results(rows: list[dict[str, Any]], fmt: str, *, input_fields: list[str],
-                   output_fields: list[str]) -> str:
-    """A whole results file as text."""
-    kw = {"input_fields": input_fields, "output_fields": output_fields}
-    body = result_rows(rows, fmt, **kw)
+
+def results_page(header: str, lines: Iterable[str], fmt: str, *,
+                 max_bytes: int) -> tuple[str, int]:
+    """One page of a results file: the header (first page only) and as many ``lines`` as
+    fit in ``max_bytes`` of text (at least one); the content and how many lines it took."""
+    size, taken = len(header), list[str]()
+    for line in lines:
+        if taken and size + len(line) + 2 > max_bytes:
+            break  # the rest goes in the next page
+        taken.append(line)
+        size += len(line) + 2
     if fmt == "json":
-        return "[" + ", ".join(body) + "]"
-    return results_header(fmt, **kw) + "".join(body)
+        return "[" + ", ".join(taken) + "]", len(taken)
+    return header + "".join(taken), len(taken)
+
+
+def proof_of(url: str | None, text: str | None) -> str | None:
+    """A submission's proof as stored: the link, the text, or both on two lines."""
+    if not text:
+        return url
+    return f"{url}\n{text}" if url else text
+
