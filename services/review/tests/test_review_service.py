@@ -16,8 +16,13 @@ from nats.js.api import DeliverPolicy
 from sqlalchemy import func, select
 
 from contracts.envelope import Envelope, new_envelope
-from contracts.events import (AcceptAllAssignments, Event, RejectAllAssignments,
-                              ReviewAccepted, TaskSubmitted)
+from contracts.events import (
+    AcceptAllAssignments,
+    Event,
+    RejectAllAssignments,
+    ReviewAccepted,
+    TaskSubmitted,
+)
 from contracts.rpc import Actor
 from contracts.rpc import review as rpc
 from review_service.db import submissions
@@ -64,7 +69,7 @@ class Harness:
         self.seen: list[Envelope] = []
 
     async def call(self, spec, request) -> Any:
-        data = await self.client.call(spec, request)
+        data = (await self.client.call(spec, request)).model_dump(mode="json")
         # No response may ever reveal the gross price (and so the hidden share).
         assert not money_keys(data), f"{spec.subject} leaked {money_keys(data)}"
         return data
@@ -117,12 +122,11 @@ async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0)
 
 def submitted(*, pool_id: str, worker_id: str | None = None, **kw: Any) -> TaskSubmitted:
     now = datetime.now(UTC)
-    fields: dict[str, Any] = dict(
-        assignment_id=str(uuid.uuid4()), task_id=uid("t"), pool_id=pool_id,
-        project_id="project-1", worker_id=worker_id or uid("w"),
-        answers={"label": "cat"}, comment="done", proof="https://example.org/p.png",
-        taken_at=now - timedelta(minutes=2), submitted_at=now, price_minor=1234,
-        currency="RUB")
+    fields: dict[str, Any] = {
+        "assignment_id": str(uuid.uuid4()), "task_id": uid("t"), "pool_id": pool_id,
+        "project_id": "project-1", "worker_id": worker_id or uid("w"),
+        "answers": {"label": "cat"}, "comment": "done", "proof": "https://example.org/p.png",
+        "taken_at": now - timedelta(minutes=2), "submitted_at": now}
     fields.update(kw)
     return TaskSubmitted(**fields)
 
@@ -134,8 +138,9 @@ async def start_review(nats_server, databases) -> AsyncIterator[Callable[..., Aw
     async def start(**overrides: Any) -> Harness:
         url = await databases.new("review_test")
         upgrade(SERVICE_DIR, url)
-        settings = dict(database_url=url, nats_url=nats_server.url, environment="test",
-                        log_json=False, auto_accept_sweep_s=0.1, relay_poll_interval_s=0.05)
+        settings = {"database_url": url, "nats_url": nats_server.url, "environment": "test",
+                    "log_json": False, "auto_accept_sweep_s": 0.1,
+                    "relay_poll_interval_s": 0.05}
         settings.update(overrides)
         svc = create_service(ReviewSettings(**settings))
         await svc.start()
@@ -182,9 +187,9 @@ async def test_submission_appears_in_queue_once_even_if_delivered_twice(start_re
     async with h.svc.engine.connect() as conn:
         n = (await conn.execute(select(func.count()).select_from(submissions).where(
             submissions.c.assignment_id == newer.assignment_id))).scalar_one()
-        price = (await conn.execute(select(submissions.c.price_minor).where(
-            submissions.c.assignment_id == newer.assignment_id))).scalar_one()
-    assert n == 1 and price == 1234  # kept for the ledger, never shown
+    assert n == 1
+    # review decides, it keeps no price: the ledger learns it when the pool opens
+    assert not money_keys({c.name: None for c in submissions.c})
 
     everything = await h.call(rpc.LIST_PENDING, rpc.ListPending(
         actor=ADMIN, page={"limit": 1, "offset": 0}))
@@ -206,7 +211,7 @@ async def test_lock_conflict_names_the_holder_and_only_the_holder_decides(start_
     h = await start_review()
     sub = submitted(pool_id=uid("pool"))
     await enqueue(h, sub)
-    ref = dict(assignment_id=sub.assignment_id)
+    ref = {"assignment_id": sub.assignment_id}
 
     locked = await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M1, **ref))
     assert locked["locked"] and locked["lock_holder"] == M1.user_id
@@ -269,7 +274,7 @@ async def test_expired_lock_frees_the_submission(start_review) -> None:
     h = await start_review(lock_ttl_s=0.3)
     sub = submitted(pool_id=uid("pool"))
     await enqueue(h, sub)
-    ref = dict(assignment_id=sub.assignment_id)
+    ref = {"assignment_id": sub.assignment_id}
     await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M1, **ref))
     assert (await h.refused(rpc.LOCK, rpc.SubmissionRef(actor=M2, **ref))).code == \
         "locked_by_other"
@@ -291,7 +296,7 @@ async def test_reject_needs_a_comment_and_the_worker_sees_it(start_review) -> No
     await h.tap_review_events()
     sub = submitted(pool_id=uid("pool"))
     await enqueue(h, sub)
-    ref = dict(assignment_id=sub.assignment_id)
+    ref = {"assignment_id": sub.assignment_id}
     await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M1, **ref))
 
     for comment in (None, "   "):
@@ -332,19 +337,19 @@ async def test_concurrent_accepts_decide_once_and_emit_one_event(start_review) -
         *(h.client.call(rpc.LOCK, rpc.SubmissionRef(actor=a, assignment_id=contested
                                                     .assignment_id)) for a in (M1, M2) * 3),
         return_exceptions=True)
-    holders = {r["lock_holder"] for r in race if isinstance(r, dict)}
+    holders = {r.lock_holder for r in race if isinstance(r, rpc.LockInfo)}
     assert len(holders) == 1
     assert all(e.error.code == "locked_by_other" for e in race if isinstance(e, RpcCallError))
 
-    ref = dict(assignment_id=sub.assignment_id)
+    ref = {"assignment_id": sub.assignment_id}
     await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M1, **ref))
     results = await asyncio.gather(
         *(h.client.call(rpc.ACCEPT, rpc.Accept(actor=a, comment="good", **ref))
           for a in (M1, M1, M1, M2, M2)),
         return_exceptions=True)
-    ok = [r for r in results if isinstance(r, dict)]
+    ok = [r for r in results if isinstance(r, rpc.DecisionResult)]
     refused = [r.error.code for r in results if isinstance(r, RpcCallError)]
-    assert len(ok) == 1 and ok[0]["decided_by"] == M1.user_id
+    assert len(ok) == 1 and ok[0].decided_by == M1.user_id
     assert sorted(set(refused)) <= ["already_decided", "locked_by_other"]
     assert len(refused) == 4
 
@@ -353,11 +358,10 @@ async def test_concurrent_accepts_decide_once_and_emit_one_event(start_review) -
     assert len(h.events("review.accepted", sub.assignment_id)) == 1
     assert event.data == {
         "assignment_id": sub.assignment_id, "task_id": sub.task_id, "pool_id": sub.pool_id,
-        "project_id": sub.project_id, "worker_id": sub.worker_id, "price_minor": 1234,
-        "currency": "RUB", "decided_by": M1.user_id, "decided_at": event.data["decided_at"],
-        "comment": "good"}
+        "project_id": sub.project_id, "worker_id": sub.worker_id,
+        "decided_by": M1.user_id, "decided_at": event.data["decided_at"], "comment": "good"}
     assert event.producer == "review"
-    assert ReviewAccepted.model_validate(event.data).price_minor == 1234
+    assert ReviewAccepted.model_validate(event.data).decided_by == M1.user_id
 
 
 # ------------------------------------------------------------------------ automation
@@ -383,7 +387,7 @@ async def test_auto_mode_and_auto_accept_after_the_delay(start_review) -> None:
 
     [auto] = await eventually(
         lambda: _ready(h.events("review.accepted", delayed.assignment_id)))
-    assert auto.data["decided_by"] == "auto" and auto.data["price_minor"] == 1234
+    assert auto.data["decided_by"] == "auto" and not money_keys(auto.data)
     assert datetime.fromisoformat(auto.data["decided_at"]) >= delayed.submitted_at + \
         timedelta(seconds=1)
     assert h.events("review.accepted", instant.assignment_id)[0].data["decided_by"] == "auto"

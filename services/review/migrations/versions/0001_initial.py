@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 14:31:59.421369
+Create Date: 2026-12-01 11:26:26.807273
 """
 from alembic import op
 import sqlalchemy as sa
@@ -23,20 +23,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('consumer', 'event_id')
     )
     op.create_table('outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.String(length=200), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('headers', sa.Text(), server_default='{}', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id')
     )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_unpublished', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.create_index('ix_outbox_unpublished', 'outbox', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'))
     op.create_table('submissions',
     sa.Column('assignment_id', sa.String(length=64), nullable=False),
     sa.Column('task_id', sa.String(length=64), nullable=False),
@@ -48,12 +45,9 @@ def upgrade() -> None:
     sa.Column('proof', sa.Text(), nullable=True),
     sa.Column('taken_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('price_minor', sa.BigInteger(), nullable=False),
-    sa.Column('currency', sa.String(length=8), nullable=False),
     sa.Column('review_mode', sa.String(length=8), nullable=False),
-    sa.Column('auto_accept_after_s', sa.Integer(), nullable=True),
     sa.Column('auto_accept_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('is_control', sa.Boolean(), server_default=sa.false(), nullable=False),
+    sa.Column('is_control', sa.Boolean(), server_default=sa.text('false'), nullable=False),
     sa.Column('control_correct', sa.Boolean(), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('lock_holder', sa.String(length=64), nullable=True),
@@ -62,37 +56,33 @@ def upgrade() -> None:
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('review_comment', sa.Text(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint("review_mode IN ('manual', 'auto')", name='ck_submissions_review_mode'),
+    sa.CheckConstraint("status IN ('pending', 'accepted', 'rejected')", name='ck_submissions_status'),
     sa.PrimaryKeyConstraint('assignment_id')
     )
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.create_index('ix_submissions_auto_accept', ['auto_accept_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-        batch_op.create_index('ix_submissions_decided', ['decided_at'], unique=False)
-        batch_op.create_index('ix_submissions_pending_all', ['submitted_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-        batch_op.create_index('ix_submissions_pending_pool', ['pool_id', 'submitted_at'], unique=False, postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-        batch_op.create_index('ix_submissions_pool_decided', ['pool_id', 'decided_at'], unique=False)
-        batch_op.create_index('ix_submissions_pool_status_worker', ['pool_id', 'status', 'worker_id'], unique=False)
-        batch_op.create_index('ix_submissions_worker_decided', ['worker_id', 'decided_at'], unique=False)
-        batch_op.create_index('ix_submissions_worker_pool_status', ['worker_id', 'pool_id', 'status'], unique=False)
-
+    op.create_index('ix_submissions_auto_accept', 'submissions', ['auto_accept_at'], unique=False, postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('ix_submissions_decided', 'submissions', ['decided_at'], unique=False)
+    op.create_index('ix_submissions_pending_all', 'submissions', ['submitted_at'], unique=False, postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('ix_submissions_pending_pool', 'submissions', ['pool_id', 'submitted_at'], unique=False, postgresql_where=sa.text("status = 'pending'"))
+    op.create_index('ix_submissions_pool_decided', 'submissions', ['pool_id', 'decided_at'], unique=False)
+    op.create_index('ix_submissions_pool_status_worker', 'submissions', ['pool_id', 'status', 'worker_id'], unique=False)
+    op.create_index('ix_submissions_worker_decided', 'submissions', ['worker_id', 'decided_at'], unique=False)
+    op.create_index('ix_submissions_worker_pool_status', 'submissions', ['worker_id', 'pool_id', 'status'], unique=False)
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.drop_index('ix_submissions_worker_pool_status')
-        batch_op.drop_index('ix_submissions_worker_decided')
-        batch_op.drop_index('ix_submissions_pool_status_worker')
-        batch_op.drop_index('ix_submissions_pool_decided')
-        batch_op.drop_index('ix_submissions_pending_pool', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-        batch_op.drop_index('ix_submissions_pending_all', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-        batch_op.drop_index('ix_submissions_decided')
-        batch_op.drop_index('ix_submissions_auto_accept', postgresql_where=sa.text("status = 'pending'"), sqlite_where=sa.text("status = 'pending'"))
-
+    op.drop_index('ix_submissions_worker_pool_status', table_name='submissions')
+    op.drop_index('ix_submissions_worker_decided', table_name='submissions')
+    op.drop_index('ix_submissions_pool_status_worker', table_name='submissions')
+    op.drop_index('ix_submissions_pool_decided', table_name='submissions')
+    op.drop_index('ix_submissions_pending_pool', table_name='submissions', postgresql_where=sa.text("status = 'pending'"))
+    op.drop_index('ix_submissions_pending_all', table_name='submissions', postgresql_where=sa.text("status = 'pending'"))
+    op.drop_index('ix_submissions_decided', table_name='submissions')
+    op.drop_index('ix_submissions_auto_accept', table_name='submissions', postgresql_where=sa.text("status = 'pending'"))
     op.drop_table('submissions')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_unpublished', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.drop_index('ix_outbox_unpublished', table_name='outbox', postgresql_where=sa.text('published_at IS NULL'))
     op.drop_table('outbox')
     op.drop_table('inbox')
     # ### end Alembic commands ###

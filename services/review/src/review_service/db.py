@@ -1,7 +1,21 @@
-"""Review's own tables: one row per submitted assignment (queue, lock and decision)."""
+"""Review's own tables: one row per submitted assignment (queue, lock and decision).
 
-from sqlalchemy import (JSON, BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData,
-                        String, Table, Text, false)
+No money: review decides, the ledger knows each pool's price (``task.pool_opened``).
+"""
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+    false,
+)
 
 from servicekit.messaging_tables import add_messaging_tables
 
@@ -19,11 +33,7 @@ submissions = Table(
     Column("proof", Text, nullable=True),
     Column("taken_at", DateTime(timezone=True), nullable=False),
     Column("submitted_at", DateTime(timezone=True), nullable=False),
-    # Gross price: only ever copied into review.accepted for the ledger, never returned.
-    Column("price_minor", BigInteger, nullable=False),
-    Column("currency", String(8), nullable=False),
     Column("review_mode", String(8), nullable=False),
-    Column("auto_accept_after_s", Integer, nullable=True),
     Column("auto_accept_at", DateTime(timezone=True), nullable=True),
     Column("is_control", Boolean, nullable=False, server_default=false()),
     Column("control_correct", Boolean, nullable=True),
@@ -34,19 +44,18 @@ submissions = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("review_comment", Text, nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("status IN ('pending', 'accepted', 'rejected')",
+                    name="ck_submissions_status"),
+    CheckConstraint("review_mode IN ('manual', 'auto')", name="ck_submissions_review_mode"),
 )
 
+_PENDING = submissions.c.status == "pending"
 # The queue (oldest first, per pool), the auto-accept sweeper, rules' per-worker
 # bulk decisions, stats and decision history each get the index they scan.
 Index("ix_submissions_pending_pool", submissions.c.pool_id, submissions.c.submitted_at,
-      postgresql_where=submissions.c.status == "pending",
-      sqlite_where=submissions.c.status == "pending")
-Index("ix_submissions_pending_all", submissions.c.submitted_at,
-      postgresql_where=submissions.c.status == "pending",
-      sqlite_where=submissions.c.status == "pending")
-Index("ix_submissions_auto_accept", submissions.c.auto_accept_at,
-      postgresql_where=submissions.c.status == "pending",
-      sqlite_where=submissions.c.status == "pending")
+      postgresql_where=_PENDING)
+Index("ix_submissions_pending_all", submissions.c.submitted_at, postgresql_where=_PENDING)
+Index("ix_submissions_auto_accept", submissions.c.auto_accept_at, postgresql_where=_PENDING)
 Index("ix_submissions_worker_pool_status", submissions.c.worker_id, submissions.c.pool_id,
       submissions.c.status)
 Index("ix_submissions_pool_status_worker", submissions.c.pool_id, submissions.c.status,

@@ -10,16 +10,23 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
-from servicekit.errors import Conflict, Forbidden, Invalid, NotFound, ServiceError
+from servicekit.errors import Conflict, Invalid, NotFound, ServiceError
 
-REVIEWER_ROLES = frozenset({"manager", "admin"})
 AUTO = "auto"
 RULES = "rules"
 
 
+@overload
+def as_utc(dt: datetime) -> datetime: ...
+@overload
+def as_utc(dt: None) -> None: ...
+
+
 def as_utc(dt: datetime | None) -> datetime | None:
-    """Timezone-aware UTC (SQLite hands back naive datetimes that are UTC)."""
+    """Timezone-aware UTC; a time without a timezone (as a query string or an event may
+    carry it) is taken as UTC."""
     if dt is None:
         return None
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
@@ -82,12 +89,6 @@ class CommentRequired(Invalid):
 # ------------------------------------------------------------------------- rules
 
 
-def require_reviewer(role: str) -> None:
-    """Only managers and admins review."""
-    if role not in REVIEWER_ROLES:
-        raise Forbidden("forbidden", "only managers and admins review submissions")
-
-
 def lock_is_live(holder: str | None, until: datetime | None, now: datetime) -> bool:
     """A lock holds while its deadline is in the future; an expired lock frees the item."""
     return holder is not None and until is not None and as_utc(until) > now
@@ -109,31 +110,34 @@ def can_decide(state: LockState, me: str, now: datetime) -> bool:
             and lock_is_live(state.lock_holder, state.lock_until, now))
 
 
+def _gone(assignment_id: str, state: LockState | None) -> ServiceError:
+    """The refusal for a submission that does not exist or is no longer pending."""
+    return SubmissionNotFound(assignment_id) if state is None else AlreadyDecided(
+        assignment_id, state)
+
+
+def _held(assignment_id: str, state: LockState) -> ServiceError:
+    assert state.lock_holder is not None and state.lock_until is not None
+    return LockedByOther(assignment_id, state.lock_holder, state.lock_until)
+
+
 def lock_refusal(assignment_id: str, state: LockState | None, me: str,
                  now: datetime) -> ServiceError | None:
     """Why ``me`` may not lock (None: they may)."""
-    if state is None:
-        return SubmissionNotFound(assignment_id)
-    if state.status != "pending":
-        return AlreadyDecided(assignment_id, state)
-    if not can_lock(state, me, now):
-        assert state.lock_holder is not None and state.lock_until is not None
-        return LockedByOther(assignment_id, state.lock_holder, state.lock_until)
-    return None
+    if state is None or state.status != "pending":
+        return _gone(assignment_id, state)
+    return None if can_lock(state, me, now) else _held(assignment_id, state)
 
 
 def decision_refusal(assignment_id: str, state: LockState | None, me: str,
                      now: datetime) -> ServiceError | None:
     """Why ``me`` may not decide (None: they may)."""
-    if state is None:
-        return SubmissionNotFound(assignment_id)
-    if state.status != "pending":
-        return AlreadyDecided(assignment_id, state)
+    if state is None or state.status != "pending":
+        return _gone(assignment_id, state)
     if can_decide(state, me, now):
         return None
     if lock_is_live(state.lock_holder, state.lock_until, now):
-        assert state.lock_holder is not None and state.lock_until is not None
-        return LockedByOther(assignment_id, state.lock_holder, state.lock_until)
+        return _held(assignment_id, state)
     if state.lock_holder == me:
         return LockRequired(assignment_id, as_utc(state.lock_until))
     return LockRequired(assignment_id)
@@ -142,14 +146,9 @@ def decision_refusal(assignment_id: str, state: LockState | None, me: str,
 def unlock_refusal(assignment_id: str, state: LockState | None, me: str,
                    now: datetime) -> ServiceError | None:
     """Why ``me`` may not unlock (None: they may; unlocking a free item changes nothing)."""
-    if state is None:
-        return SubmissionNotFound(assignment_id)
-    if state.status != "pending":
-        return AlreadyDecided(assignment_id, state)
-    if lock_is_live(state.lock_holder, state.lock_until, now) and state.lock_holder != me:
-        assert state.lock_holder is not None and state.lock_until is not None
-        return LockedByOther(assignment_id, state.lock_holder, state.lock_until)
-    return None
+    if state is None or state.status != "pending":
+        return _gone(assignment_id, state)
+    return None if can_lock(state, me, now) else _held(assignment_id, state)
 
 
 def rejection_comment(comment: str | None) -> str:

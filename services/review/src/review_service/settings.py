@@ -8,7 +8,6 @@ class ReviewSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="REVIEW_", extra="ignore")
 
     service_name: str = "review"
-    database_url: str = "sqlite+aiosqlite:///./data/review.db"
     http_port: int = 8102
     lock_ttl_s: float = Field(600.0, gt=0, description="how long a review lock holds")
     auto_accept_sweep_s: float = Field(5.0, gt=0,
