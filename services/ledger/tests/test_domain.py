@@ -7,9 +7,22 @@ from decimal import Decimal
 
 import pytest
 
-from ledger_service.domain import (LedgerRuleError, Leg, account_for_system, account_for_worker,
-                                   assignment_credit_legs, balanced_legs, bonus_credit_legs,
-                                   format_share, parse_share, payout_legs, split_price)
+from ledger_service.domain import (
+    LedgerRuleError,
+    Leg,
+    ShareSetting,
+    account_for_system,
+    account_for_worker,
+    assignment_credit_legs,
+    balanced_legs,
+    bonus_credit_legs,
+    check_currency,
+    effective_share,
+    format_share,
+    parse_share,
+    payout_legs,
+    split_price,
+)
 
 
 def test_split_parts_always_sum_to_the_price() -> None:
@@ -64,7 +77,7 @@ def test_parse_share_refuses_clearly(value, code) -> None:
 
 
 def test_format_share_round_trips_every_basis_point() -> None:
-    for bps in range(0, 10_001):
+    for bps in range(10_001):
         assert parse_share(format_share(bps)) == bps
     assert format_share(5000) == "0.5"
     assert format_share(10_000) == "1"
@@ -112,3 +125,20 @@ def test_unbalanced_or_mixed_legs_are_refused() -> None:
     with pytest.raises(LedgerRuleError):
         account_for_worker("w", "rub", "worker_available")
     assert balanced_legs([Leg(a, 0), Leg(p, 0)]) == []
+
+
+def test_the_pools_share_else_the_default_else_the_built_in_one() -> None:
+    pool, default = ShareSetting(7000, "pool"), ShareSetting(2500, "default")
+    assert effective_share(pool, default, 5000) is pool
+    assert effective_share(None, default, 5000) is default
+    assert effective_share(None, None, 5000) == ShareSetting(5000, "built_in")
+    with pytest.raises(LedgerRuleError):
+        effective_share(None, None, 10_001)
+
+
+def test_only_the_currencies_the_ledger_books() -> None:
+    assert check_currency("JPY") == "JPY"
+    for bad in ("XXX", "rub", "", "RUBB"):
+        with pytest.raises(LedgerRuleError) as err:
+            check_currency(bad)
+        assert err.value.code == "invalid_currency"

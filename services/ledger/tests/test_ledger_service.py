@@ -1,16 +1,16 @@
 """Ledger service against a real nats-server and a fresh database per test.
 
-The module runs its own nats-server; each test also uses its own currency code
-and worker ids, so its money cannot mix with another test's events.
+The module runs its own nats-server; each test also uses another currency than the test
+before it, and its own worker and pool ids, so its money cannot mix with another test's
+events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
-import random
 import re
-import string
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -26,10 +26,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from contracts.envelope import new_envelope
-from contracts.events import BonusGranted, ReviewAccepted
+from contracts.events import BonusGranted, PoolOpened, ReviewAccepted
+from contracts.money import CURRENCIES
 from contracts.rpc import Actor
 from contracts.rpc import ledger as rpc
-from ledger_service.db import entries, transfers
+from ledger_service import payouts
+from ledger_service.db import entries, pools, transfers
 from ledger_service.main import create_service
 from ledger_service.settings import LedgerSettings
 from servicekit.errors import RpcCallError
@@ -42,6 +44,7 @@ ADMIN = Actor(user_id="owner-1", role="admin")
 MANAGER = Actor(user_id="manager-1", role="manager")
 # The gateway's rule: no key naming a share, a price or the platform's cut reaches
 # a worker or a manager.
+_CURRENCIES = itertools.cycle(CURRENCIES)
 HIDDEN_KEY = re.compile(r"(^|_)(share|shares|share_bps|worker_share|price|price_minor|gross"
                         r"|gross_minor|platform|platform_minor|platform_revenue)(_|$)", re.I)
 
@@ -64,7 +67,7 @@ class Ledger:
     seen: list[dict[str, Any]] = field(default_factory=list)
 
     async def call(self, spec, request) -> Any:
-        return await self.client.call(spec, request)
+        return (await self.client.call(spec, request)).model_dump(mode="json")
 
     async def error(self, spec, request) -> Any:
         with pytest.raises(RpcCallError) as err:
@@ -77,12 +80,21 @@ class Ledger:
                               headers={"Nats-Msg-Id": env.event_id} if msg_id else None)
         return env
 
-    def accepted(self, w: Actor, *, price: int, pool: str = "pool-a",
-                 assignment_id: str | None = None) -> ReviewAccepted:
+    async def open_pool(self, pool: str, price: int) -> PoolOpened:
+        """Tell the ledger a pool's price the way the tasks service does when it opens."""
+        event = PoolOpened(pool_id=pool, project_id="proj-1", price_minor=price,
+                           currency=self.currency, opened_at=datetime.now(UTC))
+        await self.publish(event, producer="tasks")
+        return event
+
+    async def accepted(self, w: Actor, *, price: int, pool: str | None = None,
+                       assignment_id: str | None = None) -> ReviewAccepted:
+        """An acceptance in a pool (a new one unless named) that opened at ``price``."""
+        pool = pool or uid("pool")
+        await self.open_pool(pool, price)
         return ReviewAccepted(assignment_id=assignment_id or uid("as"), task_id=uid("t"),
                               pool_id=pool, project_id="proj-1", worker_id=w.user_id,
-                              price_minor=price, currency=self.currency, decided_by=MANAGER.user_id,
-                              decided_at=datetime.now(UTC))
+                              decided_by=MANAGER.user_id, decided_at=datetime.now(UTC))
 
     async def bonus(self, w: Actor, amount: int) -> None:
         await self.publish(BonusGranted(rule_id="r1", firing_id=uid("f"), worker_id=w.user_id,
@@ -90,10 +102,11 @@ class Ledger:
                                         currency=self.currency), producer="rules")
 
     async def idle(self) -> None:
-        """Wait until both ledger consumers have handled everything published so far."""
+        """Wait until the ledger consumers have handled everything published so far."""
         for _ in range(300):
             busy = False
-            for stream, durable in (("REVIEW", "ledger__credit-accepted"),
+            for stream, durable in (("TASK", "ledger__pool-opened"),
+                                    ("REVIEW", "ledger__credit-accepted"),
                                     ("RULES", "ledger__credit-bonus")):
                 info = await self.js.consumer_info(stream, durable)
                 busy |= bool(info.num_pending or info.num_ack_pending)
@@ -134,7 +147,7 @@ async def ledger(module_nats, database_url, ledger_settings) -> AsyncIterator[Le
                                         log_json=False, **ledger_settings))
     await svc.start()
     nc = await nats.connect(nats_server.url)
-    currency = "Q" + "".join(random.choices(string.ascii_uppercase, k=2))
+    currency = next(_CURRENCIES)
     ctx = Ledger(svc, nc, nc.jetstream(), RpcClient(nc), currency)
 
     async def collect(msg) -> None:
@@ -158,16 +171,16 @@ async def wait_for(predicate, what: str) -> None:
 
 async def test_redelivered_acceptance_credits_once(ledger: Ledger) -> None:
     w = worker()
-    event = ledger.accepted(w, price=999)
+    event = await ledger.accepted(w, price=999)
     # Five envelopes with different event ids for the same assignment (business key) ...
     for _ in range(5):
         await ledger.publish(event, producer="review")
     # ... the same envelope five times with the bus dedup header (JetStream drops copies) ...
-    env = new_envelope(ledger.accepted(w, price=501), producer="review")
+    env = new_envelope(await ledger.accepted(w, price=501), producer="review")
     for _ in range(5):
         await ledger.publish(None, producer="review", env=env)
     # ... and five times without it, so the consumer's inbox has to catch them.
-    env2 = new_envelope(ledger.accepted(w, price=10), producer="review")
+    env2 = new_envelope(await ledger.accepted(w, price=10), producer="review")
     for _ in range(5):
         await ledger.publish(None, producer="review", env=env2, msg_id=False)
     await ledger.idle()
@@ -217,10 +230,13 @@ async def test_an_event_the_ledger_refuses_goes_to_the_dlq_not_the_books(ledger:
     async def collect(msg) -> None:
         dead.append(msg)
 
-    await ledger.nc.subscribe("dlq.ledger.credit-accepted", cb=collect)
+    await ledger.nc.subscribe("dlq.ledger.pool-opened", cb=collect)
     w = worker()
-    bad = ledger.accepted(w, price=100).model_copy(update={"currency": "rub"})
-    env = await ledger.publish(bad, producer="review")
+    # the money of an acceptance enters the ledger with its pool's opening
+    pool = uid("pool")
+    bad = PoolOpened.model_construct(pool_id=pool, project_id="proj-1", price_minor=100,
+                                     currency="rub", opened_at=datetime.now(UTC))
+    env = await ledger.publish(bad, producer="tasks")
     await wait_for(lambda: _true(any(json.loads(m.data)["event_id"] == env.event_id
                                      for m in dead)), "the dead letter")
     msg = next(m for m in dead if json.loads(m.data)["event_id"] == env.event_id)
@@ -231,6 +247,48 @@ async def test_an_event_the_ledger_refuses_goes_to_the_dlq_not_the_books(ledger:
     async with ledger.svc.engine.connect() as conn:
         assert (await conn.execute(select(func.count()).select_from(transfers).where(
             transfers.c.worker_id == w.user_id))).scalar() == 0
+        assert (await conn.execute(select(func.count()).select_from(pools))).scalar() == 0
+    # a share may wait for the opening; the pool still has no price, so nothing is credited
+    await ledger.call(rpc.SET_SHARE, rpc.SetShare(actor=ADMIN, pool_id=pool, share=0.5))
+    async with ledger.svc.engine.connect() as conn:
+        row = (await conn.execute(select(pools).where(pools.c.pool_id == pool))).one()
+    assert (row.price_minor, row.currency, row.share_bps) == (None, None, 5000)
+
+
+async def test_a_credit_waits_for_the_pools_price_and_the_price_stays_frozen(
+        ledger: Ledger) -> None:
+    w = worker()
+    pool = uid("pool")
+    early = ReviewAccepted(assignment_id=uid("as"), task_id=uid("t"), pool_id=pool,
+                           project_id="proj-1", worker_id=w.user_id,
+                           decided_by=MANAGER.user_id, decided_at=datetime.now(UTC))
+    await ledger.publish(early, producer="review")  # before the pool's opening arrived
+    await asyncio.sleep(0.5)
+    assert (await ledger.available(w))["available_minor"] == 0
+    info = await ledger.js.consumer_info("REVIEW", "ledger__credit-accepted")
+    assert info.num_ack_pending == 1  # waiting in place, neither lost nor dead-lettered
+    await ledger.open_pool(pool, 1001)
+    await ledger.idle()
+    assert (await ledger.available(w))["available_minor"] == 500
+
+    dead: list[Any] = []
+
+    async def collect(msg) -> None:
+        dead.append(msg)
+
+    await ledger.nc.subscribe("dlq.ledger.pool-opened", cb=collect)
+    await ledger.open_pool(pool, 1001)  # re-opened: the same price, nothing changes
+    repriced = await ledger.publish(PoolOpened(
+        pool_id=pool, project_id="proj-1", price_minor=5000, currency=ledger.currency,
+        opened_at=datetime.now(UTC)), producer="tasks")
+    await wait_for(lambda: _true(any(json.loads(m.data)["event_id"] == repriced.event_id
+                                     for m in dead)), "the refused re-pricing")
+    await ledger.publish(await ledger.accepted(w, price=1001, pool=pool), producer="review")
+    await ledger.idle()
+    assert (await ledger.available(w))["available_minor"] == 1000
+    async with ledger.svc.engine.connect() as conn:
+        assert (await conn.execute(select(pools.c.price_minor).where(
+            pools.c.pool_id == pool))).scalar() == 1001
 
 
 async def _true(value: bool) -> bool:
@@ -244,10 +302,12 @@ async def _has(ledger: Ledger, n: int) -> bool:
 async def test_pool_share_and_default_share_split_exactly(ledger: Ledger) -> None:
     w = worker()
     pool_a, pool_b = uid("pool"), uid("pool")
+    await ledger.open_pool(pool_a, 999)
+    await ledger.idle()
     await ledger.call(rpc.SET_SHARE, rpc.SetShare(actor=ADMIN, pool_id=pool_a, share=0.7))
     await ledger.call(rpc.SET_SHARE, rpc.SetShare(actor=ADMIN, pool_id=None, share="0.25"))
-    await ledger.publish(ledger.accepted(w, price=999, pool=pool_a), producer="review")
-    await ledger.publish(ledger.accepted(w, price=1001, pool=pool_b), producer="review")
+    await ledger.publish(await ledger.accepted(w, price=999, pool=pool_a), producer="review")
+    await ledger.publish(await ledger.accepted(w, price=1001, pool=pool_b), producer="review")
     await ledger.idle()
     bal = await ledger.available(w)
     assert bal["available_minor"] == 699 + 250
@@ -280,6 +340,8 @@ async def test_share_is_admin_only_validated_and_audited(ledger: Ledger) -> None
             assert (err.status, err.code) == (403, "forbidden"), spec.subject
     initial = await ledger.call(rpc.GET_SHARE, rpc.GetShare(actor=ADMIN, pool_id=None))
     assert initial == {**initial, "source": "built_in", "share_bps": 5000, "share": "0.5"}
+    await ledger.open_pool(pool, 100)
+    await ledger.idle()
 
     await ledger.call(rpc.SET_SHARE, rpc.SetShare(actor=ADMIN, pool_id=pool, share=0.7))
     other_admin = Actor(user_id="owner-2", role="admin")
@@ -385,9 +447,9 @@ async def test_payout_request_approve_and_reject(ledger: Ledger) -> None:
 
     summary = await ledger.call(rpc.WORKER_SUMMARY, rpc.WorkerSummaryRequest(
         actor=ADMIN, worker_id=w.user_id))
-    assert summary["items"] == [dict(worker_id=w.user_id, currency=ledger.currency,
-                                     available_minor=70, on_hold_minor=0, paid_minor=30,
-                                     credited_minor=100, credits=0, bonuses=1)]
+    assert summary["items"] == [{"worker_id": w.user_id, "currency": ledger.currency,
+                                 "available_minor": 70, "on_hold_minor": 0, "paid_minor": 30,
+                                 "credited_minor": 100, "credits": 0, "bonuses": 1}]
     totals = await ledger.totals()
     assert (totals["bonuses_minor"], totals["paid_minor"], totals["available_minor"],
             totals["platform_revenue_minor"]) == (100, 30, 70, 0)
@@ -414,10 +476,9 @@ async def test_concurrent_payouts_never_overdraw(ledger: Ledger) -> None:
                     return exc.error.code
             # straight into the use case: 50 transactions race on the database
             try:
-                _spec, handler = ledger.svc.rpcs[rpc.REQUEST_PAYOUT.subject]
-                await handler(req)
+                await payouts.request_payout(req, ledger.svc.ctx)
                 return "held"
-            except Exception as exc:  # noqa: BLE001 - the code is what we assert
+            except Exception as exc:
                 return getattr(exc, "code", repr(exc))
 
         outcomes = await asyncio.gather(*(one() for _ in range(50)))
@@ -438,7 +499,7 @@ async def test_payout_idempotency_key_holds_once_even_when_retried_concurrently(
 
     async def one() -> str:
         try:
-            return (await ledger.client.call(rpc.REQUEST_PAYOUT, req))["payout_id"]
+            return (await ledger.client.call(rpc.REQUEST_PAYOUT, req)).payout_id
         except RpcCallError as exc:
             return exc.error.code
 
@@ -470,7 +531,7 @@ async def test_payout_idempotency_key_holds_once_even_when_retried_concurrently(
 async def test_every_transfer_sums_to_zero_and_the_database_guards_it(ledger: Ledger) -> None:
     w = worker()
     for price in (1, 3, 999, 12345):
-        await ledger.publish(ledger.accepted(w, price=price), producer="review")
+        await ledger.publish(await ledger.accepted(w, price=price), producer="review")
     await ledger.bonus(w, 7)
     await ledger.idle()
     p = await ledger.call(rpc.REQUEST_PAYOUT, rpc.RequestPayout(actor=w, amount_minor=5,
@@ -488,8 +549,6 @@ async def test_every_transfer_sums_to_zero_and_the_database_guards_it(ledger: Le
     assert report["ok"] and report["findings"] == []
     assert report["transfers_checked"] >= 7 and report["entries_checked"] >= 15
 
-    if ledger.svc.engine.dialect.name != "postgresql":
-        return
     acc = f"worker_available:{ledger.currency}:{w.user_id}"
     tid = sums[0][0]
     # An unbalanced statement, an edit and a deletion are refused by the database itself.
@@ -499,6 +558,10 @@ async def test_every_transfer_sums_to_zero_and_the_database_guards_it(ledger: Le
         "UPDATE entries SET amount_minor = amount_minor + 1",
         "DELETE FROM transfers",
         "UPDATE accounts SET currency = 'XXX'",
+        "UPDATE pools SET price_minor = price_minor + 1",  # a pool's price is frozen
+        "UPDATE pools SET currency = 'XXX'",
+        "DELETE FROM pools",
+        "TRUNCATE share_audit",
     ):
         async with ledger.svc.engine.begin() as conn:
             with pytest.raises(DBAPIError):
@@ -524,8 +587,10 @@ async def test_worker_and_manager_views_never_reveal_share_or_price(ledger: Ledg
         for name, _ in _fields(model):
             assert not HIDDEN_KEY.search(name), f"{model.__name__}.{name}"
     w = worker()
+    await ledger.open_pool("pool-x", 1000)
+    await ledger.idle()
     await ledger.call(rpc.SET_SHARE, rpc.SetShare(actor=ADMIN, pool_id="pool-x", share=0.8))
-    await ledger.publish(ledger.accepted(w, price=1000, pool="pool-x"), producer="review")
+    await ledger.publish(await ledger.accepted(w, price=1000, pool="pool-x"), producer="review")
     await ledger.idle()
     await ledger.call(rpc.REQUEST_PAYOUT, rpc.RequestPayout(actor=w, amount_minor=100,
                                                             comment="card"))
@@ -579,3 +644,27 @@ def _leaves(data):
             yield from _leaves(v)
     else:
         yield data
+
+
+async def test_money_comes_in_as_strict_bounded_integers_of_a_booked_currency(
+        ledger: Ledger) -> None:
+    w = worker()
+
+    async def refused(spec, body: dict[str, Any]) -> dict[str, Any]:
+        raw = await ledger.nc.request(spec.subject, json.dumps(body).encode(), timeout=5)
+        reply = json.loads(raw.data)
+        assert not reply["ok"], body
+        return reply["error"]
+
+    payout = {"actor": w.model_dump(), "comment": "card"}
+    for bad in ({"amount_minor": True}, {"amount_minor": "100"}, {"amount_minor": 1.0},
+                {"amount_minor": 10**12 + 1}, {"amount_minor": 0},
+                {"amount_minor": 1, "currency": "XXX"}):
+        err = await refused(rpc.REQUEST_PAYOUT, {**payout, **bad})
+        assert (err["status"], err["code"]) == (422, "validation_error"), bad
+    admin = {"actor": ADMIN.model_dump(), "pool_id": None}
+    for bad in (True, False, None, [0.5]):
+        err = await refused(rpc.SET_SHARE, {**admin, "share": bad})
+        assert (err["status"], err["code"]) == (422, "validation_error"), bad
+    view = await ledger.call(rpc.GET_SHARE, rpc.GetShare(actor=ADMIN))
+    assert view["source"] == "built_in"  # nothing of the refused requests was applied

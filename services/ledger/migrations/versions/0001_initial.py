@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 14:33:10.049841
+Create Date: 2026-12-01 11:35:13.991398
 """
 from alembic import op
 import sqlalchemy as sa
@@ -14,13 +14,16 @@ branch_labels = None
 depends_on = None
 
 
-# Database-level guarantees of the ledger (in addition to the checks in code):
-# * every INSERT statement into ``entries`` must carry balanced legs per transfer
-#   in one currency (the service writes all legs of a transfer in one statement);
-# * ``accounts``, ``transfers``, ``entries`` and ``share_audit`` are append-only.
+# Guarantees of the ledger that the database itself enforces, on top of the tables' CHECKs,
+# UNIQUE business keys and the (account, currency) foreign key of entries:
+# * every INSERT statement into ``entries`` carries balanced legs per transfer, in one
+#   currency (the service writes all legs of a transfer in one statement);
+# * ``accounts``, ``transfers``, ``entries`` and ``share_audit`` are append-only (no
+#   UPDATE, DELETE or TRUNCATE);
+# * a pool's price and currency never change once known, and a pool is never deleted.
 APPEND_ONLY = ("accounts", "transfers", "entries", "share_audit")
 
-PG_GUARDS = [
+GUARDS = [
     """
     CREATE FUNCTION ledger_refuse_change() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
@@ -46,6 +49,28 @@ PG_GUARDS = [
     REFERENCING NEW TABLE AS new_entries
     FOR EACH STATEMENT EXECUTE FUNCTION ledger_check_balanced()
     """,
+    """
+    CREATE FUNCTION ledger_pool_price_frozen() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'DELETE' THEN
+            RAISE EXCEPTION 'pool % is never deleted from the ledger', OLD.pool_id
+                USING ERRCODE = 'restrict_violation';
+        END IF;
+        -- a share set before the opening leaves the price null until the pool opens
+        IF OLD.price_minor IS NOT NULL AND (NEW.price_minor IS DISTINCT FROM OLD.price_minor
+                OR NEW.currency IS DISTINCT FROM OLD.currency) THEN
+            RAISE EXCEPTION 'the price of pool % is frozen at % %', OLD.pool_id,
+                OLD.price_minor, OLD.currency USING ERRCODE = 'restrict_violation';
+        END IF;
+        RETURN NEW;
+    END $$
+    """,
+    """
+    CREATE TRIGGER pools_price_frozen BEFORE UPDATE OR DELETE ON pools
+    FOR EACH ROW EXECUTE FUNCTION ledger_pool_price_frozen()
+    """,
+    "CREATE TRIGGER pools_no_truncate BEFORE TRUNCATE ON pools "
+    "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()",
 ] + [
     f"CREATE TRIGGER {t}_append_only BEFORE UPDATE OR DELETE ON {t} "
     f"FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()" for t in APPEND_ONLY
@@ -54,33 +79,16 @@ PG_GUARDS = [
     f"FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()" for t in APPEND_ONLY
 ]
 
-SQLITE_GUARDS = [
-    f"CREATE TRIGGER {t}_no_{op_.lower()} BEFORE {op_} ON {t} "
-    f"BEGIN SELECT RAISE(ABORT, 'ledger table {t} is append-only'); END"
-    for t in APPEND_ONLY for op_ in ("UPDATE", "DELETE")
-]
-
-
-def _create_guards() -> None:
-    dialect = op.get_bind().dialect.name
-    for stmt in PG_GUARDS if dialect == "postgresql" else SQLITE_GUARDS if dialect == "sqlite" \
-            else []:
-        op.execute(stmt)
-
 
 def _drop_guards() -> None:
-    dialect = op.get_bind().dialect.name
-    if dialect == "postgresql":
-        op.execute("DROP TRIGGER IF EXISTS entries_balanced ON entries")
-        for t in APPEND_ONLY:
-            op.execute(f"DROP TRIGGER IF EXISTS {t}_append_only ON {t}")
-            op.execute(f"DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}")
-        op.execute("DROP FUNCTION IF EXISTS ledger_check_balanced()")
-        op.execute("DROP FUNCTION IF EXISTS ledger_refuse_change()")
-    elif dialect == "sqlite":
-        for t in APPEND_ONLY:
-            for op_ in ("update", "delete"):
-                op.execute(f"DROP TRIGGER IF EXISTS {t}_no_{op_}")
+    op.execute("DROP TRIGGER IF EXISTS entries_balanced ON entries")
+    op.execute("DROP TRIGGER IF EXISTS pools_price_frozen ON pools")
+    op.execute("DROP TRIGGER IF EXISTS pools_no_truncate ON pools")
+    for t in APPEND_ONLY:
+        op.execute(f"DROP TRIGGER IF EXISTS {t}_append_only ON {t}")
+        op.execute(f"DROP TRIGGER IF EXISTS {t}_no_truncate ON {t}")
+    for fn in ("ledger_check_balanced", "ledger_pool_price_frozen", "ledger_refuse_change"):
+        op.execute(f"DROP FUNCTION IF EXISTS {fn}()")
 
 
 def upgrade() -> None:
@@ -94,9 +102,16 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('account_id'),
     sa.UniqueConstraint('account_id', 'currency', name='uq_accounts_id_currency')
     )
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_accounts_owner_id'), ['owner_id'], unique=False)
-
+    op.create_index(op.f('ix_accounts_owner_id'), 'accounts', ['owner_id'], unique=False)
+    op.create_table('default_share',
+    sa.Column('singleton', sa.Boolean(), server_default=sa.text('true'), nullable=False),
+    sa.Column('share_bps', sa.Integer(), nullable=False),
+    sa.Column('updated_by', sa.String(length=64), nullable=False),
+    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
+    sa.CheckConstraint('share_bps >= 0 AND share_bps <= 10000', name='ck_default_share_bps_range'),
+    sa.CheckConstraint('singleton', name='ck_default_share_singleton'),
+    sa.PrimaryKeyConstraint('singleton')
+    )
     op.create_table('inbox',
     sa.Column('consumer', sa.String(length=120), nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
@@ -104,20 +119,17 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('consumer', 'event_id')
     )
     op.create_table('outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.String(length=200), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('headers', sa.Text(), server_default='{}', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id')
     )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_unpublished', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.create_index('ix_outbox_unpublished', 'outbox', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'))
     op.create_table('payouts',
     sa.Column('payout_id', sa.String(length=36), nullable=False),
     sa.Column('worker_id', sa.String(length=64), nullable=False),
@@ -129,16 +141,30 @@ def upgrade() -> None:
     sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('decided_by', sa.String(length=64), nullable=True),
     sa.Column('decision_comment', sa.Text(), nullable=True),
+    sa.Column('idempotency_key', sa.String(length=100), nullable=True),
     sa.CheckConstraint("status IN ('pending', 'approved', 'rejected')", name='ck_payouts_status'),
     sa.CheckConstraint('amount_minor > 0', name='ck_payouts_positive'),
     sa.PrimaryKeyConstraint('payout_id')
     )
-    with op.batch_alter_table('payouts', schema=None) as batch_op:
-        batch_op.create_index('ix_payouts_status_requested', ['status', 'requested_at'], unique=False)
-        batch_op.create_index(batch_op.f('ix_payouts_worker_id'), ['worker_id'], unique=False)
-
+    op.create_index('ix_payouts_status_requested', 'payouts', ['status', 'requested_at'], unique=False)
+    op.create_index(op.f('ix_payouts_worker_id'), 'payouts', ['worker_id'], unique=False)
+    op.create_index('uq_payouts_worker_idempotency_key', 'payouts', ['worker_id', 'idempotency_key'], unique=True)
+    op.create_table('pools',
+    sa.Column('pool_id', sa.String(length=64), nullable=False),
+    sa.Column('project_id', sa.String(length=64), nullable=True),
+    sa.Column('price_minor', sa.BigInteger(), nullable=True),
+    sa.Column('currency', sa.String(length=3), nullable=True),
+    sa.Column('opened_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('share_bps', sa.Integer(), nullable=True),
+    sa.Column('share_updated_by', sa.String(length=64), nullable=True),
+    sa.Column('share_updated_at', sa.DateTime(timezone=True), nullable=True),
+    sa.CheckConstraint('(price_minor IS NULL) = (currency IS NULL) AND (price_minor IS NULL) = (opened_at IS NULL)', name='ck_pools_opened_with_a_price'),
+    sa.CheckConstraint('price_minor >= 0', name='ck_pools_price_non_negative'),
+    sa.CheckConstraint('share_bps >= 0 AND share_bps <= 10000', name='ck_pools_share_bps_range'),
+    sa.PrimaryKeyConstraint('pool_id')
+    )
     op.create_table('share_audit',
-    sa.Column('audit_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('audit_id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('pool_key', sa.String(length=64), nullable=False),
     sa.Column('old_bps', sa.Integer(), nullable=True),
     sa.Column('new_bps', sa.Integer(), nullable=False),
@@ -146,17 +172,7 @@ def upgrade() -> None:
     sa.Column('changed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('audit_id')
     )
-    with op.batch_alter_table('share_audit', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_share_audit_pool_key'), ['pool_key'], unique=False)
-
-    op.create_table('shares',
-    sa.Column('pool_key', sa.String(length=64), nullable=False),
-    sa.Column('share_bps', sa.Integer(), nullable=False),
-    sa.Column('updated_by', sa.String(length=64), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.CheckConstraint('share_bps >= 0 AND share_bps <= 10000', name='ck_shares_bps_range'),
-    sa.PrimaryKeyConstraint('pool_key')
-    )
+    op.create_index(op.f('ix_share_audit_pool_key'), 'share_audit', ['pool_key'], unique=False)
     op.create_table('transfers',
     sa.Column('transfer_id', sa.String(length=36), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
@@ -175,9 +191,7 @@ def upgrade() -> None:
     sa.UniqueConstraint('bonus_id'),
     sa.UniqueConstraint('payout_id', 'kind', name='uq_transfers_payout_kind')
     )
-    with op.batch_alter_table('transfers', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_transfers_worker_id'), ['worker_id'], unique=False)
-
+    op.create_index(op.f('ix_transfers_worker_id'), 'transfers', ['worker_id'], unique=False)
     op.create_table('balances',
     sa.Column('account_id', sa.String(length=120), nullable=False),
     sa.Column('balance_minor', sa.BigInteger(), nullable=False),
@@ -186,7 +200,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('account_id')
     )
     op.create_table('entries',
-    sa.Column('entry_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('entry_id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('transfer_id', sa.String(length=36), nullable=False),
     sa.Column('account_id', sa.String(length=120), nullable=False),
     sa.Column('currency', sa.String(length=3), nullable=False),
@@ -197,44 +211,33 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['transfer_id'], ['transfers.transfer_id'], ),
     sa.PrimaryKeyConstraint('entry_id')
     )
-    with op.batch_alter_table('entries', schema=None) as batch_op:
-        batch_op.create_index('ix_entries_account_entry', ['account_id', 'entry_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_entries_transfer_id'), ['transfer_id'], unique=False)
-
+    op.create_index('ix_entries_account_entry', 'entries', ['account_id', 'entry_id'], unique=False)
+    op.create_index(op.f('ix_entries_transfer_id'), 'entries', ['transfer_id'], unique=False)
     # ### end Alembic commands ###
-    _create_guards()
+    for stmt in GUARDS:
+        op.execute(stmt)
 
 
 def downgrade() -> None:
     _drop_guards()
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table('entries', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_entries_transfer_id'))
-        batch_op.drop_index('ix_entries_account_entry')
-
+    op.drop_index(op.f('ix_entries_transfer_id'), table_name='entries')
+    op.drop_index('ix_entries_account_entry', table_name='entries')
     op.drop_table('entries')
     op.drop_table('balances')
-    with op.batch_alter_table('transfers', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_transfers_worker_id'))
-
+    op.drop_index(op.f('ix_transfers_worker_id'), table_name='transfers')
     op.drop_table('transfers')
-    op.drop_table('shares')
-    with op.batch_alter_table('share_audit', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_share_audit_pool_key'))
-
+    op.drop_index(op.f('ix_share_audit_pool_key'), table_name='share_audit')
     op.drop_table('share_audit')
-    with op.batch_alter_table('payouts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_payouts_worker_id'))
-        batch_op.drop_index('ix_payouts_status_requested')
-
+    op.drop_table('pools')
+    op.drop_index('uq_payouts_worker_idempotency_key', table_name='payouts')
+    op.drop_index(op.f('ix_payouts_worker_id'), table_name='payouts')
+    op.drop_index('ix_payouts_status_requested', table_name='payouts')
     op.drop_table('payouts')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_unpublished', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.drop_index('ix_outbox_unpublished', table_name='outbox', postgresql_where=sa.text('published_at IS NULL'))
     op.drop_table('outbox')
     op.drop_table('inbox')
-    with op.batch_alter_table('accounts', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_accounts_owner_id'))
-
+    op.drop_table('default_share')
+    op.drop_index(op.f('ix_accounts_owner_id'), table_name='accounts')
     op.drop_table('accounts')
     # ### end Alembic commands ###

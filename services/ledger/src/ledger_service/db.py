@@ -1,43 +1,39 @@
-"""Ledger tables: double-entry accounts, transfers and entries; shares; payouts.
+"""Ledger tables: double-entry accounts, transfers and entries; pools (frozen price and
+worker share together); the default share; payouts.
 
-Append-only: ``accounts``, ``transfers``, ``entries`` and ``share_audit`` are
-never updated or deleted (PostgreSQL triggers in the initial migration refuse
-it, and also refuse any INSERT statement whose legs of a transfer do not sum
-to zero). ``balances`` is the projection of worker accounts that the database
-keeps non-negative with a CHECK constraint, updated in the same transaction as
-the entries.
+Append-only: ``accounts``, ``transfers``, ``entries`` and ``share_audit`` are never
+updated or deleted (triggers in the initial migration refuse it, and also refuse any
+INSERT statement whose legs of a transfer do not sum to zero in one currency). A pool's
+price and currency never change once the ledger knows them, and a pool is never deleted
+(a trigger too). ``balances`` is the projection of worker accounts that the database keeps
+non-negative with a CHECK constraint, updated in the same transaction as the entries.
 """
 
-from datetime import UTC, datetime
-from typing import Any
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    true,
+)
 
-from sqlalchemy import (BigInteger, CheckConstraint, Column, ForeignKey, ForeignKeyConstraint,
-                        Index, Integer, MetaData, String, Table, Text, UniqueConstraint)
-from sqlalchemy import DateTime as _DateTime
-from sqlalchemy.types import TypeDecorator
-
-from servicekit.messaging_tables import BigIntPK, add_messaging_tables
-
-
-
-class DateTime(TypeDecorator):
-    """TIMESTAMP WITH TIME ZONE that always reads back aware UTC (SQLite stores naive)."""
-
-    impl = _DateTime(timezone=True)
-    cache_ok = True
-
-    def __init__(self, timezone: bool = True) -> None:
-        super().__init__()
-
-    def process_result_value(self, value: Any, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
+from servicekit.messaging_tables import add_messaging_tables
 
 metadata = MetaData()
 
 BALANCE_NON_NEGATIVE = "ck_balances_non_negative"
+PAYOUT_KEY_UNIQUE = "uq_payouts_worker_idempotency_key"
+_BPS_RANGE = "share_bps >= 0 AND share_bps <= 10000"
 
 accounts = Table(
     "accounts", metadata,
@@ -70,7 +66,7 @@ transfers = Table(
 
 entries = Table(
     "entries", metadata,
-    Column("entry_id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("entry_id", BigInteger, primary_key=True, autoincrement=True),
     Column("transfer_id", String(36), ForeignKey("transfers.transfer_id"), nullable=False,
            index=True),
     Column("account_id", String(120), nullable=False),
@@ -90,19 +86,42 @@ balances = Table(
     CheckConstraint("balance_minor >= 0", name=BALANCE_NON_NEGATIVE),
 )
 
-shares = Table(
-    "shares", metadata,
-    # A pool id, or "*" for the platform-wide default.
-    Column("pool_key", String(64), primary_key=True),
+# A pool as the ledger knows it: the price an accepted assignment pays, frozen when the pool
+# opened (task.pool_opened), and the worker's share of it (null: the default). An admin may
+# set the share before the pool opens (the gateway checks the pool exists): the row then
+# waits for its price.
+pools = Table(
+    "pools", metadata,
+    Column("pool_id", String(64), primary_key=True),
+    Column("project_id", String(64), nullable=True),
+    Column("price_minor", BigInteger, nullable=True),
+    Column("currency", String(3), nullable=True),
+    Column("opened_at", DateTime(timezone=True), nullable=True),
+    Column("share_bps", Integer, nullable=True),
+    Column("share_updated_by", String(64), nullable=True),
+    Column("share_updated_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("price_minor >= 0", name="ck_pools_price_non_negative"),
+    CheckConstraint("(price_minor IS NULL) = (currency IS NULL) "
+                    "AND (price_minor IS NULL) = (opened_at IS NULL)",
+                    name="ck_pools_opened_with_a_price"),
+    CheckConstraint(_BPS_RANGE, name="ck_pools_share_bps_range"),
+)
+
+# The platform-wide default share: at most one row.
+default_share = Table(
+    "default_share", metadata,
+    Column("singleton", Boolean, primary_key=True, server_default=true()),
     Column("share_bps", Integer, nullable=False),
     Column("updated_by", String(64), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    CheckConstraint("share_bps >= 0 AND share_bps <= 10000", name="ck_shares_bps_range"),
+    CheckConstraint("singleton", name="ck_default_share_singleton"),
+    CheckConstraint(_BPS_RANGE, name="ck_default_share_bps_range"),
 )
 
 share_audit = Table(
     "share_audit", metadata,
-    Column("audit_id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("audit_id", BigInteger, primary_key=True, autoincrement=True),
+    # a pool id, or "*" for the default
     Column("pool_key", String(64), nullable=False, index=True),
     Column("old_bps", Integer, nullable=True),
     Column("new_bps", Integer, nullable=False),
@@ -123,11 +142,12 @@ payouts = Table(
     Column("decided_by", String(64), nullable=True),
     Column("decision_comment", Text, nullable=True),
     # Set by the client (HTTP Idempotency-Key): a retried request finds its first payout.
+    # NULLs are distinct: requests without a key never collide.
     Column("idempotency_key", String(100), nullable=True),
     CheckConstraint("amount_minor > 0", name="ck_payouts_positive"),
     CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="ck_payouts_status"),
     Index("ix_payouts_status_requested", "status", "requested_at"),
-    Index("uq_payouts_worker_idempotency_key", "worker_id", "idempotency_key", unique=True),
+    Index(PAYOUT_KEY_UNIQUE, "worker_id", "idempotency_key", unique=True),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

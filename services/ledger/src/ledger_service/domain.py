@@ -8,26 +8,28 @@ A transfer is a list of legs whose amounts sum to zero; an account's identity
 from __future__ import annotations
 
 import math
-import re
+import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
+from contracts.money import CURRENCIES
 from servicekit.errors import UnprocessableEvent
 
 BPS_SCALE = 10_000
-DEFAULT_SHARE_BPS = 5_000
-DEFAULT_SHARE_KEY = "*"  # the shares table's key for the platform-wide default
+DEFAULT_SHARE_KEY = "*"  # the share audit's key for the platform-wide default
 
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
-
-AccountKind = Literal["worker_available", "worker_hold", "worker_paid", "platform_revenue",
-                      "requester_clearing"]
 WORKER_KINDS: tuple[str, ...] = ("worker_available", "worker_hold", "worker_paid")
 # What a worker sees instead of the internal account kind.
-WORKER_VIEW = {"worker_available": "available", "worker_hold": "on_hold", "worker_paid": "paid"}
+WORKER_VIEW: dict[str, Literal["available", "on_hold", "paid"]] = {
+    "worker_available": "available", "worker_hold": "on_hold", "worker_paid": "paid"}
 
 TransferKind = Literal["assignment", "bonus", "payout_hold", "payout_paid", "payout_release"]
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
 
 
 class LedgerRuleError(ValueError, UnprocessableEvent):
@@ -95,6 +97,22 @@ def parse_share(value: Any) -> int:
     return int(bps)
 
 
+@dataclass(frozen=True)
+class ShareSetting:
+    """A worker share and where it comes from."""
+
+    share_bps: int
+    source: Literal["pool", "default", "built_in"]
+    updated_at: datetime | None = None
+    updated_by: str | None = None
+
+
+def effective_share(pool: ShareSetting | None, default: ShareSetting | None,
+                    built_in_bps: int) -> ShareSetting:
+    """The pool's own share, else the admin's default, else the built-in default."""
+    return pool or default or ShareSetting(check_bps(built_in_bps), "built_in")
+
+
 def format_share(bps: int) -> str:
     """Basis points as a plain decimal fraction: 5000 -> "0.5", 10000 -> "1", 125 -> "0.0125"."""
     d = (Decimal(check_bps(bps)) / BPS_SCALE).normalize()
@@ -105,9 +123,11 @@ def format_share(bps: int) -> str:
 
 
 def check_currency(currency: str) -> str:
-    if not isinstance(currency, str) or not _CURRENCY.match(currency):
+    """One of the ISO 4217 codes the ledger books (``contracts.money.CURRENCIES``)."""
+    if currency not in CURRENCIES:
         raise LedgerRuleError("invalid_currency",
-                              f"currency must be a 3-letter ISO code, got {currency!r}")
+                              f"currency must be one of {', '.join(CURRENCIES)}, "
+                              f"got {currency!r}")
     return currency
 
 
@@ -157,6 +177,32 @@ def account_for_system(kind: str, currency: str) -> Account:
 class Leg:
     account: Account
     amount_minor: int
+
+
+@dataclass(frozen=True)
+class Transfer:
+    """One transfer's row: what moved, why, for whom (its legs are posted with it)."""
+
+    transfer_id: str
+    kind: TransferKind
+    currency: str
+    created_by: str
+    created_at: datetime
+    worker_id: str | None = None
+    pool_id: str | None = None
+    project_id: str | None = None
+    assignment_id: str | None = None
+    bonus_id: str | None = None
+    payout_id: str | None = None
+    cause_event_id: str | None = None
+
+
+class InsufficientFunds(Exception):
+    """A debit would take a worker balance below zero (the database refused it)."""
+
+
+class IdempotencyKeyTaken(Exception):
+    """Another payout request of the worker already holds this Idempotency-Key."""
 
 
 def balanced_legs(legs: list[Leg]) -> list[Leg]:
@@ -214,5 +260,3 @@ def payout_legs(*, worker_id: str, currency: str, amount_minor: int,
         Leg(account_for_worker(worker_id, currency, dst), amount_minor),
     ])
 
-
-PAYOUT_STATUSES = ("pending", "approved", "rejected")

@@ -8,7 +8,6 @@ class LedgerSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore")
 
     service_name: str = "ledger"
-    database_url: str = "sqlite+aiosqlite:///./data/ledger.db"
     http_port: int = 8103
     # Worker share used until an admin sets a default of their own (basis points).
     default_share_bps: int = Field(5000, ge=0, le=10_000)
