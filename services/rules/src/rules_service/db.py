@@ -3,8 +3,7 @@
 from typing import Any
 
 import orjson
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Index, Integer, MetaData, String,
-                        Table, Text)
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, String, Table, Text
 from sqlalchemy.types import TypeDecorator
 
 from servicekit.messaging_tables import add_messaging_tables
@@ -12,8 +11,7 @@ from servicekit.messaging_tables import add_messaging_tables
 metadata = MetaData()
 
 
-
-class Json(TypeDecorator):
+class Json(TypeDecorator[Any]):
     """JSON documents stored as text, (de)serialized with orjson.
 
     Collector state rows are read and written for every event; the standard
@@ -29,7 +27,6 @@ class Json(TypeDecorator):
     def process_result_value(self, value: Any, dialect: Any) -> Any:
         return None if value is None else orjson.loads(value)
 
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 rules = Table(
     "rules", metadata,
@@ -83,7 +80,7 @@ submissions = Table(
 # Compact record of every consumed fact: the backtest replays these.
 recorded_facts = Table(
     "recorded_facts", metadata,
-    Column("seq", BigIntPK, primary_key=True, autoincrement=True),
+    Column("seq", BigInteger, primary_key=True, autoincrement=True),
     Column("event_id", String(80), nullable=False),
     Column("kind", String(16), nullable=False),
     Column("at", DateTime(timezone=True), nullable=False),

@@ -7,7 +7,6 @@ class RulesSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="RULES_", extra="ignore")
 
     service_name: str = "rules"
-    database_url: str = "sqlite+aiosqlite:///./data/rules.db"
     http_port: int = 8104
     # How often temporary restrictions are checked for their end.
     sweep_interval_s: float = 30.0

@@ -1,0 +1,377 @@
+"""All of the rules service's SQL: statements built once, results as contract models,
+facts, rule definitions or plain rows.
+
+The hot path (a consumer's batch) costs a fixed number of statements however many events
+it holds: one insert of new submissions, one read and at most two updates of reviewed
+ones, one locking read of the state rows (and of the vote rows), one insert of the
+recorded facts, one write of the changed state rows (and vote rows), one insert of the
+firings; the kit adds the inbox claim and one outbox insert. Batch statements take
+arrays (``unnest``), so one prepared statement serves every batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from contracts.rpc import rules as rpc
+from rules_service.db import (
+    collector_state,
+    firings,
+    recorded_facts,
+    restrictions,
+    rules,
+    submissions,
+    task_votes,
+)
+from rules_service.domain import Fact, RuleDef
+from servicekit.db import insert, keys_in
+
+Key = tuple[str, ...]
+
+# ---------------------------------------------------------------- rules
+
+_INSERT_RULE = rules.insert()
+_RULE = select(rules).where(rules.c.rule_id == bindparam("b_rule_id"))
+_ENABLED_RULES = select(rules).where(rules.c.enabled.is_(True), rules.c.deleted.is_(False))
+# bind names differ from the columns': an UPDATE's SET binds take the column names
+_LIVE_RULE = (rules.c.rule_id == bindparam("b_rule_id"), rules.c.deleted.is_(False))
+_SET_ENABLED = (update(rules).where(*_LIVE_RULE)
+                .values(enabled=bindparam("b_enabled"), updated_at=bindparam("b_now"))
+                .returning(*rules.c))
+_DELETE_RULE = (update(rules).where(*_LIVE_RULE)
+                .values(deleted=True, enabled=False, updated_at=bindparam("b_now"))
+                .returning(*rules.c))
+
+# ------------------------------------------------------------- the hot path
+
+_INSERT_SUBMISSIONS = insert(submissions).on_conflict_do_nothing(
+    index_elements=["assignment_id"])
+_SUBMISSION_STATUSES = select(submissions.c.assignment_id, submissions.c.status).where(
+    submissions.c.assignment_id.in_(bindparam("b_ids", expanding=True)))
+_SET_SUBMISSION_STATUS = (update(submissions)
+                          .where(submissions.c.assignment_id.in_(
+                              bindparam("b_ids", expanding=True)))
+                          .values(status=bindparam("b_status")))
+_INSERT_EMPTY_STATES = insert(collector_state).on_conflict_do_nothing(
+    index_elements=["worker_id", "pool_key"])
+_INSERT_EMPTY_VOTES = insert(task_votes).on_conflict_do_nothing(index_elements=["task_id"])
+_STATE_COLS = [collector_state.c.worker_id, collector_state.c.pool_key]
+_VOTE_COLS = [task_votes.c.task_id]
+
+# A batch's state rows written by one statement over arrays (one execution instead of
+# one per row; measured on the rules path as its most expensive statement).
+_SAVE_STATES = text(
+    "INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
+    "SELECT w, p, d, CAST(:now AS timestamptz) FROM unnest("
+    "CAST(:w AS text[]), CAST(:p AS text[]), CAST(:d AS text[])) AS u(w, p, d) "
+    "ON CONFLICT (worker_id, pool_key) DO UPDATE "
+    "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at")
+_SAVE_VOTES = text(
+    "INSERT INTO task_votes (task_id, data) "
+    "SELECT t, d FROM unnest(CAST(:t AS text[]), CAST(:d AS text[])) AS u(t, d) "
+    "ON CONFLICT (task_id) DO UPDATE SET data = EXCLUDED.data")
+# The batch's facts in one statement, numbered (seq) in the order they are evaluated.
+_RECORD_FACTS = text(
+    "INSERT INTO recorded_facts (event_id, kind, at, worker_id, pool_id, project_id, task_id, "
+    "data) SELECT e, k, at, w, p, pr, t, d FROM unnest(CAST(:e AS text[]), "
+    "CAST(:k AS text[]), CAST(:at AS timestamptz[]), CAST(:w AS text[]), CAST(:p AS text[]), "
+    "CAST(:pr AS text[]), CAST(:t AS text[]), CAST(:d AS text[])) WITH ORDINALITY "
+    "AS u(e, k, at, w, p, pr, t, d, n) ORDER BY n RETURNING event_id, seq")
+_INSERT_FIRINGS = insert(firings).on_conflict_do_nothing(index_elements=["firing_id"])
+
+# ------------------------------------------------------------------ actions
+
+_INSERT_RESTRICTION = restrictions.insert()
+_WORKER_POOLS = select(submissions.c.pool_id, submissions.c.project_id).distinct().where(
+    submissions.c.worker_id == bindparam("b_worker"))
+_WORKER_POOLS_IN_PROJECT = _WORKER_POOLS.where(submissions.c.project_id == bindparam("b_project"))
+_MANUAL_ANSWER = select(submissions.c.assignment_id).where(
+    submissions.c.worker_id == bindparam("b_worker"),
+    submissions.c.pool_id == bindparam("b_pool"),
+    submissions.c.review_mode == "manual").limit(1)
+_WORKER_TASKS = (select(submissions.c.task_id).distinct()
+                 .where(submissions.c.worker_id == bindparam("b_worker"),
+                        submissions.c.pool_id == bindparam("b_pool"))
+                 .order_by(submissions.c.task_id))
+
+# ------------------------------------------------------------------ sweeper
+
+_STATE_KEY = (collector_state.c.worker_id == bindparam("b_worker"),
+              collector_state.c.pool_key == bindparam("b_pool_key"))
+_STATE_ROW = select(collector_state.c.data).where(*_STATE_KEY).with_for_update()
+_PUT_STATE_ROW = (update(collector_state).where(*_STATE_KEY)
+                  .values(data=bindparam("b_data", type_=collector_state.c.data.type),
+                          updated_at=bindparam("b_now")))
+_LIFT = (update(restrictions)
+         .where(restrictions.c.restriction_id.in_(bindparam("b_ids", expanding=True)))
+         .values(lifted_at=bindparam("b_now")))
+
+
+@dataclass(frozen=True)
+class DueRestriction:
+    restriction_id: str
+    rule_id: str
+    worker_id: str
+    pool_key: str
+
+
+def _rule_def(m: Any) -> RuleDef:
+    return RuleDef(rule_id=m["rule_id"], scope=m["scope"], pool_id=m["pool_id"],
+                   project_id=m["project_id"], collector=m["collector"],
+                   conditions=m["conditions"], action=m["action"])
+
+
+def _restriction(m: Any) -> rpc.Restriction:
+    return rpc.Restriction(**{k: v for k, v in m.items() if k != "pool_key"})
+
+
+def _fact(m: Any) -> Fact:
+    return Fact(event_id=m["event_id"], kind=m["kind"], at=m["at"], worker_id=m["worker_id"],
+                pool_id=m["pool_id"], project_id=m["project_id"], task_id=m["task_id"],
+                data=m["data"])
+
+
+class RulesStore:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def _page(self, query: Any, order: Sequence[Any], limit: int,
+                    offset: int) -> tuple[list[Any], int]:
+        total = (await self.conn.execute(
+            select(func.count()).select_from(query.subquery()))).scalar_one()
+        rows = (await self.conn.execute(query.order_by(*order).limit(limit).offset(offset)))
+        return [r._mapping for r in rows], int(total)
+
+    # ------------------------------------------------------------ rules
+
+    async def add_rule(self, row: dict[str, Any]) -> None:
+        await self.conn.execute(_INSERT_RULE, row)
+
+    async def get_rule(self, rule_id: str) -> rpc.Rule | None:
+        row = (await self.conn.execute(_RULE, {"b_rule_id": rule_id})).first()
+        return rpc.Rule(**row._mapping) if row is not None else None
+
+    async def list_rules(self, *, pool_id: str | None, project_id: str | None,
+                         include_deleted: bool, limit: int,
+                         offset: int) -> tuple[list[rpc.Rule], int]:
+        q = select(rules)
+        if not include_deleted:
+            q = q.where(rules.c.deleted.is_(False))
+        if pool_id:
+            q = q.where(rules.c.pool_id == pool_id)
+        if project_id:
+            q = q.where(rules.c.project_id == project_id)
+        rows, total = await self._page(q, [rules.c.created_at, rules.c.rule_id], limit, offset)
+        return [rpc.Rule(**m) for m in rows], total
+
+    async def change_rule(self, rule_id: str, now: datetime, *,
+                          enabled: bool | None = None,
+                          delete: bool = False) -> rpc.Rule | None:
+        """Enable/disable or delete a rule that is not deleted; None if there is none."""
+        params: dict[str, Any] = {"b_rule_id": rule_id, "b_now": now}
+        if not delete:
+            params["b_enabled"] = enabled
+        row = (await self.conn.execute(_DELETE_RULE if delete else _SET_ENABLED,
+                                       params)).first()
+        return rpc.Rule(**row._mapping) if row is not None else None
+
+    async def enabled_rules(self) -> list[RuleDef]:
+        return [_rule_def(r._mapping) for r in await self.conn.execute(_ENABLED_RULES)]
+
+    # ------------------------------------------------ submissions (facts)
+
+    async def add_submissions(self, rows: list[dict[str, Any]]) -> None:
+        await self.conn.execute(_INSERT_SUBMISSIONS, rows)
+
+    async def submission_statuses(self, assignment_ids: list[str]) -> dict[str, str]:
+        return {r[0]: r[1] for r in await self.conn.execute(
+            _SUBMISSION_STATUSES, {"b_ids": assignment_ids})}
+
+    async def set_submission_status(self, assignment_ids: list[str], status: str) -> None:
+        await self.conn.execute(_SET_SUBMISSION_STATUS,
+                                {"b_ids": assignment_ids, "b_status": status})
+
+    # ---------------------------------------------------- state and votes
+
+    async def _lock_rows(self, table: Table, cols: list[Any], keys: list[Key],
+                         insert_empty: Any, empty_row: Callable[[Key], dict[str, Any]]
+                         ) -> list[tuple[Key, Any]]:
+        """Lock rows by key (in key order), creating the missing ones empty first.
+
+        In the steady state every row exists and this is one SELECT ... FOR UPDATE, so
+        concurrent deliveries for the same worker (or task) queue instead of
+        overwriting each other's counts.
+        """
+        def select_for_update(ks: list[Key]) -> Any:
+            return (select(*cols, table.c.data).where(keys_in(cols, ks))
+                    .order_by(*cols).with_for_update())
+
+        found = [(tuple(r[:-1]), r[-1]) for r in await self.conn.execute(
+            select_for_update(keys))]
+        missing = sorted(set(keys) - {k for k, _ in found})
+        if missing:
+            await self.conn.execute(insert_empty, [empty_row(k) for k in missing])
+            found += [(tuple(r[:-1]), r[-1])
+                      for r in await self.conn.execute(select_for_update(missing))]
+        return found
+
+    async def lock_states(self, keys: list[tuple[str, str]],
+                          now: datetime) -> list[tuple[Key, dict[str, str]]]:
+        """The state rows of these (worker, pool key)s, locked: {rule_id: encoded state}."""
+        return await self._lock_rows(
+            collector_state, _STATE_COLS, list(keys), _INSERT_EMPTY_STATES,
+            lambda k: {"worker_id": k[0], "pool_key": k[1], "data": {}, "updated_at": now})
+
+    async def lock_votes(self, task_ids: list[str]) -> list[tuple[Key, dict[str, Any]]]:
+        """The vote rows of these tasks, locked: {rule_id: votes}."""
+        return await self._lock_rows(task_votes, _VOTE_COLS, [(t,) for t in task_ids],
+                                     _INSERT_EMPTY_VOTES,
+                                     lambda k: {"task_id": k[0], "data": {}})
+
+    async def save_states(self, rows: list[tuple[tuple[str, str], dict[str, str]]],
+                          now: datetime) -> None:
+        """Write ((worker, pool key), {rule_id: encoded state}) rows in one statement."""
+        dumps = orjson.dumps
+        await self.conn.execute(_SAVE_STATES, {
+            "w": [w for (w, _), _ in rows], "p": [p for (_, p), _ in rows],
+            "d": [dumps(d).decode() for _, d in rows], "now": now})
+
+    async def save_votes(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
+        await self.conn.execute(_SAVE_VOTES, {
+            "t": [t for t, _ in rows], "d": [orjson.dumps(d).decode() for _, d in rows]})
+
+    async def record_facts(self, facts: list[Fact]) -> dict[str, int]:
+        """Record facts in this order; their sequence numbers by event id."""
+        dumps = orjson.dumps
+        rows = await self.conn.execute(_RECORD_FACTS, {
+            "e": [f.event_id for f in facts], "k": [f.kind for f in facts],
+            "at": [f.at for f in facts], "w": [f.worker_id for f in facts],
+            "p": [f.pool_id for f in facts], "pr": [f.project_id for f in facts],
+            "t": [f.task_id for f in facts], "d": [dumps(f.data).decode() for f in facts]})
+        return {r[0]: r[1] for r in rows}
+
+    async def add_firings(self, rows: list[dict[str, Any]]) -> None:
+        await self.conn.execute(_INSERT_FIRINGS, rows)
+
+    # ------------------------------------------------------------- actions
+
+    async def add_restriction(self, row: dict[str, Any]) -> None:
+        await self.conn.execute(_INSERT_RESTRICTION, row)
+
+    async def worker_pools(self, worker_id: str, *,
+                           project_id: str | None = None) -> list[tuple[str, str | None]]:
+        q = _WORKER_POOLS if project_id is None else _WORKER_POOLS_IN_PROJECT
+        rows = await self.conn.execute(q, {"b_worker": worker_id, "b_project": project_id})
+        return [(r.pool_id, r.project_id) for r in rows]
+
+    async def has_manual_answer(self, worker_id: str, pool_id: str) -> bool:
+        return (await self.conn.execute(_MANUAL_ANSWER, {"b_worker": worker_id,
+                                                         "b_pool": pool_id})).first() is not None
+
+    async def worker_tasks(self, worker_id: str, pool_id: str) -> list[str]:
+        return [r[0] for r in await self.conn.execute(_WORKER_TASKS, {"b_worker": worker_id,
+                                                                      "b_pool": pool_id})]
+
+    # ------------------------------------------------------------- sweeper
+
+    async def due_restrictions(self, now: datetime, limit: int) -> list[DueRestriction]:
+        """Temporary restrictions whose time is up, locked (replicas take different ones)."""
+        q = (select(restrictions.c.restriction_id, restrictions.c.rule_id,
+                    restrictions.c.worker_id, restrictions.c.pool_key)
+             .where(restrictions.c.lifted_at.is_(None), restrictions.c.until.is_not(None),
+                    restrictions.c.until <= now)
+             .order_by(restrictions.c.until).limit(limit).with_for_update(skip_locked=True))
+        return [DueRestriction(r.restriction_id, r.rule_id, r.worker_id, r.pool_key)
+                for r in await self.conn.execute(q)]
+
+    async def restriction(self, restriction_id: str, *, lock: bool = False
+                          ) -> tuple[rpc.Restriction, DueRestriction] | None:
+        """One restriction (locked when asked), as shown and as the sweeper lifts it."""
+        q = select(restrictions).where(restrictions.c.restriction_id == restriction_id)
+        m = (await self.conn.execute(q.with_for_update() if lock else q)).mappings().first()
+        if m is None:
+            return None
+        return _restriction(m), DueRestriction(m["restriction_id"], m["rule_id"],
+                                               m["worker_id"], m["pool_key"])
+
+    async def lift_restrictions(self, restriction_ids: list[str], now: datetime) -> None:
+        await self.conn.execute(_LIFT, {"b_ids": restriction_ids, "b_now": now})
+
+    async def state_row(self, worker_id: str, pool_key: str) -> dict[str, Any] | None:
+        """One state row, locked: {rule_id: state (encoded or not)}."""
+        return (await self.conn.execute(_STATE_ROW, {"b_worker": worker_id,
+                                                     "b_pool_key": pool_key})).scalar()
+
+    async def put_state_row(self, worker_id: str, pool_key: str, data: dict[str, Any],
+                            now: datetime) -> None:
+        await self.conn.execute(_PUT_STATE_ROW, {"b_worker": worker_id,
+                                                 "b_pool_key": pool_key, "b_data": data,
+                                                 "b_now": now})
+
+    # ------------------------------------------------------------- explain
+
+    async def firings_of(self, worker_id: str, *, pool_id: str | None, rule_id: str | None,
+                         limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        q = select(firings).where(firings.c.worker_id == worker_id)
+        if pool_id:
+            q = q.where(firings.c.pool_id == pool_id)
+        if rule_id:
+            q = q.where(firings.c.rule_id == rule_id)
+        rows, total = await self._page(q, [firings.c.fired_at.desc()], limit, offset)
+        return [dict(m) for m in rows], total
+
+    async def counted_events(self, worker_id: str, *, kinds: list[str],
+                             pool_id: str | None, up_to_seq: int | None,
+                             limit: int) -> list[str]:
+        """The ids of the latest facts of these kinds of a worker (in a pool, or anywhere),
+        up to a sequence number, oldest first."""
+        q = (select(recorded_facts.c.event_id)
+             .where(recorded_facts.c.worker_id == worker_id, recorded_facts.c.kind.in_(kinds))
+             .order_by(recorded_facts.c.seq.desc()).limit(limit))
+        if up_to_seq is not None:
+            q = q.where(recorded_facts.c.seq <= up_to_seq)
+        if pool_id is not None:
+            q = q.where(recorded_facts.c.pool_id == pool_id)
+        return [r[0] for r in await self.conn.execute(q)][::-1]
+
+    async def restrictions_of(self, worker_id: str, *, limit: int) -> list[rpc.Restriction]:
+        rows = await self.conn.execute(
+            select(restrictions).where(restrictions.c.worker_id == worker_id)
+            .order_by(restrictions.c.applied_at.desc()).limit(limit))
+        return [_restriction(r._mapping) for r in rows]
+
+    async def list_restrictions(self, *, worker_id: str | None, pool_id: str | None,
+                                active_only: bool, limit: int,
+                                offset: int) -> tuple[list[rpc.Restriction], int]:
+        q = select(restrictions)
+        if worker_id:
+            q = q.where(restrictions.c.worker_id == worker_id)
+        if pool_id:
+            q = q.where(restrictions.c.pool_id == pool_id)
+        if active_only:
+            q = q.where(restrictions.c.lifted_at.is_(None))
+        rows, total = await self._page(q, [restrictions.c.applied_at.desc()], limit, offset)
+        return [_restriction(m) for m in rows], total
+
+    async def recorded(self, *, pool_id: str | None, project_id: str | None,
+                       since: datetime | None, until: datetime | None,
+                       limit: int) -> list[Fact]:
+        """Recorded facts of a pool (or a project, or all), in the order evaluated."""
+        q = select(recorded_facts)
+        if pool_id:
+            q = q.where(recorded_facts.c.pool_id == pool_id)
+        elif project_id:
+            q = q.where(recorded_facts.c.project_id == project_id)
+        if since:
+            q = q.where(recorded_facts.c.at >= since)
+        if until:
+            q = q.where(recorded_facts.c.at < until)
+        rows = await self.conn.execute(q.order_by(recorded_facts.c.seq).limit(limit))
+        return [_fact(r._mapping) for r in rows]

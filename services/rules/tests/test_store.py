@@ -1,0 +1,96 @@
+"""The store's SQL on a real PostgreSQL, through the handlers (no bus)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from contracts.envelope import new_envelope
+from contracts.events import CaptchaAnswered
+from contracts.rpc import Actor
+from contracts.rpc import rules as rpc
+from rules_service import explain, facts, rules_api
+from rules_service.context import RulesContext
+from rules_service.db import collector_state, firings, recorded_facts
+from rules_service.main import create_service
+from rules_service.settings import RulesSettings
+from servicekit.errors import NotFound
+from servicekit.migrations import upgrade
+from servicekit.service import Service
+
+SERVICE_DIR = Path(__file__).parents[1]
+ADMIN = Actor(user_id="admin-1", role="admin")
+MANAGER = Actor(user_id="manager-1", role="manager")
+
+
+@pytest.fixture
+async def svc(database_url: str) -> AsyncIterator[Service]:
+    upgrade(SERVICE_DIR, database_url)
+    service = create_service(RulesSettings(database_url=database_url, environment="test"))
+    yield service
+    await service.engine.dispose()
+
+
+def draft(**kw: object) -> rpc.RuleDraft:
+    return rpc.RuleDraft(**{
+        "scope": "project", "project_id": "pr1", "collector": {"kind": "captcha"},
+        "conditions": [{"field": "fail_rate", "operator": ">=", "value": 100}],
+        "action": {"type": "set_skill", "skill": "robot", "value": 1}, **kw})
+
+
+async def test_rules_are_changed_by_one_statement_and_refused_once_deleted(
+        svc: Service) -> None:
+    ctx = svc.ctx
+    rule = await rules_api.create_rule(rpc.CreateRule(actor=ADMIN, rule=draft()), ctx)
+    got = await rules_api.get_rule(rpc.RuleRef(actor=MANAGER, rule_id=rule.rule_id), ctx)
+    assert got.model_dump() == rule.model_dump()
+    off = await rules_api.update_rule(rpc.UpdateRule(actor=ADMIN, rule_id=rule.rule_id,
+                                                     enabled=False), ctx)
+    assert off.enabled is False and off.updated_at >= rule.updated_at
+    await rules_api.delete_rule(rpc.RuleRef(actor=ADMIN, rule_id=rule.rule_id), ctx)
+    with pytest.raises(NotFound, match="was deleted"):
+        await rules_api.update_rule(rpc.UpdateRule(actor=ADMIN, rule_id=rule.rule_id,
+                                                   enabled=True), ctx)
+    with pytest.raises(NotFound, match="no rule"):
+        await rules_api.delete_rule(rpc.RuleRef(actor=ADMIN, rule_id=str(uuid.uuid4())), ctx)
+    listed = await rules_api.list_rules(rpc.ListRules(actor=MANAGER, include_deleted=True), ctx)
+    assert [(r.rule_id, r.deleted) for r in listed.items] == [(rule.rule_id, True)]
+
+
+async def test_a_batch_keeps_its_state_in_one_row_per_worker_and_pool(svc: Service) -> None:
+    ctx = svc.ctx
+    assert isinstance(ctx, RulesContext)
+    await rules_api.create_rule(rpc.CreateRule(actor=ADMIN, rule=draft()), ctx)
+    now = datetime.now(UTC)
+
+    def answer(worker: str, pool: str, correct: bool) -> CaptchaAnswered:
+        return CaptchaAnswered(challenge_id=str(uuid.uuid4()), worker_id=worker, pool_id=pool,
+                               project_id="pr1", correct=correct, answered_at=now)
+
+    async def feed(*events: CaptchaAnswered) -> None:
+        async with svc.db.consumer_unit() as uow:
+            await facts.evaluate_events([(e, new_envelope(e, producer="t")) for e in events],
+                                        uow, ctx)
+
+    await feed(answer("w1", "p1", False), answer("w1", "p2", True), answer("w2", "p1", False))
+    await feed(answer("w1", "p1", False))  # the state read back: no second crossing
+    async with svc.engine.connect() as conn:
+        rows = (await conn.execute(select(collector_state.c.worker_id,
+                                          collector_state.c.pool_key)
+                                   .order_by(collector_state.c.worker_id,
+                                             collector_state.c.pool_key))).all()
+        fired = (await conn.execute(select(firings.c.worker_id, firings.c.pool_id)
+                                    .order_by(firings.c.worker_id))).all()
+        recorded = (await conn.execute(select(func.count()).select_from(recorded_facts))
+                    ).scalar_one()
+    assert [tuple(r) for r in rows] == [("w1", "p1"), ("w1", "p2"), ("w2", "p1")]
+    assert [tuple(r) for r in fired] == [("w1", "p1"), ("w2", "p1")]
+    assert recorded == 4
+    # a project rule's backtest replays the project's recorded facts
+    result = await explain.backtest(rpc.Backtest(actor=MANAGER, rule=draft()), ctx)
+    assert (result.events_scanned, result.workers) == (4, ["w1", "w2"])
