@@ -14,7 +14,6 @@ from contracts.events import TaskReported
 from contracts.rpc import Actor
 from contracts.rpc import support as rpc
 from servicekit.migrations import upgrade
-from servicekit.outbox import record_event
 from servicekit.rpc import RpcClient
 from support_service.db import tickets
 from support_service.faq import best_answer
@@ -39,23 +38,23 @@ async def test_task_report_becomes_ticket_and_rpc_lists_it(nats_server, database
     try:
         worker = f"w-{uuid.uuid4().hex[:6]}"
         # Publish a task.reported the way the tasks service does: via an outbox row.
-        async with svc.transaction() as conn:
-            await record_event(conn, svc.outbox, TaskReported(
+        async with svc.db.unit_of_work() as uow:
+            uow.record(TaskReported(
                 assignment_id=str(uuid.uuid4()), task_id="t1", pool_id="p1", project_id="pr1",
                 worker_id=worker, reason="broken_link", text="the image does not load",
-                reported_at=datetime.now(UTC)), producer="tasks")
+                reported_at=datetime.now(UTC)))
         client = RpcClient(nc)
         for _ in range(100):
             data = await client.call(rpc.LIST_TICKETS, rpc.TicketList(
                 actor=Actor(user_id=worker, role="worker")))
-            if data["total"]:
+            if data.total:
                 break
             await asyncio.sleep(0.05)
-        assert data["total"] == 1
-        assert data["items"][0]["kind"] == "task_report:broken_link"
+        assert data.total == 1
+        assert data.items[0].kind == "task_report:broken_link"
         other = await client.call(rpc.LIST_TICKETS, rpc.TicketList(
             actor=Actor(user_id="someone-else", role="worker")))
-        assert other["total"] == 0
+        assert other.total == 0
         async with svc.engine.connect() as conn:
             assert len((await conn.execute(select(tickets))).all()) == 1
     finally:
