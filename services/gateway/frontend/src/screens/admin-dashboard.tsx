@@ -1,0 +1,90 @@
+import { get } from "../api";
+import { dateTime, number } from "../format";
+import { t, type Key } from "../i18n";
+import type { Screen } from "../router";
+import type { Page, Ticket } from "../types";
+import { Badge, Facts, LoadState, Money, Section, Table, useLoad } from "../ui";
+
+interface Dashboard {
+  generated_at: string;
+  task_flow: {
+    pools_by_status: Record<string, number>; tasks_total: number; tasks_open: number; tasks_completed: number;
+    assignments_by_status: Record<string, number>; pools_truncated: boolean;
+    pools: { pool_id: string; name: string; status: string; tasks_total: number; tasks_open: number; tasks_completed: number; assignments_by_status: Record<string, number> }[];
+  };
+  money: {
+    totals: { currency: string; charged_minor: number; credited_to_workers_minor: number; assignment_credits_minor: number; bonuses_minor: number; platform_revenue_minor: number; available_minor: number; on_hold_minor: number; paid_minor: number }[];
+    counts: { assignment_credits: number; bonuses: number; workers: number; payouts_pending: number; payouts_approved: number; payouts_rejected: number };
+  };
+}
+
+function AdminDashboard() {
+  const loaded = useLoad(async () => {
+    const [d, open] = await Promise.all([get<Dashboard>("/admin/dashboard"), get<Page<Ticket>>("/support/tickets?status=open&limit=1")]);
+    return { d, openTickets: open.total };
+  }, [], ["review_queue", "payouts"]);
+  const d = loaded.data?.d;
+  return (
+    <>
+      <LoadState loaded={loaded} />
+      {d && (
+        <>
+          <p class="muted">{t("dashboard.generated", { at: dateTime(d.generated_at) })}</p>
+          <Section title={t("dashboard.flow")}>
+            <Facts items={[
+              [t("stats.tasks_total"), number(d.task_flow.tasks_total)],
+              [t("stats.tasks_open"), number(d.task_flow.tasks_open)],
+              [t("stats.tasks_completed"), number(d.task_flow.tasks_completed)],
+              ...Object.entries(d.task_flow.assignments_by_status).map(([k, v]) => [t(`assignment.${k}` as Key), number(v)] as [string, string]),
+              ...Object.entries(d.task_flow.pools_by_status).map(([k, v]) => [t("dashboard.pools_in", { status: t(`pool.${k}` as Key) }), number(v)] as [string, string]),
+            ]} />
+            {d.task_flow.pools.length > 0 && (
+              <Table rows={d.task_flow.pools} rowKey={(p) => p.pool_id} columns={[
+                { label: t("common.pool"), cell: (p) => p.name },
+                { label: t("common.status"), cell: (p) => <Badge value={p.status} text={t(`pool.${p.status}` as Key)} /> },
+                { label: t("stats.tasks_total"), cell: (p) => number(p.tasks_total), class: "num" },
+                { label: t("stats.tasks_open"), cell: (p) => number(p.tasks_open), class: "num" },
+                { label: t("stats.tasks_completed"), cell: (p) => number(p.tasks_completed), class: "num" },
+                { label: t("dashboard.in_review"), cell: (p) => number(p.assignments_by_status.SUBMITTED ?? 0), class: "num" },
+              ]} />
+            )}
+            {d.task_flow.pools_truncated && <p class="muted">{t("dashboard.truncated")}</p>}
+          </Section>
+          <Section title={t("dashboard.money")}>
+            {d.money.totals.length === 0 && <p class="muted">{t("common.empty")}</p>}
+            {d.money.totals.map((m) => (
+              <div key={m.currency}>
+                <h3>{m.currency}</h3>
+                <Facts items={[
+                  [t("dashboard.charged"), <Money minor={m.charged_minor} currency={m.currency} />],
+                  [t("dashboard.credited"), <Money minor={m.credited_to_workers_minor} currency={m.currency} />],
+                  [t("dashboard.bonuses"), <Money minor={m.bonuses_minor} currency={m.currency} />],
+                  [t("dashboard.revenue"), <Money minor={m.platform_revenue_minor} currency={m.currency} />],
+                  [t("balance.available"), <Money minor={m.available_minor} currency={m.currency} />],
+                  [t("balance.on_hold"), <Money minor={m.on_hold_minor} currency={m.currency} />],
+                  [t("balance.paid"), <Money minor={m.paid_minor} currency={m.currency} />],
+                ]} />
+              </div>
+            ))}
+            <Facts items={[
+              [t("dashboard.workers"), number(d.money.counts.workers)],
+              [t("dashboard.credits"), number(d.money.counts.assignment_credits)],
+              [t("dashboard.payouts_pending"), number(d.money.counts.payouts_pending)],
+              [t("dashboard.payouts_approved"), number(d.money.counts.payouts_approved)],
+              [t("dashboard.payouts_rejected"), number(d.money.counts.payouts_rejected)],
+            ]} />
+          </Section>
+          <Section title={t("dashboard.support")}>
+            <Facts items={[[t("dashboard.open_tickets"), number(loaded.data!.openTickets)]]} />
+          </Section>
+        </>
+      )}
+    </>
+  );
+}
+
+const screen: Screen = {
+  path: "/admin/dashboard", access: ["admin"], title: "dashboard.title", component: AdminDashboard,
+  nav: { group: "owner", order: 1 },
+};
+export default screen;

@@ -1,0 +1,186 @@
+import { useState } from "preact/hooks";
+import { api, get, post, request } from "../api";
+import { fieldErrors, fieldText } from "../errors";
+import { parseMoney } from "../format";
+import { t, type Key } from "../i18n";
+import type { Screen } from "../router";
+import type { Page, PoolView, Project } from "../types";
+import {
+  Alert, Badge, Button, Form, LoadState, Money, Section, SelectField, TextField, useAction, useLoad,
+} from "../ui";
+
+interface UploadResult { created: number; control_tasks: number; task_ids: string[]; errors: { line: number; error: string }[] }
+
+/** A row's errors ("url: required; n: must be an integer") in the viewer's language. */
+function rowError(text: string): string {
+  return text.split("; ").map((part) => {
+    const m = /^([\w:.-]+): (.*)$/.exec(part);
+    return m ? `${m[1]}: ${fieldText(m[2])}` : fieldText(part);
+  }).join("; ");
+}
+
+function NewPool({ projects, onDone }: { projects: Project[]; onDone: () => void }) {
+  const [project, setProject] = useState(projects[0]?.project_id ?? "");
+  const [name, setName] = useState("");
+  const [currency, setCurrency] = useState("RUB");
+  const [price, setPrice] = useState("");
+  const [overlap, setOverlap] = useState("1");
+  const [timeout, setTimeout_] = useState("600");
+  const [captcha, setCaptcha] = useState<"none" | "low" | "high">("none");
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [run, busy, notice] = useAction();
+  const submit = () => run(async () => {
+    const minor = parseMoney(price, currency);
+    if (minor === null) {
+      setErrors({ price_minor: t("pools_admin.price_invalid") });
+      return;
+    }
+    try {
+      const p = await post<PoolView>("/admin/pools", {
+        project_id: project, name: name.trim(), price_minor: minor, currency,
+        overlap: Number(overlap) || 1, assignment_timeout_s: Number(timeout) || 600, captcha_frequency: captcha,
+      });
+      setName(""); setPrice(""); setErrors({});
+      onDone();
+      return t("pools_admin.created", { name: p.name });
+    } catch (e) {
+      setErrors(fieldErrors(e));
+      throw e;
+    }
+  });
+  if (!projects.length) return <Section title={t("pools_admin.new")}><p>{t("pools_admin.need_project")}</p></Section>;
+  return (
+    <Section title={t("pools_admin.new")}>
+      <Form onSubmit={() => void submit()} label={t("pools_admin.new")}>
+        <SelectField label={t("pools_admin.project")} value={project} onChange={setProject}
+          options={projects.map((p) => [p.project_id, p.name])} />
+        <TextField label={t("pools_admin.name")} value={name} onInput={setName} name="pool_name" error={errors.name} maxLength={200} />
+        <div class="row">
+          <TextField label={t("pools_admin.price")} value={price} onInput={setPrice} inputMode="decimal" name="price"
+            hint={t("pools_admin.price_hint")} error={errors.price_minor} />
+          <TextField label={t("common.currency")} value={currency} onInput={(v) => setCurrency(v.toUpperCase())} name="currency"
+            maxLength={3} error={errors.currency} />
+        </div>
+        <div class="row">
+          <TextField label={t("pools_admin.overlap")} value={overlap} onInput={setOverlap} inputMode="numeric" name="overlap" error={errors.overlap} />
+          <TextField label={t("pools_admin.timeout")} value={timeout} onInput={setTimeout_} inputMode="numeric" name="timeout"
+            error={errors.assignment_timeout_s} />
+          <SelectField label={t("pools_admin.captcha")} value={captcha} onChange={setCaptcha}
+            options={[["none", t("captcha.none")], ["low", t("captcha.low")], ["high", t("captcha.high")]]} />
+        </div>
+        <Button type="submit" kind="primary" busy={busy}>{t("pools_admin.create")}</Button>
+      </Form>
+      <Alert notice={notice} />
+    </Section>
+  );
+}
+
+function Upload({ pool, onDone }: { pool: PoolView; onDone: () => void }) {
+  const [text, setText] = useState("");
+  const [result, setResult] = useState<UploadResult | null>(null);
+  const [run, busy, notice] = useAction();
+  const lines = text.split(/\r?\n/);
+  const isJson = /^\s*[[{]/.test(text);
+  const readFile = async (e: Event) => {
+    const f = (e.target as HTMLInputElement).files?.[0];
+    if (f) setText(await f.text());
+  };
+  const submit = () => run(async () => {
+    const r = await api<UploadResult>("POST", `/admin/pools/${pool.pool_id}/tasks`, {
+      raw: { text, type: isJson ? "application/json" : "text/tab-separated-values" },
+    });
+    setResult(r);
+    onDone();
+    return t("upload.created", { n: r.created });
+  });
+  return (
+    <div class="card-inner">
+      <h3>{t("upload.title")}</h3>
+      <p>{t("upload.explain")}</p>
+      <div class="field">
+        <label for={`file-${pool.pool_id}`}>{t("upload.file")}</label>
+        <input id={`file-${pool.pool_id}`} type="file" accept=".tsv,.txt,.json,text/tab-separated-values,application/json" onChange={(e) => void readFile(e)} />
+      </div>
+      <TextField label={t("upload.paste")} value={text} onInput={setText} multiline rows={6} name={`upload-${pool.pool_id}`} />
+      <Button kind="primary" onClick={() => void submit()} busy={busy} disabled={!text.trim()}>{t("upload.submit")}</Button>
+      <Alert notice={notice} />
+      {result && result.errors.length > 0 && (
+        <div class="upload-errors" role="region" aria-label={t("upload.errors")}>
+          <p class="alert alert-error" role="alert">{t("upload.errors_count", { n: result.errors.length })}</p>
+          <ol class="plain">
+            {result.errors.map((er) => (
+              <li key={er.line} class="row-error">
+                <strong>{er.line > 0 ? t("upload.line", { n: er.line }) : t("upload.whole")}</strong>{" "}
+                {!isJson && er.line > 0 && lines[er.line - 1] !== undefined && <code class="break">{lines[er.line - 1]}</code>}{" "}
+                <span class="field-error">{rowError(er.error)}</span>
+              </li>
+            ))}
+          </ol>
+        </div>
+      )}
+    </div>
+  );
+}
+
+async function download(pool: PoolView, format: string) {
+  const r = await request("GET", `/admin/pools/${pool.pool_id}/results?format=${format}`);
+  const blob = await r.blob();
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(blob);
+  a.download = `${pool.name.replace(/[^\w.-]+/g, "_")}.${format}`;
+  a.click();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+}
+
+function PoolCard({ pool, project, onChange }: { pool: PoolView; project: string; onChange: () => void }) {
+  const [open, setOpen] = useState(false);
+  const [run, busy, notice] = useAction();
+  const act = (what: "open" | "close" | "archive") => run(async () => {
+    await post(`/admin/pools/${pool.pool_id}/${what}`);
+    onChange();
+    return t(`pools_admin.${what}_done` as Key);
+  });
+  return (
+    <Section title={pool.name} actions={<Badge value={pool.status} text={t(`pool.${pool.status}` as Key)} />}>
+      <p>
+        {project} · {t("pools_admin.price")}: {pool.price_minor != null && pool.currency ? <Money minor={pool.price_minor} currency={pool.currency} /> : "—"}
+        {" "}· {t("pools_admin.overlap")}: {pool.overlap} · {t("pools_admin.timeout")}: {pool.assignment_timeout_s}
+      </p>
+      <div class="row">
+        {(pool.status === "draft" || pool.status === "closed") && <Button kind="primary" busy={busy} onClick={() => void act("open")}>{t("pools_admin.open")}</Button>}
+        {pool.status === "open" && <Button busy={busy} onClick={() => void act("close")}>{t("pools_admin.close")}</Button>}
+        {(pool.status === "draft" || pool.status === "closed") && <Button busy={busy} onClick={() => void act("archive")}>{t("pools_admin.archive")}</Button>}
+        {pool.status !== "archived" && <Button onClick={() => setOpen(!open)} name={`upload-toggle-${pool.pool_id}`}>{t("upload.title")}</Button>}
+        <Button kind="link" onClick={() => void run(async () => download(pool, "csv"))}>{t("pools_admin.results")}</Button>
+      </div>
+      <Alert notice={notice} />
+      {open && <Upload pool={pool} onDone={onChange} />}
+    </Section>
+  );
+}
+
+function AdminPools() {
+  const wanted = new URLSearchParams(location.hash.split("?")[1] ?? "").get("project") ?? "";
+  const [filter, setFilter] = useState(wanted);
+  const projects = useLoad(() => get<Page<Project>>("/projects?limit=500"));
+  const pools = useLoad(() => get<Page<PoolView>>(`/admin/pools?limit=500${filter ? `&project_id=${filter}` : ""}`), [filter]);
+  const ps = projects.data?.items ?? [];
+  const name = new Map(ps.map((p) => [p.project_id, p.name]));
+  const items = pools.data?.items ?? [];
+  return (
+    <>
+      <LoadState loaded={projects} />
+      {projects.data && <NewPool projects={ps} onDone={() => void pools.reload()} />}
+      <SelectField label={t("pools_admin.project")} value={filter} onChange={setFilter}
+        options={[["", t("common.all")], ...ps.map((p) => [p.project_id, p.name] as [string, string])]} />
+      <LoadState loaded={pools} empty={!!pools.data && items.length === 0} />
+      {items.map((p) => <PoolCard key={p.pool_id} pool={p} project={name.get(p.project_id) ?? ""} onChange={() => void pools.reload()} />)}
+    </>
+  );
+}
+
+const screen: Screen = {
+  path: "/admin/pools", access: ["admin"], title: "pools_admin.title", component: AdminPools,
+  nav: { group: "setup", order: 2 },
+};
+export default screen;
