@@ -24,15 +24,15 @@ from gateway_service.deps import SessionInfo
 from gateway_service.errors import ApiError, install_error_handlers
 from gateway_service.routes import API_ROUTERS
 from gateway_service.routes.common import hidden_keys, model_hidden_fields
+from gateway_service.rpc import GatewayRpc
 from servicekit.migrations import upgrade
-from servicekit.rpc import RpcClient
 from servicekit.testing.natsserver import NatsServer
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-class FakeAuth:
-    async def session_from_request(self, request: Request) -> SessionInfo:
+class FakeSessions:
+    async def resolve(self, request: Request) -> SessionInfo:
         h = request.headers.get("authorization", "")
         if not h.startswith("Bearer "):
             raise ApiError(401, "unauthorized", "log in first")
@@ -47,8 +47,20 @@ class FakeAudit:
         self.records: list[tuple[str, str, str | None, dict]] = []
 
     async def record(self, kind: str, actor_user_id: str, target: str | None,
-                     details: dict) -> None:
+                     details: dict, *, address: str | None = None) -> None:
         self.records.append((kind, actor_user_id, target, details))
+
+
+class FakeSecurity:
+    """The security layer as the product routes use it: sessions from the header, an
+    audit log in memory."""
+
+    def __init__(self) -> None:
+        self.sessions = FakeSessions()
+        self.audit = FakeAudit()
+
+    def client_address(self, request: Request) -> str | None:
+        return request.client.host if request.client else None
 
 
 def H(role: str, user_id: str | None = None, mfa: bool = False) -> dict[str, str]:
@@ -99,10 +111,9 @@ async def gateway_app(nats_url: str) -> AsyncIterator[tuple[httpx.AsyncClient, F
     install_error_handlers(app)
     for r in API_ROUTERS:
         app.include_router(r, prefix="/api")
-    app.state.auth = FakeAuth()
-    app.state.rpc = RpcClient(nc, timeout_s=2)
+    app.state.security = FakeSecurity()
+    app.state.rpc = GatewayRpc(nc, timeout_s=2)
     app.state.nats = nc
-    app.state.audit = FakeAudit()
     stubs = Stubs(nc)
     client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
                                base_url="http://gw.test")
@@ -225,7 +236,7 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
         assert r.status_code == 200, r.text
         body = r.json()
         by = {s["service"]: s for s in body["services"]}
-        assert by["support"]["status"] == "ok"
+        assert by["support"]["status"] == "ok", by["support"]
         assert by["support"]["diagnostics"]["database"] == "ok"
         assert {c["consumer"] for c in body["consumer_lag"] if c["service"] == "support"}
         # A service answering with an error is reported as down, not turned into a 500.
@@ -299,6 +310,7 @@ async def test_staff_pool_views_never_carry_the_price(gw) -> None:
     # Even if a service forgot to drop the price for a manager, the gateway view drops it.
     await stubs.serve(t.GET_POOL, POOL)
     await stubs.serve(t.LIST_POOLS, {"items": [POOL], "total": 1})
+    await stubs.serve(t.ADMIN_GET_POOL, POOL)  # only the admin's own spec carries the price
     r = await client.get("/api/pools/p1", headers=H("manager"))
     assert r.status_code == 200 and r.json()["name"] == "Cats"
     assert hidden_keys(r.json()) == [] and "1000" not in r.text
@@ -335,7 +347,7 @@ async def test_task_upload_json_and_tsv_and_results_export(gw) -> None:
     assert len(sent["content"]) == 2
     r = await client.post("/api/admin/pools/p1/tasks", headers={
         **H("admin"), "Content-Type": "text/tab-separated-values"},
-        content="INPUT:url\nhttps://e/1.png\n".encode())
+        content=b"INPUT:url\nhttps://e/1.png\n")
     assert r.status_code == 200 and r.json()["created"] == 1
     assert stubs.calls[t.UPLOAD_TASKS.subject][-1]["content"].startswith("INPUT:url")
     r = await client.post("/api/admin/pools/p1/tasks", headers={
@@ -371,14 +383,17 @@ async def test_payout_approval_needs_mfa_and_is_audited(gw) -> None:
     r = await client.post("/api/admin/payouts/po1/approve", headers=H("admin", "boss", mfa=True),
                           json={"comment": "paid"})
     assert r.status_code == 200 and r.json()["status"] == "approved"
-    assert app.state.audit.records[-1] == ("payout.approved", "boss", "po1", {
+    assert app.state.security.audit.records[-1] == ("payout.approved", "boss", "po1", {
         "worker_id": "w1", "amount_minor": 500, "currency": "RUB"})
 
 
 async def test_worker_share_set_is_audited_with_old_and_new(gw) -> None:
     from contracts.rpc import ledger as lg
+    from contracts.rpc import tasks as t
 
     client, app, stubs = gw
+    await stubs.serve(t.ADMIN_GET_POOL, lambda req: POOL if req["pool_id"] == "p1" else ErrorBody(
+        code="pool_not_found", message="no pool", status=404))
     await stubs.serve(lg.GET_SHARE, lambda req: {
         "pool_id": req["pool_id"], "share": "0.7", "share_bps": 7000, "source": "default"})
     await stubs.serve(lg.SET_SHARE, lambda req: {
@@ -390,14 +405,20 @@ async def test_worker_share_set_is_audited_with_old_and_new(gw) -> None:
     r = await client.put("/api/admin/pools/p1/worker-share", headers=H("admin", "boss"),
                          json={"share": 0.65})
     assert r.status_code == 200 and r.json()["share_bps"] == 6500
-    kind, who, target, details = app.state.audit.records[-1]
+    kind, who, target, details = app.state.security.audit.records[-1]
     assert (kind, who, target) == ("worker_share.changed", "boss", "p1")
     assert details["old_share_bps"] == 7000 and details["new_share_bps"] == 6500
     r = await client.put("/api/admin/worker-share/default", headers=H("admin", "boss"),
                          json={"share": "0.8"})
     assert r.status_code == 200
     assert stubs.calls[lg.SET_SHARE.subject][-1]["pool_id"] is None
-    assert app.state.audit.records[-1][2] == "default"
+    assert app.state.security.audit.records[-1][2] == "default"
+    # a pool that does not exist gets no share (the tasks service says so)
+    calls = len(stubs.calls[lg.SET_SHARE.subject])
+    r = await client.put("/api/admin/pools/nope/worker-share", headers=H("admin", "boss"),
+                         json={"share": 0.5})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "pool_not_found"
+    assert len(stubs.calls[lg.SET_SHARE.subject]) == calls
 
 
 async def test_manager_pool_stats_combine_tasks_and_review(gw) -> None:
@@ -517,7 +538,7 @@ def test_no_two_routes_match_the_same_request() -> None:
     def overlap(a: str, b: str) -> bool:
         sa, sb = a.strip("/").split("/"), b.strip("/").split("/")
         return len(sa) == len(sb) and all(
-            x == y or x.startswith("{") or y.startswith("{") for x, y in zip(sa, sb))
+            x == y or x.startswith("{") or y.startswith("{") for x, y in zip(sa, sb, strict=True))
 
     clashes = [(p1, p2) for i, (p1, m1) in enumerate(routes) for p2, m2 in routes[i + 1:]
                if m1 & m2 and overlap(p1, p2)]

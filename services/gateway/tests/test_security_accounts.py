@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,12 +13,19 @@ from sqlalchemy import select, text
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_security_support import (STRONG, Ctx, bearer, settings_for, start_gateway,  # noqa: E402
-                               stop_gateway)
-from gateway_service import passwords  # noqa: E402
-from gateway_service.auth import after_failure, retry_after  # noqa: E402
-from gateway_service.db import outbox, sessions, users  # noqa: E402
-from servicekit.testing import eventually  # noqa: E402
+from test_security_support import (
+    STRONG,
+    Ctx,
+    bearer,
+    settings_for,
+    start_gateway,
+    stop_gateway,
+)
+
+from gateway_service.db import outbox, sessions, users
+from gateway_service.security import passwords
+from gateway_service.security.throttle import after_failure, retry_after
+from servicekit.testing import eventually
 
 
 @pytest.fixture
@@ -60,7 +68,7 @@ def test_password_hash_roundtrip_and_rehash() -> None:
 
 def test_throttle_grows_exponentially_caps_and_decays() -> None:
     t0 = datetime(2026, 1, 1, tzinfo=UTC)
-    kw = dict(max_failures=5, window_s=900, base_s=30, cap_s=900)
+    kw = {"max_failures": 5, "window_s": 900, "base_s": 30, "cap_s": 900}
     s = None
     for i in range(4):
         s = after_failure(s, t0 + timedelta(seconds=i), **kw)
@@ -128,7 +136,7 @@ async def test_login_rehashes_when_parameters_change(ctx: Ctx) -> None:
     async with ctx.gw.svc.engine.connect() as conn:
         new = (await conn.execute(select(users.c.password_hash)
                                   .where(users.c.login == "admin"))).scalar()
-    assert new != old and not ctx.gw.auth.hasher.check_needs_rehash(new)
+    assert new != old and not ctx.gw.security.accounts.hasher.check_needs_rehash(new)
     assert (await ctx.login("admin", "admin" + STRONG)).status_code == 200
 
 
@@ -153,10 +161,10 @@ async def test_sessions_hashed_expiring_revocable(ctx: Ctx) -> None:
     assert (await ctx.client.get("/api/auth/me", headers=admin)).status_code == 401
     # Expiry: move the clock past the TTL.
     h = bearer((await ctx.login("admin", "admin" + STRONG)).json()["token"])
-    ctx.gw.auth.clock = lambda: datetime.now(UTC) + timedelta(
+    ctx.gw.security.clock = lambda: datetime.now(UTC) + timedelta(
         seconds=ctx.gw.settings.session_ttl_s + 1)
     assert (await ctx.client.get("/api/auth/me", headers=h)).status_code == 401
-    ctx.gw.auth.clock = lambda: datetime.now(UTC)
+    ctx.gw.security.clock = lambda: datetime.now(UTC)
     assert (await ctx.client.get("/api/auth/me")).status_code == 401
     assert (await ctx.client.get("/api/auth/me",
                                  headers=bearer("forged-token"))).status_code == 401
@@ -175,9 +183,9 @@ async def test_session_cache_is_invalidated_on_every_replica(nats_server, databa
         other = bearer((await a.login("admin", "admin" + STRONG)).json()["token"])
         for h in (admin, other):
             assert (await b.client.get("/api/auth/me", headers=h)).status_code == 200
-        hits = b.gw.auth.sessions.hits
+        hits = b.gw.security.sessions.cache.hits
         assert (await b.client.get("/api/auth/me", headers=admin)).status_code == 200
-        assert b.gw.auth.sessions.hits == hits + 1  # served without the database
+        assert b.gw.security.sessions.cache.hits == hits + 1  # served without the database
         # logout on replica A ends the session on replica B too, long before the TTL
         assert (await a.client.post("/api/auth/logout", headers=admin)).status_code == 200
 
@@ -211,11 +219,11 @@ async def test_idle_session_needs_a_new_login_and_activity_keeps_it(ctx: Ctx) ->
     quiet = bearer((await ctx.login("admin", "admin" + STRONG)).json()["token"])
     # the busy session makes a request every (idle - 2 minutes); the quiet one does nothing
     for step in (1, 2, 3):
-        ctx.gw.auth.clock = lambda step=step: start + timedelta(seconds=step * (idle - 120))
+        ctx.gw.security.clock = lambda step=step: start + timedelta(seconds=step * (idle - 120))
         assert (await ctx.client.get("/api/auth/me", headers=busy)).status_code == 200
     r = await ctx.client.get("/api/auth/me", headers=quiet)
     assert r.status_code == 401 and r.json()["error"]["code"] == "session_idle"
-    ctx.gw.auth.clock = lambda: datetime.now(UTC)
+    ctx.gw.security.clock = lambda: datetime.now(UTC)
     assert (await ctx.client.get("/api/auth/me", headers=admin)).status_code == 200
 
 
@@ -229,14 +237,17 @@ async def test_login_throttling_per_account_and_address(ctx: Ctx) -> None:
     assert r.status_code == 429 and r.json()["error"]["code"] == "too_many_attempts"
     assert int(r.headers["Retry-After"]) == 30
     # Time heals: after the Retry-After the right password works and resets the counter.
-    ctx.gw.auth.clock = lambda: datetime.now(UTC) + timedelta(seconds=31)
+    ctx.gw.security.clock = lambda: datetime.now(UTC) + timedelta(seconds=31)
     assert (await ctx.login(info["login"], info["password"])).status_code == 200
     assert (await ctx.login(info["login"], "wrong-password")).status_code == 401
-    ctx.gw.auth.clock = lambda: datetime.now(UTC)
-    # Per client address: 20 failures over many logins block the address.
+    ctx.gw.security.clock = lambda: datetime.now(UTC)
+    # Per client address: its limit of failures over many logins blocks the address (a
+    # small limit here; the default is 100).
     other = httpx.AsyncClient(transport=httpx.ASGITransport(app=ctx.gw.app,
                                                             client=("10.9.8.7", 4000)),
                               base_url="http://gateway.test")
+    default_limit = ctx.gw.settings.login_address_max_failures
+    ctx.gw.settings.login_address_max_failures = 20
     try:
         for i in range(20):
             r = await other.post("/api/auth/login",
@@ -246,6 +257,7 @@ async def test_login_throttling_per_account_and_address(ctx: Ctx) -> None:
                                                       "password": "admin" + STRONG})
         assert r.status_code == 429
     finally:
+        ctx.gw.settings.login_address_max_failures = default_limit
         await other.aclose()
     assert (await ctx.login("admin", "admin" + STRONG)).status_code == 200
 
@@ -317,9 +329,10 @@ async def _trust_level_flow(ctx: Ctx, nats_server) -> None:
     async def answer(msg) -> None:
         req = json.loads(msg.data)
         seen.append(req)
-        await msg.respond(RpcReply(ok=True, data={"worker_id": req["worker_id"],
-                                                  "trust_level": req["trust_level"]})
-                          .model_dump_json().encode())
+        profile = {"worker_id": req["worker_id"], "trust_level": req["trust_level"],
+                   "skills": {}, "restrictions": [], "active_assignments": 0,
+                   "last_take_at": None, "created_at": "2026-11-22T12:00:00+00:00"}
+        await msg.respond(RpcReply(ok=True, data=profile).model_dump_json().encode())
 
     sub = await nc.subscribe(tasks_rpc.SET_TRUST_LEVEL.subject, cb=answer)
     try:
@@ -394,9 +407,9 @@ async def test_login_link_single_use_and_expiring(ctx: Ctx) -> None:
     assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_link"
     r = await ctx.client.post(f"/api/admin/users/{info['user_id']}/login-link", headers=admin)
     late = r.json()["url"].split("#token=", 1)[1]
-    ctx.gw.auth.clock = lambda: datetime.now(UTC) + timedelta(hours=24, seconds=1)
+    ctx.gw.security.clock = lambda: datetime.now(UTC) + timedelta(hours=24, seconds=1)
     assert (await ctx.client.post("/api/auth/login-link", json={"token": late})).status_code == 401
-    ctx.gw.auth.clock = lambda: datetime.now(UTC)
+    ctx.gw.security.clock = lambda: datetime.now(UTC)
     r = await ctx.client.post("/api/admin/users/no-such-user/login-link", headers=admin)
     assert r.status_code == 404
     kinds = [i["kind"] for i in (await ctx.client.get("/api/admin/audit?kind=login_link",
@@ -410,16 +423,19 @@ async def test_login_link_single_use_and_expiring(ctx: Ctx) -> None:
 async def test_dev_quick_login_only_dev_loopback(nats_server, databases) -> None:
     dev = await start_gateway(settings_for(nats_server.url, await databases.new(),
                                            environment="development", dev_quick_login=True))
+    local = httpx.AsyncClient(transport=httpx.ASGITransport(app=dev.gw.app,
+                                                            client=("127.0.0.1", 50000)),
+                              base_url="http://localhost:8000")
     try:
-        r = await dev.client.post("/api/dev/quick-login", json={"role": "manager"})
+        r = await local.post("/api/dev/quick-login", json={"role": "manager"})
         assert r.status_code == 200 and r.json()["user"]["role"] == "manager"
-        assert (await dev.client.post("/api/dev/quick-login",
-                                      json={"role": "manager"})).status_code == 200
-        r = await dev.client.post("/api/dev/quick-login", json={"role": "root"})
+        assert (await local.post("/api/dev/quick-login",
+                                 json={"role": "manager"})).status_code == 200
+        r = await local.post("/api/dev/quick-login", json={"role": "root"})
         assert r.status_code == 422
         remote = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=dev.gw.app, client=("10.1.2.3", 1234)),
-            base_url="http://gateway.test")
+            base_url="http://localhost:8000")
         try:
             r = await remote.post("/api/dev/quick-login", json={"role": "admin"},
                                   headers={"X-Forwarded-For": "127.0.0.1",
@@ -427,8 +443,27 @@ async def test_dev_quick_login_only_dev_loopback(nats_server, databases) -> None
             assert r.status_code == 404
         finally:
             await remote.aclose()
+        # DNS rebinding: a page on another name that resolves to this machine
+        r = await local.post("/api/dev/quick-login", json={"role": "admin"},
+                             headers={"Host": "evil.example"})
+        assert r.status_code == 400 and r.json()["error"]["code"] == "unknown_host"
+        # a cross-site form can post text/plain, never JSON without a preflight
+        r = await local.post("/api/dev/quick-login", content=b'{"role": "admin"}',
+                             headers={"Content-Type": "text/plain"})
+        assert r.status_code == 415 and "token" not in r.text
     finally:
+        await local.aclose()
         await stop_gateway(dev)
+    # Any Host allowed by the settings still does not reach the quick-login from elsewhere.
+    open_dev = await start_gateway(settings_for(
+        nats_server.url, await databases.new(), environment="development", dev_quick_login=True,
+        allowed_hosts=["*"]))
+    try:
+        r = await open_dev.client.post("/api/dev/quick-login", json={"role": "admin"},
+                                       headers={"Host": "evil.example"})
+        assert r.status_code == 404 and "token" not in r.text
+    finally:
+        await stop_gateway(open_dev)
     prod = await start_gateway(settings_for(
         nats_server.url, await databases.new(), environment="production", dev_quick_login=True,
         token_pepper="p" * 40, mfa_encryption_key="k" * 40))
@@ -438,9 +473,9 @@ async def test_dev_quick_login_only_dev_loopback(nats_server, databases) -> None
     finally:
         await stop_gateway(prod)
     with pytest.raises(ValueError):
-        settings_for(nats_server.url, "sqlite://", environment="production")
+        settings_for(nats_server.url, "postgresql://unused/x", environment="production")
     with pytest.raises(ValueError, match="MFA_ENCRYPTION_KEY"):  # the dev key is refused too
-        settings_for(nats_server.url, "sqlite://", environment="production",
+        settings_for(nats_server.url, "postgresql://unused/x", environment="production",
                      token_pepper="p" * 40)
 
 
@@ -450,10 +485,9 @@ async def test_dev_quick_login_only_dev_loopback(nats_server, databases) -> None
 async def test_audit_log_filters_and_is_append_only(ctx: Ctx) -> None:
     admin = await ctx.admin()
     await ctx.login("admin", "not-the-password")
-    await ctx.gw.audit.record("payout.approved", "someone", "payout-1", {"amount_minor": 500})
-    from gateway_service import audit as audit_module
-
-    await audit_module.record("worker_share.changed", "someone", "pool-1", {"bps": 7000})
+    await ctx.gw.security.audit.record("payout.approved", "someone", "payout-1",
+                                       {"amount_minor": 500})
+    await ctx.gw.security.audit.record("worker_share.changed", "someone", "pool-1", {"bps": 7000})
     r = await ctx.client.get("/api/admin/audit", headers=admin)
     kinds = [i["kind"] for i in r.json()["items"]]
     for k in ("bootstrap.admin_created", "login.succeeded", "login.failed",
@@ -467,13 +501,13 @@ async def test_audit_log_filters_and_is_append_only(ctx: Ctx) -> None:
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     r = await ctx.client.get("/api/admin/audit", headers=admin, params={"since": future})
     assert r.json()["total"] == 0
-    if ctx.gw.svc.engine.dialect.name == "postgresql":
-        from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import DBAPIError
 
-        for stmt in ("UPDATE audit_log SET kind = 'x'", "DELETE FROM audit_log"):
-            with pytest.raises(DBAPIError, match="append-only"):
-                async with ctx.gw.svc.engine.begin() as conn:
-                    await conn.execute(text(stmt))
+    for stmt in ("UPDATE audit_log SET kind = 'x'", "DELETE FROM audit_log",
+                 "TRUNCATE audit_log"):
+        with pytest.raises(DBAPIError, match="append-only"):
+            async with ctx.gw.svc.engine.begin() as conn:
+                await conn.execute(text(stmt))
 
 
 async def test_security_headers_status_and_web_ui(nats_server, database_url) -> None:
@@ -487,10 +521,16 @@ async def test_security_headers_status_and_web_ui(nats_server, database_url) -> 
         assert r.headers["x-frame-options"] == "DENY"
         assert r.headers["referrer-policy"] == "no-referrer"
         assert "max-age" in r.headers["strict-transport-security"]
-        assert (await c.client.get("/app.js")).status_code == 200
+        asset = re.search(r'src="(/assets/[^"]+\.js)"', r.text).group(1)
+        js = await c.client.get(asset)
+        assert js.status_code == 200 and "immutable" in js.headers["cache-control"]
+        docs = await c.client.get("/api/docs")       # Swagger UI from vendored files, no CDN
+        assert docs.status_code == 200 and "/swagger/swagger-ui-bundle.js" in docs.text
+        assert "http" not in docs.text.split("<body>")[1]
+        assert (await c.client.get("/swagger/swagger-ui-bundle.js")).status_code == 200
         r = await c.client.get("/api/status")
-        assert r.json() == {"status": "ok", "read_only": False,
-                            "version": c.gw.settings.version}
+        assert r.json() == {"status": "ok", "read_only": False, "read_only_reason": "",
+                            "version": c.gw.settings.version, "quick_login": False}
         assert r.headers["cache-control"] == "no-store"
         assert (await c.client.get("/readyz")).json()["status"] == "ready"
         assert (await c.client.get("/healthz")).status_code == 200

@@ -15,9 +15,16 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from test_security_support import (STRONG, Ctx, bearer, settings_for, start_gateway,  # noqa: E402
-                                   stop_gateway)
-from gateway_service import mfa  # noqa: E402
+from test_security_support import (
+    STRONG,
+    Ctx,
+    bearer,
+    settings_for,
+    start_gateway,
+    stop_gateway,
+)
+
+from gateway_service.security import mfa
 
 T0 = datetime(2026, 6, 1, 12, 0, 15, tzinfo=UTC)  # mid-step: +-30 s stays one step away
 
@@ -30,7 +37,7 @@ async def ctx(nats_server, database_url):
 
 
 def freeze(ctx: Ctx, at: datetime) -> None:
-    ctx.gw.auth.clock = lambda: at
+    ctx.gw.security.clock = lambda: at
 
 
 async def enrol(ctx: Ctx, headers: dict[str, str], at: datetime = T0) -> tuple[str, list[str]]:
@@ -72,7 +79,7 @@ async def test_totp_secret_is_sealed_at_rest(ctx: Ctx) -> None:
     async with ctx.gw.svc.engine.connect() as conn:
         stored = (await conn.execute(select(mfa_credentials.c.secret))).scalar_one()
     assert secret not in stored and stored.startswith("v1:")
-    assert ctx.gw.auth.secret_box.open(stored) == secret
+    assert ctx.gw.security.mfa.secret_box.open(stored) == secret
     from cryptography.fernet import InvalidToken
 
     other = mfa.SecretBox("another-key-" + "x" * 32)
@@ -140,6 +147,7 @@ async def test_recovery_codes_single_use_and_mfa_throttled(ctx: Ctx) -> None:
 async def test_emergency_read_only_matrix(ctx: Ctx, nats_server, databases) -> None:
     admin = await ctx.admin()
     worker, winfo = await ctx.user(admin)
+    other, oinfo = await ctx.user(admin)
     # The switch needs an MFA-elevated admin.
     body = {"enabled": True, "reason": "incident #42"}
     r = await ctx.client.post("/api/admin/emergency", headers=admin, json=body)
@@ -163,8 +171,7 @@ async def test_emergency_read_only_matrix(ctx: Ctx, nats_server, databases) -> N
         # Writes are refused with 503 read_only and a Retry-After.
         for method, path, payload in (
                 ("POST", "/api/admin/users", {"login": "newbie", "role": "worker"}),
-                ("POST", "/api/auth/password", {"old_password": "x" * 8,
-                                                "new_password": "y" * 12}),
+                ("POST", f"/api/admin/users/{oinfo['user_id']}/enable", None),
                 ("PUT", "/api/admin/trust-limits", {}),
                 ("DELETE", "/api/admin/users/x", None),
                 ("PATCH", "/api/anything", {})):
@@ -182,6 +189,14 @@ async def test_emergency_read_only_matrix(ctx: Ctx, nats_server, databases) -> N
                                   json={"code": pyotp.TOTP(secret).at(
                                       datetime.now(UTC) + timedelta(seconds=30))})
         assert r.status_code == 200
+        # What an incident needs still works, audited: changing one's password, disabling
+        # an account (which ends its sessions at once).
+        r = await ctx.client.post("/api/auth/password", headers=worker, json={
+            "old_password": winfo["password"], "new_password": "x" + winfo["password"]})
+        assert r.status_code == 200, r.text
+        r = await ctx.client.post(f"/api/admin/users/{oinfo['user_id']}/disable", headers=admin)
+        assert r.status_code == 200 and r.json()["sessions_revoked"] == 1, r.text
+        assert (await ctx.client.get("/api/auth/me", headers=other)).status_code == 401
         # Switching off (the switch itself is exempt) restores writes everywhere.
         r = await ctx.client.post("/api/admin/emergency", headers=admin,
                                   json={"enabled": False, "reason": "resolved"})
@@ -201,6 +216,12 @@ async def test_emergency_read_only_matrix(ctx: Ctx, nats_server, databases) -> N
     audit = (await ctx.client.get("/api/admin/audit", headers=admin,
                                   params={"kind": "emergency.changed"})).json()
     assert [i["details"]["enabled"] for i in audit["items"]] == [False, True]
+    # the worker's password: replaced once at creation, once during the incident
+    for kind, target, times in (("password.changed", winfo["user_id"], 2),
+                                ("user.disabled", oinfo["user_id"], 1)):
+        found = (await ctx.client.get("/api/admin/audit", headers=admin, params={
+            "kind": kind, "user_id": target})).json()
+        assert found["total"] == times, kind
 
 
 async def test_emergency_state_survives_restart(nats_server, databases) -> None:

@@ -1,13 +1,24 @@
 """The gateway's own tables: accounts, credentials, sessions, MFA, login links, audit."""
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, ForeignKey, Index, Integer,
-                        MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        CheckConstraint,
+                        Column,
+                        DateTime,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 
 from servicekit.messaging_tables import add_messaging_tables
 
 metadata = MetaData()
-
-BigIntPK = BigInteger().with_variant(Integer(), "sqlite")
 
 users = Table(
     "users", metadata,
@@ -21,6 +32,7 @@ users = Table(
     Column("password_changed_at", DateTime(timezone=True), nullable=True),
     # Set by an admin: no login, every session ended, until enabled again.
     Column("disabled_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("role IN ('worker', 'manager', 'admin')", name="ck_users_role"),
 )
 
 # One-row facts of this gateway deployment, e.g. "bootstrap" once the admin was created.
@@ -46,9 +58,11 @@ sessions = Table(
     Column("mfa_elevated_until", DateTime(timezone=True), nullable=True),
     # Last request seen (written at most once a minute): drives the idle timeout.
     Column("last_seen_at", DateTime(timezone=True), nullable=True),
+    CheckConstraint("method IN ('password', 'link', 'dev')", name="ck_sessions_method"),
 )
 
-# Failed-attempt counters shared by every replica: key "acct:<login>", "addr:<ip>", "mfa:<id>".
+# Attempts counted per key, shared by every replica: "acct:<login>", "addr:<ip>",
+# "mfa:<user id>". An attempt is counted before its password or code is checked.
 login_throttle = Table(
     "login_throttle", metadata,
     Column("key", String(128), primary_key=True),
@@ -63,7 +77,7 @@ login_throttle = Table(
 mfa_credentials = Table(
     "mfa_credentials", metadata,
     Column("user_id", String(36), ForeignKey("users.user_id"), primary_key=True),
-    Column("secret", String(255), nullable=False),  # sealed: mfa.SecretBox
+    Column("secret", String(255), nullable=False),  # sealed: security.mfa.SecretBox
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("confirmed_at", DateTime(timezone=True), nullable=True),
 )
@@ -96,10 +110,10 @@ login_links = Table(
     Column("used_at", DateTime(timezone=True), nullable=True),
 )
 
-# Append-only: the code has no UPDATE/DELETE path and PostgreSQL refuses both by trigger.
+# Append-only: the code has no UPDATE/DELETE path and a trigger refuses both (and TRUNCATE).
 audit_log = Table(
     "audit_log", metadata,
-    Column("id", BigIntPK, primary_key=True, autoincrement=True),
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
     Column("at", DateTime(timezone=True), nullable=False),
     Column("kind", String(64), nullable=False),
     Column("actor_user_id", String(64), nullable=True),

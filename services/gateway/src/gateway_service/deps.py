@@ -2,52 +2,56 @@
 
 Routers depend only on this module's names:
 
-    @router.post("/tasks/take")
+    @router.post("/worker/tasks/take")
     async def take(actor: WorkerActor, body: TakeBody, rpc: Rpc): ...
-        return await rpc.call(tasks_rpc.TAKE, tasks_rpc.Take(actor=actor, ...))
+        return await rpc.call(tasks_rpc.TAKE, request_of(body, tasks_rpc.Take, actor=actor))
 
-``current_session`` is implemented by the security layer (sessions, forced
-password change, MFA elevation); routers never look at tokens themselves.
+``Security`` is the gateway's security layer (sessions, throttles, accounts, MFA, login
+links, audit); routers never look at tokens themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from contracts.rpc import Actor
+from gateway_service.emergency import Emergency
 from gateway_service.errors import ApiError
+from gateway_service.security import SecurityLayer
+from gateway_service.security.sessions import SessionInfo
 from servicekit.rpc import RpcClient
 
-
-class SessionInfo:
-    """The authenticated session behind a request."""
-
-    def __init__(self, *, session_id: str, user_id: str, role: str, login: str,
-                 mfa_elevated: bool, must_change_password: bool) -> None:
-        self.session_id = session_id
-        self.user_id = user_id
-        self.role = role
-        self.login = login
-        self.mfa_elevated = mfa_elevated
-        self.must_change_password = must_change_password
-
-    @property
-    def actor(self) -> Actor:
-        return Actor(user_id=self.user_id, role=self.role)  # type: ignore[arg-type]
+__all__ = ["AdminActor", "Address", "AnyActor", "EmergencySwitch", "MfaAdmin", "Rpc", "Security",
+           "Session", "SessionInfo", "StaffActor", "WorkerActor"]
 
 
-async def current_session(request: Request) -> SessionInfo:
-    """Resolve the bearer session; 401 if none, 403 password_change_required if pending."""
-    auth = request.app.state.auth
-    return await auth.session_from_request(request)
+def security_layer(request: Request) -> SecurityLayer:
+    return request.app.state.security
+
+
+Security = Annotated[SecurityLayer, Depends(security_layer)]
+
+
+def client_address(request: Request, security: Security) -> str | None:
+    """The client's address: the socket peer, or the hop before a trusted proxy."""
+    return security.client_address(request)
+
+
+Address = Annotated[str | None, Depends(client_address)]
+
+
+async def current_session(request: Request, security: Security) -> SessionInfo:
+    """The bearer session; 401 if none, 403 password_change_required if pending."""
+    return await security.sessions.resolve(request)
 
 
 Session = Annotated[SessionInfo, Depends(current_session)]
 
 
-def require_role(*roles: str):
+def require_role(*roles: str) -> Callable[[SessionInfo], Awaitable[Actor]]:
     async def dep(session: Session) -> Actor:
         if session.role not in roles:
             raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}")
@@ -66,11 +70,19 @@ async def mfa_elevated_admin(session: Session) -> SessionInfo:
     if session.role != "admin":
         raise ApiError(403, "forbidden", "this needs the role admin")
     if not session.mfa_elevated:
-        raise ApiError(403, "mfa_required", "confirm with a TOTP code first (POST /api/auth/mfa/step-up)")
+        raise ApiError(403, "mfa_required",
+                       "confirm with a TOTP code first (POST /api/auth/mfa/step-up)")
     return session
 
 
 MfaAdmin = Annotated[SessionInfo, Depends(mfa_elevated_admin)]
+
+
+def emergency_switch(request: Request) -> Emergency:
+    return request.app.state.emergency
+
+
+EmergencySwitch = Annotated[Emergency, Depends(emergency_switch)]
 
 
 async def rpc_client(request: Request) -> RpcClient:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -10,29 +11,40 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from servicekit.errors import RpcCallError
+from servicekit.errors import RpcCallError, ServiceError
 
 
-class ApiError(Exception):
+class ApiError(ServiceError):
+    """A refusal of the gateway itself, with HTTP headers (Retry-After, WWW-Authenticate).
+
+    A ``ServiceError``, so a unit of work can commit, then refuse with it (``CommitThen``).
+    """
+
     def __init__(self, status: int, code: str, message: str, *, details: Any = None,
                  headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.details, self.headers = details, headers
+        super().__init__(code, message, status=status, details=details)
+        self.headers = headers
 
 
 def error_response(status: int, code: str, message: str, details: Any = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+                   headers: Mapping[str, str] | None = None) -> JSONResponse:
     body: dict[str, Any] = {"error": {"code": code, "message": message}}
     if details is not None:
         body["error"]["details"] = details
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def validation_details(exc: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
+    errors = (exc.errors(include_url=False, include_context=False, include_input=False)
+              if isinstance(exc, ValidationError) else exc.errors())
+    return [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in errors]
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(ApiError)
-    async def _api(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
+    @app.exception_handler(ServiceError)
+    async def _refused(_: Request, exc: ServiceError) -> JSONResponse:
+        return error_response(exc.status, exc.code, exc.message, exc.details,
+                              getattr(exc, "headers", None))
 
     @app.exception_handler(RpcCallError)
     async def _rpc(_: Request, exc: RpcCallError) -> JSONResponse:
@@ -41,22 +53,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                   for e in exc.errors()]
         return error_response(422, "validation_error", "request did not match the schema",
-                              details)
+                              validation_details(exc))
 
     @app.exception_handler(ValidationError)
     async def _contract(_: Request, exc: ValidationError) -> JSONResponse:
         # Input that passed the route's own checks but not the service contract's
         # (e.g. an id longer than any id can be): still the caller's mistake.
-        details = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
-                   for e in exc.errors(include_url=False, include_context=False,
-                                       include_input=False)]
         return error_response(422, "validation_error", "request did not match the schema",
-                              details)
+                              validation_details(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)

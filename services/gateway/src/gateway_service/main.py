@@ -1,13 +1,13 @@
 """The gateway application: public HTTP API, web UI and the security layer.
 
     gw = create_gateway(GatewaySettings(...))
-    bootstrap_password = await gw.start()   # NATS, emergency watch, first admin
+    bootstrap_password = await gw.start()   # NATS, emergency switch, first admin
     ... serve gw.app ...
     await gw.stop()
 
-The service kit's ``Service`` provides the database engine, the outbox relay
-(gateway.user.created, gateway.emergency.changed) and the NATS connection; the gateway
-consumes nothing.
+The service kit's ``Service`` provides the database (units of work on ``GatewayStore``),
+the outbox relay (gateway.user.created, gateway.emergency.changed), the NATS connection
+and the emergency watch; the gateway consumes nothing and serves no RPC.
 """
 
 from __future__ import annotations
@@ -16,25 +16,30 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Response
 from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway_service import audit as audit_module
-from gateway_service.audit import Audit
-from gateway_service.auth import Auth
-from gateway_service.bootstrap import run_bootstrap
 from gateway_service.db import metadata
 from gateway_service.emergency import Emergency, ReadOnlyMiddleware
 from gateway_service.errors import install_error_handlers
+from gateway_service.http import (
+    LOOPBACK_HOSTS,
+    RefuseNulMiddleware,
+    SecurityHeadersMiddleware,
+    TrustedHostsMiddleware,
+)
+from gateway_service.rpc import GatewayRpc
+from gateway_service.security import SecurityLayer
+from gateway_service.security.addresses import host_name
+from gateway_service.security.store import GatewayStore
 from gateway_service.settings import GatewaySettings
 from servicekit.migrations import upgrade
-from servicekit.rpc import RpcClient
 from servicekit.service import Service
 
 log = logging.getLogger("gateway")
@@ -42,81 +47,79 @@ log = logging.getLogger("gateway")
 SERVICE_DIR = Path(__file__).resolve().parents[2]
 WEB_DIR = Path(__file__).resolve().parent / "web"
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; "
-       "frame-ancestors 'none'")
+# Loggers that print SQL parameters (hashes, sealed secrets) at DEBUG or INFO: kept at WARNING.
+PARAMETER_LOGGERS = ("sqlalchemy.engine", "sqlalchemy.pool")
 
 
-class SecurityHeadersMiddleware:
-    """Security headers on every response; API answers are never cached."""
+def mount_web_ui(app: FastAPI, *, docs: bool) -> None:
+    """The built web UI (``web/``, made from ``services/gateway/frontend``): the page at
+    ``/``, its hashed assets (cached for good: a new build has new names) and, outside
+    production, the API docs page at ``/api/docs`` (the vendored Swagger UI: FastAPI's own
+    page loads it from a CDN, which the CSP refuses)."""
 
-    def __init__(self, app: ASGIApp, *, hsts: bool) -> None:
-        self.app = app
-        self.headers = [
-            (b"content-security-policy", CSP.encode()),
-            (b"x-content-type-options", b"nosniff"),
-            (b"x-frame-options", b"DENY"),
-            (b"referrer-policy", b"no-referrer"),
-            (b"cross-origin-opener-policy", b"same-origin"),
-            (b"permissions-policy", b"camera=(), microphone=(), geolocation=()"),
-        ]
-        if hsts:
-            self.headers.append((b"strict-transport-security",
-                                 b"max-age=31536000; includeSubDomains"))
+    def page(name: str) -> Callable[[], Awaitable[FileResponse]]:
+        async def serve() -> FileResponse:
+            return FileResponse(WEB_DIR / name, media_type="text/html; charset=utf-8",
+                                headers={"Cache-Control": "no-cache"})
+        return serve
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        no_store = scope.get("path", "").startswith("/api/")
+    async def favicon() -> FileResponse:
+        return FileResponse(WEB_DIR / "favicon.svg", media_type="image/svg+xml")
 
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                present = {k.lower() for k, _ in message.get("headers", [])}
-                extra = [(k, v) for k, v in self.headers if k not in present]
-                if no_store and b"cache-control" not in present:
-                    extra.append((b"cache-control", b"no-store"))
-                message["headers"] = list(message.get("headers", [])) + extra
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
+    app.get("/", include_in_schema=False)(page("index.html"))
+    app.get("/favicon.svg", include_in_schema=False)(favicon)
+    app.mount("/assets", ImmutableStaticFiles(directory=WEB_DIR / "assets"), name="assets")
+    if docs:
+        app.get("/api/docs", include_in_schema=False)(page("docs.html"))
+        app.mount("/swagger", StaticFiles(directory=WEB_DIR / "swagger"), name="swagger")
 
 
-# Loggers that print SQL parameters (hashes, the TOTP secret) at DEBUG or INFO: keep them at WARNING.
-PARAMETER_LOGGERS = ("aiosqlite", "sqlalchemy.engine", "sqlalchemy.pool")
+class ImmutableStaticFiles(StaticFiles):
+    """Assets whose names carry their content hash."""
+
+    def file_response(self, *args: Any, **kwargs: Any) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+def allowed_hosts(settings: GatewaySettings) -> list[str]:
+    """The Hosts the gateway answers; empty = any (see ``GatewaySettings.allowed_hosts``)."""
+    if settings.allowed_hosts or settings.environment != "development":
+        return settings.allowed_hosts
+    return [*LOOPBACK_HOSTS, host_name(settings.public_url.split("//", 1)[-1].split("/", 1)[0])]
 
 
 class Gateway:
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.svc = Service(settings, metadata)
+        self.svc = Service(settings, metadata, store=GatewayStore,
+                           migrations_dir=SERVICE_DIR / "migrations")
         for name in PARAMETER_LOGGERS:
             logging.getLogger(name).setLevel(logging.WARNING)
-        self.audit = Audit(self.svc.engine)
-        self.auth = Auth(settings, self.svc, self.audit)
+        # The gateway writes the switch; the writer is also this process's watch, which the
+        # kit's Service starts and stops with the bus.
         self.emergency = Emergency(settings.emergency_bucket)
-        self.rpc: RpcClient | None = None
+        self.svc.read_only = self.svc.ctx.read_only = self.emergency
+        self.security = SecurityLayer(self.svc.ctx)
+        self.rpc: GatewayRpc | None = None
         self.app = self._make_app()
 
     def _make_app(self) -> FastAPI:
-        from gateway_service.routes import admin_security, admin_users, status
+        from gateway_service.routes import API_ROUTERS, admin_security, admin_users, status
         from gateway_service.routes import auth as auth_routes
+        from gateway_service.routes.tasks import MAX_UPLOAD_BYTES
 
         s = self.settings
         app = FastAPI(title="Microtask Engine gateway", version=s.version,
-                      docs_url="/api/docs" if s.environment != "production" else None,
-                      redoc_url=None,
+                      docs_url=None, redoc_url=None,
                       openapi_url="/api/openapi.json" if s.environment != "production" else None)
         app.state.gateway = self
-        app.state.settings = s
-        app.state.auth = self.auth
-        app.state.audit = self.audit
+        app.state.security = self.security
         app.state.emergency = self.emergency
         app.state.rpc = None
         app.state.nats = None
         install_error_handlers(app)
-
-        from gateway_service.routes import API_ROUTERS
 
         # Routing tries routes in order, so the busiest routers come first (review and
         # the worker's loop in tasks); no two routes of any router match the same request
@@ -143,19 +146,15 @@ class Gateway:
         async def metrics() -> Response:
             return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-        def static(name: str, media_type: str):
-            async def serve() -> FileResponse:
-                return FileResponse(WEB_DIR / name, media_type=media_type)
-            return serve
-
-        app.get("/", include_in_schema=False)(static("index.html", "text/html; charset=utf-8"))
-        app.get("/app.js", include_in_schema=False)(
-            static("app.js", "text/javascript; charset=utf-8"))
-        app.get("/app.css", include_in_schema=False)(static("app.css", "text/css; charset=utf-8"))
+        mount_web_ui(app, docs=s.environment != "production")
 
         app.add_middleware(ReadOnlyMiddleware, emergency=self.emergency,
                            retry_after_s=s.emergency_retry_after_s)
-        # Added last = outermost: read-only refusals get the security headers too.
+        app.add_middleware(RefuseNulMiddleware, max_body=MAX_UPLOAD_BYTES)
+        hosts = allowed_hosts(s)
+        if hosts:
+            app.add_middleware(TrustedHostsMiddleware, hosts=hosts)
+        # Added last = outermost: every refusal above gets the security headers too.
         app.add_middleware(SecurityHeadersMiddleware, hsts=s.behind_tls)
         return app
 
@@ -165,19 +164,17 @@ class Gateway:
             await asyncio.to_thread(upgrade, SERVICE_DIR, self.settings.database_url)
         await self.svc.start()
         assert self.svc.nc is not None
-        await self.emergency.start(self.svc.nc)
-        await self.auth.sessions.start(self.svc.nc)
-        self.rpc = RpcClient(self.svc.nc, timeout_s=self.settings.rpc_timeout_s)
+        await self.security.start(self.svc.nc)
+        self.rpc = GatewayRpc(self.svc.nc, timeout_s=self.settings.rpc_timeout_s)
         self.app.state.rpc = self.rpc
         self.app.state.nats = self.svc.nc
-        audit_module.set_current(self.audit)
-        return await run_bootstrap(self.auth)
+        return await self.security.accounts.bootstrap()
 
     async def stop(self) -> None:
-        await self.emergency.stop()
-        await self.auth.sessions.stop()
-        if audit_module._current is self.audit:
-            audit_module.set_current(None)
+        hub = getattr(self.app.state, "live_hub", None)
+        if hub is not None:
+            await hub.stop()
+        await self.security.stop()
         await self.svc.stop()
 
 
@@ -186,12 +183,12 @@ def create_gateway(settings: GatewaySettings | None = None) -> Gateway:
 
 
 def main() -> None:
-    """Process entrypoint: migrate, serve on http_host:http_port, print the bootstrap
-    password once on stdout (never into the log)."""
+    """Process entrypoint: serve on http_host:http_port, print the bootstrap password once
+    on stdout (never into the log). The schema is migrated before, as its own step
+    (``python -m servicekit.migrations upgrade gateway``), unless GATEWAY_MIGRATE_ON_START."""
     import uvicorn
 
     settings = GatewaySettings()
-    upgrade(SERVICE_DIR, settings.database_url)
     gw = create_gateway(settings)
 
     @contextlib.asynccontextmanager

@@ -1,6 +1,11 @@
+"""The gateway's settings (``GATEWAY_*`` environment variables)."""
+
+from __future__ import annotations
+
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from contracts.streams import EMERGENCY_BUCKET
 from servicekit.settings import ServiceSettings
 
 
@@ -8,12 +13,15 @@ class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
 
     service_name: str = "gateway"
-    database_url: str = "sqlite+aiosqlite:///./data/gateway.db"
     http_port: int = 8000
     # Pepper mixed into token hashes; placeholder refused outside development/test.
     token_pepper: SecretStr = SecretStr("dev-pepper-not-for-production")
     # Encrypts TOTP secrets at rest (any high-entropy string; a Fernet key is derived from it).
     mfa_encryption_key: SecretStr = SecretStr("dev-mfa-key-not-for-production")
+    # Keys used before (newest first, a JSON list): secrets sealed with them still open, and
+    # are sealed again with mfa_encryption_key when next used. Rotate by moving the current
+    # key here and setting a new one.
+    mfa_previous_keys: list[SecretStr] = []
     session_ttl_s: int = 12 * 3600
     # ASVS L2 (3.3.2): re-authentication after 30 minutes without a request
     session_idle_timeout_s: int = 30 * 60
@@ -24,18 +32,29 @@ class GatewaySettings(ServiceSettings):
     dev_quick_login: bool = False
     behind_tls: bool = False
     rpc_timeout_s: float = 10.0
-    # Security layer (login throttling, MFA, login links, emergency mode, web UI).
     version: str = "0.1.0"
     public_url: str = "http://127.0.0.1:8000"
+    # Addresses (or networks, e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For is
+    # believed: the client address is the last hop before them. Empty: the socket peer, and
+    # X-Forwarded-For is ignored.
+    trusted_proxies: list[str] = []
+    # Host names the gateway answers (a JSON list; "*.example.com" matches subdomains, "*"
+    # any).
+    # Empty: in development the loopback names and public_url's host, elsewhere any host.
+    allowed_hosts: list[str] = []
     login_account_max_failures: int = 5
-    login_address_max_failures: int = 20
+    # Attempts in flight count against an address until they succeed, so this also bounds
+    # concurrent logins from one address (an office behind one NAT): far above one account's.
+    login_address_max_failures: int = 100
     login_failure_window_s: int = 15 * 60
     login_backoff_base_s: int = 30
     login_backoff_max_s: int = 15 * 60
     mfa_max_failures: int = 5
     login_link_ttl_s: int = 24 * 3600
     emergency_retry_after_s: int = 120
-    emergency_bucket: str = "gateway_emergency"
+    # Longest life of one live-updates stream (GET /api/live) before the browser reconnects.
+    live_max_s: float = 300.0
+    emergency_bucket: str = EMERGENCY_BUCKET
     migrate_on_start: bool = False
     # argon2id cost (OWASP minimum by default); environment "test" uses a cheaper profile.
     password_hash_time_cost: int = 2
@@ -43,15 +62,21 @@ class GatewaySettings(ServiceSettings):
     password_hash_parallelism: int = 1
 
     @model_validator(mode="after")
-    def _refuse_weak_pepper(self) -> "GatewaySettings":
-        # The development default is not in the kit's placeholder list, so refuse it here.
+    def _refuse_weak_secrets(self) -> GatewaySettings:
+        # The development defaults are not in the kit's placeholder list, so refuse them here.
         if self.environment == "production":
             pepper = self.token_pepper.get_secret_value()
             if pepper.startswith("dev-") or len(pepper) < 32:
                 raise ValueError("GATEWAY_TOKEN_PEPPER must be a random secret of at least "
                                  "32 characters in production")
-            key = self.mfa_encryption_key.get_secret_value()
-            if key.startswith("dev-") or len(key) < 32:
-                raise ValueError("GATEWAY_MFA_ENCRYPTION_KEY must be a random secret of at least "
-                                 "32 characters in production")
+            for key in (self.mfa_encryption_key, *self.mfa_previous_keys):
+                value = key.get_secret_value()
+                if value.startswith("dev-") or len(value) < 32:
+                    raise ValueError("GATEWAY_MFA_ENCRYPTION_KEY (and every previous key) must "
+                                     "be a random secret of at least 32 characters in "
+                                     "production")
         return self
+
+    def mfa_keys(self) -> list[str]:
+        """Every MFA key, newest (the one that encrypts) first."""
+        return [k.get_secret_value() for k in (self.mfa_encryption_key, *self.mfa_previous_keys)]

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from gateway_service.routes import dashboards, diagnostics, ledger, review, rules, support, tasks
+from gateway_service.routes import (
+                                    dashboards,
+                                    diagnostics,
+                                    ledger,
+                                    live,
+                                    review,
+                                    rules,
+                                    support,
+                                    tasks,
+                                    worker_views,
+)
 
 # busiest first: routing tries them in this order
 API_ROUTERS: list[APIRouter] = [
@@ -15,6 +25,8 @@ API_ROUTERS: list[APIRouter] = [
     support.router,
     dashboards.router,
     diagnostics.router,
+    worker_views.router,
+    live.router,
 ]
 
 __all__ = ["API_ROUTERS"]

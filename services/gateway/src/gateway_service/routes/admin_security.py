@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from contracts.events import EmergencyChanged
 from contracts.rpc import MAX_OFFSET
-from gateway_service.deps import AdminActor, MfaAdmin
-from gateway_service.routes.auth import peer
+from gateway_service.deps import Address, AdminActor, EmergencySwitch, MfaAdmin, Security
 
 router = APIRouter(tags=["admin: security"])
 
@@ -44,34 +42,26 @@ class AuditOut(BaseModel):
 
 
 @router.get("/admin/emergency", response_model=EmergencyOut)
-async def get_emergency(_: AdminActor, request: Request) -> dict:
-    return request.app.state.emergency.state
+async def get_emergency(_: AdminActor, emergency: EmergencySwitch) -> dict[str, Any]:
+    return emergency.state
 
 
 @router.post("/admin/emergency", response_model=EmergencyOut)
-async def set_emergency(body: EmergencyBody, admin: MfaAdmin, request: Request) -> dict:
+async def set_emergency(body: EmergencyBody, admin: MfaAdmin, emergency: EmergencySwitch,
+                        security: Security, address: Address) -> dict[str, Any]:
     """Switch emergency read-only mode (MFA-elevated admin; shared by every replica)."""
-    gw = request.app.state.gateway
-    state = await request.app.state.emergency.set(enabled=body.enabled, reason=body.reason,
-                                                  by_user_id=admin.user_id)
-    async with gw.svc.transaction() as conn:
-        await gw.audit.record("emergency.changed", admin.user_id, "emergency",
-                              {"enabled": body.enabled, "reason": body.reason}, conn=conn,
-                              address=peer(request))
-        await gw.svc.record(conn, EmergencyChanged(enabled=body.enabled, reason=body.reason,
-                                                   by_user_id=admin.user_id))
-    return state
+    return await emergency.switch(security, enabled=body.enabled, reason=body.reason,
+                                  by_user_id=admin.user_id, address=address)
 
 
 @router.get("/admin/audit", response_model=AuditOut)
-async def read_audit(_: AdminActor, request: Request,
+async def read_audit(_: AdminActor, security: Security,
                      kind: str | None = Query(None, max_length=64),
                      user_id: str | None = Query(None, max_length=64),
                      since: datetime | None = None, until: datetime | None = None,
                      limit: int = Query(50, ge=1, le=500),
-                     offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> dict:
+                     offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> AuditOut:
     """Security events, newest first; ``user_id`` matches who acted or whom it concerned."""
-    items, total = await request.app.state.audit.search(kind=kind, user_id=user_id,
-                                                        since=since, until=until, limit=limit,
-                                                        offset=offset)
-    return {"items": items, "total": total}
+    items, total = await security.audit.search(kind=kind, user_id=user_id, since=since,
+                                               until=until, limit=limit, offset=offset)
+    return AuditOut(items=[AuditItem.model_validate(i) for i in items], total=total)

@@ -3,25 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, ValidationError
 
-from gateway_service.auth import Auth, is_loopback
-from gateway_service.deps import Session
+from contracts.rpc import Role
+from gateway_service.deps import Address, Security, Session
 from gateway_service.errors import ApiError
+from gateway_service.security.accounts import LoginResult, Me
+from gateway_service.security.addresses import is_loopback, is_loopback_host
+from gateway_service.security.mfa import MfaSetup
+from gateway_service.settings import GatewaySettings
 
 router = APIRouter(tags=["auth"])
-
-
-def auth_of(request: Request) -> Auth:
-    return request.app.state.auth
-
-
-def peer(request: Request) -> str | None:
-    """The TCP peer; X-Forwarded-For is deliberately ignored."""
-    return request.client.host if request.client else None
 
 
 class LoginBody(BaseModel):
@@ -87,82 +82,105 @@ class LinkBody(BaseModel):
 
 
 class QuickLoginBody(BaseModel):
-    role: Literal["worker", "manager", "admin"]
+    role: Role
 
 
 @router.post("/auth/login", response_model=LoginOut)
-async def login(body: LoginBody, request: Request) -> dict:
+async def login(body: LoginBody, security: Security, address: Address) -> LoginResult:
     """Password login: a bearer token and the user (must_change_password tells the UI to
     ask for a new password first)."""
-    return await auth_of(request).login(body.login, body.password, peer(request))
+    return await security.accounts.login(body.login, body.password, address)
 
 
 @router.post("/auth/password", response_model=TokenOut)
-async def change_password(body: PasswordBody, session: Session, request: Request) -> dict:
+async def change_password(body: PasswordBody, session: Session, security: Security,
+                          address: Address) -> TokenOut:
     """Change the password (the old one is required); every session of the user ends and
     a fresh token is returned."""
-    token = await auth_of(request).change_password(session, body.old_password,
-                                                   body.new_password, peer(request))
-    return {"token": token}
+    token = await security.accounts.change_password(session, body.old_password,
+                                                    body.new_password, address)
+    return TokenOut(token=token)
 
 
 @router.post("/auth/logout")
-async def logout(session: Session, request: Request) -> dict:
-    await auth_of(request).logout(session, peer(request))
+async def logout(session: Session, security: Security, address: Address) -> dict[str, Any]:
+    await security.sessions.logout(session, address)
     return {"ok": True}
 
 
 @router.post("/auth/logout-all")
-async def logout_all(session: Session, request: Request) -> dict:
-    n = await auth_of(request).logout_all(session, peer(request))
+async def logout_all(session: Session, security: Security,
+                     address: Address) -> dict[str, Any]:
+    n = await security.sessions.logout_all(session, address)
     return {"ok": True, "sessions_revoked": n}
 
 
 @router.get("/auth/me", response_model=MeOut)
-async def me(session: Session, request: Request) -> dict:
-    return await auth_of(request).me(session)
+async def me(session: Session, security: Security) -> Me:
+    return await security.accounts.me(session)
 
 
 @router.post("/auth/mfa/setup", response_model=MfaSetupOut)
-async def mfa_setup(session: Session, request: Request) -> dict:
+async def mfa_setup(session: Session, security: Security, address: Address) -> MfaSetup:
     """Start TOTP enrolment: the secret, its otpauth:// URI and a QR code (PNG, base64)."""
-    return await auth_of(request).mfa_setup(session, peer(request))
+    return await security.mfa.setup(session, address)
 
 
 @router.post("/auth/mfa/confirm", response_model=RecoveryCodesOut)
-async def mfa_confirm(body: CodeBody, session: Session, request: Request) -> dict:
+async def mfa_confirm(body: CodeBody, session: Session, security: Security,
+                      address: Address) -> RecoveryCodesOut:
     """Finish enrolment with a current code; returns 10 single-use recovery codes, once."""
-    return await auth_of(request).mfa_confirm(session, body.code, peer(request))
+    codes = await security.mfa.confirm(session, body.code, address)
+    return RecoveryCodesOut(recovery_codes=codes)
 
 
 @router.post("/auth/mfa/step-up", response_model=StepUpOut)
-async def mfa_step_up(body: StepUpBody, session: Session, request: Request) -> dict:
+async def mfa_step_up(body: StepUpBody, session: Session, security: Security,
+                      address: Address) -> StepUpOut:
     """Prove the second factor (a TOTP code or a recovery code): the session is MFA-elevated
     for a few minutes (needed for payouts and the emergency switch)."""
-    return await auth_of(request).mfa_step_up(session, body.code, body.recovery_code,
-                                              peer(request))
+    until = await security.mfa.step_up(session, body.code, body.recovery_code, address)
+    return StepUpOut(mfa_elevated_until=until)
 
 
 @router.post("/auth/login-link", response_model=LoginOut)
-async def login_link(body: LinkBody, request: Request) -> dict:
+async def login_link(body: LinkBody, security: Security, address: Address) -> LoginResult:
     """Exchange a personal login link's token (from the URL fragment) for a session."""
-    return await auth_of(request).login_with_link(body.token, peer(request))
+    return await security.login_links.login(body.token, address)
 
 
 # Mounted only in development with dev_quick_login on (see main.py); elsewhere it does not
-# exist. The body is read after the peer check so that a refusal looks like any 404.
+# exist. The body is read after the origin checks so that a refusal looks like any 404.
 dev_router = APIRouter(tags=["dev"])
 
 
+def _from_this_machine(request: Request, address: str | None) -> bool:
+    """Loopback socket, loopback client and a loopback Host: a web page the developer has
+    open elsewhere (DNS rebinding, a form posting here) gets nothing."""
+    peer = request.client.host if request.client else None
+    return (is_loopback(peer) and is_loopback(address)
+            and is_loopback_host(request.headers.get("host")))
+
+
+def quick_login_answers(request: Request, settings: GatewaySettings,
+                        address: str | None) -> bool:
+    """Whether the developer quick-login answers this caller (the web UI shows its role
+    buttons only then)."""
+    return bool(settings.environment == "development" and settings.dev_quick_login
+                and _from_this_machine(request, address))
+
+
 @dev_router.post("/dev/quick-login", response_model=LoginOut, include_in_schema=False)
-async def quick_login(request: Request) -> dict:
-    """Development only, from loopback only: a session of user dev-<role>."""
-    s = request.app.state.settings
-    if not (s.environment == "development" and s.dev_quick_login and is_loopback(peer(request))):
+async def quick_login(request: Request, security: Security, address: Address) -> LoginResult:
+    """Development only, from this machine only, JSON only: a session of user dev-<role>."""
+    if not quick_login_answers(request, security.settings, address):
         raise ApiError(404, "not_found", "Not Found")
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype != "application/json":  # a cross-site form can post text/plain, not JSON
+        raise ApiError(415, "unsupported_media_type", "send application/json")
     try:
         body = QuickLoginBody.model_validate(await request.json())
     except (ValueError, ValidationError):
         raise ApiError(422, "validation_error", "send {\"role\": \"worker|manager|admin\"}") \
             from None
-    return await auth_of(request).dev_quick_login(body.role, peer(request))
+    return await security.accounts.dev_quick_login(body.role, address)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fastapi import Query, Request
+from fastapi import Query
 from pydantic import BaseModel
 
 from contracts.rpc import MAX_OFFSET, Page
@@ -70,13 +70,3 @@ async def page(limit: int = Query(50, ge=1, le=500, description="page size"),
          offset: int = Query(0, ge=0, le=MAX_OFFSET, description="items to skip")) -> Page:
     """Pagination query parameters as the contracts' ``Page``."""
     return Page(limit=limit, offset=offset)
-
-
-async def audit(request: Request, kind: str, actor_user_id: str, target: str | None,
-                details: dict[str, Any] | None = None) -> bool:
-    """Append to the gateway's security audit log if the security layer provides one."""
-    log = getattr(request.app.state, "audit", None)
-    if log is None:
-        return False
-    await log.record(kind, actor_user_id, target, details or {})
-    return True

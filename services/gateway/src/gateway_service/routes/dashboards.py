@@ -10,11 +10,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from contracts.rpc import Page
+from contracts.rpc import Actor, Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import review as review_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import AdminActor, Rpc, StaffActor
+from servicekit.rpc import RpcClient
 
 router = APIRouter(tags=["dashboards"])
 
@@ -53,15 +54,13 @@ async def pool_stats(actor: StaffActor, rpc: Rpc,
         rpc.call(tasks_rpc.POOL_STATS, tasks_rpc.PoolStatsRequest(actor=actor, pool_id=pool_id)),
         rpc.call(review_rpc.STATS, review_rpc.StatsRequest(actor=actor, pool_id=pool_id,
                                                            top=top)))
-    ts = tasks_rpc.PoolStats.model_validate(t)
-    rs = review_rpc.PoolStats.model_validate(r)
     return PoolDashboard(
-        pool_id=pool_id, status=ts.status, tasks_total=ts.tasks_total,
-        control_tasks=ts.control_tasks, tasks_open=ts.tasks_open,
-        tasks_completed=ts.tasks_completed, assignments_by_status=ts.assignments,
-        pending_review=rs.pending, accepted=rs.accepted, rejected=rs.rejected,
-        acceptance_rate=rs.acceptance_rate, throughput_per_hour=rs.throughput_per_hour,
-        top_workers=rs.top_workers)
+        pool_id=pool_id, status=t.status, tasks_total=t.tasks_total,
+        control_tasks=t.control_tasks, tasks_open=t.tasks_open,
+        tasks_completed=t.tasks_completed, assignments_by_status=t.assignments,
+        pending_review=r.pending, accepted=r.accepted, rejected=r.rejected,
+        acceptance_rate=r.acceptance_rate, throughput_per_hour=r.throughput_per_hour,
+        top_workers=r.top_workers)
 
 
 class PoolFlow(BaseModel):
@@ -98,9 +97,9 @@ class OwnerDashboard(BaseModel):
     money: Money
 
 
-async def _task_flow(rpc, actor) -> TaskFlow:
-    listed = tasks_rpc.Pools.model_validate(await rpc.call(
-        tasks_rpc.LIST_POOLS, tasks_rpc.PoolList(actor=actor, page=Page(limit=500))))
+async def _task_flow(rpc: RpcClient, actor: Actor) -> TaskFlow:
+    listed = await rpc.call(tasks_rpc.LIST_POOLS,
+                            tasks_rpc.PoolList(actor=actor, page=Page(limit=500)))
     by_status = Counter(p.status for p in listed.items)
     live = sorted((p for p in listed.items if p.status != "archived"),
                   key=lambda p: (p.status != "open", -p.priority, p.created_at))
@@ -109,8 +108,7 @@ async def _task_flow(rpc, actor) -> TaskFlow:
         actor=actor, pool_id=p.pool_id)) for p in shown))
     flows: list[PoolFlow] = []
     totals: Counter[str] = Counter()
-    for pool, raw in zip(shown, stats, strict=True):
-        s = tasks_rpc.PoolStats.model_validate(raw)
+    for pool, s in zip(shown, stats, strict=True):
         totals.update(s.assignments)
         flows.append(PoolFlow(pool_id=pool.pool_id, project_id=pool.project_id, name=pool.name,
                               status=s.status, tasks_total=s.tasks_total,
@@ -130,6 +128,5 @@ async def owner_dashboard(actor: AdminActor, rpc: Rpc) -> OwnerDashboard:
     flow, money = await asyncio.gather(
         _task_flow(rpc, actor),
         rpc.call(ledger_rpc.OWNER_DASHBOARD, ledger_rpc.DashboardRequest(actor=actor)))
-    m = ledger_rpc.Dashboard.model_validate(money)
     return OwnerDashboard(generated_at=datetime.now(UTC), task_flow=flow,
-                          money=Money(totals=m.totals, counts=m.counts))
+                          money=Money(totals=money.totals, counts=money.counts))

@@ -1,3 +1,4 @@
+# mypy: disable-error-code="valid-type"
 """Review: the managers' pending queue, locks and decisions; a worker's own decisions."""
 
 from __future__ import annotations
@@ -6,11 +7,11 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel, Field
 
 from contracts.rpc import Page
 from contracts.rpc import review as review_rpc
 from gateway_service.deps import Rpc, StaffActor, WorkerActor
+from gateway_service.routes.bodies import body_of, request_of
 from gateway_service.routes.common import page
 
 router = APIRouter(tags=["review"])
@@ -23,13 +24,11 @@ def _utc(at: datetime | None) -> datetime | None:
     return at.replace(tzinfo=UTC) if at is not None and at.tzinfo is None else at
 
 
-class AcceptBody(BaseModel):
-    comment: str | None = Field(None, max_length=2000)
-
-
-class RejectBody(BaseModel):
-    comment: str = Field(min_length=1, max_length=2000,
-                         description="why the work was rejected: shown to the worker")
+AcceptBody = body_of(review_rpc.Accept, "AcceptBody", without={"assignment_id"})
+RejectBody = body_of(review_rpc.Reject, "RejectBody", without={"assignment_id"},
+                     doc={"comment": "why the work was rejected: shown to the worker"})
+NextBody = body_of(review_rpc.LockNext, "NextBody",
+                   doc={"pool_id": "only this pool's submissions"})
 
 
 @router.get("/review/pending", response_model=review_rpc.Submissions,
@@ -37,40 +36,38 @@ class RejectBody(BaseModel):
 async def list_pending(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
                        pool_id: str | None = None,
                        only_free: Annotated[bool, Query(
-                           description="hide submissions another manager holds")] = False):
+                           description="hide submissions another manager holds")] = False,
+) -> review_rpc.Submissions:
     return await rpc.call(review_rpc.LIST_PENDING, review_rpc.ListPending(
         actor=actor, pool_id=pool_id, only_free=only_free, page=p))
 
 
 @router.get("/review/submissions/{assignment_id}", response_model=review_rpc.Submission,
             summary="One submission with its answers, proof and lock")
-async def get_submission(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
+async def get_submission(actor: StaffActor, rpc: Rpc,
+                         assignment_id: AssignmentId) -> review_rpc.Submission:
     return await rpc.call(review_rpc.GET, review_rpc.SubmissionRef(
         actor=actor, assignment_id=assignment_id))
 
 
-class NextBody(BaseModel):
-    pool_id: str | None = Field(None, min_length=1, max_length=64,
-                                description="only this pool's submissions")
-
-
 @router.post("/review/next", response_model=review_rpc.Submission,
              summary="Lock the oldest free submission for me and show it (404 no_pending)")
-async def lock_next(actor: StaffActor, rpc: Rpc, body: NextBody | None = None):
-    return await rpc.call(review_rpc.LOCK_NEXT, review_rpc.LockNext(
-        actor=actor, pool_id=body.pool_id if body else None))
+async def lock_next(actor: StaffActor, rpc: Rpc,
+                    body: NextBody | None = None) -> review_rpc.Submission:
+    return await rpc.call(review_rpc.LOCK_NEXT, request_of(body, review_rpc.LockNext,
+                                                           actor=actor))
 
 
 @router.post("/review/submissions/{assignment_id}/lock", response_model=review_rpc.LockInfo,
              summary="Lock a submission for review (re-locking extends the lock)")
-async def lock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
+async def lock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId) -> review_rpc.LockInfo:
     return await rpc.call(review_rpc.LOCK, review_rpc.SubmissionRef(
         actor=actor, assignment_id=assignment_id))
 
 
 @router.post("/review/submissions/{assignment_id}/unlock", response_model=review_rpc.LockInfo,
              summary="Release one's own lock")
-async def unlock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
+async def unlock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId) -> review_rpc.LockInfo:
     return await rpc.call(review_rpc.UNLOCK, review_rpc.SubmissionRef(
         actor=actor, assignment_id=assignment_id))
 
@@ -79,17 +76,18 @@ async def unlock(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId):
              response_model=review_rpc.DecisionResult,
              summary="Accept a locked submission (the worker is credited automatically)")
 async def accept(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId,
-                 body: AcceptBody | None = None):
-    return await rpc.call(review_rpc.ACCEPT, review_rpc.Accept(
-        actor=actor, assignment_id=assignment_id, comment=body.comment if body else None))
+                 body: AcceptBody | None = None) -> review_rpc.DecisionResult:
+    return await rpc.call(review_rpc.ACCEPT, request_of(
+        body, review_rpc.Accept, actor=actor, assignment_id=assignment_id))
 
 
 @router.post("/review/submissions/{assignment_id}/reject",
              response_model=review_rpc.DecisionResult,
              summary="Reject a locked submission with a comment for the worker")
-async def reject(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId, body: RejectBody):
-    return await rpc.call(review_rpc.REJECT, review_rpc.Reject(
-        actor=actor, assignment_id=assignment_id, comment=body.comment))
+async def reject(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId,
+                 body: RejectBody) -> review_rpc.DecisionResult:
+    return await rpc.call(review_rpc.REJECT, request_of(
+        body, review_rpc.Reject, actor=actor, assignment_id=assignment_id))
 
 
 @router.get("/review/decisions", response_model=review_rpc.Decisions,
@@ -98,7 +96,7 @@ async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page
                     pool_id: str | None = None, worker_id: str | None = None,
                     status: Literal["accepted", "rejected"] | None = None,
                     decided_by: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None):
+                    until: datetime | None = None) -> review_rpc.Decisions:
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, worker_id=worker_id, status=status,
         decided_by=decided_by, since=_utc(since), until=_utc(until), page=p))
@@ -110,6 +108,7 @@ async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page
 async def my_decisions(actor: WorkerActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
                        pool_id: str | None = None,
                        status: Literal["accepted", "rejected"] | None = None,
-                       since: datetime | None = None, until: datetime | None = None):
+                       since: datetime | None = None,
+                       until: datetime | None = None) -> review_rpc.Decisions:
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, status=status, since=_utc(since), until=_utc(until), page=p))

@@ -1,7 +1,8 @@
+# mypy: disable-error-code="valid-type"
 """Tasks: the worker's taxi-model loop, staff views of projects/pools, admin setup.
 
-Workers and managers never see a price: staff views use ``PoolView`` (no price or
-currency), and only ``/admin/...`` routes return the contracts' full ``Pool``.
+Workers and managers never see a price: staff routes answer with the contracts' ``Pool``
+(which has no money), and only ``/admin/...`` routes with ``AdminPool``.
 """
 
 from __future__ import annotations
@@ -9,19 +10,19 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import AsyncIterator
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
 
-from contracts.rpc import Page
+from contracts.rpc import Actor, Page
 from contracts.rpc import tasks as tasks_rpc
-from gateway_service.deps import AdminActor, Rpc, StaffActor, WorkerActor
+from gateway_service.deps import Address, AdminActor, Rpc, Security, StaffActor, WorkerActor
 from gateway_service.errors import ApiError
-from gateway_service.routes.common import audit, page
+from gateway_service.routes.bodies import body_of, request_of
+from gateway_service.routes.common import page
 from servicekit.errors import RpcCallError
+from servicekit.rpc import RpcClient
 
 log = logging.getLogger("gateway.routes.tasks")
 
@@ -33,108 +34,30 @@ Id = Annotated[str, Path(min_length=1, max_length=64)]
 PageQ = Annotated[Page, Depends(page)]
 
 
-# ------------------------------------------------------------------ request bodies
+# ------------------------------------------------------------------ bodies and views
 
-
-class TakeBody(BaseModel):
-    pool_id: str | None = Field(None, max_length=64,
-                                description="take from this pool; empty = any pool I may use")
-
-
-class SubmitBody(BaseModel):
-    answers: dict[str, Any]
-    comment: str | None = Field(None, max_length=10_000)
-    proof_url: str | None = Field(None, max_length=2000,
-                                  description="link to proof of the work (screenshot, page)")
-    proof_text: str | None = Field(None, max_length=10_000)
-
-
-class ReportBody(BaseModel):
-    reason: str = Field(min_length=1, max_length=64,
-                        description="e.g. broken_link, unclear_instructions, offensive_content")
-    text: str = Field("", max_length=10_000)
-
-
-class CaptchaBody(BaseModel):
-    challenge_id: str = Field(min_length=1, max_length=64)
-    answer: str = Field(max_length=64)
-
-
-class ProjectBody(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    instructions: str = Field("", max_length=100_000, description="Markdown")
-    input_spec: list[tasks_rpc.FieldSpec] = Field(min_length=1)
-    output_spec: list[tasks_rpc.FieldSpec] = Field(min_length=1)
-
-
-class ProjectPatch(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    instructions: str | None = Field(None, max_length=100_000)
-    input_spec: list[tasks_rpc.FieldSpec] | None = None
-    output_spec: list[tasks_rpc.FieldSpec] | None = None
-
-
-class PoolBody(BaseModel):
-    project_id: str = Field(min_length=1, max_length=64)
-    name: str = Field(min_length=1, max_length=200)
-    price_minor: int = Field(ge=0, description="gross price per assignment, minor units")
-    currency: str = Field("RUB", min_length=3, max_length=3)
-    overlap: int = Field(1, ge=1, le=1000)
-    assignment_timeout_s: int = Field(600, ge=1, le=7 * 24 * 3600)
-    auto_accept_after_s: int | None = Field(None, ge=0)
-    review_mode: tasks_rpc.ReviewMode = "manual"
-    captcha_frequency: tasks_rpc.CaptchaFrequency = "none"
-    skill_filters: list[tasks_rpc.SkillFilter] = []
-    priority: int = Field(0, ge=-1000, le=1000)
-
-
-class PoolPatch(BaseModel):
-    name: str | None = Field(None, min_length=1, max_length=200)
-    price_minor: int | None = Field(None, ge=0, description="only while the pool is a draft")
-    currency: str | None = Field(None, min_length=3, max_length=3,
-                                 description="only while the pool is a draft")
-    overlap: int | None = Field(None, ge=1, le=1000,
-                                description="default for tasks uploaded afterwards")
-    assignment_timeout_s: int | None = Field(None, ge=1, le=7 * 24 * 3600)
-    auto_accept_after_s: int | None = Field(None, ge=0)
-    review_mode: tasks_rpc.ReviewMode | None = None
-    captcha_frequency: tasks_rpc.CaptchaFrequency | None = None
-    skill_filters: list[tasks_rpc.SkillFilter] | None = None
-    priority: int | None = Field(None, ge=-1000, le=1000)
-
-
-# ------------------------------------------------------------------ staff views
-
-
-class PoolView(BaseModel):
-    """A pool as a manager sees it: everything but the price."""
-
-    pool_id: str
-    project_id: str
-    name: str
-    overlap: int
-    assignment_timeout_s: int
-    auto_accept_after_s: int | None
-    review_mode: tasks_rpc.ReviewMode
-    captcha_frequency: tasks_rpc.CaptchaFrequency
-    skill_filters: list[tasks_rpc.SkillFilter]
-    priority: int
-    status: tasks_rpc.PoolStatus
-    created_at: datetime
-    updated_at: datetime
-
-
-class PoolViews(BaseModel):
-    items: list[PoolView]
-    total: int
-
+TakeBody = body_of(tasks_rpc.Take, "TakeBody",
+                   doc={"pool_id": "take from this pool; empty = any pool I may use"})
+SubmitBody = body_of(tasks_rpc.Submit, "SubmitBody", without={"assignment_id"},
+                     doc={"proof_url": "link to proof of the work (screenshot, page)"})
+ReportBody = body_of(tasks_rpc.Report, "ReportBody", without={"assignment_id"}, doc={
+    "reason": "e.g. broken_link, unclear_instructions, offensive_content"})
+CaptchaBody = body_of(tasks_rpc.CaptchaAnswer, "CaptchaBody")
+ProjectBody = body_of(tasks_rpc.ProjectCreate, "ProjectBody")
+ProjectPatch = body_of(tasks_rpc.ProjectUpdate, "ProjectPatch", without={"project_id"})
+PoolBody = body_of(tasks_rpc.PoolCreate, "PoolBody",
+                   doc={"price_minor": "gross price per assignment, minor units"})
+PoolPatch = body_of(tasks_rpc.PoolUpdate, "PoolPatch", without={"pool_id"}, doc={
+    "price_minor": "only while the pool is a draft",
+    "currency": "only while the pool is a draft",
+    "overlap": "default for tasks uploaded afterwards"})
 
 # ------------------------------------------------------------------ worker
 
 
 @router.get("/worker/pools", response_model=tasks_rpc.AvailablePoolList, tags=["worker"],
             summary="Open pools I may take tasks from, with free task counts")
-async def available_pools(actor: WorkerActor, rpc: Rpc, p: PageQ):
+async def available_pools(actor: WorkerActor, rpc: Rpc, p: PageQ) -> tasks_rpc.AvailablePoolList:
     return await rpc.call(tasks_rpc.AVAILABLE_POOLS,
                           tasks_rpc.AvailablePools(actor=actor, page=p))
 
@@ -145,9 +68,10 @@ async def available_pools(actor: WorkerActor, rpc: Rpc, p: PageQ):
                                              "id and image; answer it, then take again"},
                         429: {"description": "take_limit: too many active tasks or too fast"},
                         404: {"description": "no_tasks_available"}})
-async def take(actor: WorkerActor, rpc: Rpc, body: TakeBody | None = None):
-    return await rpc.call(tasks_rpc.TAKE, tasks_rpc.Take(
-        actor=actor, pool_id=body.pool_id if body else None))
+async def take(actor: WorkerActor, rpc: Rpc,
+               body: TakeBody | None = None) -> tasks_rpc.TakeResult:
+    return await rpc.call(tasks_rpc.TAKE, request_of(body, tasks_rpc.Take, actor=actor) if body
+                          else tasks_rpc.Take(actor=actor, pool_id=None))
 
 
 @router.get("/worker/assignments", response_model=tasks_rpc.Assignments, tags=["worker"],
@@ -155,21 +79,22 @@ async def take(actor: WorkerActor, rpc: Rpc, body: TakeBody | None = None):
 async def my_assignments(actor: WorkerActor, rpc: Rpc, p: PageQ,
                          status_: Annotated[tasks_rpc.AssignmentStatus | None,
                                             Query(alias="status")] = None,
-                         pool_id: str | None = None):
+                         pool_id: str | None = None) -> tasks_rpc.Assignments:
     return await rpc.call(tasks_rpc.MY_ASSIGNMENTS, tasks_rpc.MyAssignments(
         actor=actor, status=status_, pool_id=pool_id, page=p))
 
 
 @router.post("/worker/assignments/{assignment_id}/submit", response_model=tasks_rpc.Assignment,
              tags=["worker"], summary="Submit answers, a comment and proof for review")
-async def submit(actor: WorkerActor, rpc: Rpc, assignment_id: Id, body: SubmitBody):
-    return await rpc.call(tasks_rpc.SUBMIT, tasks_rpc.Submit(
-        actor=actor, assignment_id=assignment_id, **body.model_dump()))
+async def submit(actor: WorkerActor, rpc: Rpc, assignment_id: Id,
+                 body: SubmitBody) -> tasks_rpc.Assignment:
+    return await rpc.call(tasks_rpc.SUBMIT, request_of(
+        body, tasks_rpc.Submit, actor=actor, assignment_id=assignment_id))
 
 
 @router.post("/worker/assignments/{assignment_id}/skip", response_model=tasks_rpc.Assignment,
              tags=["worker"], summary="Give an active assignment back to the pool")
-async def skip(actor: WorkerActor, rpc: Rpc, assignment_id: Id):
+async def skip(actor: WorkerActor, rpc: Rpc, assignment_id: Id) -> tasks_rpc.Assignment:
     return await rpc.call(tasks_rpc.SKIP, tasks_rpc.AssignmentRef(
         actor=actor, assignment_id=assignment_id))
 
@@ -177,21 +102,23 @@ async def skip(actor: WorkerActor, rpc: Rpc, assignment_id: Id):
 @router.post("/worker/assignments/{assignment_id}/report",
              response_model=tasks_rpc.ReportResult, tags=["worker"],
              summary="Report a problem with a task (becomes a support ticket)")
-async def report(actor: WorkerActor, rpc: Rpc, assignment_id: Id, body: ReportBody):
-    return await rpc.call(tasks_rpc.REPORT, tasks_rpc.Report(
-        actor=actor, assignment_id=assignment_id, **body.model_dump()))
+async def report(actor: WorkerActor, rpc: Rpc, assignment_id: Id,
+                 body: ReportBody) -> tasks_rpc.ReportResult:
+    return await rpc.call(tasks_rpc.REPORT, request_of(
+        body, tasks_rpc.Report, actor=actor, assignment_id=assignment_id))
 
 
 @router.post("/worker/captcha", response_model=tasks_rpc.CaptchaResult, tags=["worker"],
              summary="Answer the captcha a take asked for")
-async def captcha_answer(actor: WorkerActor, rpc: Rpc, body: CaptchaBody):
-    return await rpc.call(tasks_rpc.CAPTCHA_ANSWER, tasks_rpc.CaptchaAnswer(
-        actor=actor, **body.model_dump()))
+async def captcha_answer(actor: WorkerActor, rpc: Rpc,
+                         body: CaptchaBody) -> tasks_rpc.CaptchaResult:
+    return await rpc.call(tasks_rpc.CAPTCHA_ANSWER,
+                          request_of(body, tasks_rpc.CaptchaAnswer, actor=actor))
 
 
 @router.get("/worker/profile", response_model=tasks_rpc.WorkerProfile, tags=["worker"],
             summary="My trust level, skills and restrictions in force")
-async def my_profile(actor: WorkerActor, rpc: Rpc):
+async def my_profile(actor: WorkerActor, rpc: Rpc) -> tasks_rpc.WorkerProfile:
     return await rpc.call(tasks_rpc.GET_WORKER_PROFILE, tasks_rpc.WorkerProfileGet(
         actor=actor, worker_id=actor.user_id))
 
@@ -201,35 +128,36 @@ async def my_profile(actor: WorkerActor, rpc: Rpc):
 
 @router.get("/projects", response_model=tasks_rpc.Projects, tags=["projects"],
             summary="Projects with their instructions and input/output specs")
-async def list_projects(actor: StaffActor, rpc: Rpc, p: PageQ):
+async def list_projects(actor: StaffActor, rpc: Rpc, p: PageQ) -> tasks_rpc.Projects:
     return await rpc.call(tasks_rpc.LIST_PROJECTS, tasks_rpc.ProjectList(actor=actor, page=p))
 
 
 @router.get("/projects/{project_id}", response_model=tasks_rpc.Project, tags=["projects"],
             summary="One project")
-async def get_project(actor: StaffActor, rpc: Rpc, project_id: Id):
+async def get_project(actor: StaffActor, rpc: Rpc, project_id: Id) -> tasks_rpc.Project:
     return await rpc.call(tasks_rpc.GET_PROJECT, tasks_rpc.ProjectGet(
         actor=actor, project_id=project_id))
 
 
-@router.get("/pools", response_model=PoolViews, tags=["pools"],
+@router.get("/pools", response_model=tasks_rpc.Pools, tags=["pools"],
             summary="Pools (without prices), optionally of one project or status")
 async def list_pools(actor: StaffActor, rpc: Rpc, p: PageQ, project_id: str | None = None,
                      status_: Annotated[tasks_rpc.PoolStatus | None,
-                                        Query(alias="status")] = None):
+                                        Query(alias="status")] = None,
+) -> tasks_rpc.Pools:
     return await rpc.call(tasks_rpc.LIST_POOLS, tasks_rpc.PoolList(
         actor=actor, project_id=project_id, status=status_, page=p))
 
 
-@router.get("/pools/{pool_id}", response_model=PoolView, tags=["pools"],
+@router.get("/pools/{pool_id}", response_model=tasks_rpc.Pool, tags=["pools"],
             summary="One pool (without its price)")
-async def get_pool(actor: StaffActor, rpc: Rpc, pool_id: Id):
+async def get_pool(actor: StaffActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.Pool:
     return await rpc.call(tasks_rpc.GET_POOL, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
 
 
 @router.get("/pools/{pool_id}/tasks", response_model=tasks_rpc.Tasks, tags=["pools"],
             summary="Tasks of a pool with their live assignment counts")
-async def list_tasks(actor: StaffActor, rpc: Rpc, pool_id: Id, p: PageQ):
+async def list_tasks(actor: StaffActor, rpc: Rpc, pool_id: Id, p: PageQ) -> tasks_rpc.Tasks:
     return await rpc.call(tasks_rpc.LIST_TASKS, tasks_rpc.TaskList(
         actor=actor, pool_id=pool_id, page=p))
 
@@ -239,64 +167,72 @@ async def list_tasks(actor: StaffActor, rpc: Rpc, pool_id: Id, p: PageQ):
 
 @router.post("/admin/projects", response_model=tasks_rpc.Project, tags=["admin: projects"],
              status_code=status.HTTP_201_CREATED, summary="Create a project")
-async def create_project(actor: AdminActor, rpc: Rpc, body: ProjectBody):
-    return await rpc.call(tasks_rpc.CREATE_PROJECT, tasks_rpc.ProjectCreate(
-        actor=actor, **body.model_dump()))
+async def create_project(actor: AdminActor, rpc: Rpc,
+                         body: ProjectBody) -> tasks_rpc.Project:
+    return await rpc.call(tasks_rpc.CREATE_PROJECT,
+                          request_of(body, tasks_rpc.ProjectCreate, actor=actor))
 
 
 @router.patch("/admin/projects/{project_id}", response_model=tasks_rpc.Project,
               tags=["admin: projects"], summary="Change a project's name, instructions or specs")
-async def update_project(actor: AdminActor, rpc: Rpc, project_id: Id, body: ProjectPatch):
-    return await rpc.call(tasks_rpc.UPDATE_PROJECT, tasks_rpc.ProjectUpdate(
-        actor=actor, project_id=project_id, **body.model_dump(exclude_unset=True)))
+async def update_project(actor: AdminActor, rpc: Rpc, project_id: Id,
+                         body: ProjectPatch) -> tasks_rpc.Project:
+    return await rpc.call(tasks_rpc.UPDATE_PROJECT, request_of(
+        body, tasks_rpc.ProjectUpdate, actor=actor, project_id=project_id))
 
 
-@router.post("/admin/pools", response_model=tasks_rpc.Pool, tags=["admin: pools"],
+@router.post("/admin/pools", response_model=tasks_rpc.AdminPool, tags=["admin: pools"],
              status_code=status.HTTP_201_CREATED, summary="Create a draft pool with its price")
-async def create_pool(actor: AdminActor, rpc: Rpc, body: PoolBody):
-    return await rpc.call(tasks_rpc.CREATE_POOL, tasks_rpc.PoolCreate(
-        actor=actor, **body.model_dump()))
+async def create_pool(actor: AdminActor, rpc: Rpc,
+                      body: PoolBody) -> tasks_rpc.AdminPool:
+    return await rpc.call(tasks_rpc.CREATE_POOL, request_of(body, tasks_rpc.PoolCreate,
+                                                            actor=actor))
 
 
-@router.patch("/admin/pools/{pool_id}", response_model=tasks_rpc.Pool, tags=["admin: pools"],
+@router.patch("/admin/pools/{pool_id}", response_model=tasks_rpc.AdminPool,
+              tags=["admin: pools"],
               summary="Change a pool's settings (price and currency only while a draft)")
-async def update_pool(actor: AdminActor, rpc: Rpc, pool_id: Id, body: PoolPatch):
-    return await rpc.call(tasks_rpc.UPDATE_POOL, tasks_rpc.PoolUpdate(
-        actor=actor, pool_id=pool_id, **body.model_dump(exclude_unset=True)))
+async def update_pool(actor: AdminActor, rpc: Rpc, pool_id: Id,
+                      body: PoolPatch) -> tasks_rpc.AdminPool:
+    return await rpc.call(tasks_rpc.UPDATE_POOL, request_of(
+        body, tasks_rpc.PoolUpdate, actor=actor, pool_id=pool_id))
 
 
-@router.get("/admin/pools", response_model=tasks_rpc.Pools, tags=["admin: pools"],
+@router.get("/admin/pools", response_model=tasks_rpc.AdminPools,
+            tags=["admin: pools"],
             summary="Pools with their prices")
 async def admin_list_pools(actor: AdminActor, rpc: Rpc, p: PageQ, project_id: str | None = None,
                            status_: Annotated[tasks_rpc.PoolStatus | None,
-                                              Query(alias="status")] = None):
-    return await rpc.call(tasks_rpc.LIST_POOLS, tasks_rpc.PoolList(
+                                              Query(alias="status")] = None,
+) -> tasks_rpc.AdminPools:
+    return await rpc.call(tasks_rpc.ADMIN_LIST_POOLS, tasks_rpc.PoolList(
         actor=actor, project_id=project_id, status=status_, page=p))
 
 
-@router.get("/admin/pools/{pool_id}", response_model=tasks_rpc.Pool, tags=["admin: pools"],
+@router.get("/admin/pools/{pool_id}", response_model=tasks_rpc.AdminPool,
+            tags=["admin: pools"],
             summary="One pool with its price")
-async def admin_get_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
-    return await rpc.call(tasks_rpc.GET_POOL, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
+async def admin_get_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
+    return await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
 
 
-@router.post("/admin/pools/{pool_id}/open", response_model=tasks_rpc.Pool,
+@router.post("/admin/pools/{pool_id}/open", response_model=tasks_rpc.AdminPool,
              tags=["admin: pools"], summary="Open a draft or closed pool to workers")
-async def open_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+async def open_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
     return await rpc.call(tasks_rpc.OPEN_POOL, tasks_rpc.PoolTransition(
         actor=actor, pool_id=pool_id))
 
 
-@router.post("/admin/pools/{pool_id}/close", response_model=tasks_rpc.Pool,
+@router.post("/admin/pools/{pool_id}/close", response_model=tasks_rpc.AdminPool,
              tags=["admin: pools"], summary="Close an open pool (no new takes)")
-async def close_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+async def close_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
     return await rpc.call(tasks_rpc.CLOSE_POOL, tasks_rpc.PoolTransition(
         actor=actor, pool_id=pool_id))
 
 
-@router.post("/admin/pools/{pool_id}/archive", response_model=tasks_rpc.Pool,
+@router.post("/admin/pools/{pool_id}/archive", response_model=tasks_rpc.AdminPool,
              tags=["admin: pools"], summary="Archive a closed or draft pool")
-async def archive_pool(actor: AdminActor, rpc: Rpc, pool_id: Id):
+async def archive_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
     return await rpc.call(tasks_rpc.ARCHIVE_POOL, tasks_rpc.PoolTransition(
         actor=actor, pool_id=pool_id))
 
@@ -323,7 +259,8 @@ _UPLOAD_DOC = {
              summary="Upload tasks: a JSON array of rows, or TSV text with a header line")
 async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Request,
                        all_or_nothing: Annotated[bool, Query(
-                           description="refuse the whole upload if any row is bad")] = False):
+                           description="refuse the whole upload if any row is bad")] = False,
+) -> tasks_rpc.UploadResult:
     declared = int(request.headers.get("content-length") or 0)
     if declared > MAX_UPLOAD_BYTES:
         raise ApiError(413, "upload_too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
@@ -342,6 +279,7 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
     if not text.strip():
         raise ApiError(422, "empty_upload", "the upload holds no rows")
     content: str | list[Any]
+    fmt: Literal["json", "tsv"]
     if is_json:
         try:
             content = json.loads(text)
@@ -356,7 +294,8 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
     else:
         content, fmt = text, "tsv"
     budget = min(UPLOAD_CHUNK_BYTES, _max_payload(rpc) - RPC_ENVELOPE_RESERVE)
-    chunks = _json_chunks(content, budget) if fmt == "json" else _tsv_chunks(content, budget)
+    chunks = (_json_chunks(content, budget) if isinstance(content, list)
+              else _tsv_chunks(content, budget))
     if len(chunks) > 1 and all_or_nothing:
         raise ApiError(413, "upload_too_large",
                        "this upload is too large to be applied all-or-nothing in one piece: "
@@ -420,32 +359,32 @@ def _tsv_chunks(text: str, budget: int) -> list[tuple[int, Any]]:
     return chunks
 
 
-async def _upload_in_parts(rpc: Any, actor: Any, pool_id: str, fmt: str,
-                           chunks: list[tuple[int, Any]], all_or_nothing: bool) -> dict:
-    total: dict[str, Any] = {"created": 0, "control_tasks": 0, "task_ids": [], "errors": []}
+async def _upload_in_parts(rpc: RpcClient, actor: Actor, pool_id: str, fmt: Literal["json", "tsv"],
+                           chunks: list[tuple[int, Any]],
+                           all_or_nothing: bool) -> tasks_rpc.UploadResult:
+    total = tasks_rpc.UploadResult(created=0, control_tasks=0, task_ids=[], errors=[])
     for offset, part in chunks:
         try:
             res = await rpc.call(tasks_rpc.UPLOAD_TASKS, tasks_rpc.TasksUpload(
                 actor=actor, pool_id=pool_id, format=fmt, content=part,
                 all_or_nothing=all_or_nothing), timeout_s=60)
         except RpcCallError as exc:
-            if total["created"] == 0:
+            if total.created == 0:
                 raise
             e = exc.error
             raise ApiError(e.status, e.code, f"{e.message} (the earlier parts of this upload "
-                                             f"were created: {total['created']} tasks)",
-                           details={"created": total["created"], "task_ids": total["task_ids"],
+                                             f"were created: {total.created} tasks)",
+                           details={"created": total.created, "task_ids": total.task_ids,
                                     "service_details": e.details}) from exc
-        total["created"] += res["created"]
-        total["control_tasks"] += res["control_tasks"]
-        total["task_ids"].extend(res["task_ids"])
-        for err in res["errors"]:
-            line = err["line"]
+        total.created += res.created
+        total.control_tasks += res.control_tasks
+        total.task_ids.extend(res.task_ids)
+        for err in res.errors:
             # 0 = the whole upload, 1 = the TSV header: the same in every part.
-            if line > (1 if fmt == "tsv" else 0):
-                line += offset
-            if {**err, "line": line} not in total["errors"]:    # header errors repeat per part
-                total["errors"].append({**err, "line": line})
+            line = err.line + offset if err.line > (1 if fmt == "tsv" else 0) else err.line
+            shifted = tasks_rpc.RowError(line=line, error=err.error)
+            if shifted not in total.errors:    # header errors repeat per part
+                total.errors.append(shifted)
     return total
 
 
@@ -463,16 +402,16 @@ _EXPORT_TYPES = {"csv": "text/csv; charset=utf-8",
 async def export_results(actor: AdminActor, rpc: Rpc, pool_id: Id,
                          format: Literal["csv", "tsv", "json"] = "csv",
                          status_: Annotated[tasks_rpc.AssignmentStatus | None,
-                                            Query(alias="status")] = None) -> Response:
+                                            Query(alias="status")] = None,
+) -> Response:
     """The file comes from the tasks service in pages (each one bus message) and goes out
     as one streamed download; errors of the first page (no such pool, ...) are answered
     as usual, before anything is sent."""
 
     async def page(cursor: str | None) -> tasks_rpc.ExportedResults:
-        return tasks_rpc.ExportedResults.model_validate(await rpc.call(
-            tasks_rpc.EXPORT_RESULTS, tasks_rpc.ExportResults(
-                actor=actor, pool_id=pool_id, format=format, status=status_, cursor=cursor),
-            timeout_s=60))
+        return await rpc.call(tasks_rpc.EXPORT_RESULTS, tasks_rpc.ExportResults(
+            actor=actor, pool_id=pool_id, format=format, status=status_, cursor=cursor),
+            timeout_s=60)
 
     first = await page(None)
     json_array = format == "json"
@@ -506,23 +445,23 @@ async def export_results(actor: AdminActor, rpc: Rpc, pool_id: Id,
 
 @router.get("/admin/trust-limits", response_model=tasks_rpc.TrustLimits,
             tags=["admin: workers"], summary="Take limits per trust level")
-async def get_trust_limits(actor: AdminActor, rpc: Rpc):
+async def get_trust_limits(actor: AdminActor, rpc: Rpc) -> tasks_rpc.TrustLimits:
     return await rpc.call(tasks_rpc.GET_TRUST_LIMITS, tasks_rpc.TrustLimitsGet(actor=actor))
 
 
 @router.put("/admin/trust-limits", response_model=tasks_rpc.TrustLimits,
             tags=["admin: workers"], summary="Set one trust level's take limits")
 async def set_trust_limits(actor: AdminActor, rpc: Rpc, body: tasks_rpc.TrustLevelLimits,
-                           request: Request):
+                           security: Security, address: Address) -> tasks_rpc.TrustLimits:
     result = await rpc.call(tasks_rpc.SET_TRUST_LIMITS, tasks_rpc.TrustLimitsSet(
         actor=actor, limits=body))
-    await audit(request, "trust_limits.changed", actor.user_id, body.level,
-                body.model_dump(mode="json"))
+    await security.audit.record("trust_limits.changed", actor.user_id, body.level,
+                                body.model_dump(mode="json"), address=address)
     return result
 
 
 @router.get("/admin/workers/{worker_id}", response_model=tasks_rpc.WorkerProfile,
             tags=["admin: workers"], summary="A worker's trust level, skills and restrictions")
-async def worker_profile(actor: AdminActor, rpc: Rpc, worker_id: Id):
+async def worker_profile(actor: AdminActor, rpc: Rpc, worker_id: Id) -> tasks_rpc.WorkerProfile:
     return await rpc.call(tasks_rpc.GET_WORKER_PROFILE, tasks_rpc.WorkerProfileGet(
         actor=actor, worker_id=worker_id))

@@ -1,11 +1,14 @@
 """Password hashing (argon2id) and the password policy.
 
-Policy (OWASP ASVS 2.1): 8 to 128 characters, any characters, no composition rules,
-refused when it is one of the most common passwords (case-insensitive) or the login.
+Policy (OWASP ASVS 2.1): 8 to 128 characters, any characters, no composition rules.
+Refused: a password of only whitespace, the login itself, and any of the bundled most
+common passwords (case-insensitive), also with its whitespace removed or with the digits
+and symbols around it taken off ("Password2024!" is "password" with decoration).
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 from functools import lru_cache
 from importlib import resources
@@ -15,7 +18,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
-
+_DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
 
 
 def make_hasher(*, time_cost: int = 2, memory_kib: int = 19456,
@@ -34,9 +37,17 @@ class WeakPassword(ValueError):
 
 @lru_cache(maxsize=1)
 def common_passwords() -> frozenset[str]:
-    text = (resources.files("gateway_service") / "resources" / "common_passwords.txt").read_text(
-        encoding="utf-8")
+    text = (resources.files("gateway_service.security") / "resources" / "common_passwords.txt"
+            ).read_text(encoding="utf-8")
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+
+
+def _is_common(password: str) -> bool:
+    common = common_passwords()
+    plain = password.lower()
+    squeezed = "".join(plain.split())
+    core = _DECORATION.sub("", squeezed)
+    return plain in common or squeezed in common or (len(core) >= 4 and core in common)
 
 
 def check_policy(password: str, *, login: str | None = None) -> None:
@@ -46,9 +57,11 @@ def check_policy(password: str, *, login: str | None = None) -> None:
         raise WeakPassword(f"the password needs at least {MIN_LENGTH} characters")
     if n > MAX_LENGTH:
         raise WeakPassword(f"the password may have at most {MAX_LENGTH} characters")
-    if password.lower() in common_passwords():
+    if not password.strip():
+        raise WeakPassword("the password may not be only spaces")
+    if _is_common(password):
         raise WeakPassword("this password is one of the most common ones: choose another")
-    if login and password.lower() == login.lower():
+    if login and password.strip().lower() == login.lower():
         raise WeakPassword("the password may not be the login")
 
 
