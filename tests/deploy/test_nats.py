@@ -1,0 +1,304 @@
+"""The production NATS configuration (deploy/nats) run for real: a 3-node JetStream cluster
+with TLS routes on loopback, each process its own user, and every permission checked by
+doing what the code does (the kit's consumer configs, the gateway's emergency bucket) and
+what an attacker would (another service's events, RPCs, the JetStream API)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+import socket
+import ssl
+import sys
+from dataclasses import dataclass, field
+
+import nats
+import pytest
+from deploy_helpers import DEPLOY, cli_exists
+from nats.errors import NoServersError
+
+from contracts.streams import STREAMS
+from servicekit.consumer import AdvisoryForwarder
+from servicekit.streams import apply_consumer, ensure_streams
+
+sys.path.insert(0, str(DEPLOY / "nats"))
+import render_auth
+
+SERVICES = render_auth.SERVICES
+# a subject of each process's own stream, published in the tests
+OWN_SUBJECT = {"tasks": "task.taken", "review": "review.accepted", "ledger": "ledger.credited",
+               "rules": "rules.skill.set", "support": "support.ticket.created",
+               "gateway": "gateway.user.created"}
+STREAM_OWNER = {v: k for k, v in render_auth.OWN_STREAM.items()}
+
+
+@dataclass
+class Client:
+    user: str
+    nc: nats.NATS
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def js(self):
+        return self.nc.jetstream(timeout=2.0)
+
+    async def refused(self, subject: str, *, what: str = "Publish") -> bool:
+        """Whether the server refuses this publish (or subscription) with a permissions
+        violation: the message is dropped and the client told so asynchronously."""
+        seen = len(self.errors)
+        if what == "Publish":
+            await self.nc.publish(subject, b"{}")
+        else:
+            await self.nc.subscribe(subject)
+        await self.nc.flush()
+        # nats-py lowercases the server's -ERR text
+        needle = f'permissions violation for {what.lower()} to "{subject.lower()}"'
+        for _ in range(50):
+            if any(needle in e.lower() for e in self.errors[seen:]):
+                return True
+            await asyncio.sleep(0.02)
+        return False
+
+
+def tls_context(cluster) -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=str(cluster.tls / "ca.crt"))
+
+
+async def connect(cluster, user: str, **kw) -> Client:
+    client = Client(user, None)  # type: ignore[arg-type]
+
+    async def on_error(exc: Exception) -> None:
+        client.errors.append(str(exc))
+
+    client.nc = await nats.connect(
+        cluster.urls(), user=user, password=cluster.passwords[user], tls=tls_context(cluster),
+        inbox_prefix=render_auth.inbox(user), error_cb=on_error, allow_reconnect=False,
+        connect_timeout=3, **kw)
+    return client
+
+
+def service_consumers(service: str):
+    return render_auth.build(service).consumers
+
+
+@pytest.fixture(scope="module")
+async def bus(nats_cluster):
+    """The cluster after bus-setup: every stream and the emergency bucket at R3, created by
+    the provisioner with the kit's own declarations."""
+    prov = await connect(nats_cluster, "provisioner")
+    await ensure_streams(prov.js, replicas=3)
+    await prov.js.create_key_value(bucket=render_auth.EMERGENCY_BUCKET, history=16, replicas=3)
+    await prov.nc.close()
+    clients: dict[str, Client] = {}
+
+    async def client(user: str) -> Client:
+        if user not in clients:
+            clients[user] = await connect(nats_cluster, user)
+        return clients[user]
+
+    yield client
+    for c in clients.values():
+        await c.nc.close()
+
+
+def test_auth_conf_is_rendered_from_the_code() -> None:
+    committed = (DEPLOY / "nats" / "auth.conf").read_text()
+    logging.disable(logging.INFO)
+    try:
+        rendered = render_auth.render()
+    finally:
+        logging.disable(logging.NOTSET)
+    assert committed == rendered, ("deploy/nats/auth.conf is stale: run "
+                                   ".venv/bin/python deploy/nats/render_auth.py > "
+                                   "deploy/nats/auth.conf")
+
+
+def test_nats_conf_fsyncs_every_write() -> None:
+    text = (DEPLOY / "nats" / "nats.conf").read_text()
+    assert "sync_interval: always" in text
+    assert "verify: true" in text.split("cluster {", 1)[1]  # routes need a client certificate
+
+
+async def test_streams_and_the_emergency_bucket_are_replicated_three_times(bus) -> None:
+    ops = await bus("ops")
+    for name in [s.name for s in STREAMS] + [f"KV_{render_auth.EMERGENCY_BUCKET}"]:
+        info = await ops.js.stream_info(name)
+        assert info.config.num_replicas == 3, name
+        assert info.cluster is not None and len(info.cluster.replicas or []) == 2, name
+
+
+async def test_each_service_creates_and_drains_only_its_own_consumers(bus) -> None:
+    for service in SERVICES:
+        me = await bus(service)
+        consumers = service_consumers(service)
+        for c in consumers:
+            await apply_consumer(me.js, c.stream, c.config())  # the kit's own call
+            producer = await bus(STREAM_OWNER[c.stream])
+            subject = c.subject.replace(">", "test").replace("*", "test")
+            await producer.js.publish(subject, b"{}")
+            sub = await me.js.pull_subscribe(c.subject, durable=c.durable, stream=c.stream)
+            [msg] = await sub.fetch(1, timeout=3)
+            await msg.ack_sync()
+            info = await me.js.consumer_info(c.stream, c.durable)
+            assert info.num_ack_pending == 0, c.durable
+        fwd = AdvisoryForwarder(service=service, consumers=consumers, js=me.js)
+        await apply_consumer(me.js, render_auth.ADVISORY_STREAM, fwd.config())
+        assert not me.errors, me.errors
+
+
+async def test_a_service_publishes_only_its_own_events_and_dead_letters(bus) -> None:
+    for user in (*SERVICES, "gateway"):
+        me = await bus(user)
+        ack = await me.js.publish(OWN_SUBJECT[user], b"{}")
+        assert ack.seq > 0
+        await me.js.publish(f"dlq.{user}.some-consumer", b"{}")
+        for other, subject in OWN_SUBJECT.items():
+            if other != user:
+                assert await me.refused(subject), f"{user} may publish {subject}"
+        other = "ledger" if user != "ledger" else "tasks"
+        assert await me.refused(f"dlq.{other}.x"), f"{user} may dead-letter for {other}"
+
+
+async def test_only_the_gateway_sends_rpcs_and_replies_reach_only_the_caller(bus) -> None:
+    tasks, gateway, ledger = await bus("tasks"), await bus("gateway"), await bus("ledger")
+
+    async def answer(msg) -> None:
+        await msg.respond(b'{"ok":true}')
+
+    sub = await tasks.nc.subscribe("rpc.tasks.>", queue="tasks", cb=answer)
+    await tasks.nc.flush()
+    for _ in range(40):  # the subscription reaches the other nodes over the routes
+        try:
+            reply = await gateway.nc.request("rpc.tasks.ping", b"{}", timeout=2)
+            break
+        except nats.errors.NoRespondersError:
+            await asyncio.sleep(0.05)
+    assert reply.data == b'{"ok":true}'
+    # the forgeries of issue 11: an RPC with an admin actor from anything but the gateway
+    for forger in (tasks, ledger):
+        assert await forger.refused("rpc.ledger.approve_payout")
+        assert await forger.refused("rpc.ledger.set_share")
+    # a service answers requests it received, never an inbox of its choosing
+    assert await tasks.refused(f"{render_auth.inbox('gateway')}.forged")
+    await sub.unsubscribe()
+
+
+async def test_nobody_reads_another_process_replies_or_events(bus) -> None:
+    tasks = await bus("tasks")
+    for subject in ("_INBOX.>", f"{render_auth.inbox('gateway')}.>", "ledger.>", "rpc.ledger.>"):
+        assert await tasks.refused(subject, what="Subscription"), subject
+
+
+async def test_jetstream_api_is_limited_to_own_consumers(bus) -> None:
+    tasks = await bus("tasks")
+    info = await tasks.js.stream_info("LEDGER")  # reading is allowed (diagnostics)
+    assert info.config.name == "LEDGER"
+    for subject in ("$JS.API.STREAM.DELETE.LEDGER", "$JS.API.STREAM.PURGE.DLQ",
+                    "$JS.API.STREAM.UPDATE.REVIEW", "$JS.API.STREAM.CREATE.EVIL",
+                    "$JS.API.STREAM.MSG.DELETE.DLQ",
+                    # stealing the ledger's credits by pulling from its durable
+                    "$JS.API.CONSUMER.CREATE.REVIEW.ledger__credit-accepted",
+                    "$JS.API.CONSUMER.MSG.NEXT.REVIEW.ledger__credit-accepted",
+                    "$JS.API.CONSUMER.DELETE.REVIEW.tasks__review-accepted",
+                    # switching the platform's emergency mode
+                    f"$KV.{render_auth.EMERGENCY_BUCKET}.state"):
+        assert await tasks.refused(subject), subject
+
+
+async def test_gateway_emergency_mode_works_with_its_own_permissions(bus, nats_cluster) -> None:
+    from gateway_service.emergency import Emergency
+
+    first, second = await bus("gateway"), await connect(nats_cluster, "gateway")
+    seen = len(first.errors)
+    a, b = Emergency(render_auth.EMERGENCY_BUCKET), Emergency(render_auth.EMERGENCY_BUCKET)
+    await a.start(first.nc)
+    await b.start(second.nc)
+    try:
+        await a.set(enabled=True, reason="deploy test", by_user_id="ops")
+        for _ in range(100):
+            if b.enabled:
+                break
+            await asyncio.sleep(0.05)
+        assert b.enabled, "the other replica did not see the switch"
+        await a.set(enabled=False, reason="", by_user_id="ops")
+    finally:
+        await a.stop()
+        await b.stop()
+        await second.nc.close()
+    refused = [e for e in first.errors[seen:] + second.errors
+               if "permissions violation" in e.lower()]  # not TLS close-notify noise
+    assert not refused, refused
+    # session invalidations between replicas (core NATS)
+    got: list[bytes] = []
+
+    async def on_change(msg) -> None:
+        got.append(msg.data)
+
+    sub = await first.nc.subscribe("gateway.sessions.changed", cb=on_change)
+    await first.nc.publish("gateway.sessions.changed", b'{"user_id":"u"}')
+    await first.nc.flush()
+    await asyncio.sleep(0.1)
+    assert got == [b'{"user_id":"u"}']
+    await sub.unsubscribe()
+
+
+async def test_clients_need_tls_and_a_password(nats_cluster) -> None:
+    with pytest.raises((NoServersError, nats.errors.Error, OSError)):
+        await nats.connect(nats_cluster.urls(), tls=tls_context(nats_cluster),
+                           allow_reconnect=False, connect_timeout=2, max_reconnect_attempts=0)
+    with pytest.raises((NoServersError, nats.errors.Error, OSError)):
+        await nats.connect([u.replace("tls://", "nats://") for u in nats_cluster.urls()],
+                           user="tasks", password=nats_cluster.passwords["tasks"],
+                           allow_reconnect=False, connect_timeout=2, max_reconnect_attempts=0)
+    with pytest.raises((NoServersError, nats.errors.Error, OSError)):
+        await nats.connect(nats_cluster.urls(), user="tasks", password="wrong",
+                           tls=tls_context(nats_cluster), allow_reconnect=False,
+                           connect_timeout=2, max_reconnect_attempts=0)
+
+
+def test_routes_refuse_a_peer_without_a_certificate(nats_cluster) -> None:
+    """A route is a full peer of the cluster: it must show a certificate of the cluster's CA
+    (mutual TLS, TLS first). With the node certificate the route answers INFO; without
+    one the handshake is refused."""
+    port = nats_cluster.nodes[0].route_port
+
+    def handshake(with_cert: bool) -> bytes:
+        ctx = tls_context(nats_cluster)
+        if with_cert:
+            ctx.load_cert_chain(str(nats_cluster.tls / "tls.crt"),
+                                str(nats_cluster.tls / "tls.key"))
+        with socket.create_connection(("127.0.0.1", port), timeout=3) as raw:
+            with ctx.wrap_socket(raw, server_hostname="nats-0.nats") as tls:
+                tls.sendall(b"PING\r\n")
+                return tls.recv(64)
+
+    assert handshake(True).startswith(b"INFO ")
+    with pytest.raises(ssl.SSLError, match="CERTIFICATE_REQUIRED"):
+        handshake(False)
+
+
+@pytest.mark.skipif(not cli_exists("servicekit.streams"),
+                    reason="pending: python -m servicekit.streams (docs/ops-code-needs.md 4)")
+async def test_bus_setup_command_creates_the_bus_at_r3_as_the_provisioner(
+        nats_cluster, tmp_path_factory) -> None:
+    """The bus-setup command exactly as compose renders it, against a fresh cluster."""
+    import os
+    import subprocess
+
+    import yaml
+
+    setup = yaml.safe_load((DEPLOY / "compose.yaml").read_text())["services"]["bus-setup"]
+    env = {**os.environ, "NATS_URL": ",".join(nats_cluster.urls()),
+           "NATS_USER": "provisioner", "NATS_PASSWORD": nats_cluster.passwords["provisioner"],
+           "NATS_TLS_CA_FILE": str(nats_cluster.tls / "ca.crt"),
+           "NATS_INBOX_PREFIX": setup["environment"]["NATS_INBOX_PREFIX"]}
+    got = subprocess.run([sys.executable, *setup["command"][1:]], env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    ops = await connect(nats_cluster, "ops")
+    try:
+        for name in [s.name for s in STREAMS] + [f"KV_{render_auth.EMERGENCY_BUCKET}"]:
+            assert (await ops.js.stream_info(name)).config.num_replicas == 3, name
+    finally:
+        await ops.nc.close()
