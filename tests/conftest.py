@@ -127,12 +127,12 @@ class Stack:
 
 
 @pytest.fixture(scope="session")
-async def stack(nats_server, tmp_path_factory):
+async def stack(nats_server, pg_server):
     from gateway_service.main import create_gateway
     from gateway_service.settings import GatewaySettings
     from servicekit.testing.plugin import DatabaseFactory
 
-    dbs = DatabaseFactory(tmp_path_factory.mktemp("stack-db"))
+    dbs = DatabaseFactory()
     services: dict[str, Any] = {}
     try:
         for name in SERVICES:
@@ -146,8 +146,9 @@ async def stack(nats_server, tmp_path_factory):
             services[name] = svc
         gw_url = await dbs.new("mte_e2e_gateway")
         upgrade(ROOT / "services" / "gateway", gw_url)
+        # live_max_s: a GET of the live stream (the hidden-share walk) ends after a second
         gw = create_gateway(GatewaySettings(database_url=gw_url, nats_url=nats_server.url,
-                                            environment="test"))
+                                            environment="test", live_max_s=1.0))
         bootstrap_password = await gw.start()
         assert bootstrap_password, "a fresh gateway must create the bootstrap admin"
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app),

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import nats
 
 from contracts.envelope import new_envelope
-from contracts.events import ReviewAccepted
+from contracts.events import PoolOpened, ReviewAccepted
 
 
 async def test_read_only_blocks_writes_but_queued_acceptance_is_credited(stack,
@@ -34,14 +34,17 @@ async def test_read_only_blocks_writes_but_queued_acceptance_is_credited(stack,
                                                   "password": worker.password})
         assert r.status_code == 200, r.text
 
-        # an acceptance decided before the switch is still on the bus
+        # a pool opened and an acceptance decided before the switch are still on the bus
         nc = await nats.connect(nats_server.url)
+        opened = PoolOpened(pool_id="p-ro", project_id="pr", price_minor=300, currency="DKK",
+                            opened_at=datetime.now(UTC))
         ev = ReviewAccepted(assignment_id=str(uuid.uuid4()), task_id="t", pool_id="p-ro",
-                            project_id="pr", worker_id=worker.user_id, price_minor=300,
-                            currency="DKK", decided_by="m", decided_at=datetime.now(UTC))
-        env = new_envelope(ev, producer="review")
-        await nc.jetstream().publish(env.type, env.model_dump_json().encode(),
-                                     headers={"Nats-Msg-Id": env.event_id})
+                            project_id="pr", worker_id=worker.user_id, decided_by="m",
+                            decided_at=datetime.now(UTC))
+        for event, producer in ((opened, "tasks"), (ev, "review")):
+            env = new_envelope(event, producer=producer)
+            await nc.jetstream().publish(env.type, env.model_dump_json().encode(),
+                                         headers={"Nats-Msg-Id": env.event_id})
         await nc.close()
 
         for _ in range(200):

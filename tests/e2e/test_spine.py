@@ -9,6 +9,7 @@ admin approves under MFA; balances and histories are right and every transfer su
 from __future__ import annotations
 
 import uuid
+
 from servicekit.testing import eventually
 
 PRICE_MINOR = 1001          # odd on purpose: 1001 * 6543 // 10000 = 654, platform keeps 347
