@@ -42,7 +42,13 @@ class Recorder:
 
     async def call(self, name: str, coro) -> tuple[int, Any]:
         t = time.perf_counter()
-        status, body = await coro
+        try:
+            status, body = await coro
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # the connection itself failed (the fault suite kills processes): counted, and
+            # the caller tries again as a client would
+            self.errors[f"{name}:{type(exc).__name__}"] += 1
+            return 0, None
         self.latencies[name].append(time.perf_counter() - t)
         if status >= 500:
             self.errors[f"{name}:{status}"] += 1

@@ -208,13 +208,23 @@ def service_env(user: str, password: str) -> dict[str, str]:
 
 async def provision(url: str, password: str, *, replicas: int = 1) -> None:
     """As the provisioner: every stream, and the emergency bucket, created or updated."""
+    import asyncio
+    import time
+
     import nats
 
     from servicekit.streams import ensure_bus
 
-    nc = await nats.connect(url, user="provisioner", password=password,
-                            inbox_prefix=inbox("provisioner"), name="provisioner")
-    try:
-        await ensure_bus(nc.jetstream(), replicas=replicas, buckets={EMERGENCY_BUCKET: 16})
-    finally:
-        await nc.close()
+    deadline = time.monotonic() + 60
+    while True:  # a fresh cluster elects its meta leader in a few seconds
+        nc = await nats.connect(url.split(","), user="provisioner", password=password,
+                                inbox_prefix=inbox("provisioner"), name="provisioner")
+        try:
+            await ensure_bus(nc.jetstream(), replicas=replicas, buckets={EMERGENCY_BUCKET: 16})
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+        finally:
+            await nc.close()
