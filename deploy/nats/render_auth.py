@@ -95,7 +95,11 @@ def gateway_permissions() -> tuple[list[str], list[str]]:
                f"{API}.STREAM.MSG.GET.{kv}", f"{API}.CONSUMER.CREATE.{kv}",
                f"{API}.CONSUMER.CREATE.{kv}.>", f"{API}.CONSUMER.DELETE.{kv}.*",
                f"{API}.CONSUMER.INFO.{kv}.*"]
-    subscribe = ["gateway.sessions.changed", f"{inbox('gateway')}.>"]
+    # the live stream's hints (/api/live) come from core subscriptions to these subjects
+    from gateway_service.routes.live import SUBJECTS, SUPPORT_SUBJECTS
+
+    subscribe = ["gateway.sessions.changed", *SUBJECTS, *SUPPORT_SUBJECTS,
+                 f"{inbox('gateway')}.>"]
     return publish, subscribe
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts.rpc import ErrorBody
 from servicekit.errors import RpcCallError, ServiceError
 
 
@@ -34,6 +36,14 @@ def error_response(status: int, code: str, message: str, details: Any = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def retry_after_header(e: ErrorBody) -> dict[str, str] | None:
+    """A service's 429 that says when to retry (``details.retry_after_s``) as Retry-After."""
+    wait = e.details.get("retry_after_s") if isinstance(e.details, dict) else None
+    if e.status != 429 or not isinstance(wait, int | float) or isinstance(wait, bool):
+        return None
+    return {"Retry-After": str(max(1, math.ceil(wait)))}
+
+
 def validation_details(exc: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
     errors = (exc.errors(include_url=False, include_context=False, include_input=False)
               if isinstance(exc, ValidationError) else exc.errors())
@@ -49,7 +59,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RpcCallError)
     async def _rpc(_: Request, exc: RpcCallError) -> JSONResponse:
         e = exc.error
-        return error_response(e.status, e.code, e.message, e.details)
+        return error_response(e.status, e.code, e.message, e.details, retry_after_header(e))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
