@@ -5,7 +5,7 @@ import { href, type Screen } from "../router";
 import { loadNames } from "../staff";
 import { useStore } from "../store";
 import type { Page, Ticket, TicketStatus } from "../types";
-import { Alert, Badge, Button, Form, LoadState, Markdown, Section, SelectField, Table, TextField, When, useAction, useLoad } from "../ui";
+import { Alert, Badge, Button, CheckField, Form, LoadState, Markdown, Section, SelectField, Table, TextField, When, useAction, useLoad } from "../ui";
 
 const STATUS_TONE: Record<TicketStatus, string> = { open: "pending", answered: "ok", closed: "archived" };
 
@@ -13,8 +13,8 @@ export function TicketStatusBadge({ status }: { status: TicketStatus }) {
   return <Badge value={STATUS_TONE[status] ?? status} text={has(`ticket.${status}`) ? t(`ticket.${status}` as Key) : status} />;
 }
 
-interface TicketFilter { status: string; kind: string; pool: string; age: string }
-const NO_FILTER: TicketFilter = { status: "", kind: "", pool: "", age: "" };
+interface TicketFilter { status: string; kind: string; pool: string; age: string; mine: boolean }
+const NO_FILTER: TicketFilter = { status: "", kind: "", pool: "", age: "", mine: false };
 // age choices: "" any, "-86400" opened within a day, "86400" older than a day, ...
 const AGES = ["", "-3600", "-86400", "3600", "86400", "604800"];
 
@@ -24,6 +24,8 @@ function query(f: TicketFilter): string {
   if (f.kind) q.set("kind", f.kind);
   if (f.pool.trim()) q.set("pool_id", f.pool.trim());
   if (f.age) q.set(f.age.startsWith("-") ? "max_age_s" : "min_age_s", f.age.replace("-", ""));
+  const me = meStore.get();
+  if (f.mine && me) q.set("assigned_to", me.user_id);
   return q.toString();
 }
 
@@ -43,6 +45,7 @@ function Filters({ value, onChange }: { value: TicketFilter; onChange: (f: Ticke
       <SelectField label={t("support.age")} name="filter_age" value={value.age}
         onChange={(v) => onChange({ ...value, age: v })}
         options={AGES.map((a) => [a, t(`support.age.${a || "any"}` as Key)] as [string, string])} />
+      <CheckField label={t("support.mine")} checked={value.mine} onChange={(v) => onChange({ ...value, mine: v })} />
     </div>
   );
 }
