@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from launcher import busauth
 from servicekit.migrations import upgrade
 from servicekit.testing.natsserver import nats_server_binary
 from servicekit.testing.pgserver import PgServer, create_database
@@ -93,6 +94,12 @@ class Stack:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     bootstrap_password: str | None = None
     pg: PgServer | None = None
+    # every process connects as its own NATS user (launcher.busauth); False = a bare bus
+    bus_auth: bool = True
+    nats_passwords: dict[str, str] = field(default_factory=dict)
+    _spawned: dict[str, tuple[list[str], dict[str, str] | None, bool]] = field(
+        default_factory=dict)
+    _nats_monitor: int = 0
     _password_seen: threading.Event = field(default_factory=threading.Event)
 
     @property
@@ -140,6 +147,7 @@ class Stack:
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
                capture: bool = False) -> subprocess.Popen:
+        self._spawned[name] = (args, env, capture)
         proc = subprocess.Popen(args, env={**os.environ, **(env or {})},
                                 preexec_fn=_die_with_parent, cwd=ROOT,
                                 stdout=subprocess.PIPE if capture else None, text=capture)
@@ -166,15 +174,35 @@ class Stack:
     def start_nats(self) -> None:
         if not port_free(self.nats_port):
             raise StackError(f"port {self.nats_port} for nats-server is taken: set MTE_NATS_PORT")
-        monitor = free_port()
+        monitor = self._nats_monitor = free_port()
         (self.data_dir / "nats").mkdir(parents=True, exist_ok=True)
-        proc = self._spawn("nats-server", [
-            nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port),
-            "-m", str(monitor), "-js", "-sd", str(self.data_dir / "nats"),
-            "-l", str(self.data_dir / "nats-server.log")])
+        args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port),
+                "-m", str(monitor), "-js", "-sd", str(self.data_dir / "nats"),
+                "-l", str(self.data_dir / "nats-server.log")]
+        if self.bus_auth:
+            args += ["-c", str(self._write_nats_auth())]
+        proc = self._spawn("nats-server", args)
         if not wait_http(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", proc, 30):
             raise StackError(f"nats-server did not start; see {self.data_dir}/nats-server.log")
-        self._say(f"  nats-server   {self.nats_url} (JetStream store {self.data_dir / 'nats'})")
+        if self.bus_auth:
+            import asyncio
+
+            asyncio.run(busauth.provision(self.nats_url, self.nats_passwords["provisioner"]))
+        self._say(f"  nats-server   {self.nats_url} (JetStream store {self.data_dir / 'nats'}"
+                  + (", a user per process: credentials in "
+                     f"{self.data_dir / 'nats-auth' / 'credentials.json'})"
+                     if self.bus_auth else ", no authentication)"))
+
+    def _write_nats_auth(self) -> Path:
+        """The permission table of launcher.busauth with this stack's passwords (made at
+        the first start, kept after), in a file only this user can read."""
+        folder = self.data_dir / "nats-auth"
+        self.nats_passwords = busauth.stored_passwords(folder)
+        conf = folder / "nats-server.conf"
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(busauth.render(self.nats_passwords))
+        return conf
 
     def env_for(self, name: str) -> dict[str, str]:
         p = name.upper() + "_"
@@ -185,6 +213,8 @@ class Stack:
         # arenas: measured 145 MB -> 106 MB gateway RSS after creating 40 users
         for k, v in MALLOC_ENV.items():
             env[k] = os.environ.get(k, v)
+        if self.bus_auth:
+            env.update(busauth.service_env(name, self.nats_passwords[name]))
         env.update(self.extra_env)
         return env
 
@@ -204,6 +234,40 @@ class Stack:
             if not wait_http(f"http://127.0.0.1:{self.ports[name]}/readyz", self.procs[name], 120):
                 raise StackError(f"{name} did not become ready on port {self.ports[name]}")
             self._say(f"  {name:<13} http://127.0.0.1:{self.ports[name]}  (/readyz /metrics)")
+
+    # ------------------------------------------------------------ faults (bench.chaos)
+
+    def kill(self, name: str) -> None:
+        """``kill -9`` one process of the stack: a service, ``nats-server`` or ``postgres``."""
+        if name == "postgres":
+            assert self.pg is not None, "the stack runs no PostgreSQL of its own"
+            self.pg.kill()  # immediate shutdown: the next start replays the WAL
+            return
+        proc = self.procs[name]
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+
+    def restart(self, name: str, *, wait: bool = True) -> None:
+        """Start a killed process again as it was started (call it from the thread that
+        started the stack: children die with the thread that spawned them)."""
+        if name == "postgres":
+            assert self.pg is not None
+            self.pg.start(preexec_fn=_die_with_parent)  # returns once it accepts connections
+            return
+        args, env, capture = self._spawned[name]
+        self._spawn(name, args, env, capture)
+        if wait:
+            self.wait_ready(name)
+
+    def wait_ready(self, name: str, timeout_s: float = 120.0) -> None:
+        """Block until a (re)started process answers its health check (any thread)."""
+        if name == "postgres":
+            return
+        url = (f"http://127.0.0.1:{self._nats_monitor}/healthz?js-enabled-only=true"
+               if name == "nats-server" else f"http://127.0.0.1:{self.ports[name]}/readyz")
+        if not wait_http(url, self.procs[name], timeout_s):
+            raise StackError(f"{name} did not come back within {timeout_s:g} s")
 
     def wait_bootstrap_password(self, timeout_s: float = 5.0) -> str | None:
         self._password_seen.wait(timeout_s)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -57,9 +58,13 @@ async def _main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m servicekit.dlq")
     ap.add_argument("command", choices=["list", "replay", "discard"])
     ap.add_argument("seq", nargs="?", type=int)
-    ap.add_argument("--nats", default="nats://127.0.0.1:4250")
+    ap.add_argument("--nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4250"))
     args = ap.parse_args(argv)
-    nc = await nats.connect(args.nats)
+    # as the bus's "ops" user where the bus has users: NATS_USER / NATS_PASSWORD (make run
+    # keeps them in data/nats-auth/credentials.json)
+    creds = ({"user": os.environ["NATS_USER"], "password": os.environ.get("NATS_PASSWORD", "")}
+             if os.environ.get("NATS_USER") else {})
+    nc = await nats.connect(args.nats, **creds)
     js = nc.jetstream()
     try:
         if args.command == "list":

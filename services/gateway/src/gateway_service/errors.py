@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -10,10 +11,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from contracts.rpc import ErrorBody
 from servicekit.errors import RpcCallError, ServiceError
+
+log = logging.getLogger("gateway.errors")
 
 
 class ApiError(ServiceError):
@@ -72,6 +77,23 @@ def install_error_handlers(app: FastAPI) -> None:
         # (e.g. an id longer than any id can be): still the caller's mistake.
         return error_response(422, "validation_error", "request did not match the schema",
                               validation_details(exc))
+
+    async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+        # the gateway's own database (sessions, accounts) is down or busy: "try again",
+        # never a bare 500
+        from servicekit.consumer import is_transient
+
+        if not is_transient(exc):
+            log.error("unhandled %s", type(exc).__name__, exc_info=exc)
+            return error_response(500, "internal_error", "the gateway failed to handle the "
+                                  "request")
+        log.warning("transient failure: %s: %s", type(exc).__name__, str(exc)[:200])
+        return error_response(503, "service_unavailable", "the platform cannot complete this "
+                              "right now; try again in a few seconds",
+                              headers={"Retry-After": "2"})
+
+    for transient in (DBAPIError, PoolTimeout, ConnectionError, TimeoutError, OSError):
+        app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
