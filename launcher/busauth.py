@@ -123,14 +123,15 @@ def service_permissions(service: str) -> Permissions:
 
 
 def gateway_permissions() -> Permissions:
-    from gateway_service.routes.live import SUBJECTS
+    from gateway_service.routes.live import SUBJECTS, SUPPORT_SUBJECTS
     from gateway_service.security.sessions import CHANGED_SUBJECT
 
     publish = [*event_subjects("GATEWAY"), "rpc.>", f"{DLQ_SUBJECT_PREFIX}.gateway.>",
                f"{API}.INFO", f"{API}.STREAM.INFO.*", f"$KV.{EMERGENCY_BUCKET}.>",
                *emergency_reader()]
     # the live stream's hints for open pages (core NATS, read only)
-    subscribe = [CHANGED_SUBJECT, *sorted(SUBJECTS), f"{inbox('gateway')}.>"]
+    subscribe = [CHANGED_SUBJECT, *sorted([*SUBJECTS, *SUPPORT_SUBJECTS]),
+                 f"{inbox('gateway')}.>"]
     return Permissions(publish, subscribe, responses=False)
 
 
