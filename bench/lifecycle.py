@@ -123,7 +123,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
     rec = Recorder()
     pool_id = ctx["pool_id"]
     # as the bus's ops user where the bus has users (the launcher's stack has them)
-    nc = await nats.connect(nats_url, **(nats_auth or {}))
+    nc = await nats.connect(nats_url.split(","), **(nats_auth or {}))
 
     async def on_credit(msg) -> None:  # core subscription sees every JetStream publish
         env = Envelope.model_validate_json(msg.data)

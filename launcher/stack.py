@@ -218,7 +218,7 @@ class Stack:
         (unauthenticated there: the deployments use mutual TLS, docs/decisions.md 21)."""
         text = auth
         if routes:
-            peers = " ".join(f"nats-route://127.0.0.1:{p}" for p in routes.values())
+            peers = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes.values())
             text += (f"server_name: {name}\njetstream {{ sync_interval: always }}\n"
                      f"cluster {{ name: mte, listen: 127.0.0.1:{routes[name]}, "
                      f"routes: [ {peers} ] }}\n")
