@@ -10,11 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.rpc import support as rpc
 from servicekit.db import insert
 from support_service.db import tickets
+from support_service.store_records import RecordsStore
 
 _INSERT_TICKET = insert(tickets).on_conflict_do_nothing(index_elements=["assignment_id"])
 
 
-class SupportStore:
+class SupportStore(RecordsStore):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
