@@ -5,9 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway_service.routes import (
+                                    assistant,
                                     dashboards,
                                     diagnostics,
+                                    leads,
                                     ledger,
+                                    legal,
                                     live,
                                     review,
                                     rules,
@@ -26,6 +29,9 @@ API_ROUTERS: list[APIRouter] = [
     dashboards.router,
     diagnostics.router,
     worker_views.router,
+    assistant.router,
+    leads.router,
+    legal.router,
     live.router,
 ]
 
