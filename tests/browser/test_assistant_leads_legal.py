@@ -5,6 +5,7 @@ downloads them as PDF and accepts them once."""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pypdf
 import pytest
@@ -56,7 +57,7 @@ def test_contact_form_assistant_and_terms(people, browser, lang) -> None:
     assert heading == "Условия для исполнителей (оферта)"
     with worker.page.expect_download() as got:
         worker.button("legal.pdf").click()
-    pdf = pypdf.PdfReader(io.BytesIO(open(got.value.path(), "rb").read()))
+    pdf = pypdf.PdfReader(io.BytesIO(Path(got.value.path()).read_bytes()))
     assert heading in " ".join(p.extract_text() for p in pdf.pages)
     worker.button("legal.accept").click()
     worker.success(worker.t("legal.accepted_now"))

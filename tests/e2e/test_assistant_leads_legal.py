@@ -102,7 +102,7 @@ async def test_the_assistant_cites_or_hands_over_and_staff_get_no_diagnosis(stac
     assert r.json()["answer"]["citation"]["lang"] == "ru" and r.json()["diagnosis"] is None
     worker = await stack.user("worker")
     r = await c.post("/api/assistant/ask", headers=worker.headers,
-                     json={"question": "what is the weather in Paris today?"})
+                     json={"question": "what is the weather in Paris today?", "hand_over": True})
     answer = r.json()["answer"]
     assert not answer["answered"] and answer["ticket_id"]
     r = await c.get("/api/support/tickets", headers=worker.headers)

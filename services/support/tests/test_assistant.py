@@ -56,7 +56,7 @@ async def test_the_right_article_comes_first_for_90_percent_and_the_rest_go_to_a
     misses: list[str] = []
     for q in QUESTIONS:
         ans = await assistant.ask(rpc.AskAssistant(actor=WORKER, question=q["q"],
-                                                   lang=q["lang"]), pg_ctx)
+                                                   lang=q["lang"], hand_over=True), pg_ctx)
         if ans.answered:
             assert ans.citation is not None and ans.citation.lang == q["lang"]
             assert ans.question == ans.citation.title
@@ -82,8 +82,7 @@ async def test_the_right_article_comes_first_for_90_percent_and_the_rest_go_to_a
 
 
 async def test_an_unsure_answer_opens_a_ticket_only_when_asked_to(pg_ctx) -> None:
-    ans = await assistant.ask(rpc.AskAssistant(actor=WORKER, question="zebra marmalade",
-                                               hand_over=False), pg_ctx)
+    ans = await assistant.ask(rpc.AskAssistant(actor=WORKER, question="zebra marmalade"), pg_ctx)
     assert not ans.answered and ans.ticket_id is None and ans.suggestion
     ans = await assistant.ask(rpc.AskAssistant(actor=WORKER, question="Как вывести деньги?"),
                               pg_ctx)

@@ -41,7 +41,8 @@ class Tickets(BaseModel):
 class AskAssistant(RpcRequest):
     question: str = Field(min_length=2, max_length=2000)
     lang: Lang | None = Field(None, description="null: detected from the question")
-    hand_over: bool = Field(True, description="open a ticket when no article is confident")
+    hand_over: bool = Field(False, description="open a ticket for a person when no article is "
+                                               "confident (the assistant screen asks for it)")
 
 
 class Citation(BaseModel):

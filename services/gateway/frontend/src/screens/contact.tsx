@@ -39,14 +39,14 @@ function Contact() {
   });
   if (sent) {
     return (
-      <Section title={t("leads.title")}>
+      <Section>
         <Alert notice={notice} />
         <Button onClick={() => { setSent(false); setMessage(""); }}>{t("leads.another")}</Button>
       </Section>
     );
   }
   return (
-    <Section title={t("leads.title")}>
+    <Section>
       <p>{t("leads.explain")}</p>
       <Form onSubmit={() => void submit()} label={t("leads.title")}>
         <TextField label={t("leads.name")} value={name} onInput={setName} name="name" maxLength={200} autoComplete="name" required />

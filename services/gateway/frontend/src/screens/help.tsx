@@ -48,7 +48,7 @@ function Assistant({ role }: { role: Role }) {
   const ask = () => run(async () => {
     if (question.trim().length < 2) return;
     setDiag(null);
-    setReply(await post("/assistant/ask", { question: question.trim(), lang: lng }));
+    setReply(await post("/assistant/ask", { question: question.trim(), lang: lng, hand_over: true }));
   });
   const why = () => run(async () => {
     setReply(null);
