@@ -41,7 +41,8 @@ _LATIN = re.compile(r"[a-z]", re.IGNORECASE)
 def _stop_words(lang: str) -> frozenset[str]:
     """Words that carry no topic (a question's glue): ``kb/stopwords/<lang>.txt``."""
     text = (KB_DIR / "stopwords" / f"{lang}.txt").read_text(encoding="utf-8")
-    return frozenset(w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#"))
+    return frozenset(w.strip().replace("ё", "е") for w in text.splitlines()
+                     if w.strip() and not w.startswith("#"))
 
 
 STOP_WORDS: dict[Lang, frozenset[str]] = {lang: _stop_words(lang) for lang in LANGS}
