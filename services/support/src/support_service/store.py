@@ -11,12 +11,13 @@ from contracts.rpc import support as rpc
 from servicekit.db import insert
 from support_service.chat_store import ChatStore
 from support_service.db import tickets
+from support_service.store_records import RecordsStore
 from support_service.threads_store import TicketThreadsStore, ticket_filters
 
 _INSERT_TICKET = insert(tickets).on_conflict_do_nothing(index_elements=["assignment_id"])
 
 
-class SupportStore(TicketThreadsStore, ChatStore):
+class SupportStore(TicketThreadsStore, ChatStore, RecordsStore):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 

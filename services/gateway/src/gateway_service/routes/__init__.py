@@ -5,10 +5,13 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway_service.routes import (
+                                    assistant,
                                     chat,
                                     dashboards,
                                     diagnostics,
+                                    leads,
                                     ledger,
+                                    legal,
                                     live,
                                     review,
                                     rules,
@@ -28,6 +31,9 @@ API_ROUTERS: list[APIRouter] = [
     dashboards.router,
     diagnostics.router,
     worker_views.router,
+    assistant.router,
+    leads.router,
+    legal.router,
     live.router,
 ]
 
