@@ -118,6 +118,9 @@ def service_permissions(service: str) -> Permissions:
     for stream, durable in cons:
         publish += consumer_api(stream, durable)
     publish += emergency_reader()
+    # its own dead letters, replayed on an admin's request (servicekit Service.replay_...)
+    if cons:
+        publish += [f"{API}.STREAM.MSG.GET.DLQ", f"{API}.STREAM.MSG.DELETE.DLQ"]
     subscribe = [f"rpc.{service}.>", f"{inbox(service)}.>"]
     return Permissions(publish, subscribe, responses=True)
 
@@ -128,7 +131,9 @@ def gateway_permissions() -> Permissions:
 
     publish = [*event_subjects("GATEWAY"), "rpc.>", f"{DLQ_SUBJECT_PREFIX}.gateway.>",
                f"{API}.INFO", f"{API}.STREAM.INFO.*", f"$KV.{EMERGENCY_BUCKET}.>",
-               *emergency_reader()]
+               *emergency_reader(),
+               # the admin's dead-letter screen: read and discard (replay goes to the service)
+               f"{API}.STREAM.MSG.GET.DLQ", f"{API}.STREAM.MSG.DELETE.DLQ"]
     # the live stream's hints for open pages (core NATS, read only)
     subscribe = [CHANGED_SUBJECT, *sorted([*SUBJECTS, *SUPPORT_SUBJECTS]),
                  f"{inbox('gateway')}.>"]
