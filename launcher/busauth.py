@@ -118,9 +118,10 @@ def service_permissions(service: str) -> Permissions:
     for stream, durable in cons:
         publish += consumer_api(stream, durable)
     publish += emergency_reader()
-    # its own dead letters, replayed on an admin's request (servicekit Service.replay_...)
+    # its own dead letters, read to replay them on an admin's request (the gateway removes
+    # a letter once it is applied: no service may delete from the DLQ)
     if cons:
-        publish += [f"{API}.STREAM.MSG.GET.DLQ", f"{API}.STREAM.MSG.DELETE.DLQ"]
+        publish += [f"{API}.STREAM.MSG.GET.DLQ"]
     subscribe = [f"rpc.{service}.>", f"{inbox(service)}.>"]
     return Permissions(publish, subscribe, responses=True)
 

@@ -28,7 +28,8 @@ async def _dead_letter(web) -> int:
             headers=dlq_headers(reason="handler_error", error_type="RuntimeError",
                                 error_message="put here by the browser test",
                                 consumer="ledger__pool-opened", stream="TASK",
-                                subject="task.pool_opened", seq=1, deliveries=8))
+                                subject="task.pool_opened", seq=uuid.uuid4().int % 10**9,
+                                deliveries=8))
         return int(ack.seq)
     finally:
         await nc.close()

@@ -212,7 +212,9 @@ class Service:
 
     async def replay_dead_letter(self, req: ops.DeadLetterReplay) -> ops.DeadLetterReplayed:
         """One letter of the DLQ stream applied again by the consumer that dead-lettered it
-        (not re-published: no other consumer of the subject sees it twice), then removed."""
+        (not re-published: no other consumer of the subject sees it twice). The caller (the
+        gateway) removes the letter once this answered: a service may not delete from the
+        DLQ, and a replay of a letter left behind answers ``duplicate``."""
         from nats.js.errors import NotFoundError as JsNotFound
 
         from servicekit.consumer import PermanentFailure
@@ -236,7 +238,6 @@ class Service:
         except PermanentFailure as exc:
             raise Invalid("dead_letter_unprocessable",
                           f"letter {req.seq} still cannot be processed: {exc}") from None
-        await js.delete_msg("DLQ", req.seq)
         log.warning("dead letter %s replayed to %s: %s", req.seq, durable, outcome)
         return ops.DeadLetterReplayed(seq=req.seq, consumer=durable, subject=subject,
                                       outcome=outcome)

@@ -4,11 +4,13 @@ changes nothing), or discard it. Replays and discards are audited.
 
 The gateway reads and deletes letters itself (its bus user may get and delete DLQ messages,
 nothing else of the stream); a replay is an RPC to the service that owns the consumer, since
-only that service may apply its events (docs/decisions.md 28).
+only that service may apply its events; the gateway removes the letter once it is applied
+(docs/decisions.md 28).
 """
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -119,12 +121,17 @@ async def _get(js: Any, seq: int) -> DeadLetter:
              summary="Apply a dead letter again, to the consumer that dead-lettered it")
 async def replay_dead_letter(seq: Seq, actor: AdminActor, request: Request, rpc: Rpc,
                              security: Security, address: Address) -> ops.DeadLetterReplayed:
-    letter = await _get(_js(request), seq)
+    js = _js(request)
+    letter = await _get(js, seq)
     if letter.service is None:
         raise ApiError(422, "dead_letter_not_replayable",
                        f"letter {seq} came from {letter.consumer}, which no service owns")
     done = await rpc.call(ops.DLQ_REPLAY[letter.service],
                           ops.DeadLetterReplay(actor=actor, seq=seq))
+    # applied (or found applied before): the letter goes; if this fails, a second replay
+    # answers "duplicate" and removes it then
+    with contextlib.suppress(JsNotFound):
+        await js.delete_msg(DLQ, seq)
     await security.audit.record("dead_letter.replayed", actor.user_id, str(seq), {
         "consumer": done.consumer, "subject": done.subject, "outcome": done.outcome},
         address=address)
