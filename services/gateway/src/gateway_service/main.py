@@ -27,7 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from gateway_service.db import metadata
 from gateway_service.emergency import Emergency, ReadOnlyMiddleware
-from gateway_service.errors import install_error_handlers
+from gateway_service.errors import document_refusals, install_error_handlers
 from gateway_service.http import (
     LOOPBACK_HOSTS,
     RefuseNulMiddleware,
@@ -130,6 +130,7 @@ class Gateway:
             app.include_router(r, prefix="/api")
         if s.environment == "development" and s.dev_quick_login:
             app.include_router(auth_routes.dev_router, prefix="/api")
+        document_refusals(app)
 
         @app.get("/healthz", include_in_schema=False)
         async def healthz() -> dict[str, str]:

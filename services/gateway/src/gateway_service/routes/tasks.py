@@ -256,6 +256,8 @@ _UPLOAD_DOC = {
 
 @router.post("/admin/pools/{pool_id}/tasks", response_model=tasks_rpc.UploadResult,
              tags=["admin: pools"], openapi_extra=_UPLOAD_DOC,
+             responses={413: {"description": "upload_too_large, row_too_large"},
+                        415: {"description": "unsupported_media_type"}},
              summary="Upload tasks: a JSON array of rows, or TSV text with a header line")
 async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Request,
                        all_or_nothing: Annotated[bool, Query(
