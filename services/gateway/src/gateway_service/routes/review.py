@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from contracts.rpc import Page
+from contracts.rpc import Instant, Page
 from contracts.rpc import review as review_rpc
 from gateway_service.deps import Rpc, StaffActor, WorkerActor
 from gateway_service.routes.bodies import body_of, request_of
@@ -95,8 +95,8 @@ async def reject(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId,
 async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
                     pool_id: QueryId = None, worker_id: QueryId = None,
                     status: Literal["accepted", "rejected"] | None = None,
-                    decided_by: QueryId = None, since: datetime | None = None,
-                    until: datetime | None = None) -> review_rpc.Decisions:
+                    decided_by: QueryId = None, since: Instant | None = None,
+                    until: Instant | None = None) -> review_rpc.Decisions:
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, worker_id=worker_id, status=status,
         decided_by=decided_by, since=_utc(since), until=_utc(until), page=p))
@@ -108,7 +108,7 @@ async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page
 async def my_decisions(actor: WorkerActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
                        pool_id: QueryId = None,
                        status: Literal["accepted", "rejected"] | None = None,
-                       since: datetime | None = None,
-                       until: datetime | None = None) -> review_rpc.Decisions:
+                       since: Instant | None = None,
+                       until: Instant | None = None) -> review_rpc.Decisions:
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, status=status, since=_utc(since), until=_utc(until), page=p))
