@@ -79,7 +79,7 @@ def unbounded(spec: dict[str, Any]) -> set[str]:
 
 def test_every_string_integer_and_list_of_the_api_is_bounded(spec) -> None:
     assert unbounded(spec) - BOUNDED_ELSEWHERE == set()
-    assert BOUNDED_ELSEWHERE <= unbounded(spec)  # the list holds no stale entries
+    assert unbounded(spec) >= BOUNDED_ELSEWHERE  # the list holds no stale entries
 
 
 def test_every_operation_documents_its_refusals_with_the_error_body(spec) -> None:

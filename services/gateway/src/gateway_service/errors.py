@@ -146,7 +146,7 @@ def document_refusals(app: FastAPI) -> None:
     and 429 of a take, 413 and 415 of an upload) are in those routes' own ``responses``."""
     methods: dict[str, set[str]] = {}
     for prefix, route in api_routes(app.router.routes):
-        methods.setdefault(prefix + route.path, set()).update(route.methods)
+        methods.setdefault(prefix + route.path, set()).update(route.methods or ())
         deps = _depends_on(route)
         codes = set(ALWAYS)
         if "current_session" in deps:
