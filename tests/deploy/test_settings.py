@@ -21,7 +21,7 @@ from servicekit.settings import ServiceSettings
 SERVICES = ("tasks", "review", "ledger", "rules", "support", "gateway")
 # docs/ops-code-needs.md, sections 3, 4 and 6
 PENDING = {"nats_user", "nats_password", "nats_tls_ca_file", "nats_inbox_prefix",
-           "ensure_streams", "ops_port"}
+           "ensure_streams"}
 
 
 def fields(service: str) -> frozenset[str]:
