@@ -125,7 +125,10 @@ async def run_mode(mode: str, admin_url: str, args: argparse.Namespace) -> dict:
         cpu_before["bench-client"] = sum(os.times()[:2])
         cpu_before["postgresql"] = _postgres_cpu_seconds()
         busy_before = _machine_busy()
-        result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds)
+        auth = ({"user": "ops", "password": stack.nats_passwords["ops"]}
+                if stack.nats_passwords else None)
+        result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds,
+                             nats_auth=auth)
         cpu_after = stack.cpu_seconds()
         cpu_after["bench-client"] = sum(os.times()[:2])
         cpu_after["postgresql"] = _postgres_cpu_seconds()

@@ -42,7 +42,13 @@ class Recorder:
 
     async def call(self, name: str, coro) -> tuple[int, Any]:
         t = time.perf_counter()
-        status, body = await coro
+        try:
+            status, body = await coro
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # the connection itself failed (the fault suite kills processes): counted, and
+            # the caller tries again as a client would
+            self.errors[f"{name}:{type(exc).__name__}"] += 1
+            return 0, None
         self.latencies[name].append(time.perf_counter() - t)
         if status >= 500:
             self.errors[f"{name}:{status}"] += 1
@@ -113,10 +119,11 @@ async def setup(c: httpx.AsyncClient, bootstrap_password: str, *, tasks: int, wo
 
 
 async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
-                seconds: float) -> dict[str, Any]:
+                seconds: float, nats_auth: dict[str, str] | None = None) -> dict[str, Any]:
     rec = Recorder()
     pool_id = ctx["pool_id"]
-    nc = await nats.connect(nats_url)
+    # as the bus's ops user where the bus has users (the launcher's stack has them)
+    nc = await nats.connect(nats_url.split(","), **(nats_auth or {}))
 
     async def on_credit(msg) -> None:  # core subscription sees every JetStream publish
         env = Envelope.model_validate_json(msg.data)
@@ -178,6 +185,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
         "seconds": round(elapsed, 1),
         "lifecycles": completed,
         "lifecycles_per_s": round(completed / elapsed, 1),
+        "accepted": len(rec.accepted_at),
         "accepted_not_credited": len(rec.accepted_at) - len(credit_lat),
         "latency_ms": {name: {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
                               "mean": round(statistics.fmean(v) * 1000, 1) if v else None}

@@ -126,8 +126,56 @@ class Stack:
         return User(body["user_id"], login, role, password, r.json()["token"])
 
 
+@dataclass
+class Bus:
+    """A nats-server with a user per process and the permissions of launcher.busauth, as
+    ``make run`` and the deployments run it; the streams made by the provisioner."""
+    server: Any
+    passwords: dict[str, str]
+
+    @property
+    def url(self) -> str:
+        return str(self.server.url)
+
+    def settings_for(self, user: str) -> dict[str, Any]:
+        from launcher.busauth import inbox
+
+        return {"nats_url": self.url, "nats_user": user, "nats_password": self.passwords[user],
+                "nats_inbox_prefix": inbox(user), "ensure_streams": False}
+
+    async def connect(self, user: str | None, password: str | None = None,
+                      **kw: Any) -> Any:
+        """A client as ``user`` (its own password unless one is given), or with no
+        credentials at all (``user=None``)."""
+        import nats
+
+        from launcher.busauth import inbox
+
+        if user is None:
+            return await nats.connect(self.url, allow_reconnect=False, **kw)
+        return await nats.connect(self.url, user=user,
+                                  password=password or self.passwords[user],
+                                  inbox_prefix=inbox(user), allow_reconnect=False, **kw)
+
+
 @pytest.fixture(scope="session")
-async def stack(nats_server, pg_server):
+async def bus(tmp_path_factory: pytest.TempPathFactory):
+    from launcher import busauth
+    from servicekit.testing.natsserver import NatsServer
+
+    passwords = busauth.new_passwords()
+    server = NatsServer(tmp_path_factory.mktemp("secure-nats"),
+                        config=busauth.render(passwords))
+    server.start()
+    try:
+        await busauth.provision(server.url, passwords["provisioner"])
+        yield Bus(server, passwords)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+async def stack(bus, pg_server):
     from gateway_service.main import create_gateway
     from gateway_service.settings import GatewaySettings
     from servicekit.testing.plugin import DatabaseFactory
@@ -139,16 +187,17 @@ async def stack(nats_server, pg_server):
             url = await dbs.new(f"mte_e2e_{name}")
             upgrade(ROOT / "services" / name, url)
             module = importlib.import_module(f"{name}_service.main")
-            settings = settings_class(name)(database_url=url, nats_url=nats_server.url,
-                                            environment="test", **FAST_SETTINGS.get(name, {}))
+            settings = settings_class(name)(database_url=url, environment="test",
+                                            **bus.settings_for(name),
+                                            **FAST_SETTINGS.get(name, {}))
             svc = module.create_service(settings)
             await svc.start()
             services[name] = svc
         gw_url = await dbs.new("mte_e2e_gateway")
         upgrade(ROOT / "services" / "gateway", gw_url)
         # live_max_s: a GET of the live stream (the hidden-share walk) ends after a second
-        gw = create_gateway(GatewaySettings(database_url=gw_url, nats_url=nats_server.url,
-                                            environment="test", live_max_s=1.0))
+        gw = create_gateway(GatewaySettings(database_url=gw_url, environment="test",
+                                            live_max_s=1.0, **bus.settings_for("gateway")))
         bootstrap_password = await gw.start()
         assert bootstrap_password, "a fresh gateway must create the bootstrap admin"
         client = httpx.AsyncClient(transport=httpx.ASGITransport(app=gw.app),

@@ -6,7 +6,6 @@ what an attacker would (another service's events, RPCs, the JetStream API)."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import socket
 import ssl

@@ -7,14 +7,11 @@ import asyncio
 import uuid
 from datetime import UTC, datetime
 
-import nats
-
 from contracts.envelope import new_envelope
 from contracts.events import PoolOpened, ReviewAccepted
 
 
-async def test_read_only_blocks_writes_but_queued_acceptance_is_credited(stack,
-                                                                           nats_server) -> None:
+async def test_read_only_blocks_writes_but_queued_acceptance_is_credited(stack, bus) -> None:
     c, admin = stack.client, stack.admin.headers
     worker = await stack.user("worker")
     # (the switch's MFA requirement is tested in the gateway's own suite; this shared
@@ -35,17 +32,18 @@ async def test_read_only_blocks_writes_but_queued_acceptance_is_credited(stack,
         assert r.status_code == 200, r.text
 
         # a pool opened and an acceptance decided before the switch are still on the bus
-        nc = await nats.connect(nats_server.url)
         opened = PoolOpened(pool_id="p-ro", project_id="pr", price_minor=300, currency="DKK",
                             opened_at=datetime.now(UTC))
         ev = ReviewAccepted(assignment_id=str(uuid.uuid4()), task_id="t", pool_id="p-ro",
                             project_id="pr", worker_id=worker.user_id, decided_by="m",
                             decided_at=datetime.now(UTC))
         for event, producer in ((opened, "tasks"), (ev, "review")):
+            # each as the service that owns the subject (nobody else may publish it)
+            nc = await bus.connect(producer)
             env = new_envelope(event, producer=producer)
             await nc.jetstream().publish(env.type, env.model_dump_json().encode(),
                                          headers={"Nats-Msg-Id": env.event_id})
-        await nc.close()
+            await nc.close()
 
         for _ in range(200):
             r = await c.get("/api/worker/balance", headers=worker.headers)

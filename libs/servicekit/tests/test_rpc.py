@@ -28,6 +28,8 @@ async def handler(req: Echo) -> EchoReply:
         raise Conflict("already_taken", "someone else has it", details={"holder": "x"})
     if req.text == "boom":
         raise RuntimeError("bug")
+    if req.text == "db-down":
+        raise ConnectionRefusedError(111, "Connect call failed")
     return EchoReply(text=req.text.upper())
 
 
@@ -42,6 +44,15 @@ async def test_dispatch_maps_success_refusal_validation_and_bug() -> None:
     assert b'"validation_error"' in invalid and b'"status":422' in invalid
     bug = await dispatch(SPEC, handler, worker + b'"text": "boom"}')
     assert b'"internal_error"' in bug and b"bug" not in bug  # no internals leak
+
+
+async def test_a_transient_failure_answers_503_and_a_bug_500() -> None:
+    """The database being down is "try again" (503), not a failure of the request (500)."""
+    worker = b'{"actor": {"user_id": "u", "role": "worker"}, '
+    down = await dispatch(SPEC, handler, worker + b'"text": "db-down"}')
+    assert b'"service_unavailable"' in down and b'"status":503' in down
+    bug = await dispatch(SPEC, handler, worker + b'"text": "boom"}')
+    assert b'"internal_error"' in bug and b'"status":500' in bug
 
 
 async def test_dispatch_refuses_a_role_the_spec_does_not_allow_before_the_handler() -> None:

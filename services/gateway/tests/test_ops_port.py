@@ -61,3 +61,31 @@ def test_metrics_are_served_on_the_ops_port_only(nats_server, database_url) -> N
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_a_taken_ops_port_leaves_the_public_port_serving(nats_server, database_url) -> None:
+    upgrade(SERVICE_DIR, database_url)
+    public = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {**os.environ, "GATEWAY_DATABASE_URL": database_url,
+               "GATEWAY_NATS_URL": nats_server.url, "GATEWAY_ENVIRONMENT": "test",
+               "GATEWAY_HTTP_PORT": str(public),
+               "GATEWAY_OPS_PORT": str(taken.getsockname()[1]),
+               "GATEWAY_EMERGENCY_BUCKET": f"gwtest_{uuid.uuid4().hex[:10]}"}
+        proc = subprocess.Popen([sys.executable, "-m", "gateway_service.main"], env=env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            wait_ready(f"http://127.0.0.1:{public}/readyz", proc)
+            time.sleep(1)
+            assert proc.poll() is None
+            assert httpx.get(f"http://127.0.0.1:{public}/api/status").status_code == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) in (0, -signal.SIGTERM)
+            assert proc.stderr is not None
+            assert b"could not be opened" in proc.stderr.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

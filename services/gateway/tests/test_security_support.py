@@ -60,6 +60,10 @@ def bearer(token: str) -> dict[str, str]:
 def settings_for(nats_url: str, database_url: str, **over: Any) -> GatewaySettings:
     over.setdefault("emergency_bucket", f"gwtest_{uuid.uuid4().hex[:10]}")
     over.setdefault("environment", "test")
+    if over["environment"] == "production":
+        # production connects as its own NATS user (this test bus has no auth: it accepts any)
+        over.setdefault("nats_user", "gateway")
+        over.setdefault("nats_password", "gateway-bus-password-for-tests")
     return GatewaySettings(database_url=database_url, nats_url=nats_url, **over)
 
 

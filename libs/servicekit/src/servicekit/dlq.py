@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import time
 from typing import Any
 
@@ -87,11 +88,15 @@ async def _main(argv: list[str] | None = None) -> None:
     ap.add_argument("--from", dest="start", type=int, default=1,
                     help="list from this sequence number on")
     ap.add_argument("--limit", type=int, default=100, help="letters per page (list)")
-    ap.add_argument("--nats", default="nats://127.0.0.1:4250")
+    ap.add_argument("--nats", default=os.environ.get("NATS_URL", "nats://127.0.0.1:4250"))
     args = ap.parse_args(argv)
     if args.command != "list" and args.seq is None:
         ap.error("replay/discard need SEQ")
-    nc = await nats.connect(args.nats)
+    # as the bus's "ops" user where the bus has users: NATS_USER / NATS_PASSWORD (make run
+    # keeps them in data/nats-auth/credentials.json)
+    creds = ({"user": os.environ["NATS_USER"], "password": os.environ.get("NATS_PASSWORD", "")}
+             if os.environ.get("NATS_USER") else {})
+    nc = await nats.connect(args.nats, **creds)
     js = nc.jetstream()
     try:
         if args.command == "list":

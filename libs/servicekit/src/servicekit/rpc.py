@@ -58,7 +58,14 @@ async def dispatch(spec: RpcSpec[Any, Any], handler: RpcHandler, payload: bytes)
     except ServiceError as exc:
         refusal: bytes = RpcReply(ok=False, error=exc.body()).model_dump_json().encode()
         return refusal
-    except Exception:
+    except Exception as exc:
+        from servicekit.consumer import is_transient
+
+        if is_transient(exc):  # its database is down or a lock timed out: "later", not "never"
+            log.warning("rpc %s: transient failure %s: %s", spec.subject, type(exc).__name__,
+                        str(exc)[:200])
+            return _error("service_unavailable", "the service cannot complete this right "
+                          "now (its database is unavailable or busy); try again shortly", 503)
         log.exception("rpc %s failed", spec.subject)
         return _error("internal_error", "the service failed to handle the request", 500)
     if not isinstance(data, spec.response):

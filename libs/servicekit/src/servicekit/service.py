@@ -26,12 +26,18 @@ from typing import Any
 import nats
 from fastapi import FastAPI, Response
 from nats.aio.client import Client as NATS
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from sqlalchemy import MetaData, text
 
 import contracts.rpc.ops as ops
 from contracts.streams import STREAMS
-from servicekit.consumer import AdvisoryForwarder, ConsumerRunner, EventConsumer, PullLoop
+from servicekit.consumer import (
+    AdvisoryForwarder,
+    ConsumerRunner,
+    EventConsumer,
+    PullLoop,
+    is_transient,
+)
 from servicekit.context import Context, utcnow
 from servicekit.db import make_engine, ping
 from servicekit.emergency import EmergencyWatch
@@ -63,6 +69,12 @@ def tune_gc(gen0_threshold: int) -> None:
     gc.freeze()
     _, g1, g2 = gc.get_threshold()
     gc.set_threshold(gen0_threshold, g1, g2)
+
+
+# 1 while a readiness check passes (updated at every /readyz and by the service's own
+# 15 s loop), for the ServiceNotReady alert and the "service RED" dashboard
+READY = Gauge("servicekit_ready", "Whether a readiness check passes (1) or not (0)",
+              ["service", "check"])
 
 
 class Service:
@@ -127,7 +139,8 @@ class Service:
                                      reconnect_time_wait=0.5, name=self.name,
                                      **self.nats_credentials())
         js = self.nc.jetstream()
-        await ensure_streams(js, replicas=s.stream_replicas)
+        if s.ensure_streams:
+            await ensure_streams(js, replicas=s.stream_replicas)
         self.relay = OutboxRelay(service=self.name, engine=self.engine, outbox=self.outbox,
                                  nc=self.nc, batch_size=s.relay_batch_size,
                                  poll_interval_s=s.relay_poll_interval_s,
@@ -159,6 +172,7 @@ class Service:
         self._tasks += [asyncio.create_task(loop.run(), name=f"consume-{loop.c.durable}")
                         for loop in self._loops]
         self._tasks += [asyncio.create_task(self._every(p)) for p in self.router.periodics]
+        self._tasks.append(asyncio.create_task(self._readiness_loop()))
         if s.gc_gen0_threshold > 0:
             tune_gc(s.gc_gen0_threshold)
         self._started = True
@@ -170,8 +184,21 @@ class Service:
         return [u.strip() for u in self.settings.nats_url.split(",") if u.strip()]
 
     def nats_credentials(self) -> dict[str, Any]:
-        """Connect options that identify this process on the bus (none by default)."""
-        return {}
+        """Connect options that identify this process on the bus: its own user, its own
+        reply inbox (the only one its permissions let it read), the servers' CA."""
+        s = self.settings
+        opts: dict[str, Any] = {}
+        if s.nats_user:
+            opts["user"] = s.nats_user
+            opts["password"] = s.nats_password.get_secret_value()
+        prefix = s.nats_inbox_prefix or (f"_INBOX_{s.nats_user}" if s.nats_user else "")
+        if prefix:
+            opts["inbox_prefix"] = prefix
+        if s.nats_tls_ca_file:
+            import ssl
+
+            opts["tls"] = ssl.create_default_context(cafile=s.nats_tls_ca_file)
+        return opts
 
     def _rpc_routes(self) -> list[tuple[Any, Any]]:
         routes = [(r.spec, r.handler) for r in self.router.rpcs]
@@ -204,6 +231,15 @@ class Service:
         await self.engine.dispose()
         self._started = False
 
+    async def _readiness_loop(self, every_s: float = 15.0) -> None:
+        """Keep the readiness gauge current between scrapes of /readyz."""
+        while True:
+            try:
+                await self.readiness()
+            except Exception:  # the gauge stays as it was; /readyz reports the cause
+                log.debug("readiness refresh failed", exc_info=True)
+            await asyncio.sleep(every_s)
+
     async def _every(self, route: PeriodicRoute) -> None:
         interval = route.interval_s(self.settings)
         name = getattr(route.handler, "__name__", "periodic")
@@ -215,8 +251,12 @@ class Service:
                 await route.handler(self.ctx)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("periodic %s failed", name)
+            except Exception as exc:
+                if is_transient(exc):  # the database is down or busy: the next round retries
+                    log.warning("periodic %s: %s: %s", name, type(exc).__name__,
+                                str(exc)[:200])
+                else:
+                    log.exception("periodic %s failed", name)
             await asyncio.sleep(interval)
 
     # ------------------------------------------------------------------ diagnostics
@@ -249,12 +289,14 @@ class Service:
                 if not self._schema_ok:
                     self._schema_ok = await self._schema_at_head(conn)
             checks["database"] = "ok"
-            if not self._schema_ok:
-                checks["schema"] = "not at head: run the migrations"
+            checks["schema"] = "ok" if self._schema_ok else "not at head: run the migrations"
         except Exception as exc:
             checks["database"] = f"error: {type(exc).__name__}"
+            checks["schema"] = "unknown"
         checks["bus"] = "ok" if self.nc is not None and self.nc.is_connected else "error"
         checks["started"] = "ok" if self._started else "starting"
+        for check, value in checks.items():
+            READY.labels(service=self.name, check=check).set(1 if value == "ok" else 0)
         return checks
 
     async def _schema_at_head(self, conn: Any) -> bool:

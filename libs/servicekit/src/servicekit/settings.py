@@ -26,6 +26,18 @@ class ServiceSettings(BaseSettings):
     # deployments set it per service)
     database_url: str = ""
     nats_url: str = "nats://127.0.0.1:4222"
+    # The process's own NATS user (launcher.busauth gives each process one, with
+    # least-privilege permissions); empty = connect without credentials (a bare bus).
+    nats_user: str = ""
+    nats_password: SecretStr = SecretStr("")
+    # CA bundle that signed the servers' certificates (tls:// URLs); hostnames verified
+    nats_tls_ca_file: str | None = None
+    # Reply subjects of this process (the permissions let each user read only its own);
+    # empty = "_INBOX_<nats_user>" with a user, nats-py's "_INBOX" without
+    nats_inbox_prefix: str = ""
+    # create or update the streams at start; off where a provisioner owns them (a service's
+    # user may not change streams)
+    ensure_streams: bool = True
     http_host: str = "127.0.0.1"
     http_port: int = 0
     stream_replicas: int = 1
@@ -66,7 +78,11 @@ class ServiceSettings(BaseSettings):
             for name, value in self.__dict__.items()
             if isinstance(value, SecretStr)
             and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
+            # no NATS user, no NATS password (a bare bus is refused below instead)
+            and not (name == "nats_password" and not self.nats_user)
         ]
+        if not self.nats_user:
+            bad.append("nats_user (a production process connects as its own NATS user)")
         if bad:
             raise ValueError(
                 f"placeholder secret(s) {', '.join(sorted(bad))} refused in "

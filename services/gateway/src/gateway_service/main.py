@@ -218,8 +218,15 @@ def main() -> None:
         gw.ops_app, host=settings.http_host, port=settings.ops_port, log_level="warning",
         access_log=False, lifespan="off", server_header=False))
 
+    async def serve_ops() -> None:
+        try:
+            await ops.serve()
+        except (SystemExit, OSError):  # uvicorn exits when it cannot bind: keep the public port
+            log.error("the ops port %s could not be opened: /metrics is not served",
+                      settings.ops_port)
+
     async def serve() -> None:
-        ops_task = asyncio.create_task(ops.serve())
+        ops_task = asyncio.create_task(serve_ops())
         try:
             await public.serve()
         finally:

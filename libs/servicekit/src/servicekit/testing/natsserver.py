@@ -39,11 +39,13 @@ class NatsServer:
     """A nats-server with JetStream on a random port and its own store dir."""
 
     def __init__(self, store_dir: Path, *, port: int | None = None,
-                 monitor_port: int | None = None, sync_always: bool = False) -> None:
+                 monitor_port: int | None = None, sync_always: bool = False,
+                 config: str = "") -> None:
         self.store_dir = Path(store_dir)
         self.port = port or free_port()
         self.monitor_port = monitor_port or free_port()
         self.sync_always = sync_always
+        self.config = config  # extra configuration text (e.g. accounts and users)
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.store_dir / "nats-server.log"
 
@@ -56,9 +58,11 @@ class NatsServer:
         args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.port),
                 "-m", str(self.monitor_port), "-js", "-sd", str(self.store_dir / "js"),
                 "-l", str(self.log_path)]
-        if self.sync_always:
+        if self.sync_always or self.config:
             conf = self.store_dir / "nats.conf"
-            conf.write_text("jetstream { sync_interval: always }\n")
+            text = ("jetstream { sync_interval: always }\n" if self.sync_always else "")
+            conf.write_text(text + self.config)
+            conf.chmod(0o600)
             args += ["-c", str(conf)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout_s

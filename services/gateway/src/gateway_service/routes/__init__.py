@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway_service.routes import (
+                                    chat,
                                     dashboards,
                                     diagnostics,
                                     ledger,
@@ -23,6 +24,7 @@ API_ROUTERS: list[APIRouter] = [
     ledger.router,
     rules.router,
     support.router,
+    chat.router,
     dashboards.router,
     diagnostics.router,
     worker_views.router,

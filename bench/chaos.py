@@ -1,0 +1,210 @@
+"""The fault suite: full lifecycles through the HTTP API while processes are killed.
+
+    python -m bench.chaos [--seconds 240] [--kills 40] [--seed 7] [--cluster]   (make chaos)
+
+A real stack (launcher.Stack: its own PostgreSQL from the wheel, nats-server with a user per
+process, every service and the gateway as processes) serves workers who take and submit and
+managers who lock and accept, as the bench does. Meanwhile, at random moments (seeded), one
+process at a time gets ``kill -9`` and is started again: the ledger, review, tasks,
+nats-server, and PostgreSQL (an immediate shutdown: the server crashes as on power loss and
+replays its WAL at the next start). When the load stops and everything settles, the
+invariants of the money are checked from the databases themselves:
+
+* every submission review accepted is credited exactly once, and nothing else is credited
+  (accepted == credited, 0 lost, 0 double);
+* the ledger's entries sum to zero per currency, no balance is negative;
+* every outbox is empty (each committed event was published).
+
+With ``--cluster`` the bus is a 3-node JetStream cluster on loopback (R3 streams,
+``sync_interval: always``) and the nats-server target becomes the node that currently leads
+the REVIEW, LEDGER or TASK stream (found by asking the cluster before each kill).
+
+The short version runs in ``make test`` (tests/chaos/test_faults.py, one kill of each
+target on one server); ``make chaos`` runs the long one twice, on one server and on the
+cluster, and prints the figures as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from bench.lifecycle import drive, setup
+from launcher.stack import SERVICE_NAMES, Stack, free_port
+
+TARGETS = ("ledger", "review", "tasks", "nats-server", "postgres")
+# on a 3-node cluster: the node leading a money stream's replicas instead of the one server
+CLUSTER_TARGETS = ("ledger", "review", "tasks", "stream-leader", "postgres")
+LEADER_STREAMS = ("REVIEW", "LEDGER", "TASK")
+OUTBOX_SERVICES = ("tasks", "review", "ledger", "rules", "support", "gateway")
+
+
+@dataclass
+class Faults:
+    """Kills one target at a time at seeded random moments, restarting each."""
+
+    stack: Stack
+    targets: tuple[str, ...]
+    kills: int
+    seconds: float
+    seed: int
+    done: list[dict[str, Any]] = field(default_factory=list)
+
+    async def run(self) -> None:
+        rnd = random.Random(self.seed)
+        # one kill every (seconds / kills) on average, the order shuffled per round so each
+        # target is hit about as often as the others
+        order: list[str] = []
+        while len(order) < self.kills:
+            rnd_round = list(self.targets)
+            rnd.shuffle(rnd_round)
+            order += rnd_round
+        gap = self.seconds / (self.kills + 1)
+        for i, target in enumerate(order[:self.kills]):
+            await asyncio.sleep(gap * rnd.uniform(0.5, 1.5) * 0.7)
+            down_s = rnd.uniform(0.2, 1.5)
+            t0 = time.monotonic()
+            kill: dict[str, Any] = {"target": target}
+            name = target
+            if target == "stream-leader":
+                kill["stream"] = LEADER_STREAMS[i % len(LEADER_STREAMS)]
+                name = kill["node"] = await self.leader_of(kill["stream"])
+            self.stack.kill(name)
+            await asyncio.sleep(down_s)
+            # spawned from this (the stack's) thread, then waited for from another
+            self.stack.restart(name, wait=False)
+            await asyncio.to_thread(self.stack.wait_ready, name)
+            kill["down_s"] = round(time.monotonic() - t0, 2)
+            self.done.append(kill)
+
+    async def leader_of(self, stream: str) -> str:
+        """The node that leads the stream's replicas now (asked as the ops user)."""
+        import nats
+
+        nc = await nats.connect(self.stack.nats_url.split(","), user="ops",
+                                password=self.stack.nats_passwords["ops"])
+        try:
+            info = await nc.jetstream().stream_info(stream)
+        finally:
+            await nc.close()
+        assert info.cluster is not None and info.cluster.leader, f"{stream} has no leader"
+        return str(info.cluster.leader)
+
+
+async def _one(url: str, sql: str, *args: Any) -> Any:
+    conn = await asyncpg.connect(url)
+    try:
+        return await conn.fetch(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def money_state(stack: Stack, pool_id: str) -> dict[str, Any]:
+    """What the databases hold, after the faults (asyncpg: no service code involved)."""
+    review = stack.database_url("review")
+    ledger = stack.database_url("ledger")
+    accepted = {r["assignment_id"] for r in await _one(
+        review, "SELECT assignment_id FROM submissions WHERE pool_id = $1 AND status = "
+                "'accepted'", pool_id)}
+    credits = [r["assignment_id"] for r in await _one(
+        ledger, "SELECT assignment_id FROM transfers WHERE pool_id = $1 AND assignment_id IS "
+                "NOT NULL", pool_id)]
+    sums = {r["currency"]: int(r["total"]) for r in await _one(
+        ledger, "SELECT currency, SUM(amount_minor) AS total FROM entries GROUP BY currency")}
+    negative = (await _one(ledger, "SELECT count(*) AS n FROM balances WHERE "
+                                   "balance_minor < 0"))[0]["n"]
+    outbox = {}
+    for name in OUTBOX_SERVICES:
+        rows = await _one(stack.database_url(name),
+                          "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL")
+        outbox[name] = int(rows[0]["n"])
+    credited = set(credits)
+    return {"accepted": len(accepted), "credited": len(credited),
+            "double": len(credits) - len(credited), "lost": len(accepted - credited),
+            "credited_not_accepted": len(credited - accepted), "entry_sums": sums,
+            "negative_balances": int(negative), "outbox_unpublished": outbox}
+
+
+def settled(state: dict[str, Any]) -> bool:
+    return (state["lost"] == 0 and state["credited_not_accepted"] == 0
+            and not any(state["outbox_unpublished"].values()))
+
+
+async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
+              targets: tuple[str, ...] = TARGETS, workers: int = 8, managers: int = 4,
+              settle_s: float = 180.0) -> dict[str, Any]:
+    password = stack.wait_bootstrap_password(10)
+    assert password, "a fresh stack prints the bootstrap admin password"
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=60) as c:
+        ctx = await setup(c, password, tasks=int(seconds * 80) + 500, workers=workers,
+                          managers=managers)
+    faults = Faults(stack, targets, kills, seconds, seed)
+    auth = ({"user": "ops", "password": stack.nats_passwords["ops"]}
+            if stack.nats_passwords else None)
+    load, _ = await asyncio.gather(
+        drive(stack.gateway_url, stack.nats_url, ctx, seconds=seconds, nats_auth=auth),
+        faults.run())
+    died = stack.dead()  # a process that exited without being killed by the suite
+    t0 = time.monotonic()
+    state = await money_state(stack, ctx["pool_id"])
+    while not settled(state) and time.monotonic() - t0 < settle_s:
+        await asyncio.sleep(1.0)
+        state = await money_state(stack, ctx["pool_id"])
+    return {"seconds": seconds, "seed": seed, "kills": faults.done,
+            "kills_by_target": {t: sum(1 for k in faults.done if k["target"] == t)
+                                for t in targets},
+            "settled_after_s": round(time.monotonic() - t0, 1),
+            "accepted_by_clients": load["accepted"],
+            "http_errors": load["errors"], "died": died, **state}
+
+
+def start_stack(data: Path, *, nats_nodes: int = 1) -> Stack:
+    distinct: set[int] = set()
+    while len(distinct) < len(SERVICE_NAMES) + 2:  # a free port may be handed out twice
+        distinct.add(free_port())
+    nats_port, pg_port, *service_ports = sorted(distinct)
+    stack = Stack(data_dir=data, nats_port=nats_port, pg_port=pg_port,
+                  ports=dict(zip(SERVICE_NAMES, service_ports, strict=True)),
+                  environment="development", echo=False, nats_nodes=nats_nodes,
+                  extra_env={"GATEWAY_DEV_QUICK_LOGIN": "false"})
+    stack.start()
+    return stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bench.chaos")
+    ap.add_argument("--seconds", type=float, default=240.0)
+    ap.add_argument("--kills", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--cluster", action="store_true",
+                    help="a 3-node JetStream cluster (R3, fsync always); kills hit the node "
+                         "leading the REVIEW, LEDGER or TASK stream instead of the one server")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="mte-chaos-") as tmp:
+        stack = start_stack(Path(tmp), nats_nodes=3 if args.cluster else 1)
+        try:
+            report = asyncio.run(run(stack, seconds=args.seconds, kills=args.kills,
+                                     seed=args.seed,
+                                     targets=CLUSTER_TARGETS if args.cluster else TARGETS))
+        finally:
+            stack.shutdown()
+    print(json.dumps(report, indent=1))
+    ok = (settled(report) and report["double"] == 0 and report["negative_balances"] == 0
+          and not any(report["entry_sums"].values()) and not report["died"])
+    print("invariants hold" if ok else "INVARIANTS BROKEN", file=sys.stderr)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
