@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -20,8 +21,6 @@ BOUNDED_ELSEWHERE = {
     "POST /api/admin/pools/{pool_id}/tasks body[]",
     # answers: at most 200 fields and MAX_ANSWERS_CHARS of JSON (contracts.rpc.tasks)
     "POST /api/worker/assignments/{assignment_id}/submit body>SubmitBody.answers",
-    # support's routes are being rebuilt by their owners (see docs/decisions.md)
-    "GET /api/support/tickets ?status",
 }
 
 
@@ -30,6 +29,12 @@ def spec() -> dict[str, Any]:
     gw = create_gateway(GatewaySettings(database_url="postgresql://unused/x",
                                         nats_url="nats://127.0.0.1:1", environment="test"))
     return gw.app.openapi()
+
+
+def bounded_pattern(pattern: str) -> bool:
+    """An anchored pattern with no unbounded repetition (``^[a-z]{1,64}$``) bounds a length."""
+    return (pattern.startswith("^") and pattern.endswith("$") and "*" not in pattern
+            and "+" not in pattern and re.search(r"\{\d*,\}", pattern) is None)
 
 
 def unbounded(spec: dict[str, Any]) -> set[str]:
@@ -50,7 +55,8 @@ def unbounded(spec: dict[str, Any]) -> set[str]:
                 walk(sub, where, seen)
         kind = x.get("type")
         fixed = any(k in x for k in ("enum", "const"))
-        if kind == "string" and not fixed and "maxLength" not in x and "format" not in x:
+        if kind == "string" and not fixed and "maxLength" not in x and "format" not in x \
+                and not bounded_pattern(x.get("pattern", "")):
             found.add(where)
         if kind == "integer" and not fixed and "maximum" not in x:
             found.add(where)
@@ -75,6 +81,12 @@ def unbounded(spec: dict[str, Any]) -> set[str]:
             for content in op.get("requestBody", {}).get("content", {}).values():
                 walk(content.get("schema", {}), f"{name} body", frozenset())
     return found
+
+
+def test_a_pattern_bounds_a_length_only_when_anchored_and_finite() -> None:
+    assert bounded_pattern(r"^[A-Za-z0-9_.:-]{1,64}$")
+    for open_ended in (r"[a-z]{1,64}", r"^[a-z]+$", r"^a.*$", r"^[a-z]{3,}$"):
+        assert not bounded_pattern(open_ended)
 
 
 def test_every_string_integer_and_list_of_the_api_is_bounded(spec) -> None:
