@@ -58,11 +58,15 @@ def _machine_busy() -> tuple[float, float]:
     return sum(f) - idle, sum(f)
 
 
+GATEWAY_OPS_PORT = 8100
+
+
 async def _metrics_lines(stack: Stack) -> list[str]:
     """Every line of every process's /metrics."""
     lines: list[str] = []
     async with httpx.AsyncClient(timeout=10) as c:
-        for port in stack.ports.values():
+        # the gateway's metrics are on its ops port (GATEWAY_OPS_PORT), not its public one
+        for port in (*stack.ports.values(), GATEWAY_OPS_PORT):
             try:
                 lines += (await c.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines()
             except httpx.HTTPError:

@@ -67,6 +67,18 @@ def test_password_policy_refuses_whitespace_and_decorated_common_passwords() -> 
         passwords.check_policy(fine)
 
 
+def test_password_policy_refuses_what_zxcvbn_finds_easy_to_guess() -> None:
+    # not in the bundled list, each guessed in under a million tries
+    for weak, login in (("zaq12wsxcde", None), ("aaaaaaaaaaaa", None),
+                        ("bobsmith1", "bobsmith"), ("abcdefgh123", None)):
+        with pytest.raises(passwords.WeakPassword, match="easy to guess"):
+            passwords.check_policy(weak, login=login)
+    passwords.check_policy("bobsmith1-river-lamp", login="bobsmith")
+    passwords.check_policy("river lamp " * 11)  # 121 characters: zxcvbn reads the first 72
+    with pytest.raises(passwords.WeakPassword):
+        passwords.check_policy("a" * 128)
+
+
 async def test_whitespace_password_is_refused_over_http(ctx: Ctx) -> None:
     admin = await ctx.admin()
     r = await ctx.client.post("/api/admin/users", headers=admin,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, TypeVar, get_args
+from datetime import UTC, datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar, get_args
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 Role = Literal["worker", "manager", "admin"]
 ROLES: frozenset[Role] = frozenset(get_args(Role))
@@ -48,6 +49,18 @@ class RpcReply(BaseModel):
 
 
 MAX_OFFSET = 1_000_000_000  # far beyond any real list; keeps OFFSET inside a database integer
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 is in the year 0 in UTC
+        raise ValueError("the time is out of range once converted to UTC") from None
+
+
+# A point in time given by a caller (a filter's since/until): in UTC, a time without a
+# timezone taken as UTC; refused (422) when UTC cannot hold it.
+Instant = Annotated[datetime, AfterValidator(_in_utc)]
 
 
 class Page(BaseModel):

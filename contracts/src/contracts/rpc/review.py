@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.rpc import ROLES, STAFF, Page, RpcRequest, rpc
+from contracts.rpc import ROLES, STAFF, Instant, Page, RpcRequest, rpc
 
 SubmissionStatus = Literal["pending", "accepted", "rejected"]
 
@@ -65,8 +65,8 @@ class DecisionsRequest(RpcRequest):
     status: Literal["accepted", "rejected"] | None = None
     decided_by: str | None = None
     # decided_at >= since and < until; a time without a timezone is taken as UTC.
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     page: Page = Page()
 
 

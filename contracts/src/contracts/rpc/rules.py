@@ -114,7 +114,7 @@ class RuleDraft(_Draft):
     pool_id: Id | None = None
     project_id: Id | None = None
     collector: CollectorDraft | None = None
-    conditions: list[ConditionDraft] | None = None
+    conditions: list[ConditionDraft] | None = Field(None, max_length=100)
     action: ActionDraft | None = None
 
 

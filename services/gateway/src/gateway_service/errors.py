@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, compile_path
+from starlette.types import Scope
 
 from contracts.rpc import ErrorBody
 from servicekit.errors import RpcCallError, ServiceError
@@ -96,6 +99,109 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(transient, _unavailable)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return error_response(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
+        return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+# ------------------------------------------------------------------ documented refusals
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="machine-readable, e.g. validation_error, not_found")
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """The body of every refusal."""
+
+    error: ErrorDetail
+
+
+REFUSALS: dict[int, str] = {
+    400: "bad_request (a body that is not UTF-8 JSON), unknown_host, invalid_code, bad_json",
+    401: "unauthenticated, session_expired, invalid_credentials, invalid_link",
+    403: "forbidden (role), password_change_required, mfa_required, account_disabled, "
+         "restricted",
+    404: "not_found: the thing named in the path or body does not exist",
+    409: "conflict: the thing is not in a state that allows it",
+    413: "payload_too_large, upload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error (details list each field) or a refusal of the value",
+    428: "captcha_required",
+    429: "too_many_attempts or take_limit (Retry-After says when to try again)",
+    502: "bad_service_reply: a service broke its contract",
+    503: "read_only (the platform is frozen), service_unavailable, mfa_unavailable",
+    504: "service_timeout: a service did not answer in time",
+}
+
+# every operation; then by what the route depends on (see ``document_refusals``)
+ALWAYS = (400, 422, 503)
+SIGNED_IN = (401, 403)
+LOOKS_UP = (404, 409)
+CALLS_A_SERVICE = (413, 502, 504)
+
+
+def _depends_on(route: APIRoute) -> set[str]:
+    names: set[str] = set()
+    stack = [route.dependant]
+    while stack:
+        d = stack.pop()
+        if d.call is not None:
+            names.add(getattr(d.call, "__name__", ""))
+        stack.extend(d.dependencies)
+    return names
+
+
+def api_routes(routes: Iterable[BaseRoute], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """The API routes with the prefix they are mounted at, also those of included routers
+    (FastAPI includes them lazily)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            context = getattr(route, "include_context", None)
+            yield from api_routes(included.routes, prefix + getattr(context, "prefix", ""))
+        elif isinstance(route, APIRoute):
+            yield prefix, route
+
+
+def document_refusals(app: FastAPI) -> None:
+    """Every refusal an operation can answer with, in its OpenAPI ``responses``, all with
+    the ``ErrorOut`` body: ``ALWAYS``; ``SIGNED_IN`` for routes that need a session;
+    ``LOOKS_UP`` for routes that call a service or the security layer; ``CALLS_A_SERVICE``
+    for routes that call a service. Codes only some routes answer (429 of a throttle, 428
+    and 429 of a take, 413 and 415 of an upload) are in those routes' own ``responses``."""
+    methods: dict[str, set[str]] = {}
+    for prefix, route in api_routes(app.router.routes):
+        methods.setdefault(prefix + route.path, set()).update(route.methods or ())
+        deps = _depends_on(route)
+        codes = set(ALWAYS)
+        if "current_session" in deps:
+            codes.update(SIGNED_IN)
+        if deps & {"rpc_client", "security_layer"}:
+            codes.update(LOOKS_UP)
+        if "rpc_client" in deps:
+            codes.update(CALLS_A_SERVICE)
+        codes.update(c for c in route.responses if isinstance(c, int) and c >= 400)
+        for code in sorted(codes):
+            given = route.responses.get(code, {})
+            route.responses[code] = {"model": ErrorOut,
+                                     "description": given.get("description", REFUSALS[code])}
+    app.state.path_methods = [(compile_path(path)[0], sorted(m | ({"HEAD"} if "GET" in m
+                                                                   else set())))
+                              for path, m in methods.items()]
+
+
+def allowed_methods(app: FastAPI, scope: Scope) -> list[str]:
+    """Every method some route answers at the request's path (for ``Allow`` on a 405)."""
+    path = scope.get("path", "")
+    found: set[str] = set()
+    for regex, methods in getattr(app.state, "path_methods", ()):
+        if regex.match(path):
+            found.update(methods)
+    return sorted(found)

@@ -16,18 +16,18 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import uvicorn
 from fastapi import FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from gateway_service.db import metadata
 from gateway_service.emergency import Emergency, ReadOnlyMiddleware
-from gateway_service.errors import install_error_handlers
+from gateway_service.errors import document_refusals, install_error_handlers
 from gateway_service.http import (
     LOOPBACK_HOSTS,
     RefuseNulMiddleware,
@@ -130,6 +130,7 @@ class Gateway:
             app.include_router(r, prefix="/api")
         if s.environment == "development" and s.dev_quick_login:
             app.include_router(auth_routes.dev_router, prefix="/api")
+        document_refusals(app)
 
         @app.get("/healthz", include_in_schema=False)
         async def healthz() -> dict[str, str]:
@@ -142,10 +143,7 @@ class Gateway:
             response.status_code = 200 if ready else 503
             return {"status": "ready" if ready else "not_ready", "checks": checks}
 
-        @app.get("/metrics", include_in_schema=False)
-        async def metrics() -> Response:
-            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
+        # /metrics is served on the ops port only (``ops_app``, ``main``)
         mount_web_ui(app, docs=s.environment != "production")
 
         app.add_middleware(ReadOnlyMiddleware, emergency=self.emergency,
@@ -157,6 +155,11 @@ class Gateway:
         # Added last = outermost: every refusal above gets the security headers too.
         app.add_middleware(SecurityHeadersMiddleware, hsts=s.behind_tls)
         return app
+
+    @property
+    def ops_app(self) -> FastAPI:
+        """/healthz, /readyz and /metrics (the kit's ops app), for the ops port."""
+        return self.svc.http
 
     async def start(self) -> str | None:
         """Connect and get ready; the bootstrap admin's one-time password if it was created."""
@@ -186,8 +189,6 @@ def main() -> None:
     """Process entrypoint: serve on http_host:http_port, print the bootstrap password once
     on stdout (never into the log). The schema is migrated before, as its own step
     (``python -m servicekit.migrations upgrade gateway``), unless GATEWAY_MIGRATE_ON_START."""
-    import uvicorn
-
     settings = GatewaySettings()
     gw = create_gateway(settings)
 
@@ -207,9 +208,41 @@ def main() -> None:
 
     gw.app.router.lifespan_context = lifespan
     # No access log: request lines could carry tokens in a future query string.
-    uvicorn.run(gw.app, host=settings.http_host, port=settings.http_port,
-                log_level="warning", access_log=False, lifespan="on",
-                proxy_headers=False, server_header=False)
+    public = uvicorn.Server(uvicorn.Config(
+        gw.app, host=settings.http_host, port=settings.http_port, log_level="warning",
+        access_log=False, lifespan="on", proxy_headers=False, server_header=False))
+    if not settings.ops_port:
+        public.run()
+        return
+    ops = _OpsServer(uvicorn.Config(
+        gw.ops_app, host=settings.http_host, port=settings.ops_port, log_level="warning",
+        access_log=False, lifespan="off", server_header=False))
+
+    async def serve_ops() -> None:
+        try:
+            await ops.serve()
+        except (SystemExit, OSError):  # uvicorn exits when it cannot bind: keep the public port
+            log.error("the ops port %s could not be opened: /metrics is not served",
+                      settings.ops_port)
+
+    async def serve() -> None:
+        ops_task = asyncio.create_task(serve_ops())
+        try:
+            await public.serve()
+        finally:
+            ops.should_exit = True
+            await ops_task
+
+    with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
+        runner.run(serve())
+
+
+class _OpsServer(uvicorn.Server):
+    """The ops port's server: leaves the signals to the public server, which stops it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
-from contracts.rpc import MAX_OFFSET
+from contracts.rpc import MAX_OFFSET, Instant
 from gateway_service.deps import Address, AdminActor, EmergencySwitch, MfaAdmin, Security
 
 router = APIRouter(tags=["admin: security"])
@@ -58,7 +58,7 @@ async def set_emergency(body: EmergencyBody, admin: MfaAdmin, emergency: Emergen
 async def read_audit(_: AdminActor, security: Security,
                      kind: str | None = Query(None, max_length=64),
                      user_id: str | None = Query(None, max_length=64),
-                     since: datetime | None = None, until: datetime | None = None,
+                     since: Instant | None = None, until: Instant | None = None,
                      limit: int = Query(50, ge=1, le=500),
                      offset: int = Query(0, ge=0, le=MAX_OFFSET)) -> AuditOut:
     """Security events, newest first; ``user_id`` matches who acted or whom it concerned."""

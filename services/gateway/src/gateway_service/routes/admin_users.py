@@ -96,7 +96,7 @@ async def list_users(_: AdminActor, security: Security,
 
 
 @router.post("/admin/users/{user_id}/trust-level")
-async def set_trust_level(user_id: str, body: TrustLevelBody, actor: AdminActor,
+async def set_trust_level(user_id: UserId, body: TrustLevelBody, actor: AdminActor,
                           security: Security, rpc: Rpc, address: Address) -> Any:
     """Set a worker's trust level in the tasks service (which owns it) and audit the change."""
     user = await security.accounts.get_user(user_id)
@@ -110,7 +110,7 @@ async def set_trust_level(user_id: str, body: TrustLevelBody, actor: AdminActor,
 
 
 @router.post("/admin/users/{user_id}/login-link", response_model=LoginLinkOut)
-async def create_login_link(user_id: str, _: AdminActor, session: Session, security: Security,
+async def create_login_link(user_id: UserId, _: AdminActor, session: Session, security: Security,
                             address: Address) -> LoginLink:
     """A single-use link that logs the user in (token in the URL fragment; default 24 h)."""
     return await security.login_links.create(session, user_id, address)

@@ -18,6 +18,12 @@ from gateway_service.settings import GatewaySettings
 
 router = APIRouter(tags=["auth"])
 
+# codes of these routes beyond the shared ones (gateway_service.errors.document_refusals)
+THROTTLED: dict[int | str, dict[str, Any]] = {
+    429: {"description": "too_many_attempts: Retry-After says when to try again"}}
+CREDENTIALS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "invalid_credentials / invalid_link"}, **THROTTLED}
+
 
 class LoginBody(BaseModel):
     login: str = Field(min_length=1, max_length=64)
@@ -85,14 +91,14 @@ class QuickLoginBody(BaseModel):
     role: Role
 
 
-@router.post("/auth/login", response_model=LoginOut)
+@router.post("/auth/login", response_model=LoginOut, responses=CREDENTIALS)
 async def login(body: LoginBody, security: Security, address: Address) -> LoginResult:
     """Password login: a bearer token and the user (must_change_password tells the UI to
     ask for a new password first)."""
     return await security.accounts.login(body.login, body.password, address)
 
 
-@router.post("/auth/password", response_model=TokenOut)
+@router.post("/auth/password", response_model=TokenOut, responses=THROTTLED)
 async def change_password(body: PasswordBody, session: Session, security: Security,
                           address: Address) -> TokenOut:
     """Change the password (the old one is required); every session of the user ends and
@@ -126,7 +132,7 @@ async def mfa_setup(session: Session, security: Security, address: Address) -> M
     return await security.mfa.setup(session, address)
 
 
-@router.post("/auth/mfa/confirm", response_model=RecoveryCodesOut)
+@router.post("/auth/mfa/confirm", response_model=RecoveryCodesOut, responses=THROTTLED)
 async def mfa_confirm(body: CodeBody, session: Session, security: Security,
                       address: Address) -> RecoveryCodesOut:
     """Finish enrolment with a current code; returns 10 single-use recovery codes, once."""
@@ -134,7 +140,7 @@ async def mfa_confirm(body: CodeBody, session: Session, security: Security,
     return RecoveryCodesOut(recovery_codes=codes)
 
 
-@router.post("/auth/mfa/step-up", response_model=StepUpOut)
+@router.post("/auth/mfa/step-up", response_model=StepUpOut, responses=THROTTLED)
 async def mfa_step_up(body: StepUpBody, session: Session, security: Security,
                       address: Address) -> StepUpOut:
     """Prove the second factor (a TOTP code or a recovery code): the session is MFA-elevated
@@ -143,7 +149,7 @@ async def mfa_step_up(body: StepUpBody, session: Session, security: Security,
     return StepUpOut(mfa_elevated_until=until)
 
 
-@router.post("/auth/login-link", response_model=LoginOut)
+@router.post("/auth/login-link", response_model=LoginOut, responses=CREDENTIALS)
 async def login_link(body: LinkBody, security: Security, address: Address) -> LoginResult:
     """Exchange a personal login link's token (from the URL fragment) for a session."""
     return await security.login_links.login(body.token, address)

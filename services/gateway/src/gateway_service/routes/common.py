@@ -9,12 +9,15 @@ tests run over every route's model and every reply.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Query
 from pydantic import BaseModel
 
 from contracts.rpc import MAX_OFFSET, Page
+
+# An optional id in a query string (a filter): as long as any id can be.
+QueryId = Annotated[str | None, Query(min_length=1, max_length=64)]
 
 # Keys that would reveal the worker share or the gross price to a worker or a manager.
 HIDDEN_KEY = re.compile(r"(^|_)(share|shares|share_bps|worker_share|price|price_minor|gross"

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from contracts.rpc import Actor, Page
@@ -49,8 +49,7 @@ class PoolDashboard(BaseModel):
             summary="A pool's counts by status, acceptance rate, hourly throughput, top workers")
 async def pool_stats(actor: StaffActor, rpc: Rpc,
                      pool_id: Annotated[str, Path(min_length=1, max_length=64)],
-                     top: int = 10) -> PoolDashboard:
-    top = max(1, min(top, 100))
+                     top: Annotated[int, Query(ge=1, le=100)] = 10) -> PoolDashboard:
     t, r = await asyncio.gather(
         rpc.call(tasks_rpc.POOL_STATS, tasks_rpc.PoolStatsRequest(actor=actor, pool_id=pool_id)),
         rpc.call(review_rpc.STATS, review_rpc.StatsRequest(actor=actor, pool_id=pool_id,

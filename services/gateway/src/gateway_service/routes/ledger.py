@@ -13,12 +13,13 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Path, Query, status
 from pydantic import BaseModel
 
+from contracts import money
 from contracts.rpc import Actor, Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, MfaAdmin, Rpc, Security, WorkerActor
 from gateway_service.routes.bodies import body_of, request_of
-from gateway_service.routes.common import page
+from gateway_service.routes.common import QueryId, page
 from gateway_service.security import SecurityLayer
 from servicekit.rpc import RpcClient
 
@@ -26,7 +27,8 @@ router = APIRouter()
 
 Id = Annotated[str, Path(min_length=1, max_length=64)]
 PageQ = Annotated[Page, Depends(page)]
-Currency = Annotated[str | None, Query(pattern=r"^[A-Z]{3}$")]
+Currency = Annotated[money.Currency | None, Query(description="an ISO 4217 code the ledger "
+                                                               "books")]
 
 
 PayoutBody = body_of(ledger_rpc.RequestPayout, "PayoutBody", without={"idempotency_key"}, doc={
@@ -84,7 +86,7 @@ async def my_payouts(actor: WorkerActor, rpc: Rpc, p: PageQ,
 
 @router.get("/admin/payouts", response_model=ledger_rpc.Payouts, tags=["admin: money"],
             summary="Payout requests, filtered by status and worker")
-async def list_payouts(actor: AdminActor, rpc: Rpc, p: PageQ, worker_id: str | None = None,
+async def list_payouts(actor: AdminActor, rpc: Rpc, p: PageQ, worker_id: QueryId = None,
                        status_: Annotated[ledger_rpc.PayoutStatus | None,
                                           Query(alias="status")] = None,
 ) -> ledger_rpc.Payouts:
@@ -134,6 +136,7 @@ async def list_shares(actor: AdminActor, rpc: Rpc) -> ledger_rpc.Shares:
             tags=["admin: money"], summary="Every change of a share: who, when, old and new")
 async def share_audit(actor: AdminActor, rpc: Rpc, p: PageQ,
                       pool_id: Annotated[str | None, Query(
+                          min_length=1, max_length=64,
                           description="only this pool; '*' = the default's changes")] = None,
 ) -> ledger_rpc.ShareAudit:
     return await rpc.call(ledger_rpc.SHARE_AUDIT, ledger_rpc.ShareAuditRequest(
@@ -189,7 +192,7 @@ async def set_pool_share(actor: AdminActor, rpc: Rpc, pool_id: Id, body: ShareBo
 @router.get("/admin/ledger/workers", response_model=ledger_rpc.WorkerSummary,
             tags=["admin: money"], summary="Per-worker balances and credit totals")
 async def worker_summary(actor: AdminActor, rpc: Rpc, p: PageQ,
-                         worker_id: str | None = None) -> ledger_rpc.WorkerSummary:
+                         worker_id: QueryId = None) -> ledger_rpc.WorkerSummary:
     return await rpc.call(ledger_rpc.WORKER_SUMMARY, ledger_rpc.WorkerSummaryRequest(
         actor=actor, worker_id=worker_id, page=p))
 

@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from contracts.rpc import Page
+from contracts.rpc import Instant, Page
 from contracts.rpc import review as review_rpc
 from gateway_service.deps import Rpc, StaffActor, WorkerActor
 from gateway_service.routes.bodies import body_of, request_of
-from gateway_service.routes.common import page
+from gateway_service.routes.common import QueryId, page
 
 router = APIRouter(tags=["review"])
 
@@ -34,7 +34,7 @@ NextBody = body_of(review_rpc.LockNext, "NextBody",
 @router.get("/review/pending", response_model=review_rpc.Submissions,
             summary="Pending submissions, oldest first (optionally of one pool)")
 async def list_pending(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
-                       pool_id: str | None = None,
+                       pool_id: QueryId = None,
                        only_free: Annotated[bool, Query(
                            description="hide submissions another manager holds")] = False,
 ) -> review_rpc.Submissions:
@@ -93,10 +93,10 @@ async def reject(actor: StaffActor, rpc: Rpc, assignment_id: AssignmentId,
 @router.get("/review/decisions", response_model=review_rpc.Decisions,
             summary="Decision history with filters (pool, worker, status, reviewer, period)")
 async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
-                    pool_id: str | None = None, worker_id: str | None = None,
+                    pool_id: QueryId = None, worker_id: QueryId = None,
                     status: Literal["accepted", "rejected"] | None = None,
-                    decided_by: str | None = None, since: datetime | None = None,
-                    until: datetime | None = None) -> review_rpc.Decisions:
+                    decided_by: QueryId = None, since: Instant | None = None,
+                    until: Instant | None = None) -> review_rpc.Decisions:
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, worker_id=worker_id, status=status,
         decided_by=decided_by, since=_utc(since), until=_utc(until), page=p))
@@ -106,9 +106,9 @@ async def decisions(actor: StaffActor, rpc: Rpc, p: Annotated[Page, Depends(page
             summary="My review decisions: accepted and rejected work with the comments",
             tags=["worker"])
 async def my_decisions(actor: WorkerActor, rpc: Rpc, p: Annotated[Page, Depends(page)],
-                       pool_id: str | None = None,
+                       pool_id: QueryId = None,
                        status: Literal["accepted", "rejected"] | None = None,
-                       since: datetime | None = None,
-                       until: datetime | None = None) -> review_rpc.Decisions:
+                       since: Instant | None = None,
+                       until: Instant | None = None) -> review_rpc.Decisions:
     return await rpc.call(review_rpc.MY_DECISIONS, review_rpc.DecisionsRequest(
         actor=actor, pool_id=pool_id, status=status, since=_utc(since), until=_utc(until), page=p))

@@ -7,11 +7,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, status
 
-from contracts.rpc import Page
+from contracts.rpc import Actor, Page
 from contracts.rpc import rules as rules_rpc
+from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security, StaffActor
 from gateway_service.routes.bodies import body_of, request_of
-from gateway_service.routes.common import page
+from gateway_service.routes.common import QueryId, page
+from servicekit.rpc import RpcClient
 
 router = APIRouter(tags=["rules"])
 
@@ -25,8 +27,8 @@ BacktestBody = body_of(rules_rpc.Backtest, "BacktestBody")
 
 @router.get("/rules", response_model=rules_rpc.Rules,
             summary="Quality-control rules, optionally of one pool or project")
-async def list_rules(actor: StaffActor, rpc: Rpc, p: PageQ, pool_id: str | None = None,
-                     project_id: str | None = None,
+async def list_rules(actor: StaffActor, rpc: Rpc, p: PageQ, pool_id: QueryId = None,
+                     project_id: QueryId = None,
                      include_deleted: bool = False) -> rules_rpc.Rules:
     return await rpc.call(rules_rpc.LIST_RULES, rules_rpc.ListRules(
         actor=actor, pool_id=pool_id, project_id=project_id, include_deleted=include_deleted,
@@ -41,8 +43,8 @@ async def get_rule(actor: StaffActor, rpc: Rpc, rule_id: Id) -> rules_rpc.Rule:
 @router.get("/rules/explain/{worker_id}", response_model=rules_rpc.WorkerExplanation,
             summary="Why rules acted on a worker: every firing with its facts")
 async def explain_worker(actor: StaffActor, rpc: Rpc, worker_id: Id, p: PageQ,
-                         pool_id: str | None = None,
-                         rule_id: str | None = None) -> rules_rpc.WorkerExplanation:
+                         pool_id: QueryId = None,
+                         rule_id: QueryId = None) -> rules_rpc.WorkerExplanation:
     return await rpc.call(rules_rpc.EXPLAIN_WORKER, rules_rpc.ExplainWorker(
         actor=actor, worker_id=worker_id, pool_id=pool_id, rule_id=rule_id, page=p))
 
@@ -56,8 +58,8 @@ async def backtest(actor: StaffActor, rpc: Rpc, body: BacktestBody) -> rules_rpc
 
 @router.get("/restrictions", response_model=rules_rpc.Restrictions,
             summary="Restrictions applied by rules (active ones by default)")
-async def list_restrictions(actor: StaffActor, rpc: Rpc, p: PageQ, worker_id: str | None = None,
-                            pool_id: str | None = None,
+async def list_restrictions(actor: StaffActor, rpc: Rpc, p: PageQ, worker_id: QueryId = None,
+                            pool_id: QueryId = None,
                             active_only: bool = True) -> rules_rpc.Restrictions:
     return await rpc.call(rules_rpc.LIST_RESTRICTIONS, rules_rpc.ListRestrictions(
         actor=actor, worker_id=worker_id, pool_id=pool_id, active_only=active_only, page=p))
@@ -67,7 +69,19 @@ async def list_restrictions(actor: StaffActor, rpc: Rpc, p: PageQ, worker_id: st
              tags=["admin: rules"],
              summary="Create a rule (an incomplete rule is refused with the missing fields)")
 async def create_rule(actor: AdminActor, rpc: Rpc, body: rules_rpc.RuleDraft) -> rules_rpc.Rule:
+    await _referenced_exist(rpc, actor, body)
     return await rpc.call(rules_rpc.CREATE_RULE, rules_rpc.CreateRule(actor=actor, rule=body))
+
+
+async def _referenced_exist(rpc: RpcClient, actor: Actor, rule: rules_rpc.RuleDraft) -> None:
+    """The pool or project a rule names must exist (404 pool_not_found/project_not_found
+    from tasks, which owns them): checked where the rule is entered, not when it fires."""
+    if rule.pool_id is not None:
+        await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(actor=actor,
+                                                                   pool_id=rule.pool_id))
+    if rule.project_id is not None:
+        await rpc.call(tasks_rpc.GET_PROJECT, tasks_rpc.ProjectGet(actor=actor,
+                                                                   project_id=rule.project_id))
 
 
 @router.patch("/admin/rules/{rule_id}", response_model=rules_rpc.Rule, tags=["admin: rules"],

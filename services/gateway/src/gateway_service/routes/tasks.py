@@ -20,7 +20,7 @@ from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security, StaffActor, WorkerActor
 from gateway_service.errors import ApiError
 from gateway_service.routes.bodies import body_of, request_of
-from gateway_service.routes.common import page
+from gateway_service.routes.common import QueryId, page
 from servicekit.errors import RpcCallError
 from servicekit.rpc import RpcClient
 
@@ -79,7 +79,7 @@ async def take(actor: WorkerActor, rpc: Rpc,
 async def my_assignments(actor: WorkerActor, rpc: Rpc, p: PageQ,
                          status_: Annotated[tasks_rpc.AssignmentStatus | None,
                                             Query(alias="status")] = None,
-                         pool_id: str | None = None) -> tasks_rpc.Assignments:
+                         pool_id: QueryId = None) -> tasks_rpc.Assignments:
     return await rpc.call(tasks_rpc.MY_ASSIGNMENTS, tasks_rpc.MyAssignments(
         actor=actor, status=status_, pool_id=pool_id, page=p))
 
@@ -141,7 +141,7 @@ async def get_project(actor: StaffActor, rpc: Rpc, project_id: Id) -> tasks_rpc.
 
 @router.get("/pools", response_model=tasks_rpc.Pools, tags=["pools"],
             summary="Pools (without prices), optionally of one project or status")
-async def list_pools(actor: StaffActor, rpc: Rpc, p: PageQ, project_id: str | None = None,
+async def list_pools(actor: StaffActor, rpc: Rpc, p: PageQ, project_id: QueryId = None,
                      status_: Annotated[tasks_rpc.PoolStatus | None,
                                         Query(alias="status")] = None,
 ) -> tasks_rpc.Pools:
@@ -201,7 +201,7 @@ async def update_pool(actor: AdminActor, rpc: Rpc, pool_id: Id,
 @router.get("/admin/pools", response_model=tasks_rpc.AdminPools,
             tags=["admin: pools"],
             summary="Pools with their prices")
-async def admin_list_pools(actor: AdminActor, rpc: Rpc, p: PageQ, project_id: str | None = None,
+async def admin_list_pools(actor: AdminActor, rpc: Rpc, p: PageQ, project_id: QueryId = None,
                            status_: Annotated[tasks_rpc.PoolStatus | None,
                                               Query(alias="status")] = None,
 ) -> tasks_rpc.AdminPools:
@@ -256,6 +256,8 @@ _UPLOAD_DOC = {
 
 @router.post("/admin/pools/{pool_id}/tasks", response_model=tasks_rpc.UploadResult,
              tags=["admin: pools"], openapi_extra=_UPLOAD_DOC,
+             responses={413: {"description": "upload_too_large, row_too_large"},
+                        415: {"description": "unsupported_media_type"}},
              summary="Upload tasks: a JSON array of rows, or TSV text with a header line")
 async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Request,
                        all_or_nothing: Annotated[bool, Query(

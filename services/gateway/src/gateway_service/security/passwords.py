@@ -1,9 +1,11 @@
 """Password hashing (argon2id) and the password policy.
 
 Policy (OWASP ASVS 2.1): 8 to 128 characters, any characters, no composition rules.
-Refused: a password of only whitespace, the login itself, and any of the bundled most
-common passwords (case-insensitive), also with its whitespace removed or with the digits
-and symbols around it taken off ("Password2024!" is "password" with decoration).
+Refused: a password of only whitespace, the login itself, any of the bundled most common
+passwords (case-insensitive), also with its whitespace removed or with the digits and
+symbols around it taken off ("Password2024!" is "password" with decoration), and what the
+zxcvbn strength estimator scores 0 or 1 (under about a million guesses: keyboard walks,
+dictionary words with common substitutions, dates, the login spelled differently).
 """
 
 from __future__ import annotations
@@ -15,10 +17,13 @@ from importlib import resources
 
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
 
 MIN_LENGTH = 8
 MAX_LENGTH = 128
 _DECORATION = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+MIN_STRENGTH = 2  # zxcvbn's score (0..4): 2 = about 10^6..10^8 guesses
+ESTIMATED_CHARS = 72  # zxcvbn's own limit: the estimate reads the first 72 characters
 
 
 def make_hasher(*, time_cost: int = 2, memory_kib: int = 19456,
@@ -63,6 +68,11 @@ def check_policy(password: str, *, login: str | None = None) -> None:
         raise WeakPassword("this password is one of the most common ones: choose another")
     if login and password.strip().lower() == login.lower():
         raise WeakPassword("the password may not be the login")
+    estimate = zxcvbn(password[:ESTIMATED_CHARS], user_inputs=[login] if login else [])
+    if estimate["score"] < MIN_STRENGTH:
+        hint = estimate["feedback"].get("warning") or "add a few more words"
+        raise WeakPassword(f"this password is easy to guess ({hint.rstrip('.')}): "
+                           "choose a longer one")
 
 
 def hash_password(password: str, hasher: PasswordHasher = _HASHER) -> str:
