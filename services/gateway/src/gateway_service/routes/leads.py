@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Path, Query, status
 
 from contracts.rpc import Actor, Page
 from contracts.rpc import support as support_rpc
@@ -37,6 +37,9 @@ LeadChangeBody = body_of(support_rpc.LeadUpdate, "LeadChangeBody", without={"lea
 
 @router.post("/leads", response_model=support_rpc.LeadAccepted,
              status_code=status.HTTP_202_ACCEPTED,
+             responses={428: {"description": "captcha_required: details carry the challenge "
+                                             "(image, id, expiry)"},
+                        429: {"description": "lead_rate_limited: Retry-After says when"}},
              summary="Send a message as a prospective requester (public; limited per address, "
                      "a captcha after a few posts)")
 async def submit(rpc: Rpc, body: LeadBody, address: Address) -> support_rpc.LeadAccepted:
@@ -63,7 +66,8 @@ async def list_leads(actor: AdminActor, rpc: Rpc, p: Annotated[Page, Depends(pag
 
 @router.patch("/admin/leads/{lead_id}", response_model=support_rpc.Lead,
               summary="Set a lead's status (new / contacted / won / lost) or notes (admin)")
-async def update_lead(actor: AdminActor, rpc: Rpc, lead_id: str,
+async def update_lead(actor: AdminActor, rpc: Rpc,
+                      lead_id: Annotated[str, Path(min_length=1, max_length=64)],
                       body: LeadChangeBody) -> support_rpc.Lead:
     return await rpc.call(support_rpc.UPDATE_LEAD, request_of(
         body, support_rpc.LeadUpdate, actor=actor, lead_id=lead_id))

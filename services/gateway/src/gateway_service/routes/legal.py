@@ -6,12 +6,14 @@ from __future__ import annotations
 import base64
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from contracts.rpc import support as support_rpc
 from gateway_service.deps import AnyActor, Rpc, WorkerActor
 from gateway_service.routes.bodies import body_of, request_of
+
+DocId = Annotated[str, Path(min_length=1, max_length=64)]
 
 router = APIRouter(tags=["legal"])
 
@@ -27,7 +29,7 @@ async def list_docs(actor: AnyActor, rpc: Rpc, lang: Lang = "ru") -> support_rpc
 
 @router.get("/legal/{doc_id}", response_model=support_rpc.LegalDoc,
             summary="One legal document as HTML (and its Markdown)")
-async def get_doc(actor: AnyActor, rpc: Rpc, doc_id: str,
+async def get_doc(actor: AnyActor, rpc: Rpc, doc_id: DocId,
                   lang: Lang = "ru") -> support_rpc.LegalDoc:
     return await rpc.call(support_rpc.GET_LEGAL,
                           support_rpc.LegalGet(actor=actor, doc_id=doc_id, lang=lang))
@@ -36,7 +38,7 @@ async def get_doc(actor: AnyActor, rpc: Rpc, doc_id: str,
 @router.get("/legal/{doc_id}/pdf", response_class=Response,
             responses={200: {"content": {"application/pdf": {}}}},
             summary="One legal document as PDF")
-async def get_pdf(actor: AnyActor, rpc: Rpc, doc_id: str, lang: Lang = "ru") -> Response:
+async def get_pdf(actor: AnyActor, rpc: Rpc, doc_id: DocId, lang: Lang = "ru") -> Response:
     pdf = await rpc.call(support_rpc.GET_LEGAL_PDF,
                          support_rpc.LegalGet(actor=actor, doc_id=doc_id, lang=lang))
     return Response(base64.b64decode(pdf.pdf_base64), media_type="application/pdf",
