@@ -1,0 +1,132 @@
+"""The kit's metrics the alerts and dashboards use: series at 0 from the start, events
+counted by type once committed (docs/ops-code-needs.md section 5)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import nats
+import pytest
+from prometheus_client import REGISTRY
+from pydantic import BaseModel
+from sqlalchemy import MetaData
+
+from contracts.envelope import new_envelope
+from contracts.events import UserCreated
+from contracts.rpc import RpcRequest, RpcSpec
+from servicekit.db import make_engine
+from servicekit.errors import CommitThen, Conflict
+from servicekit.messaging_tables import add_messaging_tables
+from servicekit.rpc import RpcServer
+from servicekit.uow import Database
+
+sys.path.insert(0, str(Path(__file__).parent))
+from toy import create_tables, create_toy
+
+metadata = MetaData()
+outbox, _ = add_messaging_tables(metadata)
+
+
+class Ping(RpcRequest):
+    pass
+
+
+class Pong(BaseModel):
+    pass
+
+
+SPEC = RpcSpec("rpc.kitzero.ping", Ping, Pong, "test ping", frozenset({"worker"}))
+
+
+async def handler(_req: Ping) -> Pong:
+    return Pong()
+
+
+def sample(name: str, **labels: str) -> float | None:
+    return REGISTRY.get_sample_value(name, labels)
+
+
+def created(login: str) -> UserCreated:
+    return UserCreated(user_id=login, login=login, role="worker")
+
+
+async def test_a_started_service_has_its_consumer_and_outbox_series_at_zero(
+        own_nats, database_url) -> None:
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyzero")
+    assert sample("servicekit_events_consumed_total", service="toyzero", consumer="count",
+                  outcome="ok") is None  # nothing before the start
+    await svc.start()
+    try:
+        for outcome in ("ok", "duplicate", "retry", "dead_lettered"):
+            assert sample("servicekit_events_consumed_total", service="toyzero",
+                          consumer="count", outcome=outcome) == 0, outcome
+        for source in ("handler_error", "unprocessable", "max_deliveries_advisory"):
+            assert sample("servicekit_dead_lettered_total", service="toyzero",
+                          consumer="count", source=source) == 0, source
+        assert sample("servicekit_outbox_published_total", service="toyzero") == 0
+        assert sample("servicekit_outbox_publish_errors_total", service="toyzero") == 0
+        # set before the relay's first pass, not five seconds later
+        assert sample("servicekit_outbox_backlog", service="toyzero") == 0
+        assert sample("servicekit_outbox_lag_seconds", service="toyzero") == 0
+    finally:
+        await svc.stop()
+
+
+async def test_an_rpc_has_both_outcomes_at_zero_before_its_first_request(own_nats) -> None:
+    nc = await nats.connect(own_nats.url)
+    server = RpcServer(service="kitzero", nc=nc)
+    try:
+        assert sample("servicekit_rpc_requests_total", service="kitzero", rpc=SPEC.subject,
+                      outcome="error") is None
+        await server.serve(SPEC, handler)
+        for outcome in ("ok", "error"):
+            assert sample("servicekit_rpc_requests_total", service="kitzero",
+                          rpc=SPEC.subject, outcome=outcome) == 0
+    finally:
+        await server.stop()
+        await nc.close()
+
+
+@pytest.fixture
+async def db(database_url):
+    engine = make_engine(database_url)
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    yield Database(engine, producer="kitcount", outbox=outbox)
+    await engine.dispose()
+
+
+def recorded(type_: str = "gateway.user.created") -> float:
+    return sample("servicekit_events_recorded_total", service="kitcount", type=type_) or 0.0
+
+
+async def test_events_are_counted_by_type_once_committed_and_not_when_rolled_back(db) -> None:
+    before = recorded()
+    async with db.unit_of_work() as uow:
+        uow.record(created("a"))
+        uow.record(created("b"))
+        assert recorded() == before  # not before the commit
+    assert recorded() == before + 2
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work() as uow:
+            uow.record(created("c"))
+            raise RuntimeError("rolled back")
+    assert recorded() == before + 2
+    with pytest.raises(Conflict):
+        async with db.unit_of_work() as uow:  # commit, then refuse: the event went out
+            uow.record(created("d"))
+            raise CommitThen(Conflict("late", "too late"))
+    assert recorded() == before + 3
+
+
+async def test_a_statement_event_counts_only_if_the_statement_wrote_it(db) -> None:
+    before = recorded()
+    async with db.unit_of_work(autocommit=True) as uow:
+        env, _ = uow.outbox_params(created("e"))
+        uow.recorded.remove(env)  # as callers do when their statement matched nothing
+    assert recorded() == before
+    async with db.consumer_unit() as uow:
+        uow.record(created("f"), cause=new_envelope(created("x"), producer="t"))
+    assert recorded() == before + 1
