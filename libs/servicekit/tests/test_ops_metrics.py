@@ -130,3 +130,31 @@ async def test_a_statement_event_counts_only_if_the_statement_wrote_it(db) -> No
     async with db.consumer_unit() as uow:
         uow.record(created("f"), cause=new_envelope(created("x"), producer="t"))
     assert recorded() == before + 1
+
+
+def test_uvicorn_logs_through_the_root_handler_in_one_json_format() -> None:
+    """uvicorn configured as the kit runs it installs no handler of its own (no coloured
+    plain lines between the JSON ones)."""
+    import io
+    import json
+    import logging
+
+    import uvicorn
+
+    from servicekit.observability import JsonFormatter, route_to_root, uvicorn_log_options
+
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        route_to_root(name)  # what setup_logging did, before uvicorn starts
+    uvicorn.Config(lambda *_: None, **uvicorn_log_options()).configure_logging()
+    err = logging.getLogger("uvicorn.error")
+    assert err.handlers == [] and err.propagate
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(JsonFormatter("kit"))
+    logging.getLogger().addHandler(handler)
+    try:
+        err.warning("port %d in use", 8100)
+    finally:
+        logging.getLogger().removeHandler(handler)
+    line = json.loads(buf.getvalue())
+    assert line["logger"] == "uvicorn.error" and line["msg"] == "port 8100 in use"

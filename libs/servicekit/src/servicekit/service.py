@@ -43,7 +43,12 @@ from servicekit.db import make_engine, ping
 from servicekit.emergency import EmergencyWatch
 from servicekit.messaging_tables import add_messaging_tables
 from servicekit.migrations import head_revision, version_table
-from servicekit.observability import setup_logging, setup_telemetry
+from servicekit.observability import (
+    nats_callbacks,
+    setup_logging,
+    setup_telemetry,
+    uvicorn_log_options,
+)
 from servicekit.outbox import OutboxRelay
 from servicekit.router import PeriodicRoute, Router
 from servicekit.rpc import RpcServer
@@ -137,7 +142,7 @@ class Service:
         s = self.settings
         self.nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1,
                                      reconnect_time_wait=0.5, name=self.name,
-                                     **self.nats_credentials())
+                                     **nats_callbacks(self.name), **self.nats_credentials())
         js = self.nc.jetstream()
         if s.ensure_streams:
             await ensure_streams(js, replicas=s.stream_replicas)
@@ -349,4 +354,4 @@ def run(svc: Service, *, host: str | None = None, port: int | None = None) -> No
     svc.http.router.lifespan_context = lifespan
     uvicorn.run(svc.http, host=host or svc.settings.http_host,
                 port=port if port is not None else svc.settings.http_port,
-                log_level="warning", access_log=False, lifespan="on")
+                access_log=False, lifespan="on", **uvicorn_log_options())

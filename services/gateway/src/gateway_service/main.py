@@ -23,7 +23,6 @@ from typing import Any
 from fastapi import FastAPI, Response
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from gateway_service.db import metadata
 from gateway_service.emergency import Emergency, ReadOnlyMiddleware
@@ -34,12 +33,20 @@ from gateway_service.http import (
     SecurityHeadersMiddleware,
     TrustedHostsMiddleware,
 )
+from gateway_service.ops import (
+    RequestObservabilityMiddleware,
+    RouteTemplates,
+    add_probes,
+    ops_app,
+    precreate_http_series,
+)
 from gateway_service.rpc import GatewayRpc
 from gateway_service.security import SecurityLayer
-from gateway_service.security.addresses import host_name
+from gateway_service.security.addresses import host_name, parse_networks
 from gateway_service.security.store import GatewayStore
 from gateway_service.settings import GatewaySettings
 from servicekit.migrations import upgrade
+from servicekit.observability import uvicorn_log_options
 from servicekit.service import Service
 
 log = logging.getLogger("gateway")
@@ -104,6 +111,9 @@ class Gateway:
         self.security = SecurityLayer(self.svc.ctx)
         self.rpc: GatewayRpc | None = None
         self.app = self._make_app()
+        # /metrics and the probes on GATEWAY_OPS_PORT (main() serves it), never on the
+        # public port
+        self.ops_app = ops_app(self.svc)
 
     def _make_app(self) -> FastAPI:
         from gateway_service.routes import API_ROUTERS, admin_security, admin_users, status
@@ -131,21 +141,7 @@ class Gateway:
         if s.environment == "development" and s.dev_quick_login:
             app.include_router(auth_routes.dev_router, prefix="/api")
 
-        @app.get("/healthz", include_in_schema=False)
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok", "service": "gateway"}
-
-        @app.get("/readyz", include_in_schema=False)
-        async def readyz(response: Response) -> dict[str, Any]:
-            checks = await self.svc.readiness()
-            ready = all(v == "ok" for v in checks.values())
-            response.status_code = 200 if ready else 503
-            return {"status": "ready" if ready else "not_ready", "checks": checks}
-
-        @app.get("/metrics", include_in_schema=False)
-        async def metrics() -> Response:
-            return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
+        add_probes(app, self.svc)  # the load balancer's probes stay on the public port
         mount_web_ui(app, docs=s.environment != "production")
 
         app.add_middleware(ReadOnlyMiddleware, emergency=self.emergency,
@@ -154,8 +150,14 @@ class Gateway:
         hosts = allowed_hosts(s)
         if hosts:
             app.add_middleware(TrustedHostsMiddleware, hosts=hosts)
-        # Added last = outermost: every refusal above gets the security headers too.
+        # Added late = outer: every refusal above gets the security headers too.
         app.add_middleware(SecurityHeadersMiddleware, hsts=s.behind_tls)
+        # Outermost: every answer is counted and logged, with its request id.
+        templates = RouteTemplates()
+        templates.load(app)
+        app.add_middleware(RequestObservabilityMiddleware, templates=templates,
+                           trusted_proxies=parse_networks(s.trusted_proxies))
+        precreate_http_series(templates)
         return app
 
     async def start(self) -> str | None:
@@ -182,10 +184,36 @@ def create_gateway(settings: GatewaySettings | None = None) -> Gateway:
     return Gateway(settings or GatewaySettings())
 
 
+class OpsServer:
+    """The ops port's uvicorn server, stopped with the public one (which alone handles the
+    process's signals)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        import uvicorn
+
+        class Quiet(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                yield
+
+        self.server = Quiet(uvicorn.Config(app, host=host, port=port, lifespan="off",
+                                           access_log=False, server_header=False,
+                                           **uvicorn_log_options()))
+
+    async def serve_while(self, main: Awaitable[None]) -> None:
+        task = asyncio.create_task(self.server.serve(), name="gateway-ops-port")
+        try:
+            await main
+        finally:
+            self.server.should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
+
+
 def main() -> None:
-    """Process entrypoint: serve on http_host:http_port, print the bootstrap password once
-    on stdout (never into the log). The schema is migrated before, as its own step
-    (``python -m servicekit.migrations upgrade gateway``), unless GATEWAY_MIGRATE_ON_START."""
+    """Process entrypoint: the public app on http_host:http_port, the ops app (metrics,
+    probes) on http_host:ops_port; print the bootstrap password once on stdout (never
+    into the log). The schema is migrated before, as its own step (``python -m
+    servicekit.migrations upgrade gateway``), unless GATEWAY_MIGRATE_ON_START."""
     import uvicorn
 
     settings = GatewaySettings()
@@ -206,10 +234,13 @@ def main() -> None:
             await gw.stop()
 
     gw.app.router.lifespan_context = lifespan
-    # No access log: request lines could carry tokens in a future query string.
-    uvicorn.run(gw.app, host=settings.http_host, port=settings.http_port,
-                log_level="warning", access_log=False, lifespan="on",
-                proxy_headers=False, server_header=False)
+    # No uvicorn access log (request lines could carry tokens in a query string): the
+    # gateway's own (gateway.access) logs route templates.
+    public = uvicorn.Server(uvicorn.Config(
+        gw.app, host=settings.http_host, port=settings.http_port, access_log=False,
+        lifespan="on", proxy_headers=False, server_header=False, **uvicorn_log_options()))
+    ops = OpsServer(gw.ops_app, settings.http_host, settings.ops_port)
+    asyncio.run(ops.serve_while(public.serve()))
 
 
 if __name__ == "__main__":

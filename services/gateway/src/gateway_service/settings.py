@@ -14,6 +14,9 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     http_port: int = 8000
+    # /metrics, /healthz and /readyz for Prometheus and operators (same host as http_port);
+    # the public port serves no /metrics
+    ops_port: int = 8100
     # Pepper mixed into token hashes; placeholder refused outside development/test.
     token_pepper: SecretStr = SecretStr("dev-pepper-not-for-production")
     # Encrypts TOTP secrets at rest (any high-entropy string; a Fernet key is derived from it).
