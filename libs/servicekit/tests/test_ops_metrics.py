@@ -158,3 +158,35 @@ def test_uvicorn_logs_through_the_root_handler_in_one_json_format() -> None:
         logging.getLogger().removeHandler(handler)
     line = json.loads(buf.getvalue())
     assert line["logger"] == "uvicorn.error" and line["msg"] == "port 8100 in use"
+
+
+async def test_diagnostics_answer_in_time_when_a_check_hangs(own_nats, database_url) -> None:
+    """Every check of a service's diagnostics at once, each with its own limit: a hung
+    database costs one limit, and the reply names what did not answer."""
+    import asyncio
+    import time
+
+    from servicekit.service import DIAGNOSTICS_CHECK_S
+
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyhung")
+    await svc.start()
+    try:
+        healthy = await svc.diagnostics()
+        assert healthy.database == "ok" and healthy.details == {}
+        assert [c.consumer for c in healthy.consumers] == ["toyhung__count"]
+
+        async def hang(*_args: object) -> None:
+            await asyncio.sleep(30)
+
+        svc.readiness = hang  # type: ignore[method-assign,assignment]
+        assert svc.relay is not None
+        svc.relay.backlog = hang  # type: ignore[method-assign,assignment]
+        t0 = time.perf_counter()
+        report = await svc.diagnostics()
+        assert time.perf_counter() - t0 < DIAGNOSTICS_CHECK_S + 0.4
+        assert report.database == "error: no answer" and report.bus == "ok"
+        assert report.outbox_backlog == -1 and set(report.details) == {"readiness", "outbox"}
+        assert [c.consumer for c in report.consumers] == ["toyhung__count"]  # still read
+    finally:
+        await svc.stop()

@@ -76,6 +76,9 @@ def tune_gc(gen0_threshold: int) -> None:
     gc.set_threshold(gen0_threshold, g1, g2)
 
 
+# Each check of a service's diagnostics (the gateway allows the whole reply 1.5 s).
+DIAGNOSTICS_CHECK_S = 1.0
+
 # 1 while a readiness check passes (updated at every /readyz and by the service's own
 # 15 s loop), for the ServiceNotReady alert and the "service RED" dashboard
 READY = Gauge("servicekit_ready", "Whether a readiness check passes (1) or not (0)",
@@ -267,24 +270,40 @@ class Service:
     # ------------------------------------------------------------------ diagnostics
 
     async def diagnostics(self) -> ops.Diagnostics:
-        """Database, bus, outbox backlog and lag of each of this service's consumers."""
-        checks = await self.readiness()
-        backlog, lag = (await self.relay.backlog()) if self.relay else (0, 0.0)
-        lags = []
-        if self.nc is not None and self.nc.is_connected:
-            js = self.nc.jetstream()
-            for c in self.consumers:
-                try:
-                    info = await js.consumer_info(c.stream, c.durable)
-                    lags.append(ops.ConsumerLag(
-                        consumer=c.durable, stream=c.stream, pending=info.num_pending or 0,
-                        ack_pending=info.num_ack_pending or 0,
-                        redelivered=info.num_redelivered or 0))
-                except Exception as exc:
-                    log.warning("consumer_info %s: %s", c.durable, exc)
+        """Database, bus, outbox backlog and lag of each of this service's consumers: every
+        check at once, each within ``DIAGNOSTICS_CHECK_S``, so the reply comes within the
+        gateway's own limit even when the database or JetStream hangs (what did not answer
+        is named in ``details``; an unknown backlog is -1)."""
+        connected = self.nc is not None and self.nc.is_connected
+        details: dict[str, Any] = {}
+
+        async def timed(name: str, check: Any, default: Any) -> Any:
+            try:
+                return await asyncio.wait_for(check, DIAGNOSTICS_CHECK_S)
+            except Exception as exc:
+                details[name] = f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__
+                return default
+
+        async def no_backlog() -> tuple[int, float]:
+            return 0, 0.0
+
+        js = self.nc.jetstream() if connected and self.nc is not None else None
+        consumers = self.consumers if js is not None else []
+        lag_checks = [timed(f"consumer {c.durable}", js.consumer_info(c.stream, c.durable), None)
+                      for c in consumers] if js is not None else []
+        checks, (backlog, lag), *infos = await asyncio.gather(
+            timed("readiness", self.readiness(),
+                  {"database": "error: no answer", "bus": "ok" if connected else "error"}),
+            timed("outbox", self.relay.backlog() if self.relay else no_backlog(), (-1, -1.0)),
+            *lag_checks)
+        lags = [ops.ConsumerLag(consumer=c.durable, stream=c.stream,
+                                pending=info.num_pending or 0,
+                                ack_pending=info.num_ack_pending or 0,
+                                redelivered=info.num_redelivered or 0)
+                for c, info in zip(consumers, infos, strict=True) if info is not None]
         return ops.Diagnostics(service=self.name, database=checks["database"], bus=checks["bus"],
                                outbox_backlog=backlog, outbox_lag_seconds=round(lag, 3),
-                               consumers=lags)
+                               consumers=lags, details=details)
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
