@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -124,6 +126,8 @@ class Service:
         self._runners: list[ConsumerRunner] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._ping_sub: Any = None
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self._schema_ok = migrations_dir is None
         self.http = self._make_http()
 
@@ -174,6 +178,8 @@ class Service:
                 return await _handler(req, self.ctx)
 
             await self.rpc_server.serve(spec, call)
+        if self.name in ops.SERVICES:
+            self._ping_sub = await self.nc.subscribe(ops.ping_subject(self.name), cb=self._pong)
         await self.relay.start()
         for hook in self.router.startups:
             await hook(self.ctx)
@@ -215,7 +221,18 @@ class Service:
             routes.append((spec, lambda _req, _ctx: self.diagnostics()))
         return routes
 
+    async def _pong(self, msg: Any) -> None:
+        """Answer a scatter ping: this replica is here (no queue group, so every one does)."""
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(ops.Pong(service=self.name, instance=self.instance)
+                                  .model_dump_json().encode())
+
     async def stop(self) -> None:
+        if self._ping_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._ping_sub.unsubscribe()
+            self._ping_sub = None
         for runner in self._runners:
             runner.stopping = True
         for loop in self._loops:

@@ -11,6 +11,7 @@ that, and is named as failing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ router = APIRouter(tags=["diagnostics"])
 
 # Each check's own limit; they run in parallel, so the report answers within about this.
 CHECK_TIMEOUT_S = 1.5
+# How long replies to the scatter ping are collected (replicas answer in milliseconds).
+PING_WINDOW_S = 0.3
 T = TypeVar("T")
 
 Health = Literal["ok", "degraded", "down"]
@@ -41,6 +44,9 @@ class ServiceHealth(BaseModel):
     latency_ms: float | None = None
     error: str | None = None
     outbox_lag_seconds: float | None = None
+    # replicas that answered the scatter ping within PING_WINDOW_S (None: not asked)
+    replicas_seen: int | None = None
+    instances: list[str] = []
     diagnostics: ops.Diagnostics | None = None
 
 
@@ -136,6 +142,34 @@ async def _gateway_health(gateway: Any) -> ServiceHealth:
     except Exception as exc:
         return ServiceHealth(service="gateway", status="down", error=type(exc).__name__)
     return _judged("gateway", diag, t0)
+
+
+async def _replicas_seen(nc: Any, services: tuple[str, ...]) -> dict[str, list[str]]:
+    """The instances of each service that answer ``ops.ping_subject`` within the window:
+    every replica, not only the queue group's one that takes an RPC."""
+    seen: dict[str, list[str]] = {s: [] for s in services}
+    if nc is None or not getattr(nc, "is_connected", False):
+        return seen
+    subs = []
+    try:
+        for service in services:
+            async def collect(msg: Any, _service: str = service) -> None:
+                try:
+                    seen[_service].append(ops.Pong.model_validate_json(msg.data).instance)
+                except ValueError:
+                    pass
+
+            inbox = nc.new_inbox()
+            subs.append(await nc.subscribe(inbox, cb=collect))
+            await nc.publish(ops.ping_subject(service), b"", reply=inbox)
+        await asyncio.sleep(PING_WINDOW_S)
+    except Exception:  # the bus went away meanwhile: what came is what is reported
+        pass
+    finally:
+        for sub in subs:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+    return {s: sorted(set(v)) for s, v in seen.items()}
 
 
 async def _limited(check: Awaitable[T]) -> T | Exception:
@@ -258,10 +292,13 @@ async def diagnostics(actor: AdminActor, rpc: Rpc, request: Request) -> Diagnost
     if gateway is not None:
         checks.append(_gateway_health(gateway))
     monitors = list(gateway.settings.nats_monitor_urls) if gateway is not None else []
-    services, bus = await asyncio.gather(
-        asyncio.gather(*checks),
-        _bus_health(getattr(request.app.state, "nats", None), monitors),
-    )
+    nc = getattr(request.app.state, "nats", None)
+    services, bus, seen = await asyncio.gather(
+        asyncio.gather(*checks), _bus_health(nc, monitors), _replicas_seen(nc, ops.SERVICES))
+    for row in services:
+        if row.service in seen:
+            row.instances = seen[row.service]
+            row.replicas_seen = len(row.instances)
     lag = [ConsumerLagRow(service=s.service, **c.model_dump())
            for s in services if s.diagnostics for c in s.diagnostics.consumers]
     problems = [f"{s.service}: {s.status}" + (f" ({s.error})" if s.error else "")
