@@ -135,6 +135,32 @@ async def test_one_access_log_line_per_request_with_its_request_id(
     assert out["request_id"] == r.headers["x-request-id"]
 
 
+async def test_every_log_line_of_a_request_carries_its_request_id_and_trace(ctx: Ctx) -> None:
+    import io
+
+    async def noisy() -> dict[str, str]:
+        logging.getLogger("gateway.test").warning("something inside the request")
+        return {}
+
+    ctx.gw.app.add_api_route("/api/test-noisy", noisy)
+    buf = io.StringIO()
+    handler = logging.StreamHandler(buf)
+    handler.setFormatter(JsonFormatter("gateway"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        r = await ctx.client.get("/api/test-noisy")
+    finally:
+        root.removeHandler(handler)
+    lines = [json.loads(ln) for ln in buf.getvalue().splitlines()]
+    mine = [ln for ln in lines if ln["logger"] in ("gateway.test", "gateway.access")]
+    assert [ln["logger"] for ln in mine] == ["gateway.test", "gateway.access"]
+    trace_id = r.headers["traceparent"].split("-")[1]
+    for line in mine:
+        assert line["request_id"] == r.headers["x-request-id"], line
+        assert line["trace_id"] == trace_id, line
+
+
 def test_json_lines_carry_the_request_id_while_a_request_is_handled() -> None:
     fmt = JsonFormatter("gateway")
     record = logging.LogRecord("gateway.x", logging.WARNING, __file__, 1, "hello %s",

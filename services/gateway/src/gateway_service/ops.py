@@ -147,24 +147,25 @@ class RequestObservabilityMiddleware:
         status = [500]
         token = REQUEST_ID.set(request_id)
         start = time.perf_counter()
-        try:
-            with self.tracer.start_as_current_span(f"HTTP {method}", context=parent,
-                                                   kind=trace.SpanKind.SERVER):
-                carrier: dict[str, str] = {}
-                propagate.inject(carrier)
-                extra = [(b"x-request-id", request_id.encode())] + [
-                    (k.encode(), v.encode()) for k, v in carrier.items()]
+        with self.tracer.start_as_current_span(f"HTTP {method}", context=parent,
+                                               kind=trace.SpanKind.SERVER):
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            extra = [(b"x-request-id", request_id.encode())] + [
+                (k.encode(), v.encode()) for k, v in carrier.items()]
 
-                async def marked(message: Message) -> None:
-                    if message["type"] == "http.response.start":
-                        status[0] = message["status"]
-                        message["headers"] = list(message.get("headers", [])) + extra
-                    await send(message)
+            async def marked(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    status[0] = message["status"]
+                    message["headers"] = list(message.get("headers", [])) + extra
+                await send(message)
 
+            try:
                 await self.app(scope, receive, marked)
-        finally:
-            self._observe(scope, method, status[0], time.perf_counter() - start, request_id)
-            REQUEST_ID.reset(token)
+            finally:  # the access line inside the span: it has the trace id too
+                self._observe(scope, method, status[0], time.perf_counter() - start,
+                              request_id)
+                REQUEST_ID.reset(token)
 
     def _observe(self, scope: Scope, method: str, status: int, seconds: float,
                  request_id: str) -> None:
