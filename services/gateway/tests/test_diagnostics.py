@@ -97,6 +97,11 @@ def test_lost_quorum_and_lagging_replicas_are_reported() -> None:
     assert healthy.quorum and healthy.meta_leader == "n1" and healthy.cluster_size == 3
     assert [(p.name, p.current, p.active_s) for p in healthy.peers] == [
         ("n0", True, 2.0), ("n1", True, None), ("n2", False, 9.0)]
+    # a follower's view (the leader's monitor did not answer) names the leader once
+    follower = diag._jetstream(FakeNc(), object(), [], {
+        "leader": "n1", "cluster_size": 3,
+        "replicas": [{"name": "n1", "current": True, "active": 1}]})
+    assert [p.name for p in follower.peers] == ["n1"] and follower.meta_leader == "n1"
 
 
 async def test_a_hung_check_costs_the_bus_report_its_own_timeout_only() -> None:

@@ -150,7 +150,7 @@ async def _replicas_seen(nc: Any, services: tuple[str, ...]) -> dict[str, list[s
     seen: dict[str, list[str]] = {s: [] for s in services}
     if nc is None or not getattr(nc, "is_connected", False):
         return seen
-    subs = []
+    subs, inboxes = [], []
     try:
         for service in services:
             async def collect(msg: Any, _service: str = service) -> None:
@@ -159,8 +159,12 @@ async def _replicas_seen(nc: Any, services: tuple[str, ...]) -> dict[str, list[s
                 except ValueError:
                     pass
 
-            inbox = nc.new_inbox()
-            subs.append(await nc.subscribe(inbox, cb=collect))
+            inboxes.append(nc.new_inbox())
+            subs.append(await nc.subscribe(inboxes[-1], cb=collect))
+        # the reply inboxes known to the cluster before anyone can answer: a replica on
+        # another node answers through routes that must already carry this interest
+        await asyncio.wait_for(nc.flush(), CHECK_TIMEOUT_S)
+        for service, inbox in zip(services, inboxes, strict=True):
             await nc.publish(ops.ping_subject(service), b"", reply=inbox)
         await asyncio.sleep(PING_WINDOW_S)
     except Exception:  # the bus went away meanwhile: what came is what is reported
@@ -220,12 +224,16 @@ async def _jsz(url: str) -> dict[str, Any]:
 
 
 async def _meta_from_monitors(urls: list[str]) -> dict[str, Any] | None:
-    """The meta group as the first node that answers sees it (None: none configured or
-    none answered)."""
-    for result in await asyncio.gather(*(_limited(_jsz(u)) for u in urls)):
-        if isinstance(result, dict) and result:
-            return result
-    return None
+    """The meta group as its leader sees it (each node's /jsz lists the other nodes, and
+    only the leader knows whether its followers are current); another node's view if the
+    leader's monitor does not answer; None when none is configured or none answered."""
+    views = [r for r in await asyncio.gather(*(_limited(_jsz(u)) for u in urls))
+             if isinstance(r, dict) and r]
+    for view in views:
+        if view.get("leader") and view["leader"] not in {
+                r.get("name") for r in view.get("replicas") or []}:
+            return view
+    return views[0] if views else None
 
 
 def _jetstream(nc: Any, account: Any, infos: list[Any],
@@ -245,12 +253,12 @@ def _jetstream(nc: Any, account: Any, infos: list[Any],
     if meta:
         health.meta_leader = meta.get("leader")
         health.cluster_size = meta.get("cluster_size") or health.cluster_size
-        health.peers = sorted(
-            [Peer(name=r.get("name", "?"), current=bool(r.get("current")),
-                  active_s=round((r.get("active") or 0) / 1e9, 3))
-             for r in meta.get("replicas") or []]
-            + ([Peer(name=meta["leader"], current=True)] if meta.get("leader") else []),
-            key=lambda p: p.name)
+        peers = {r.get("name", "?"): Peer(name=r.get("name", "?"), current=bool(r.get("current")),
+                                          active_s=round((r.get("active") or 0) / 1e9, 3))
+                 for r in meta.get("replicas") or []}
+        if meta.get("leader"):
+            peers[meta["leader"]] = Peer(name=meta["leader"], current=True)
+        health.peers = sorted(peers.values(), key=lambda p: p.name)
     return health
 
 
