@@ -97,6 +97,11 @@ def test_lost_quorum_and_lagging_replicas_are_reported() -> None:
     assert healthy.quorum and healthy.meta_leader == "n1" and healthy.cluster_size == 3
     assert [(p.name, p.current, p.active_s) for p in healthy.peers] == [
         ("n0", True, 2.0), ("n1", True, None), ("n2", False, 9.0)]
+    # the leader still answers but hears from no follower: no quorum, before it steps down
+    alone = diag._jetstream(FakeNc(), object(), [], {
+        "leader": "n0", "cluster_size": 3, "quorum_needed": 2,
+        "replicas": [{"name": "n1", "current": False}, {"name": "n2", "current": False}]})
+    assert alone.quorum is False and "1 of 3 meta peers current" in (alone.error or "")
     # a follower's view (the leader's monitor did not answer) names the leader once
     follower = diag._jetstream(FakeNc(), object(), [], {
         "leader": "n1", "cluster_size": 3,

@@ -259,6 +259,11 @@ def _jetstream(nc: Any, account: Any, infos: list[Any],
         if meta.get("leader"):
             peers[meta["leader"]] = Peer(name=meta["leader"], current=True)
         health.peers = sorted(peers.values(), key=lambda p: p.name)
+        needed = meta.get("quorum_needed") or (len(peers) // 2 + 1)
+        current = sum(p.current for p in health.peers)
+        if health.quorum and peers and current < needed:  # the leader has not noticed yet
+            health.quorum = False
+            health.error = f"only {current} of {len(peers)} meta peers current ({needed} needed)"
     return health
 
 
