@@ -190,3 +190,31 @@ async def test_diagnostics_answer_in_time_when_a_check_hangs(own_nats, database_
         assert [c.consumer for c in report.consumers] == ["toyhung__count"]  # still read
     finally:
         await svc.stop()
+
+
+async def test_a_bus_outage_is_logged_at_warning_without_a_traceback(
+        own_nats, database_url, caplog) -> None:
+    import asyncio
+    import logging
+
+    await create_tables(database_url)
+    svc = create_toy(own_nats.url, database_url, name="toyoutage")
+    await svc.start()
+    try:
+        caplog.set_level(logging.INFO)
+        own_nats.stop()
+        await asyncio.sleep(1.5)  # a few failed reconnect attempts
+        own_nats.start()
+        assert svc.nc is not None
+        for _ in range(100):
+            if svc.nc.is_connected:
+                break
+            await asyncio.sleep(0.1)
+        assert svc.nc.is_connected
+        bus = [r for r in caplog.records if r.name in ("nats", "nats.aio.client",
+                                                       "servicekit.nats")]
+        assert any("reconnected" in r.getMessage() for r in bus)
+        assert all(r.levelno == logging.WARNING and r.exc_info is None for r in bus), [
+            (r.name, r.levelname, r.getMessage()) for r in bus]
+    finally:
+        await svc.stop()
