@@ -23,8 +23,9 @@ test: env ## unit, integration, end-to-end and browser tests (their own PostgreS
 bench: env ## benchmarks with baselines measured in the same run
 	$(PY) -m bench
 
-chaos: env ## the long fault suite: 40 kills -9 under load, then the money invariants (JSON report)
+chaos: env ## the long fault suite: 40 kills -9 under load on one server, then 40 on a 3-node cluster with stream-leader kills; the money invariants (JSON reports)
 	$(PY) -m bench.chaos --seconds 240 --kills 40
+	$(PY) -m bench.chaos --seconds 240 --kills 40 --cluster
 
 lock: $(UV)
 	$(UV) lock

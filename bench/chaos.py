@@ -1,6 +1,6 @@
 """The fault suite: full lifecycles through the HTTP API while processes are killed.
 
-    python -m bench.chaos [--seconds 240] [--kills 40] [--seed 7]     (make chaos)
+    python -m bench.chaos [--seconds 240] [--kills 40] [--seed 7] [--cluster]   (make chaos)
 
 A real stack (launcher.Stack: its own PostgreSQL from the wheel, nats-server with a user per
 process, every service and the gateway as processes) serves workers who take and submit and
@@ -15,8 +15,13 @@ invariants of the money are checked from the databases themselves:
 * the ledger's entries sum to zero per currency, no balance is negative;
 * every outbox is empty (each committed event was published).
 
+With ``--cluster`` the bus is a 3-node JetStream cluster on loopback (R3 streams,
+``sync_interval: always``) and the nats-server target becomes the node that currently leads
+the REVIEW, LEDGER or TASK stream (found by asking the cluster before each kill).
+
 The short version runs in ``make test`` (tests/chaos/test_faults.py, one kill of each
-target); ``make chaos`` runs the long one and prints its figures as JSON.
+target on one server); ``make chaos`` runs the long one twice, on one server and on the
+cluster, and prints the figures as JSON.
 """
 
 from __future__ import annotations
@@ -39,6 +44,9 @@ from bench.lifecycle import drive, setup
 from launcher.stack import SERVICE_NAMES, Stack, free_port
 
 TARGETS = ("ledger", "review", "tasks", "nats-server", "postgres")
+# on a 3-node cluster: the node leading a money stream's replicas instead of the one server
+CLUSTER_TARGETS = ("ledger", "review", "tasks", "stream-leader", "postgres")
+LEADER_STREAMS = ("REVIEW", "LEDGER", "TASK")
 OUTBOX_SERVICES = ("tasks", "review", "ledger", "rules", "support", "gateway")
 
 
@@ -63,16 +71,35 @@ class Faults:
             rnd.shuffle(rnd_round)
             order += rnd_round
         gap = self.seconds / (self.kills + 1)
-        for target in order[:self.kills]:
+        for i, target in enumerate(order[:self.kills]):
             await asyncio.sleep(gap * rnd.uniform(0.5, 1.5) * 0.7)
             down_s = rnd.uniform(0.2, 1.5)
             t0 = time.monotonic()
-            self.stack.kill(target)
+            kill: dict[str, Any] = {"target": target}
+            name = target
+            if target == "stream-leader":
+                kill["stream"] = LEADER_STREAMS[i % len(LEADER_STREAMS)]
+                name = kill["node"] = await self.leader_of(kill["stream"])
+            self.stack.kill(name)
             await asyncio.sleep(down_s)
             # spawned from this (the stack's) thread, then waited for from another
-            self.stack.restart(target, wait=False)
-            await asyncio.to_thread(self.stack.wait_ready, target)
-            self.done.append({"target": target, "down_s": round(time.monotonic() - t0, 2)})
+            self.stack.restart(name, wait=False)
+            await asyncio.to_thread(self.stack.wait_ready, name)
+            kill["down_s"] = round(time.monotonic() - t0, 2)
+            self.done.append(kill)
+
+    async def leader_of(self, stream: str) -> str:
+        """The node that leads the stream's replicas now (asked as the ops user)."""
+        import nats
+
+        nc = await nats.connect(self.stack.nats_url.split(","), user="ops",
+                                password=self.stack.nats_passwords["ops"])
+        try:
+            info = await nc.jetstream().stream_info(stream)
+        finally:
+            await nc.close()
+        assert info.cluster is not None and info.cluster.leader, f"{stream} has no leader"
+        return str(info.cluster.leader)
 
 
 async def _one(url: str, sql: str, *args: Any) -> Any:
@@ -128,6 +155,7 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
     load, _ = await asyncio.gather(
         drive(stack.gateway_url, stack.nats_url, ctx, seconds=seconds, nats_auth=auth),
         faults.run())
+    died = stack.dead()  # a process that exited without being killed by the suite
     t0 = time.monotonic()
     state = await money_state(stack, ctx["pool_id"])
     while not settled(state) and time.monotonic() - t0 < settle_s:
@@ -138,17 +166,17 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
                                 for t in targets},
             "settled_after_s": round(time.monotonic() - t0, 1),
             "accepted_by_clients": load["accepted"],
-            "http_errors": load["errors"], **state}
+            "http_errors": load["errors"], "died": died, **state}
 
 
-def start_stack(data: Path) -> Stack:
+def start_stack(data: Path, *, nats_nodes: int = 1) -> Stack:
     distinct: set[int] = set()
     while len(distinct) < len(SERVICE_NAMES) + 2:  # a free port may be handed out twice
         distinct.add(free_port())
     nats_port, pg_port, *service_ports = sorted(distinct)
     stack = Stack(data_dir=data, nats_port=nats_port, pg_port=pg_port,
                   ports=dict(zip(SERVICE_NAMES, service_ports, strict=True)),
-                  environment="development", echo=False,
+                  environment="development", echo=False, nats_nodes=nats_nodes,
                   extra_env={"GATEWAY_DEV_QUICK_LOGIN": "false"})
     stack.start()
     return stack
@@ -159,17 +187,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=240.0)
     ap.add_argument("--kills", type=int, default=40)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--cluster", action="store_true",
+                    help="a 3-node JetStream cluster (R3, fsync always); kills hit the node "
+                         "leading the REVIEW, LEDGER or TASK stream instead of the one server")
     args = ap.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="mte-chaos-") as tmp:
-        stack = start_stack(Path(tmp))
+        stack = start_stack(Path(tmp), nats_nodes=3 if args.cluster else 1)
         try:
             report = asyncio.run(run(stack, seconds=args.seconds, kills=args.kills,
-                                     seed=args.seed))
+                                     seed=args.seed,
+                                     targets=CLUSTER_TARGETS if args.cluster else TARGETS))
         finally:
             stack.shutdown()
     print(json.dumps(report, indent=1))
     ok = (settled(report) and report["double"] == 0 and report["negative_balances"] == 0
-          and not any(report["entry_sums"].values()))
+          and not any(report["entry_sums"].values()) and not report["died"])
     print("invariants hold" if ok else "INVARIANTS BROKEN", file=sys.stderr)
     return 0 if ok else 1
 

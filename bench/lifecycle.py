@@ -42,7 +42,13 @@ class Recorder:
 
     async def call(self, name: str, coro) -> tuple[int, Any]:
         t = time.perf_counter()
-        status, body = await coro
+        try:
+            status, body = await coro
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            # the connection itself failed (the fault suite kills processes): counted, and
+            # the caller tries again as a client would
+            self.errors[f"{name}:{type(exc).__name__}"] += 1
+            return 0, None
         self.latencies[name].append(time.perf_counter() - t)
         if status >= 500:
             self.errors[f"{name}:{status}"] += 1
@@ -117,7 +123,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
     rec = Recorder()
     pool_id = ctx["pool_id"]
     # as the bus's ops user where the bus has users (the launcher's stack has them)
-    nc = await nats.connect(nats_url, **(nats_auth or {}))
+    nc = await nats.connect(nats_url.split(","), **(nats_auth or {}))
 
     async def on_credit(msg) -> None:  # core subscription sees every JetStream publish
         env = Envelope.model_validate_json(msg.data)

@@ -118,19 +118,25 @@ def service_permissions(service: str) -> Permissions:
     for stream, durable in cons:
         publish += consumer_api(stream, durable)
     publish += emergency_reader()
+    # its own dead letters, replayed on an admin's request (servicekit Service.replay_...)
+    if cons:
+        publish += [f"{API}.STREAM.MSG.GET.DLQ", f"{API}.STREAM.MSG.DELETE.DLQ"]
     subscribe = [f"rpc.{service}.>", f"{inbox(service)}.>"]
     return Permissions(publish, subscribe, responses=True)
 
 
 def gateway_permissions() -> Permissions:
-    from gateway_service.routes.live import SUBJECTS
+    from gateway_service.routes.live import SUBJECTS, SUPPORT_SUBJECTS
     from gateway_service.security.sessions import CHANGED_SUBJECT
 
     publish = [*event_subjects("GATEWAY"), "rpc.>", f"{DLQ_SUBJECT_PREFIX}.gateway.>",
                f"{API}.INFO", f"{API}.STREAM.INFO.*", f"$KV.{EMERGENCY_BUCKET}.>",
-               *emergency_reader()]
+               *emergency_reader(),
+               # the admin's dead-letter screen: read and discard (replay goes to the service)
+               f"{API}.STREAM.MSG.GET.DLQ", f"{API}.STREAM.MSG.DELETE.DLQ"]
     # the live stream's hints for open pages (core NATS, read only)
-    subscribe = [CHANGED_SUBJECT, *sorted(SUBJECTS), f"{inbox('gateway')}.>"]
+    subscribe = [CHANGED_SUBJECT, *sorted([*SUBJECTS, *SUPPORT_SUBJECTS]),
+                 f"{inbox('gateway')}.>"]
     return Permissions(publish, subscribe, responses=False)
 
 
@@ -208,13 +214,23 @@ def service_env(user: str, password: str) -> dict[str, str]:
 
 async def provision(url: str, password: str, *, replicas: int = 1) -> None:
     """As the provisioner: every stream, and the emergency bucket, created or updated."""
+    import asyncio
+    import time
+
     import nats
 
     from servicekit.streams import ensure_bus
 
-    nc = await nats.connect(url, user="provisioner", password=password,
-                            inbox_prefix=inbox("provisioner"), name="provisioner")
-    try:
-        await ensure_bus(nc.jetstream(), replicas=replicas, buckets={EMERGENCY_BUCKET: 16})
-    finally:
-        await nc.close()
+    deadline = time.monotonic() + 60
+    while True:  # a fresh cluster elects its meta leader in a few seconds
+        nc = await nats.connect(url.split(","), user="provisioner", password=password,
+                                inbox_prefix=inbox("provisioner"), name="provisioner")
+        try:
+            await ensure_bus(nc.jetstream(), replicas=replicas, buckets={EMERGENCY_BUCKET: 16})
+            return
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(1.0)
+        finally:
+            await nc.close()

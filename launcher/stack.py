@@ -101,12 +101,22 @@ class Stack:
     nats_passwords: dict[str, str] = field(default_factory=dict)
     _spawned: dict[str, tuple[list[str], dict[str, str] | None, bool]] = field(
         default_factory=dict)
-    _nats_monitor: int = 0
+    # 1: one nats-server ("nats-server"); 3: a JetStream cluster on loopback ("nats-0".."nats-2",
+    # R3 streams, fsync on every write) for the fault suite's leader kills
+    nats_nodes: int = 1
+    _nats_monitor: dict[str, int] = field(default_factory=dict)
+    _nats_clients: dict[str, int] = field(default_factory=dict)
     _password_seen: threading.Event = field(default_factory=threading.Event)
 
     @property
     def nats_url(self) -> str:
-        return f"nats://127.0.0.1:{self.nats_port}"
+        ports = list(self._nats_clients.values()) or [self.nats_port]
+        return ",".join(f"nats://127.0.0.1:{p}" for p in ports)
+
+    @property
+    def nats_names(self) -> list[str]:
+        return (["nats-server"] if self.nats_nodes == 1
+                else [f"nats-{i}" for i in range(self.nats_nodes)])
 
     @property
     def gateway_url(self) -> str:
@@ -176,35 +186,56 @@ class Stack:
     def start_nats(self) -> None:
         if not port_free(self.nats_port):
             raise StackError(f"port {self.nats_port} for nats-server is taken: set MTE_NATS_PORT")
-        monitor = self._nats_monitor = free_port()
-        (self.data_dir / "nats").mkdir(parents=True, exist_ok=True)
-        args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self.nats_port),
-                "-m", str(monitor), "-js", "-sd", str(self.data_dir / "nats"),
-                "-l", str(self.data_dir / "nats-server.log")]
-        if self.bus_auth:
-            args += ["-c", str(self._write_nats_auth())]
-        proc = self._spawn("nats-server", args)
-        if not wait_http(f"http://127.0.0.1:{monitor}/healthz?js-enabled-only=true", proc, 30):
-            raise StackError(f"nats-server did not start; see {self.data_dir}/nats-server.log")
+        names = self.nats_names
+        self._nats_clients = {n: (self.nats_port if i == 0 else free_port())
+                              for i, n in enumerate(names)}
+        self._nats_monitor = {n: free_port() for n in names}
+        routes = {n: free_port() for n in names} if len(names) > 1 else {}
+        auth = self._write_nats_auth() if self.bus_auth else ""
+        for name in names:
+            store = self.data_dir / "nats" / (name if routes else "")
+            store.mkdir(parents=True, exist_ok=True)
+            args = [nats_server_binary(), "-a", "127.0.0.1", "-p", str(self._nats_clients[name]),
+                    "-m", str(self._nats_monitor[name]), "-js", "-sd", str(store),
+                    "-l", str(self.data_dir / f"{name}.log")]
+            if auth or routes:
+                args += ["-c", str(self._node_conf(name, auth, routes))]
+            self._spawn(name, args)
+        for name in names:
+            if not wait_http(f"http://127.0.0.1:{self._nats_monitor[name]}/healthz"
+                             "?js-enabled-only=true", self.procs[name], 30):
+                raise StackError(f"{name} did not start; see {self.data_dir}/{name}.log")
         if self.bus_auth:
             import asyncio
 
-            asyncio.run(busauth.provision(self.nats_url, self.nats_passwords["provisioner"]))
+            asyncio.run(busauth.provision(self.nats_url, self.nats_passwords["provisioner"],
+                                          replicas=len(names)))
         self._say(f"  nats-server   {self.nats_url} (JetStream store {self.data_dir / 'nats'}"
                   + (", a user per process: credentials in "
                      f"{self.data_dir / 'nats-auth' / 'credentials.json'})"
                      if self.bus_auth else ", no authentication)"))
 
-    def _write_nats_auth(self) -> Path:
-        """The permission table of launcher.busauth with this stack's passwords (made at
-        the first start, kept after), in a file only this user can read."""
-        folder = self.data_dir / "nats-auth"
-        self.nats_passwords = busauth.stored_passwords(folder)
-        conf = folder / "nats-server.conf"
+    def _node_conf(self, name: str, auth: str, routes: dict[str, int]) -> Path:
+        """One node's configuration: the accounts, and for a cluster its routes on loopback
+        (unauthenticated there: the deployments use mutual TLS, docs/decisions.md 21)."""
+        text = auth
+        if routes:
+            peers = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes.values())
+            text += (f"server_name: {name}\njetstream {{ sync_interval: always }}\n"
+                     f"cluster {{ name: mte, listen: 127.0.0.1:{routes[name]}, "
+                     f"routes: [ {peers} ] }}\n")
+        conf = self.data_dir / "nats-auth" / f"{name}.conf"
+        conf.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(busauth.render(self.nats_passwords))
+            f.write(text)
         return conf
+
+    def _write_nats_auth(self) -> str:
+        """The permission table of launcher.busauth with this stack's passwords (made at
+        the first start, kept after in a file only this user can read)."""
+        self.nats_passwords = busauth.stored_passwords(self.data_dir / "nats-auth")
+        return busauth.render(self.nats_passwords)
 
     def env_for(self, name: str) -> dict[str, str]:
         p = name.upper() + "_"
@@ -242,7 +273,8 @@ class Stack:
     # ------------------------------------------------------------ faults (bench.chaos)
 
     def kill(self, name: str) -> None:
-        """``kill -9`` one process of the stack: a service, ``nats-server`` or ``postgres``."""
+        """``kill -9`` one process of the stack: a service, a nats-server node (``nats-server``
+        or ``nats-0``..) or ``postgres``."""
         if name == "postgres":
             assert self.pg is not None, "the stack runs no PostgreSQL of its own"
             self.pg.kill()  # immediate shutdown: the next start replays the WAL
@@ -268,8 +300,8 @@ class Stack:
         """Block until a (re)started process answers its health check (any thread)."""
         if name == "postgres":
             return
-        url = (f"http://127.0.0.1:{self._nats_monitor}/healthz?js-enabled-only=true"
-               if name == "nats-server" else f"http://127.0.0.1:{self.ports[name]}/readyz")
+        url = (f"http://127.0.0.1:{self._nats_monitor[name]}/healthz?js-enabled-only=true"
+               if name in self._nats_monitor else f"http://127.0.0.1:{self.ports[name]}/readyz")
         if not wait_http(url, self.procs[name], timeout_s):
             raise StackError(f"{name} did not come back within {timeout_s:g} s")
 
@@ -306,8 +338,8 @@ class Stack:
     def shutdown(self) -> None:
         # the gateway first (no new requests), then every service at once (each drains its
         # consumers and relay), nats-server last
-        waves = [["gateway"], [n for n in self.procs if n not in ("gateway", "nats-server")],
-                 ["nats-server"]]
+        nats = [n for n in self.procs if n in self._nats_monitor]
+        waves = [["gateway"], [n for n in self.procs if n != "gateway" and n not in nats], nats]
         for wave in waves:
             procs = [(n, self.procs[n]) for n in wave if n in self.procs]
             for _, proc in procs:

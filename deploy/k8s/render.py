@@ -56,8 +56,11 @@ def image(service: str) -> str:
     return f"microtask/{service}:{VERSION}"
 
 
-def secret_env(var: str, secret: str, key: str) -> dict:
-    return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+def secret_env(var: str, secret: str, key: str, *, optional: bool = False) -> dict:
+    ref: dict = {"name": secret, "key": key}
+    if optional:
+        ref["optional"] = True
+    return {"name": var, "valueFrom": {"secretKeyRef": ref}}
 
 
 def ca_volume() -> dict:
@@ -101,6 +104,9 @@ def service_env(service: str) -> list[dict]:
         ]
     else:
         env.append({"name": f"{p}_HTTP_PORT", "value": str(SERVICES[service])})
+    if service == "support":  # the assistant's optional generator (off without its URL)
+        env.append(secret_env("SUPPORT_GENERATOR_API_KEY", secret, "GENERATOR_API_KEY",
+                              optional=True))
     return env
 
 
@@ -329,6 +335,9 @@ def secrets() -> list[dict]:
         if s == "gateway":
             data["TOKEN_PEPPER"] = "REPLACE: 64 random hex characters"
             data["MFA_ENCRYPTION_KEY"] = "REPLACE: 64 random hex characters"
+        if s == "support":
+            data["GENERATOR_API_KEY"] = ("REPLACE (optional): the assistant's generator key, "
+                                         "used only with SUPPORT_GENERATOR_URL set")
         out.append(secret(f"microtask-{s}", data))
     out.append(secret("microtask-provisioner",
                       {"NATS_PASSWORD": "REPLACE: the same value as NATS_PROVISIONER_PASSWORD"}))

@@ -13,14 +13,15 @@ import pytest
 from tests.browser.conftest import DESKTOP, PHONE, SHOTS, TotpCodes, unique
 
 SCREENS = {
-    "public": ["/login", "/status", "/help"],
+    "public": ["/login", "/status", "/help", "/contact"],
     "worker": ["/pools", "/task", "/my-tasks", "/ledger", "/balance", "/support", "/security",
-               "/legal", "/help"],
+               "/legal", "/help", "/chat"],
     "manager": ["/review", "/stats", "/top-workers", "/reports", "/rules", "/restrictions",
-                "/support", "/security"],
+                "/support", "/chat", "/security"],
     "admin": ["/admin/dashboard", "/admin/projects", "/admin/pools", "/admin/share",
               "/admin/trust", "/admin/users", "/admin/payouts", "/admin/emergency",
-              "/admin/audit", "/admin/doctor", "/security", "/rules", "/review"],
+              "/admin/audit", "/admin/doctor", "/admin/dead-letters", "/admin/leads", "/security",
+              "/rules", "/review"],
 }
 
 

@@ -27,6 +27,7 @@ async def test_money_survives_a_kill_of_each_process_under_load(stack) -> None:
                              workers=6, managers=3, settle_s=120)
     print(report)
     assert report["kills_by_target"] == dict.fromkeys(chaos.TARGETS, 1), report["kills"]
+    assert report["died"] == [], report  # nothing else fell over
     # work was done across the faults, and all of it reached the ledger exactly once
     assert report["accepted"] >= 20, report
     assert report["accepted_by_clients"] <= report["accepted"], report

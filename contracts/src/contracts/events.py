@@ -325,6 +325,68 @@ class TicketCreated(Event):
     subject: str
 
 
+class _TicketChange(Event):
+    ticket_id: str
+    user_id: str = Field(description="the ticket's owner")
+    by_user_id: str
+    at: datetime
+
+
+@event("support.ticket.answered")
+class TicketAnswered(_TicketChange):
+    """Staff answered a ticket; its owner is told."""
+
+
+@event("support.ticket.closed")
+class TicketClosed(_TicketChange):
+    """A ticket was closed (by staff or by its owner)."""
+
+
+@event("support.ticket.reopened")
+class TicketReopened(_TicketChange):
+    """The owner wrote to an answered or closed ticket, which is open again."""
+
+
+@event("support.ticket.assigned")
+class TicketAssigned(_TicketChange):
+    """A manager was put in charge of a ticket (or nobody, ``assignee_id`` None)."""
+
+    assignee_id: str | None = None
+
+
+class _ChatRef(Event):
+    message_id: str
+    kind: Literal["assignment", "pool"]
+    ref: str = Field(description="the assignment id or the pool id")
+    worker_id: str | None = Field(None, description="task chat: the assignment's worker")
+
+
+@event("support.chat.posted")
+class ChatPosted(_ChatRef):
+    """A chat message was posted; the text stays in support (the gateway only hints)."""
+
+    author_id: str
+    at: datetime
+
+
+@event("support.chat.deleted")
+class ChatDeleted(_ChatRef):
+    """A moderator hid a chat message."""
+
+    by_user_id: str
+    at: datetime
+
+
+@event("support.chat.muted")
+class ChatMuted(Event):
+    """A moderator muted a user in every chat until ``until`` (None: the mute was lifted)."""
+
+    user_id: str
+    by_user_id: str
+    until: datetime | None
+    reason: str = ""
+
+
 @event("gateway.user.created")
 class UserCreated(Event):
     """An account was created."""

@@ -457,9 +457,12 @@ async def test_manager_pool_stats_combine_tasks_and_review(gw) -> None:
 
 async def test_owner_dashboard_combines_task_flow_and_money(gw) -> None:
     from contracts.rpc import ledger as lg
+    from contracts.rpc import support as sp
     from contracts.rpc import tasks as t
 
     client, _, stubs = gw
+    await stubs.serve(sp.SUPPORT_STATS, {"open": 4, "answered": 2, "closed": 7,
+                                         "median_first_answer_s": 95.5})
     archived = {**POOL, "pool_id": "p0", "status": "archived"}
     await stubs.serve(t.LIST_POOLS, {"items": [POOL, archived], "total": 2})
     await stubs.serve(t.POOL_STATS, lambda req: {
@@ -483,6 +486,8 @@ async def test_owner_dashboard_combines_task_flow_and_money(gw) -> None:
     assert flow["assignments_by_status"] == {"ACCEPTED": 9} and flow["tasks_completed"] == 3
     money = body["money"]["totals"][0]
     assert money["platform_revenue_minor"] == 2700 and money["on_hold_minor"] == 500
+    assert body["support"] == {"open": 4, "answered": 2, "closed": 7,
+                               "median_first_answer_s": 95.5}
 
 
 async def test_big_uploads_go_in_parts_with_row_numbers_of_the_whole_file(gw, monkeypatch) -> None:

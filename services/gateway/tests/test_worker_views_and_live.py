@@ -68,7 +68,7 @@ async def test_hints_reach_only_the_worker_concerned_and_the_staff(bus) -> None:
     try:
         await hub.ensure_started(nc)
         await hub.ensure_started(nc)                  # once per process
-        assert len(hub._subs) == 7
+        assert len(hub._subs) == 9
         mine, other, manager = asyncio.Queue(), asyncio.Queue(), asyncio.Queue()
         hub.listeners.update({mine: ("w1", "worker"), other: ("w2", "worker"),
                               manager: ("m1", "manager")})
@@ -82,6 +82,31 @@ async def test_hints_reach_only_the_worker_concerned_and_the_staff(bus) -> None:
         assert await drained(mine) == ["credits", "decisions"]
         assert await drained(other) == []             # w2's own submission is no news to w2
         assert await drained(manager) == ["review_queue", "review_queue"]
+    finally:
+        await hub.stop()
+        await nc.close()
+
+
+async def test_support_hints_reach_the_ticket_owner_the_thread_and_the_staff(bus) -> None:
+    nc = await nats.connect(bus.url)
+    hub = LiveHub()
+    try:
+        await hub.ensure_started(nc)
+        worker, other, manager = asyncio.Queue(), asyncio.Queue(), asyncio.Queue()
+        hub.listeners.update({worker: ("w1", "worker"), other: ("w2", "worker"),
+                              manager: ("m1", "manager")})
+        for subject, data in [
+                ("support.ticket.answered", {"ticket_id": "t", "user_id": "w1"}),
+                ("support.ticket.reopened", {"ticket_id": "t", "user_id": "w1"}),
+                ("support.chat.posted", {"kind": "assignment", "ref": "a", "worker_id": "w1",
+                                         "author_id": "m1"}),
+                ("support.chat.posted", {"kind": "pool", "ref": "p", "author_id": "w2"}),
+                ("support.chat.muted", {"user_id": "w2", "by_user_id": "m1"})]:
+            await nc.publish(subject, envelope(subject, data))
+        await nc.flush()
+        assert await drained(worker) == ["tickets", "chat", "chat"]
+        assert await drained(other) == ["chat", "chat"]          # the pool chat, the mute
+        assert await drained(manager) == ["tickets", "chat", "chat"]
     finally:
         await hub.stop()
         await nc.close()

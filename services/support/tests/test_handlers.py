@@ -16,6 +16,10 @@ from support_service.settings import SupportSettings
 class FakeSupportStore:
     def __init__(self) -> None:
         self.tickets: list[rpc.Ticket] = []
+        self.messages: list[rpc.TicketMessage] = []
+
+    async def add_ticket_message(self, message: rpc.TicketMessage) -> None:
+        self.messages.append(message)
 
     async def add_ticket(self, ticket: rpc.Ticket) -> bool:
         if ticket.assignment_id and any(t.assignment_id == ticket.assignment_id
@@ -24,10 +28,10 @@ class FakeSupportStore:
         self.tickets.append(ticket)
         return True
 
-    async def list_tickets(self, *, user_id, status, limit, offset):
-        found = [t for t in self.tickets if (user_id is None or t.user_id == user_id)
-                 and (not status or t.status == status)]
-        return found[offset:offset + limit], len(found)
+    async def list_tickets(self, req, *, own, now):
+        found = [t for t in self.tickets if (own is None or t.user_id == own)
+                 and (not req.status or t.status == req.status)]
+        return found[req.page.offset:req.page.offset + req.page.limit], len(found)
 
 
 def ctx(store: FakeSupportStore):

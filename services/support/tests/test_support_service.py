@@ -16,7 +16,7 @@ from contracts.rpc import support as rpc
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
 from support_service.db import tickets
-from support_service.faq import best_answer
+from support_service.kb import knowledge_base
 from support_service.main import create_service
 from support_service.settings import SupportSettings
 
@@ -24,9 +24,9 @@ SERVICE_DIR = Path(__file__).parents[1]
 
 
 def test_assistant_matches_frequent_question() -> None:
-    m = best_answer("how can I withdraw my money?")
-    assert m is not None and "payout" in m.answer.lower()
-    assert best_answer("zebra quantum marmalade") is None
+    m = knowledge_base().search("how can I withdraw my money?")
+    assert m is not None and m.article.id == "payouts"
+    assert knowledge_base().search("zebra quantum marmalade") is None
 
 
 async def test_task_report_becomes_ticket_and_rpc_lists_it(nats_server, database_url) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.rpc import ADMIN, RpcRequest, RpcSpec, rpc
 
@@ -49,5 +49,28 @@ class Pong(BaseModel):
 DIAGNOSTICS: dict[str, RpcSpec[DiagnosticsRequest, Diagnostics]] = {
     s: rpc(s, "diagnostics", DiagnosticsRequest, Diagnostics,
            f"{s}: database, bus, outbox backlog and consumer lag (admin only)", roles=ADMIN)
+    for s in SERVICES
+}
+
+
+class DeadLetterReplay(RpcRequest):
+    """Apply a dead letter again, to the one consumer that dead-lettered it."""
+
+    seq: int = Field(ge=1, le=2**53, description="the letter's sequence in the DLQ stream")
+
+
+class DeadLetterReplayed(BaseModel):
+    seq: int
+    consumer: str
+    subject: str
+    # applied: the handler ran and committed; duplicate: the consumer had already applied
+    # this event (its inbox knew it), nothing changed; either way the letter is removed
+    outcome: Literal["applied", "duplicate"]
+
+
+DLQ_REPLAY: dict[str, RpcSpec[DeadLetterReplay, DeadLetterReplayed]] = {
+    s: rpc(s, "dlq_replay", DeadLetterReplay, DeadLetterReplayed,
+           f"{s}: apply one of its dead letters again, to the consumer that dead-lettered it "
+           "(admin only)", roles=ADMIN)
     for s in SERVICES
 }

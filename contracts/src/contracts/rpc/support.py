@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from contracts.rpc import ROLES, Page, RpcRequest, rpc
+from contracts.rpc import ADMIN, ROLES, STAFF, WORKER, Page, RpcRequest, rpc
+
+Lang = Literal["ru", "en"]
 
 
 class TicketCreate(RpcRequest):
     subject: str = Field(min_length=1, max_length=200)
     text: str = Field(min_length=1, max_length=10_000)
+
+
+TicketStatus = Literal["open", "answered", "closed"]
 
 
 class Ticket(BaseModel):
@@ -20,14 +26,28 @@ class Ticket(BaseModel):
     kind: str
     subject: str
     text: str
-    status: str
+    status: TicketStatus
     assignment_id: str | None = None
+    pool_id: str | None = None
+    assigned_to: str | None = Field(None, description="the manager in charge, if any")
     created_at: datetime
+    updated_at: datetime | None = None
+    first_answered_at: datetime | None = None
+    closed_at: datetime | None = None
 
 
 class TicketList(RpcRequest):
     page: Page = Page()
-    status: str | None = None
+    status: TicketStatus | None = None
+    pool_id: str | None = Field(None, max_length=64)
+    kind: str | None = Field(None, max_length=64, description=(
+        "exact kind (question, task_report:broken_link) or a prefix ending in ':' "
+        "(task_report:)"))
+    assigned_to: str | None = Field(None, max_length=64)
+    min_age_s: int | None = Field(None, ge=0, le=10 * 365 * 86400,
+                                  description="only tickets opened at least this long ago")
+    max_age_s: int | None = Field(None, ge=0, le=10 * 365 * 86400,
+                                  description="only tickets opened at most this long ago")
 
 
 class Tickets(BaseModel):
@@ -37,14 +57,57 @@ class Tickets(BaseModel):
 
 class AskAssistant(RpcRequest):
     question: str = Field(min_length=2, max_length=2000)
+    lang: Lang | None = Field(None, description="null: detected from the question")
+    hand_over: bool = Field(False, description="open a ticket for a person when no article is "
+                                               "confident (the assistant screen asks for it)")
+
+
+class Citation(BaseModel):
+    article_id: str
+    title: str
+    lang: Lang
 
 
 class AssistantAnswer(BaseModel):
+    """An article of the knowledge base (always cited), or the hand-over to a person."""
+
     answered: bool
-    question: str | None = None
-    answer: str | None = None
+    question: str | None = Field(None, description="the cited article's title")
+    answer: str | None = Field(None, description="the article's Markdown text")
     score: float = 0.0
+    confidence: float = 0.0
+    threshold: float = 0.0
+    lang: Lang = "en"
+    citation: Citation | None = None
+    diagnose: bool = Field(False, description="the article about refused takes: the gateway "
+                                              "adds this worker's diagnosis")
+    generated: str | None = Field(None, description="the article rephrased by the optional "
+                                                    "generator (the citation still holds)")
+    ticket_id: str | None = Field(None, description="the ticket opened for a person")
     suggestion: str | None = None
+
+
+class ArticleList(RpcRequest):
+    lang: Lang = "ru"
+
+
+class ArticleSummary(BaseModel):
+    article_id: str
+    title: str
+    lang: Lang
+
+
+class Articles(BaseModel):
+    items: list[ArticleSummary]
+
+
+class ArticleGet(RpcRequest):
+    article_id: str = Field(min_length=1, max_length=64)
+    lang: Lang = "ru"
+
+
+class Article(ArticleSummary):
+    markdown: str
 
 
 CREATE_TICKET = rpc("support", "create_ticket", TicketCreate, Ticket, "Open a support ticket",
@@ -55,3 +118,282 @@ LIST_TICKETS = rpc("support", "list_tickets", TicketList, Tickets,
 ASK = rpc("support", "ask", AskAssistant, AssistantAnswer,
           "Answer a frequent question from the knowledge base",
     roles=ROLES)
+
+
+# ------------------------------------------------------------------ ticket threads
+
+
+class TicketMessage(BaseModel):
+    message_id: str
+    ticket_id: str
+    author_id: str
+    author_role: str
+    from_staff: bool
+    text: str
+    created_at: datetime
+
+
+class TicketRef(RpcRequest):
+    ticket_id: str = Field(min_length=1, max_length=36)
+
+
+class TicketThread(BaseModel):
+    ticket: Ticket
+    messages: list[TicketMessage]
+
+
+class TicketReply(RpcRequest):
+    ticket_id: str = Field(min_length=1, max_length=36)
+    text: str = Field(min_length=1, max_length=10_000)
+
+
+class TicketAssign(RpcRequest):
+    ticket_id: str = Field(min_length=1, max_length=36)
+    assignee_id: str | None = Field(None, min_length=1, max_length=64,
+                                    description="a manager's user id; null = unassign")
+
+
+class SupportStatsRequest(RpcRequest):
+    pass
+
+
+class SupportStats(BaseModel):
+    open: int
+    answered: int
+    closed: int
+    median_first_answer_s: float | None = Field(
+        None, description="median time from opening to the first staff answer; null before any")
+
+
+GET_TICKET = rpc("support", "get_ticket", TicketRef, TicketThread,
+                 "A ticket and its thread (its owner, managers and admins)", roles=ROLES)
+REPLY_TICKET = rpc("support", "reply_ticket", TicketReply, TicketThread,
+                   "Add a message: staff answer (answered), the owner writes (reopens)",
+                   roles=ROLES)
+CLOSE_TICKET = rpc("support", "close_ticket", TicketRef, Ticket,
+                   "Close a ticket (staff, or its owner)", roles=ROLES)
+ASSIGN_TICKET = rpc("support", "assign_ticket", TicketAssign, Ticket,
+                    "Put a manager in charge of a ticket", roles=STAFF)
+SUPPORT_STATS = rpc("support", "stats", SupportStatsRequest, SupportStats,
+                    "Ticket counts by state and the median first-answer time", roles=STAFF)
+
+
+# ------------------------------------------------------------------ chat
+
+ThreadKind = Literal["assignment", "pool"]
+CHAT_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+
+
+class ChatThreadRef(RpcRequest):
+    kind: ThreadKind
+    ref: str = Field(pattern=CHAT_ID, description="the assignment id or the pool id")
+
+
+class ChatList(ChatThreadRef):
+    limit: int = Field(100, ge=1, le=500)
+
+
+class ChatPost(ChatThreadRef):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class ChatMessage(BaseModel):
+    message_id: str
+    kind: ThreadKind
+    ref: str
+    author_id: str
+    author_role: str
+    text: str = Field(description="empty when a moderator deleted the message")
+    deleted: bool = False
+    created_at: datetime
+
+
+class ChatMessages(BaseModel):
+    kind: ThreadKind
+    ref: str
+    worker_id: str | None = Field(None, description="the assignment's worker (task chat)")
+    items: list[ChatMessage] = Field(description="oldest first")
+    muted_until: datetime | None = Field(None, description="when the caller may write again")
+
+
+class ChatThreadsRequest(RpcRequest):
+    limit: int = Field(50, ge=1, le=200)
+
+
+class ChatThreadSummary(BaseModel):
+    kind: ThreadKind
+    ref: str
+    worker_id: str | None = None
+    pool_id: str | None = None
+    last_at: datetime | None = None
+    messages: int = 0
+
+
+class ChatThreads(BaseModel):
+    threads: list[ChatThreadSummary] = Field(description="threads with messages, newest first")
+    pools: list[str] = Field(description="pools whose general chat is open")
+
+
+class ChatDelete(RpcRequest):
+    message_id: str = Field(min_length=1, max_length=36)
+
+
+class ChatMute(RpcRequest):
+    user_id: str = Field(min_length=1, max_length=64)
+    minutes: int = Field(ge=1, le=30 * 24 * 60)
+    reason: str = Field("", max_length=500)
+
+
+class ChatUnmute(RpcRequest):
+    user_id: str = Field(min_length=1, max_length=64)
+
+
+class ChatMuteState(BaseModel):
+    user_id: str
+    muted_until: datetime | None
+
+
+LIST_CHAT = rpc("support", "chat_list", ChatList, ChatMessages,
+                "A chat thread's messages (task chat: its worker and staff; pool chat: all)",
+                roles=ROLES)
+POST_CHAT = rpc("support", "chat_post", ChatPost, ChatMessage,
+                "Post to a chat thread (refused when muted or sending too fast)", roles=ROLES)
+CHAT_THREADS = rpc("support", "chat_threads", ChatThreadsRequest, ChatThreads,
+                   "The caller's task-chat threads (staff: all) and the open pool chats",
+                   roles=ROLES)
+DELETE_CHAT = rpc("support", "chat_delete", ChatDelete, ChatMessage,
+                  "Moderation: hide a chat message", roles=STAFF)
+MUTE_CHAT = rpc("support", "chat_mute", ChatMute, ChatMuteState,
+                "Moderation: mute a user in every chat for a time", roles=STAFF)
+UNMUTE_CHAT = rpc("support", "chat_unmute", ChatUnmute, ChatMuteState,
+                  "Moderation: lift a user's mute", roles=STAFF)
+
+
+# --------------------------------------------------------------------------- leads
+
+LeadStatus = Literal["new", "contacted", "won", "lost"]
+
+
+class LeadSubmit(RpcRequest):
+    """A prospective requester's message from the public form. The gateway sets ``address``
+    (the client address) and calls as itself; ``website`` is the honeypot field a person
+    never sees: a filled one is dropped silently."""
+
+    address: str = Field(min_length=1, max_length=100)
+    name: str = Field(min_length=1, max_length=200)
+    contact: str = Field(min_length=3, max_length=200)
+    company: str = Field("", max_length=200)
+    message: str = Field(min_length=1, max_length=5000)
+    website: str = Field("", max_length=500)
+    captcha_id: str | None = Field(None, max_length=64)
+    captcha_answer: str | None = Field(None, max_length=32)
+
+
+class LeadAccepted(BaseModel):
+    accepted: bool = True
+
+
+class Lead(BaseModel):
+    lead_id: str
+    name: str
+    contact: str
+    company: str
+    message: str
+    status: LeadStatus
+    notes: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class LeadList(RpcRequest):
+    status: LeadStatus | None = None
+    page: Page = Page()
+
+
+class Leads(BaseModel):
+    items: list[Lead]
+    total: int
+
+
+class LeadUpdate(RpcRequest):
+    lead_id: str = Field(min_length=1, max_length=36)
+    status: LeadStatus | None = None
+    notes: str | None = Field(None, max_length=10_000)
+
+
+# --------------------------------------------------------------------------- legal
+
+LegalFormat = Literal["html", "markdown"]
+
+
+class LegalList(RpcRequest):
+    lang: Lang = "ru"
+
+
+class LegalSummary(BaseModel):
+    doc_id: str
+    lang: Lang
+    title: str
+    version: str
+    effective: str
+
+
+class LegalDocs(BaseModel):
+    items: list[LegalSummary]
+
+
+class LegalGet(RpcRequest):
+    doc_id: str = Field(min_length=1, max_length=64)
+    lang: Lang = "ru"
+
+
+class LegalDoc(LegalSummary):
+    markdown: str
+    html: str
+
+
+class LegalPdf(BaseModel):
+    filename: str
+    version: str
+    pdf_base64: str
+
+
+class TermsStatusGet(RpcRequest):
+    lang: Lang = "ru"
+
+
+class TermsStatus(BaseModel):
+    doc_id: str
+    current_version: str
+    accepted_version: str | None
+    accepted_at: datetime | None
+    needs_acceptance: bool
+
+
+class TermsAccept(RpcRequest):
+    version: str = Field(min_length=1, max_length=32,
+                         description="the version the worker read: refused if not current")
+    lang: Lang = "ru"
+
+
+ASSISTANT_ARTICLES = rpc("support", "assistant_articles", ArticleList, Articles,
+                         "The knowledge base's articles in one language", roles=ROLES)
+ASSISTANT_ARTICLE = rpc("support", "assistant_article", ArticleGet, Article,
+                        "One article of the knowledge base", roles=ROLES)
+SUBMIT_LEAD = rpc("support", "submit_lead", LeadSubmit, LeadAccepted,
+                  "A lead from the public form (the gateway calls as itself): rate-limited "
+                  "per address, honeypot, captcha after a few tries", roles=ADMIN)
+LIST_LEADS = rpc("support", "list_leads", LeadList, Leads, "Leads, newest first (admin)",
+                 roles=ADMIN)
+UPDATE_LEAD = rpc("support", "update_lead", LeadUpdate, Lead,
+                  "Set a lead's status or notes (admin)", roles=ADMIN)
+LIST_LEGAL = rpc("support", "list_legal", LegalList, LegalDocs,
+                 "The current legal documents in one language", roles=ROLES)
+GET_LEGAL = rpc("support", "get_legal", LegalGet, LegalDoc,
+                "One legal document as Markdown and HTML", roles=ROLES)
+GET_LEGAL_PDF = rpc("support", "get_legal_pdf", LegalGet, LegalPdf,
+                    "One legal document as PDF (base64)", roles=ROLES)
+TERMS_STATUS = rpc("support", "terms_status", TermsStatusGet, TermsStatus,
+                   "Whether the calling worker accepted the current terms", roles=WORKER)
+ACCEPT_TERMS = rpc("support", "accept_terms", TermsAccept, TermsStatus,
+                   "The calling worker accepts the current terms (recorded once)", roles=WORKER)

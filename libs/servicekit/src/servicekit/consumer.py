@@ -184,6 +184,14 @@ def parse_message(raw: Msg) -> tuple[Envelope, Event]:
 
 
 Item = tuple[Msg, Envelope, Event]
+
+
+@dataclass
+class _Letter:
+    """A dead letter's message as the parser and the handlers see it (no acks)."""
+
+    subject: str
+    data: bytes
 _WAIT_FIRST_S, _WAIT_MAX_S = 0.1, 5.0
 
 
@@ -267,6 +275,18 @@ class ConsumerRunner:
                 for event, env in items:
                     await self.c.handler(event, env, uow, self.ctx)
         return len(items)
+
+    async def replay(self, subject: str, data: bytes) -> str:
+        """Apply one dead-lettered message again, through this consumer only (its inbox
+        makes it idempotent): ``applied`` or ``duplicate``. Raises PermanentFailure when
+        the message still cannot be parsed; a handler's error propagates."""
+        raw = _Letter(subject=subject, data=data)
+        env, event = parse_message(raw)  # type: ignore[arg-type]
+        async with self._one_at_a_time:
+            fresh = await self._apply([(raw, env, event)])  # type: ignore[list-item]
+        outcome = "applied" if fresh else "duplicate"
+        CONSUMED.labels(self.c.service, self.c.name, "ok" if fresh else "duplicate").inc()
+        return outcome
 
     # ------------------------------------------------------------------ waiting
 

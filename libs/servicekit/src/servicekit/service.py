@@ -219,6 +219,9 @@ class Service:
         spec = ops.DIAGNOSTICS.get(self.name)
         if spec is not None and all(r.spec.subject != spec.subject for r in self.router.rpcs):
             routes.append((spec, lambda _req, _ctx: self.diagnostics()))
+        replay = ops.DLQ_REPLAY.get(self.name)
+        if replay is not None and self.consumers:
+            routes.append((replay, lambda req, _ctx: self.replay_dead_letter(req)))
         return routes
 
     async def _pong(self, msg: Any) -> None:
@@ -227,6 +230,37 @@ class Service:
             with contextlib.suppress(Exception):
                 await msg.respond(ops.Pong(service=self.name, instance=self.instance)
                                   .model_dump_json().encode())
+
+    async def replay_dead_letter(self, req: ops.DeadLetterReplay) -> ops.DeadLetterReplayed:
+        """One letter of the DLQ stream applied again by the consumer that dead-lettered it
+        (not re-published: no other consumer of the subject sees it twice), then removed."""
+        from nats.js.errors import NotFoundError as JsNotFound
+
+        from servicekit.consumer import PermanentFailure
+        from servicekit.errors import Invalid, NotFound
+
+        assert self.nc is not None
+        js = self.nc.jetstream()
+        try:
+            msg = await js.get_msg("DLQ", req.seq)
+        except JsNotFound:
+            raise NotFound("dead_letter_not_found", f"no dead letter {req.seq}") from None
+        headers = dict(msg.headers or {})
+        durable, subject = headers.get("Dlq-Consumer", ""), headers.get("Dlq-Original-Subject")
+        runner = next((r for r in self._runners if r.c.durable == durable), None)
+        if runner is None or not subject:
+            raise Invalid("dead_letter_not_ours",
+                          f"letter {req.seq} was dead-lettered by {durable or '?'}, "
+                          f"not by a consumer of {self.name}")
+        try:
+            outcome = await runner.replay(subject, msg.data or b"")
+        except PermanentFailure as exc:
+            raise Invalid("dead_letter_unprocessable",
+                          f"letter {req.seq} still cannot be processed: {exc}") from None
+        await js.delete_msg("DLQ", req.seq)
+        log.warning("dead letter %s replayed to %s: %s", req.seq, durable, outcome)
+        return ops.DeadLetterReplayed(seq=req.seq, consumer=durable, subject=subject,
+                                      outcome=outcome)
 
     async def stop(self) -> None:
         if self._ping_sub is not None:

@@ -29,6 +29,11 @@ export function errorText(e: unknown): string {
       return t("error.locked_by_other", { until: dateTime(String(d.until ?? "")) });
     case "too_many_attempts":
       return t("error.too_many_attempts");
+    case "chat_rate_limited":
+      return t("error.chat_rate_limited", { left: clock(Math.ceil(Number(d.retry_after_s ?? 0))) });
+    case "chat_muted":
+      return d.muted_until ? t("error.chat_muted.until", { until: dateTime(String(d.muted_until)) })
+                           : t("error.chat_muted");
     case "rule_incomplete":
       return t("error.rule_incomplete");
     default: {

@@ -5,7 +5,7 @@ import { refreshStatus, tokenStore } from "./api";
 import { store } from "./store";
 
 export type Topic = "credits" | "payouts" | "decisions" | "assignments" | "restrictions"
-  | "review_queue" | "emergency";
+  | "review_queue" | "emergency" | "tickets" | "chat";
 
 export const liveStore = store<Partial<Record<Topic, number>>>({});
 export const liveConnected = store(false);
@@ -53,7 +53,7 @@ async function loop(token: string, signal: AbortSignal): Promise<void> {
     if (signal.aborted) return;
     await new Promise((ok) => setTimeout(ok, wait));
     // a stream that ended may have missed hints: let every open view catch up
-    for (const topic of ["credits", "payouts", "decisions", "review_queue"] as Topic[]) bump(topic);
+    for (const topic of ["credits", "payouts", "decisions", "review_queue", "tickets", "chat"] as Topic[]) bump(topic);
   }
 }
 

@@ -79,9 +79,35 @@ export interface Project {
   output_spec: FieldSpec[]; created_at: string; updated_at: string;
 }
 
+export type TicketStatus = "open" | "answered" | "closed";
+
 export interface Ticket {
-  ticket_id: string; user_id: string; kind: string; subject: string; text: string; status: string;
-  assignment_id?: string | null; created_at: string;
+  ticket_id: string; user_id: string; kind: string; subject: string; text: string; status: TicketStatus;
+  assignment_id?: string | null; pool_id?: string | null; assigned_to?: string | null; created_at: string;
+  updated_at?: string | null; first_answered_at?: string | null; closed_at?: string | null;
+}
+
+export interface TicketMessage {
+  message_id: string; ticket_id: string; author_id: string; author_role: string; from_staff: boolean;
+  text: string; created_at: string;
+}
+
+export interface TicketThread { ticket: Ticket; messages: TicketMessage[] }
+
+export type ThreadKind = "assignment" | "pool";
+
+export interface ChatMessage {
+  message_id: string; kind: ThreadKind; ref: string; author_id: string; author_role: string; text: string;
+  deleted: boolean; created_at: string;
+}
+
+export interface ChatMessages {
+  kind: ThreadKind; ref: string; worker_id: string | null; items: ChatMessage[]; muted_until: string | null;
+}
+
+export interface ChatThreads {
+  threads: { kind: ThreadKind; ref: string; worker_id: string | null; pool_id: string | null; last_at: string | null; messages: number }[];
+  pools: string[];
 }
 
 export interface UserRow {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from contracts.rpc import ErrorBody
 from servicekit.errors import RpcCallError, ServiceError
 
 log = logging.getLogger("gateway.errors")
@@ -39,6 +41,14 @@ def error_response(status: int, code: str, message: str, details: Any = None,
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def retry_after_header(e: ErrorBody) -> dict[str, str] | None:
+    """A service's 429 that says when to retry (``details.retry_after_s``) as Retry-After."""
+    wait = e.details.get("retry_after_s") if isinstance(e.details, dict) else None
+    if e.status != 429 or not isinstance(wait, int | float) or isinstance(wait, bool):
+        return None
+    return {"Retry-After": str(max(1, math.ceil(wait)))}
+
+
 def validation_details(exc: ValidationError | RequestValidationError) -> list[dict[str, Any]]:
     errors = (exc.errors(include_url=False, include_context=False, include_input=False)
               if isinstance(exc, ValidationError) else exc.errors())
@@ -54,7 +64,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RpcCallError)
     async def _rpc(_: Request, exc: RpcCallError) -> JSONResponse:
         e = exc.error
-        return error_response(e.status, e.code, e.message, e.details)
+        return error_response(e.status, e.code, e.message, e.details, retry_after_header(e))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,6 +1,6 @@
 """Support's own tables."""
 
-from sqlalchemy import Column, DateTime, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, String, Table, Text
 
 from servicekit.messaging_tables import add_messaging_tables
 
@@ -16,6 +16,112 @@ tickets = Table(
     Column("status", String(16), nullable=False, server_default="open"),
     Column("assignment_id", String(36), nullable=True, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("pool_id", String(64), nullable=True, index=True),
+    Column("assigned_to", String(64), nullable=True, index=True),
+    Column("updated_at", DateTime(timezone=True), nullable=True),
+    Column("first_answered_at", DateTime(timezone=True), nullable=True),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Index("ix_tickets_status_created", "status", "created_at"),
+)
+
+# The thread of a ticket: the opening text is its first message.
+ticket_messages = Table(
+    "ticket_messages", metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("ticket_id", String(36), nullable=False),
+    Column("author_id", String(64), nullable=False),
+    Column("author_role", String(16), nullable=False),
+    Column("from_staff", Boolean, nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Index("ix_ticket_messages_ticket", "ticket_id", "created_at"),
+)
+
+# Who works on an assignment (from task.taken): the task chat's worker.
+chat_assignments = Table(
+    "chat_assignments", metadata,
+    Column("assignment_id", String(36), primary_key=True),
+    Column("worker_id", String(64), nullable=False, index=True),
+    Column("pool_id", String(64), nullable=False),
+    Column("task_id", String(36), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+)
+
+# Pools that were opened at least once (from task.pool_opened): their general chat exists.
+chat_pools = Table(
+    "chat_pools", metadata,
+    Column("pool_id", String(64), primary_key=True),
+    Column("opened_at", DateTime(timezone=True), nullable=False),
+)
+
+chat_messages = Table(
+    "chat_messages", metadata,
+    Column("message_id", String(36), primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("ref", String(64), nullable=False),
+    Column("author_id", String(64), nullable=False),
+    Column("author_role", String(16), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=True),
+    Column("deleted_by", String(64), nullable=True),
+    Index("ix_chat_messages_thread", "kind", "ref", "created_at"),
+    Index("ix_chat_messages_author", "author_id", "created_at"),
+)
+
+chat_mutes = Table(
+    "chat_mutes", metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("until", DateTime(timezone=True), nullable=False),
+    Column("by_user_id", String(64), nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Leads from the public form; ``address_hash`` (sha256 of the client address) only for
+# the rate limit's look-up of a sender's attempts, never shown.
+leads = Table(
+    "leads", metadata,
+    Column("lead_id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("contact", String(200), nullable=False),
+    Column("company", String(200), nullable=False, server_default=""),
+    Column("message", Text, nullable=False),
+    Column("status", String(16), nullable=False, server_default="new"),
+    Column("notes", Text, nullable=False, server_default=""),
+    Column("address_hash", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_leads_status_created", leads.c.status, leads.c.created_at)
+
+# Every post of the form (accepted, refused or a honeypot hit), for the per-address limit.
+lead_attempts = Table(
+    "lead_attempts", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("address_hash", String(64), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_lead_attempts_address_at", lead_attempts.c.address_hash, lead_attempts.c.at)
+
+# Single-use captcha challenges of the lead form, bound to the address they were shown to.
+lead_captchas = Table(
+    "lead_captchas", metadata,
+    Column("challenge_id", String(36), primary_key=True),
+    Column("address_hash", String(64), nullable=False),
+    Column("answer", String(16), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("used", Boolean, nullable=False, server_default="false"),
+)
+
+# A worker's acceptance of one version of a legal document: recorded once.
+legal_acceptances = Table(
+    "legal_acceptances", metadata,
+    Column("user_id", String(64), primary_key=True),
+    Column("doc_id", String(64), primary_key=True),
+    Column("version", String(32), primary_key=True),
+    Column("lang", String(2), nullable=False),
+    Column("accepted_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

@@ -1,3 +1,4 @@
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -8,3 +9,20 @@ class SupportSettings(ServiceSettings):
 
     service_name: str = "support"
     http_port: int = 8105
+
+    # chat: at most chat_rate_max messages per user in any chat_rate_window_s seconds
+    chat_rate_max: int = Field(5, ge=1, le=1000)
+    chat_rate_window_s: float = Field(10.0, gt=0, le=3600)
+    # The assistant: below this confidence a question goes to a person (docs/decisions.md).
+    assistant_threshold: float = Field(0.4, ge=0, le=1)
+    # Optional generator behind an OpenAI-compatible endpoint (off while the URL is empty):
+    # it may rephrase the retrieved article; the answer always keeps the citation.
+    generator_url: str = ""
+    generator_model: str = ""
+    generator_api_key: SecretStr = SecretStr("")
+    generator_timeout_s: float = Field(10.0, gt=0)
+    # The public lead form, per client address over a sliding window.
+    lead_window_s: int = Field(3600, ge=1)
+    lead_captcha_after: int = Field(3, ge=0, description="posts before a captcha is needed")
+    lead_max_posts: int = Field(10, ge=1, description="posts in a window, then refused")
+    lead_captcha_ttl_s: int = Field(300, ge=1)

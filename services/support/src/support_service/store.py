@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import support as rpc
 from servicekit.db import insert
+from support_service.chat_store import ChatStore
 from support_service.db import tickets
+from support_service.store_records import RecordsStore
+from support_service.threads_store import TicketThreadsStore, ticket_filters
 
 _INSERT_TICKET = insert(tickets).on_conflict_do_nothing(index_elements=["assignment_id"])
 
 
-class SupportStore:
+class SupportStore(TicketThreadsStore, ChatStore, RecordsStore):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
@@ -24,13 +27,10 @@ class SupportStore:
         result = await self.conn.execute(_INSERT_TICKET, ticket.model_dump())
         return result.rowcount == 1
 
-    async def list_tickets(self, *, user_id: str | None, status: str | None, limit: int,
-                           offset: int) -> tuple[list[rpc.Ticket], int]:
-        cond: list[Any] = []
-        if user_id is not None:
-            cond.append(tickets.c.user_id == user_id)
-        if status:
-            cond.append(tickets.c.status == status)
+    async def list_tickets(self, req: rpc.TicketList, *, own: str | None,
+                           now: datetime) -> tuple[list[rpc.Ticket], int]:
+        cond = ticket_filters(req, own=own, now=now)
+        limit, offset = req.page.limit, req.page.offset
         total = (await self.conn.execute(
             select(func.count()).select_from(tickets).where(*cond))).scalar_one()
         rows = (await self.conn.execute(

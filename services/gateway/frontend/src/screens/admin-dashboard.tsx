@@ -1,8 +1,7 @@
 import { get } from "../api";
-import { dateTime, number } from "../format";
+import { clock, dateTime, number } from "../format";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
-import type { Page, Ticket } from "../types";
 import { Badge, Facts, LoadState, Money, Section, Table, useLoad } from "../ui";
 
 interface Dashboard {
@@ -16,14 +15,12 @@ interface Dashboard {
     totals: { currency: string; charged_minor: number; credited_to_workers_minor: number; assignment_credits_minor: number; bonuses_minor: number; platform_revenue_minor: number; available_minor: number; on_hold_minor: number; paid_minor: number }[];
     counts: { assignment_credits: number; bonuses: number; workers: number; payouts_pending: number; payouts_approved: number; payouts_rejected: number };
   };
+  support: { open: number; answered: number; closed: number; median_first_answer_s: number | null };
 }
 
 function AdminDashboard() {
-  const loaded = useLoad(async () => {
-    const [d, open] = await Promise.all([get<Dashboard>("/admin/dashboard"), get<Page<Ticket>>("/support/tickets?status=open&limit=1")]);
-    return { d, openTickets: open.total };
-  }, [], ["review_queue", "payouts"]);
-  const d = loaded.data?.d;
+  const loaded = useLoad(() => get<Dashboard>("/admin/dashboard"), [], ["review_queue", "payouts", "tickets"]);
+  const d = loaded.data;
   return (
     <>
       <LoadState loaded={loaded} />
@@ -75,7 +72,12 @@ function AdminDashboard() {
             ]} />
           </Section>
           <Section title={t("dashboard.support")}>
-            <Facts items={[[t("dashboard.open_tickets"), number(loaded.data!.openTickets)]]} />
+            <Facts items={[
+              [t("dashboard.open_tickets"), number(d.support.open)],
+              [t("dashboard.answered_tickets"), number(d.support.answered)],
+              [t("dashboard.closed_tickets"), number(d.support.closed)],
+              [t("dashboard.median_first_answer"), d.support.median_first_answer_s === null ? "—" : clock(d.support.median_first_answer_s)],
+            ]} />
           </Section>
         </>
       )}

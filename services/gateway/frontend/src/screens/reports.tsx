@@ -7,7 +7,7 @@ function Reports() {
   return (
     <Section title={t("reports.title")}>
       <p>{t("reports.explain")}</p>
-      <Tickets filter={(tk) => tk.kind.startsWith("task_report:")} />
+      <Tickets kind="task_report:" filters />
     </Section>
   );
 }

@@ -79,6 +79,7 @@ function SubmissionScreen({ params }: { params: Record<string, string> }) {
             {s.proof ? <Proof proof={s.proof} /> : <p class="muted">{t("review.no_proof")}</p>}
             <h3>{t("review.worker_comment")}</h3>
             <p class="pre">{s.comment || "—"}</p>
+            <p><a href={href(`/chat/assignment/${s.assignment_id}`)}>{t("chat.with_worker")}</a></p>
           </Section>
           {s.status === "pending" ? (
             <Section title={t("review.decision")}>

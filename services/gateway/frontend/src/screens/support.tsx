@@ -1,10 +1,54 @@
 import { useState } from "preact/hooks";
 import { get, meStore, post } from "../api";
 import { t, type Key, has } from "../i18n";
-import type { Screen } from "../router";
+import { href, type Screen } from "../router";
+import { loadNames } from "../staff";
 import { useStore } from "../store";
-import type { Page, Ticket } from "../types";
-import { Alert, Badge, Button, Form, LoadState, Markdown, Section, Table, TextField, When, useAction, useLoad } from "../ui";
+import type { Page, Ticket, TicketStatus } from "../types";
+import { Alert, Badge, Button, CheckField, Form, LoadState, Markdown, Section, SelectField, Table, TextField, When, useAction, useLoad } from "../ui";
+
+const STATUS_TONE: Record<TicketStatus, string> = { open: "pending", answered: "ok", closed: "archived" };
+
+export function TicketStatusBadge({ status }: { status: TicketStatus }) {
+  return <Badge value={STATUS_TONE[status] ?? status} text={has(`ticket.${status}`) ? t(`ticket.${status}` as Key) : status} />;
+}
+
+interface TicketFilter { status: string; kind: string; pool: string; age: string; mine: boolean }
+const NO_FILTER: TicketFilter = { status: "", kind: "", pool: "", age: "", mine: false };
+// age choices: "" any, "-86400" opened within a day, "86400" older than a day, ...
+const AGES = ["", "-3600", "-86400", "3600", "86400", "604800"];
+
+function query(f: TicketFilter): string {
+  const q = new URLSearchParams({ limit: "200" });
+  if (f.status) q.set("status", f.status);
+  if (f.kind) q.set("kind", f.kind);
+  if (f.pool.trim()) q.set("pool_id", f.pool.trim());
+  if (f.age) q.set(f.age.startsWith("-") ? "max_age_s" : "min_age_s", f.age.replace("-", ""));
+  const me = meStore.get();
+  if (f.mine && me) q.set("assigned_to", me.user_id);
+  return q.toString();
+}
+
+function Filters({ value, onChange }: { value: TicketFilter; onChange: (f: TicketFilter) => void }) {
+  const names = useLoad(loadNames);
+  return (
+    <div class="row filters" role="group" aria-label={t("support.filters")}>
+      <SelectField label={t("common.status")} name="filter_status" value={value.status}
+        onChange={(v) => onChange({ ...value, status: v })}
+        options={[["", t("support.any")], ["open", t("ticket.open")], ["answered", t("ticket.answered")], ["closed", t("ticket.closed")]]} />
+      <SelectField label={t("support.kind")} name="filter_kind" value={value.kind}
+        onChange={(v) => onChange({ ...value, kind: v })}
+        options={[["", t("support.any")], ["task_report:", t("support.kind.report")], ["question", t("support.kind.question")]]} />
+      <SelectField label={t("common.pool")} name="filter_pool" value={value.pool}
+        onChange={(v) => onChange({ ...value, pool: v })}
+        options={[["", t("support.any")], ...(names.data?.pools ?? []).map((p) => [p.pool_id, p.name] as [string, string])]} />
+      <SelectField label={t("support.age")} name="filter_age" value={value.age}
+        onChange={(v) => onChange({ ...value, age: v })}
+        options={AGES.map((a) => [a, t(`support.age.${a || "any"}` as Key)] as [string, string])} />
+      <CheckField label={t("support.mine")} checked={value.mine} onChange={(v) => onChange({ ...value, mine: v })} />
+    </div>
+  );
+}
 
 export function ticketKind(kind: string): string {
   if (kind.startsWith("task_report:")) {
@@ -60,19 +104,22 @@ function NewTicket({ onDone }: { onDone: () => void }) {
   );
 }
 
-export function Tickets({ filter }: { filter?: (tk: Ticket) => boolean }) {
-  const tickets = useLoad(() => get<Page<Ticket>>("/support/tickets?limit=200"));
-  const items = (tickets.data?.items ?? []).filter(filter ?? (() => true));
+export function Tickets({ kind, filters }: { kind?: string; filters?: boolean }) {
+  const [f, setF] = useState<TicketFilter>({ ...NO_FILTER, kind: kind ?? "" });
+  const q = query(f);
+  const tickets = useLoad(() => get<Page<Ticket>>(`/support/tickets?${q}`), [q], ["tickets"]);
+  const items = tickets.data?.items ?? [];
   return (
     <>
+      {filters && <Filters value={f} onChange={setF} />}
       <LoadState loaded={tickets} empty={!!tickets.data && items.length === 0} />
       {items.length > 0 && (
         <Table rows={items} rowKey={(tk) => tk.ticket_id} columns={[
           { label: t("common.when"), cell: (tk) => <When at={tk.created_at} /> },
           { label: t("support.kind"), cell: (tk) => ticketKind(tk.kind) },
-          { label: t("support.subject"), cell: (tk) => tk.subject },
+          { label: t("support.subject"), cell: (tk) => <a href={href(`/support/tickets/${tk.ticket_id}`)}>{tk.subject}</a> },
           { label: t("support.text"), cell: (tk) => <span class="pre">{tk.text}</span> },
-          { label: t("common.status"), cell: (tk) => <Badge value={tk.status === "open" ? "pending" : "ok"} text={has(`ticket.${tk.status}`) ? t(`ticket.${tk.status}` as Key) : tk.status} /> },
+          { label: t("common.status"), cell: (tk) => <TicketStatusBadge status={tk.status} /> },
         ]} />
       )}
     </>
@@ -88,10 +135,11 @@ function Support() {
       <Ask />
       <NewTicket onDone={() => setVersion(version + 1)} />
       <Section title={me?.role === "worker" ? t("support.my_tickets") : t("support.all_tickets")}>
-        <Tickets key={version} />
+        <Tickets key={version} filters={me?.role !== "worker"} />
       </Section>
       <Section title={t("support.chat")}>
-        <p class="alert alert-info" role="status">{t("support.chat_not_yet")}</p>
+        <p>{t("support.chat_explain")}</p>
+        <a class="btn btn-secondary" href={href("/chat")}>{t("chat.open")}</a>
       </Section>
     </>
   );

@@ -138,6 +138,7 @@ function Work({ a, onGone }: { a: TakeResult; onGone: () => void }) {
             <Button type="submit" kind="primary" busy={busy}>{t("task.submit")}</Button>
             <Button onClick={() => void skip()} busy={busy}>{t("task.skip")}</Button>
             <Button kind="link" onClick={() => setReporting(!reporting)}>{t("task.report")}</Button>
+            <a class="btn btn-link" href={href(`/chat/assignment/${a.assignment_id}`)}>{t("chat.ask_reviewer")}</a>
           </div>
         </Form>
         <Alert notice={notice} />

@@ -5,9 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gateway_service.routes import (
+                                    assistant,
+                                    chat,
                                     dashboards,
+                                    dead_letters,
                                     diagnostics,
+                                    leads,
                                     ledger,
+                                    legal,
                                     live,
                                     review,
                                     rules,
@@ -23,9 +28,14 @@ API_ROUTERS: list[APIRouter] = [
     ledger.router,
     rules.router,
     support.router,
+    chat.router,
     dashboards.router,
     diagnostics.router,
+    dead_letters.router,
     worker_views.router,
+    assistant.router,
+    leads.router,
+    legal.router,
     live.router,
 ]
 

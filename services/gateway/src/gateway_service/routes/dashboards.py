@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from contracts.rpc import Actor, Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import review as review_rpc
+from contracts.rpc import support as support_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import AdminActor, Rpc, StaffActor
 from servicekit.rpc import RpcClient
@@ -95,6 +96,9 @@ class OwnerDashboard(BaseModel):
     generated_at: datetime
     task_flow: TaskFlow
     money: Money
+    support: support_rpc.SupportStats = Field(
+        description="tickets open and answered (waiting on the user), closed, and the median "
+                    "time from opening to the first staff answer")
 
 
 async def _task_flow(rpc: RpcClient, actor: Actor) -> TaskFlow:
@@ -123,10 +127,13 @@ async def _task_flow(rpc: RpcClient, actor: Actor) -> TaskFlow:
 
 
 @router.get("/admin/dashboard", response_model=OwnerDashboard, tags=["admin: dashboards"],
-            summary="Owner dashboard: task flow across pools and money (revenue, holds, paid)")
+            summary="Owner dashboard: task flow across pools, money (revenue, holds, paid) "
+                    "and support (open, answered, median first answer)")
 async def owner_dashboard(actor: AdminActor, rpc: Rpc) -> OwnerDashboard:
-    flow, money = await asyncio.gather(
+    flow, money, support = await asyncio.gather(
         _task_flow(rpc, actor),
-        rpc.call(ledger_rpc.OWNER_DASHBOARD, ledger_rpc.DashboardRequest(actor=actor)))
+        rpc.call(ledger_rpc.OWNER_DASHBOARD, ledger_rpc.DashboardRequest(actor=actor)),
+        rpc.call(support_rpc.SUPPORT_STATS, support_rpc.SupportStatsRequest(actor=actor)))
     return OwnerDashboard(generated_at=datetime.now(UTC), task_flow=flow,
-                          money=Money(totals=money.totals, counts=money.counts))
+                          money=Money(totals=money.totals, counts=money.counts),
+                          support=support)

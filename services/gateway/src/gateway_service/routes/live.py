@@ -4,9 +4,11 @@ The gateway subscribes (core NATS, one subscription per subject for the whole pr
 to events the services already publish and tells each connected person which of their
 views changed: ``credits``, ``payouts``, ``decisions``, ``assignments``, ``restrictions``
 for the worker they concern, ``review_queue`` for managers and admins, ``emergency`` for
-everyone. An event carries only that hint, never the event's data (a ``task.submitted``
-holds the gross price): the page then reads the change through the usual API, with the
-usual checks.
+everyone; ``tickets`` when a ticket of theirs is answered or closed (staff: when one is
+opened, reopened, assigned or closed), ``chat`` when a thread they read changed (a task
+chat: its worker and the staff; a pool chat: everyone; a mute: the muted user). An event
+carries only that hint, never the event's data (a ``task.submitted`` holds the gross
+price): the page then reads the change through the usual API, with the usual checks.
 
 A stream lasts at most ``live_max_s`` (the browser reconnects), so a revoked session
 stops receiving hints within that time.
@@ -19,7 +21,8 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -43,6 +46,42 @@ SUBJECTS: dict[str, tuple[str, str]] = {
     "task.submitted": ("review_queue", "staff"),
 }
 STAFF_ALSO = {"review.accepted", "review.rejected"}  # a decision leaves the queue too
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who hears a support event: these users, the staff, everyone."""
+
+    users: frozenset[str] = frozenset()
+    staff: bool = False
+    everyone: bool = False
+
+    def includes(self, user_id: str, role: str) -> bool:
+        return (self.everyone or user_id in self.users
+                or (self.staff and role in ("manager", "admin")))
+
+
+def _ticket_audience(subject: str, data: dict[str, Any]) -> Audience:
+    owner = frozenset({data["user_id"]}) if data.get("user_id") else frozenset()
+    if subject == "support.ticket.answered":
+        return Audience(users=owner)
+    return Audience(users=owner if subject == "support.ticket.closed" else frozenset(),
+                    staff=True)
+
+
+def _chat_audience(subject: str, data: dict[str, Any]) -> Audience:
+    if subject == "support.chat.muted":
+        return Audience(users=frozenset({data.get("user_id") or ""}))
+    if data.get("kind") == "pool":
+        return Audience(everyone=True)
+    return Audience(users=frozenset({data.get("worker_id") or ""}), staff=True)
+
+
+# subject -> (topic, who hears it, from the event's data)
+SUPPORT_SUBJECTS: dict[str, tuple[str, Callable[[str, dict[str, Any]], Audience]]] = {
+    "support.ticket.>": ("tickets", _ticket_audience),
+    "support.chat.>": ("chat", _chat_audience),
+}
 HEARTBEAT_S = 15.0
 QUEUE_SIZE = 64
 
@@ -62,6 +101,9 @@ class LiveHub:
             for subject, (topic, audience) in SUBJECTS.items():
                 self._subs.append(await nc.subscribe(
                     subject, cb=self._handler(subject, topic, audience)))
+            for subject, (topic, who) in SUPPORT_SUBJECTS.items():
+                self._subs.append(await nc.subscribe(
+                    subject, cb=self._support_handler(topic, who)))
 
     async def stop(self) -> None:
         for s in self._subs:
@@ -81,6 +123,18 @@ class LiveHub:
                 if role in ("manager", "admin") and (
                         audience == "staff" or subject in STAFF_ALSO):
                     self._offer(queue, "review_queue")
+        return on_message
+
+    def _support_handler(self, topic: str, who: Callable[[str, dict[str, Any]], Audience]):
+        async def on_message(msg: Any) -> None:
+            try:
+                data = json.loads(msg.data).get("data") or {}
+                audience = who(msg.subject, data)
+            except (ValueError, AttributeError, KeyError, TypeError):
+                return
+            for queue, (user_id, role) in list(self.listeners.items()):
+                if audience.includes(user_id, role):
+                    self._offer(queue, topic)
         return on_message
 
     @staticmethod
