@@ -240,7 +240,9 @@ def main() -> None:
         gw.app, host=settings.http_host, port=settings.http_port, access_log=False,
         lifespan="on", proxy_headers=False, server_header=False, **uvicorn_log_options()))
     ops = OpsServer(gw.ops_app, settings.http_host, settings.ops_port)
-    asyncio.run(ops.serve_while(public.serve()))
+    # the event loop uvicorn.run would choose (uvloop where installed)
+    with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
+        runner.run(ops.serve_while(public.serve()))
 
 
 if __name__ == "__main__":
