@@ -58,15 +58,14 @@ def _machine_busy() -> tuple[float, float]:
     return sum(f) - idle, sum(f)
 
 
-GATEWAY_OPS_PORT = 8100
 
 
 async def _metrics_lines(stack: Stack) -> list[str]:
-    """Every line of every process's /metrics."""
+    """Every line of every process's /metrics (the gateway's is on its ops port)."""
     lines: list[str] = []
+    ports = [p for n, p in stack.ports.items() if n != "gateway"] + [stack.gateway_ops_port]
     async with httpx.AsyncClient(timeout=10) as c:
-        # the gateway's metrics are on its ops port (GATEWAY_OPS_PORT), not its public one
-        for port in (*stack.ports.values(), GATEWAY_OPS_PORT):
+        for port in ports:
             try:
                 lines += (await c.get(f"http://127.0.0.1:{port}/metrics")).text.splitlines()
             except httpx.HTTPError:

@@ -23,6 +23,8 @@ VERSION = "0.1.0"
 NATS_IMAGE = "nats:2.15.1-alpine"
 EXPORTER_IMAGE = "natsio/prometheus-nats-exporter:0.20.1"
 NATS_URL = ",".join(f"tls://nats-{i}.nats:4222" for i in range(3))
+# the nodes' monitoring endpoints: diagnostics read JetStream's meta leader from /jsz
+NATS_MONITOR_URLS = "[" + ",".join(f'"http://nats-{i}.nats:8222"' for i in range(3)) + "]"
 CA_DIR = "/etc/nats-ca"
 SERVICES = {  # name: ops port (the gateway: public HTTP 8000, ops 8100)
     "tasks": 8101, "review": 8102, "ledger": 8103, "rules": 8104, "support": 8105,
@@ -93,6 +95,7 @@ def service_env(service: str) -> list[dict]:
         env += [
             {"name": "GATEWAY_HTTP_PORT", "value": str(GATEWAY_HTTP)},
             {"name": "GATEWAY_OPS_PORT", "value": str(SERVICES["gateway"])},
+            {"name": "GATEWAY_NATS_MONITOR_URLS", "value": NATS_MONITOR_URLS},
             {"name": "GATEWAY_MIGRATE_ON_START", "value": "false"},
             {"name": "GATEWAY_BEHIND_TLS", "value": "true"},
             {"name": "GATEWAY_PUBLIC_URL", "value": "https://microtask.example"},

@@ -301,3 +301,80 @@ async def test_bus_setup_command_creates_the_bus_at_r3_as_the_provisioner(
             assert (await ops.js.stream_info(name)).config.num_replicas == 3, name
     finally:
         await ops.nc.close()
+
+
+async def test_diagnostics_see_quorum_leaders_and_the_meta_group_as_the_gateway(
+        bus, nats_cluster) -> None:
+    """The gateway's diagnostics of the bus, with the gateway's own permissions, on the
+    production cluster: quorum, every stream's leader and replicas, the meta leader from the
+    nodes' /jsz (GATEWAY_NATS_MONITOR_URLS), and the scatter ping allowed."""
+    from gateway_service.routes import diagnostics as diag
+
+    gw = await bus("gateway")
+    monitors = [f"http://127.0.0.1:{n.http_port}" for n in nats_cluster.nodes]
+    health = await diag._bus_health(gw.nc, monitors)
+    js = health.jetstream
+    assert js is not None and js.quorum and js.clustered, (health.error, js)
+    names = {n.name for n in nats_cluster.nodes}
+    assert js.cluster_size == 3 and js.meta_leader in names
+    assert {p.name for p in js.peers} == names and all(p.current for p in js.peers)
+    assert {s.name for s in health.streams} == {s.name for s in STREAMS}
+    for st in health.streams:
+        assert st.replicas == 3 and st.leader in names and st.lagging_replicas == [], st
+    assert health.status == "ok", health.error
+    from contracts.rpc import ops
+
+    errors = len(gw.errors)
+    assert await diag._replicas_seen(gw.nc, ("tasks",)) == {"tasks": []}  # nobody answers
+    # a replica may listen for the scatter ping and answer it, and the gateway send it
+    tasks = await bus("tasks")
+
+    async def pong(msg) -> None:
+        await msg.respond(ops.Pong(service="tasks", instance="tasks-0").model_dump_json()
+                          .encode())
+
+    sub = await tasks.nc.subscribe(ops.ping_subject("tasks"), cb=pong)
+    await tasks.nc.flush()
+    try:
+        got = await diag._replicas_seen(gw.nc, ("tasks",))
+        assert got == {"tasks": ["tasks-0"]}, (tasks.errors[-3:], gw.errors[-3:])
+    finally:
+        await sub.unsubscribe()
+    assert gw.errors[errors:] == []
+
+
+async def test_diagnostics_report_lost_quorum_within_two_seconds(bus, nats_cluster) -> None:
+    """Two of three nodes killed (the last test of this module: the cluster does not come
+    back): the gateway's bus report answers within 2 s and says JetStream has no quorum."""
+    import time
+
+    from gateway_service.routes import diagnostics as diag
+
+    first = nats_cluster.nodes[0]
+    gw = await nats.connect([first.url], user="gateway",
+                            password=nats_cluster.passwords["gateway"],
+                            tls=tls_context(nats_cluster),
+                            inbox_prefix=render_auth.inbox("gateway"),
+                            allow_reconnect=False, connect_timeout=3)
+    try:
+        for node in nats_cluster.nodes[1:]:
+            assert node.proc is not None
+            node.proc.kill()
+            node.proc.wait()
+        monitors = [f"http://127.0.0.1:{n.http_port}" for n in nats_cluster.nodes]
+        # the survivor needs a moment to notice (a leader hears nothing from its peers);
+        # every report answers within 2 s meanwhile
+        deadline, health = time.monotonic() + 20, None
+        while time.monotonic() < deadline:
+            t0 = time.perf_counter()
+            health = await diag._bus_health(gw, monitors)
+            assert time.perf_counter() - t0 < 2.0
+            if health.jetstream is not None and not health.jetstream.quorum:
+                break
+            await asyncio.sleep(0.5)
+        assert health is not None
+        js = health.jetstream
+        assert js is not None and js.quorum is False, js
+        assert health.status == "down" and "no quorum" in (health.error or "")
+    finally:
+        await gw.close()

@@ -19,7 +19,7 @@ from deploy_helpers import DEPLOY, ROOT, k8s_objects, settings_class
 from servicekit.settings import ServiceSettings
 
 SERVICES = ("tasks", "review", "ledger", "rules", "support", "gateway")
-# docs/ops-code-needs.md, sections 3, 4 and 6
+# settings the deploy files set before the code has them (docs/ops-code-needs.md); none now
 PENDING: set[str] = set()
 
 

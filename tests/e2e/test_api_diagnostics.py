@@ -12,7 +12,7 @@ async def test_diagnostics_sees_every_service_and_creates_nothing(stack) -> None
     assert r.status_code == 200, r.text
     body = r.json()
     by = {s["service"]: s for s in body["services"]}
-    assert set(by) == {"tasks", "review", "ledger", "rules", "support"}
+    assert set(by) == {"tasks", "review", "ledger", "rules", "support", "gateway"}
     for name, s in by.items():
         assert s["status"] == "ok", (name, s)
         assert s["diagnostics"]["database"] == "ok"

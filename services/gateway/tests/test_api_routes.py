@@ -222,6 +222,10 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
     svc = create_service(SupportSettings(database_url=database_url, nats_url=nats_server.url,
                                          environment="test"))
     await svc.start()
+    replica = create_service(SupportSettings(database_url=database_url,
+                                             nats_url=nats_server.url, environment="test"))
+    replica.instance = "support-replica-2"
+    await replica.start()
     asked: list[str] = []
 
     async def record(msg: Any) -> None:
@@ -231,13 +235,19 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
     try:
         r = await client.get("/api/admin/diagnostics", headers=H("admin"))
         await stubs.nc.flush()
-        # Read-only by construction: the only requests it makes are diagnostics.
-        assert sorted(asked) == sorted(f"rpc.{s}.diagnostics" for s in ops.SERVICES)
+        # Read-only by construction: the only requests it makes are diagnostics and the
+        # scatter ping that counts replicas.
+        assert sorted(asked) == sorted([f"rpc.{s}.diagnostics" for s in ops.SERVICES]
+                                       + [ops.ping_subject(s) for s in ops.SERVICES])
         assert r.status_code == 200, r.text
         body = r.json()
         by = {s["service"]: s for s in body["services"]}
         assert by["support"]["status"] == "ok", by["support"]
         assert by["support"]["diagnostics"]["database"] == "ok"
+        # every replica answers the scatter ping, not only the queue group's one
+        assert by["support"]["replicas_seen"] == 2
+        assert "support-replica-2" in by["support"]["instances"]
+        assert by["rules"]["replicas_seen"] == 0  # a stub answers RPCs, not pings
         assert {c["consumer"] for c in body["consumer_lag"] if c["service"] == "support"}
         # A service answering with an error is reported as down, not turned into a 500.
         assert by["rules"]["status"] == "down" and "internal_error" in by["rules"]["error"]
@@ -249,6 +259,7 @@ async def test_diagnostics_reports_down_services_without_failing(gw, nats_server
         assert isinstance(body["bus"]["dlq_depth"], int)
     finally:
         await spy.unsubscribe()
+        await replica.stop()
         await svc.stop()
 
 

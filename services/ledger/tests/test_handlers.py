@@ -534,3 +534,42 @@ async def test_admin_reports_come_from_the_store() -> None:
     assert store.asked == ("summary", "w1", 50, 0)
     check = await reports.check_consistency(rpc.ConsistencyRequest(actor=ADMIN), ctx)
     assert check.ok and check.checked_at == T0 and check.transfers_checked == 1
+
+
+# ------------------------------------------------------- money metrics (platform overview)
+
+
+def money(name: str, **labels: str) -> float:
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+async def test_credits_and_payouts_are_counted_once_committed_and_once_only() -> None:
+    from prometheus_client import REGISTRY
+
+    assert REGISTRY.get_sample_value("ledger_credited_minor_total",
+                                     {"currency": "KZT", "party": "platform"}) == 0  # at 0
+    assert REGISTRY.get_sample_value("ledger_payouts_total", {"outcome": "rejected"}) is not None
+    worker0 = money("ledger_credited_minor_total", currency="RUB", party="worker")
+    platform0 = money("ledger_credited_minor_total", currency="RUB", party="platform")
+    ctx, _store = make()
+    await consume(ctx, postings.on_pool_opened, opened(price=999))
+    event = accepted("a-metrics")
+    for _ in range(3):  # credited once however often it arrives
+        await consume(ctx, postings.credit_accepted_assignment, event)
+    await consume(ctx, postings.credit_bonus, bonus("b-metrics", amount=250))
+    assert money("ledger_credited_minor_total", currency="RUB", party="worker") == \
+        worker0 + 499 + 250
+    assert money("ledger_credited_minor_total", currency="RUB", party="platform") == \
+        platform0 + 500
+    counts0 = {o: money("ledger_payouts_total", outcome=o)
+               for o in ("requested", "approved", "rejected")}
+    p1 = await payouts.request_payout(payout_request(30, idempotency_key="k-metrics"), ctx)
+    await payouts.request_payout(payout_request(30, idempotency_key="k-metrics"), ctx)  # replay
+    await refusal(payouts.request_payout(payout_request(10_000), ctx))  # refused: not counted
+    await payouts.approve_payout(rpc.DecidePayout(actor=ADMIN, payout_id=p1.payout_id), ctx)
+    await refusal(payouts.reject_payout(rpc.DecidePayout(actor=ADMIN, payout_id=p1.payout_id),
+                                        ctx))  # not pending any more: not counted
+    assert {o: money("ledger_payouts_total", outcome=o) - counts0[o] for o in counts0} == {
+        "requested": 1, "approved": 1, "rejected": 0}

@@ -33,6 +33,19 @@ class Diagnostics(BaseModel):
     details: dict[str, Any] = {}
 
 
+def ping_subject(service: str) -> str:
+    """Every replica of ``service`` answers here (no queue group): the gateway counts the
+    replicas that answer a scatter request (``replicas_seen`` in diagnostics). Under
+    ``rpc.<service>.`` so the bus permissions that let the service serve its RPCs and the
+    gateway call them cover it."""
+    return f"rpc.{service}.ops.ping"
+
+
+class Pong(BaseModel):
+    service: str
+    instance: str  # host name and process id: the pod's name in Kubernetes
+
+
 DIAGNOSTICS: dict[str, RpcSpec[DiagnosticsRequest, Diagnostics]] = {
     s: rpc(s, "diagnostics", DiagnosticsRequest, Diagnostics,
            f"{s}: database, bus, outbox backlog and consumer lag (admin only)", roles=ADMIN)

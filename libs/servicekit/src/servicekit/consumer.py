@@ -61,6 +61,7 @@ WAITS = Counter("servicekit_consumer_waits_total",
                 "Batches retried in place because they had to wait (lock, database, "
                 "dependency)", ["service", "consumer"])
 _DLQ_SOURCES = ("unprocessable", "handler_error", "max_deliveries_advisory")
+CONSUMED_OUTCOMES = ("ok", "duplicate", "retry", "dead_lettered")
 
 # SQLSTATE classes and codes that mean "try again later", not "this message is bad".
 _TRANSIENT_SQLSTATE_CLASSES = ("08", "53", "57")  # connection, resources, operator action
@@ -217,6 +218,8 @@ class ConsumerRunner:
         self._one_at_a_time = asyncio.Lock()  # this consumer's transactions, one after another
         for source in _DLQ_SOURCES:  # a series from the start: the first dead letter counts
             DEAD_LETTERED.labels(self.c.service, self.c.name, source)
+        for outcome in CONSUMED_OUTCOMES:  # rates and ratios see the first event too
+            CONSUMED.labels(self.c.service, self.c.name, outcome)
         WAITS.labels(self.c.service, self.c.name)
 
     async def handle_batch(self, raws: list[Msg]) -> None:

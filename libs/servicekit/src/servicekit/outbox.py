@@ -33,6 +33,15 @@ OUTBOX_PASSES = Counter("servicekit_outbox_relay_passes_total",
                         "Relay passes that published at least one row", ["service"])
 OUTBOX_ERRORS = Counter("servicekit_outbox_publish_errors_total",
                         "Failed outbox publish attempts", ["service"])
+EVENTS_RECORDED = Counter("servicekit_events_recorded_total",
+                          "Events committed to the outbox, by envelope type",
+                          ["service", "type"])
+
+
+def count_recorded(service: str, envs: list[Envelope]) -> None:
+    """Count events once their transaction committed (the platform overview's task flow)."""
+    for env in envs:
+        EVENTS_RECORDED.labels(service, env.type).inc()
 
 
 _RECORDED = "servicekit.outbox.recorded"
@@ -110,6 +119,9 @@ class OutboxRelay:
         self._wake.set()
 
     async def start(self) -> None:
+        for metric in (OUTBOX_PUBLISHED, OUTBOX_ERRORS, OUTBOX_PASSES):
+            metric.labels(self.service)  # at 0 from the start, not from the first event
+        await self._set_gauges()  # the backlog alert and dashboards see a value at once
         self._tasks = [asyncio.create_task(self._run(), name=f"{self.service}-outbox-relay"),
                        asyncio.create_task(self._gauges(), name=f"{self.service}-outbox-gauges")]
 
@@ -194,17 +206,24 @@ class OutboxRelay:
             lag = max(0.0, (datetime.now(UTC) - oldest).total_seconds())
         return int(count), lag
 
+    async def _set_gauges(self) -> None:
+        try:
+            count, lag = await asyncio.wait_for(self.backlog(), 3.0)
+        except Exception as exc:  # the database is not there yet: the loop tries again
+            log.debug("outbox gauges: %s", exc)
+            return
+        OUTBOX_BACKLOG.labels(self.service).set(count)
+        OUTBOX_LAG.labels(self.service).set(lag)
+
     async def _gauges(self) -> None:
         while not self._stopping:
+            await asyncio.sleep(5.0)
+            await self._set_gauges()
             try:
-                count, lag = await self.backlog()
-                OUTBOX_BACKLOG.labels(self.service).set(count)
-                OUTBOX_LAG.labels(self.service).set(lag)
                 cutoff = datetime.now(UTC) - self.retention
                 async with self.engine.begin() as conn:
                     await conn.execute(self.outbox.delete().where(
                         self.outbox.c.published_at.is_not(None),
                         self.outbox.c.published_at < cutoff))
             except Exception as exc:
-                log.debug("outbox gauges: %s", exc)
-            await asyncio.sleep(5.0)
+                log.debug("outbox retention: %s", exc)

@@ -148,6 +148,9 @@ class RpcServer:
         self._subs: list[Any] = []
 
     async def serve(self, spec: RpcSpec[Any, Any], handler: RpcHandler) -> None:
+        for outcome in ("ok", "error"):  # a series from the start: the first error counts
+            RPC_REQUESTS.labels(self.service, spec.subject, outcome)
+        RPC_SECONDS.labels(self.service, spec.subject)
         async def on_message(msg: Msg) -> None:
             await self._slots.acquire()
             task = asyncio.create_task(self._handle(spec, handler, msg))

@@ -18,6 +18,8 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
@@ -43,7 +45,12 @@ from servicekit.db import make_engine, ping
 from servicekit.emergency import EmergencyWatch
 from servicekit.messaging_tables import add_messaging_tables
 from servicekit.migrations import head_revision, version_table
-from servicekit.observability import setup_logging, setup_telemetry
+from servicekit.observability import (
+    nats_callbacks,
+    setup_logging,
+    setup_telemetry,
+    uvicorn_log_options,
+)
 from servicekit.outbox import OutboxRelay
 from servicekit.router import PeriodicRoute, Router
 from servicekit.rpc import RpcServer
@@ -70,6 +77,9 @@ def tune_gc(gen0_threshold: int) -> None:
     _, g1, g2 = gc.get_threshold()
     gc.set_threshold(gen0_threshold, g1, g2)
 
+
+# Each check of a service's diagnostics (the gateway allows the whole reply 1.5 s).
+DIAGNOSTICS_CHECK_S = 1.0
 
 # 1 while a readiness check passes (updated at every /readyz and by the service's own
 # 15 s loop), for the ServiceNotReady alert and the "service RED" dashboard
@@ -116,6 +126,8 @@ class Service:
         self._runners: list[ConsumerRunner] = []
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
+        self._ping_sub: Any = None
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self._schema_ok = migrations_dir is None
         self.http = self._make_http()
 
@@ -137,7 +149,7 @@ class Service:
         s = self.settings
         self.nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1,
                                      reconnect_time_wait=0.5, name=self.name,
-                                     **self.nats_credentials())
+                                     **nats_callbacks(self.name), **self.nats_credentials())
         js = self.nc.jetstream()
         if s.ensure_streams:
             await ensure_streams(js, replicas=s.stream_replicas)
@@ -166,6 +178,8 @@ class Service:
                 return await _handler(req, self.ctx)
 
             await self.rpc_server.serve(spec, call)
+        if self.name in ops.SERVICES:
+            self._ping_sub = await self.nc.subscribe(ops.ping_subject(self.name), cb=self._pong)
         await self.relay.start()
         for hook in self.router.startups:
             await hook(self.ctx)
@@ -210,6 +224,13 @@ class Service:
             routes.append((replay, lambda req, _ctx: self.replay_dead_letter(req)))
         return routes
 
+    async def _pong(self, msg: Any) -> None:
+        """Answer a scatter ping: this replica is here (no queue group, so every one does)."""
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(ops.Pong(service=self.name, instance=self.instance)
+                                  .model_dump_json().encode())
+
     async def replay_dead_letter(self, req: ops.DeadLetterReplay) -> ops.DeadLetterReplayed:
         """One letter of the DLQ stream applied again by the consumer that dead-lettered it
         (not re-published: no other consumer of the subject sees it twice). The caller (the
@@ -243,6 +264,10 @@ class Service:
                                       outcome=outcome)
 
     async def stop(self) -> None:
+        if self._ping_sub is not None:
+            with contextlib.suppress(Exception):
+                await self._ping_sub.unsubscribe()
+            self._ping_sub = None
         for runner in self._runners:
             runner.stopping = True
         for loop in self._loops:
@@ -297,24 +322,40 @@ class Service:
     # ------------------------------------------------------------------ diagnostics
 
     async def diagnostics(self) -> ops.Diagnostics:
-        """Database, bus, outbox backlog and lag of each of this service's consumers."""
-        checks = await self.readiness()
-        backlog, lag = (await self.relay.backlog()) if self.relay else (0, 0.0)
-        lags = []
-        if self.nc is not None and self.nc.is_connected:
-            js = self.nc.jetstream()
-            for c in self.consumers:
-                try:
-                    info = await js.consumer_info(c.stream, c.durable)
-                    lags.append(ops.ConsumerLag(
-                        consumer=c.durable, stream=c.stream, pending=info.num_pending or 0,
-                        ack_pending=info.num_ack_pending or 0,
-                        redelivered=info.num_redelivered or 0))
-                except Exception as exc:
-                    log.warning("consumer_info %s: %s", c.durable, exc)
+        """Database, bus, outbox backlog and lag of each of this service's consumers: every
+        check at once, each within ``DIAGNOSTICS_CHECK_S``, so the reply comes within the
+        gateway's own limit even when the database or JetStream hangs (what did not answer
+        is named in ``details``; an unknown backlog is -1)."""
+        connected = self.nc is not None and self.nc.is_connected
+        details: dict[str, Any] = {}
+
+        async def timed(name: str, check: Any, default: Any) -> Any:
+            try:
+                return await asyncio.wait_for(check, DIAGNOSTICS_CHECK_S)
+            except Exception as exc:
+                details[name] = f"{type(exc).__name__}: {exc}"[:200] or type(exc).__name__
+                return default
+
+        async def no_backlog() -> tuple[int, float]:
+            return 0, 0.0
+
+        js = self.nc.jetstream() if connected and self.nc is not None else None
+        consumers = self.consumers if js is not None else []
+        lag_checks = [timed(f"consumer {c.durable}", js.consumer_info(c.stream, c.durable), None)
+                      for c in consumers] if js is not None else []
+        checks, (backlog, lag), *infos = await asyncio.gather(
+            timed("readiness", self.readiness(),
+                  {"database": "error: no answer", "bus": "ok" if connected else "error"}),
+            timed("outbox", self.relay.backlog() if self.relay else no_backlog(), (-1, -1.0)),
+            *lag_checks)
+        lags = [ops.ConsumerLag(consumer=c.durable, stream=c.stream,
+                                pending=info.num_pending or 0,
+                                ack_pending=info.num_ack_pending or 0,
+                                redelivered=info.num_redelivered or 0)
+                for c, info in zip(consumers, infos, strict=True) if info is not None]
         return ops.Diagnostics(service=self.name, database=checks["database"], bus=checks["bus"],
                                outbox_backlog=backlog, outbox_lag_seconds=round(lag, 3),
-                               consumers=lags)
+                               consumers=lags, details=details)
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
@@ -384,4 +425,4 @@ def run(svc: Service, *, host: str | None = None, port: int | None = None) -> No
     svc.http.router.lifespan_context = lifespan
     uvicorn.run(svc.http, host=host or svc.settings.http_host,
                 port=port if port is not None else svc.settings.http_port,
-                log_level="warning", access_log=False, lifespan="on")
+                access_log=False, lifespan="on", **uvicorn_log_options())

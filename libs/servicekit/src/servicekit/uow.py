@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import Envelope, new_envelope
 from servicekit.errors import CommitThen
-from servicekit.outbox import current_trace_headers, outbox_row, write_outbox
+from servicekit.outbox import count_recorded, current_trace_headers, outbox_row, write_outbox
 
 StoreT = TypeVar("StoreT")
 StoreT_co = TypeVar("StoreT_co", covariant=True)
@@ -145,6 +145,7 @@ class Database(Generic[StoreT]):
 
     def _committed(self, uow: UnitOfWork[Any]) -> None:
         if uow.recorded:
+            count_recorded(self.producer, uow.recorded)
             self.on_recorded()
         for fn in uow._after:
             fn()

@@ -21,6 +21,7 @@ from typing import Any
 
 from nats.aio.client import Client as NATS
 from nats.js.errors import BucketNotFoundError
+from prometheus_client import Gauge
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.events import EmergencyChanged
@@ -37,6 +38,11 @@ EXEMPT_PATHS = frozenset({
 EXEMPT_PATTERNS = (re.compile(r"^/api/admin/users/[^/]+/disable$"),)
 
 
+# 1 while emergency read-only mode is on, as this gateway sees it (alert EmergencyModeOn)
+READ_ONLY = Gauge("gateway_emergency_read_only",
+                  "Whether emergency read-only mode is on (1) or off (0)")
+
+
 def exempt(path: str) -> bool:
     """Whether a write to ``path`` still works in read-only mode."""
     path = path.rstrip("/")
@@ -45,6 +51,14 @@ def exempt(path: str) -> bool:
 
 class Emergency(EmergencyWatch):
     """The switch's writer (and this process's watch, the kit's)."""
+
+    async def start(self, nc: NATS) -> None:
+        await super().start(nc)
+        READ_ONLY.set(1 if self.enabled else 0)
+
+    def _apply(self, raw: bytes | None) -> None:
+        super()._apply(raw)
+        READ_ONLY.set(1 if self.enabled else 0)
 
     async def open_bucket(self, nc: NATS) -> Any:
         js = nc.jetstream()
@@ -61,6 +75,7 @@ class Emergency(EmergencyWatch):
                  "changed_at": datetime.now(UTC).isoformat()}
         await self._kv.put(EMERGENCY_KEY, json.dumps(state).encode())
         self.state = state
+        READ_ONLY.set(1 if enabled else 0)
         return state
 
     async def switch(self, security: SecurityLayer, *, enabled: bool, reason: str,

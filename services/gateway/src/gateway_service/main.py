@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +34,20 @@ from gateway_service.http import (
     SecurityHeadersMiddleware,
     TrustedHostsMiddleware,
 )
+from gateway_service.ops import (
+    RequestObservabilityMiddleware,
+    RouteTemplates,
+    add_probes,
+    ops_app,
+    precreate_http_series,
+)
 from gateway_service.rpc import GatewayRpc
 from gateway_service.security import SecurityLayer
-from gateway_service.security.addresses import host_name
+from gateway_service.security.addresses import host_name, parse_networks
 from gateway_service.security.store import GatewayStore
 from gateway_service.settings import GatewaySettings
 from servicekit.migrations import upgrade
+from servicekit.observability import uvicorn_log_options
 from servicekit.service import Service
 
 log = logging.getLogger("gateway")
@@ -104,6 +112,9 @@ class Gateway:
         self.security = SecurityLayer(self.svc.ctx)
         self.rpc: GatewayRpc | None = None
         self.app = self._make_app()
+        # /metrics and the probes on GATEWAY_OPS_PORT (main() serves it), never on the
+        # public port
+        self.ops_app = ops_app(self.svc)
 
     def _make_app(self) -> FastAPI:
         from gateway_service.routes import API_ROUTERS, admin_security, admin_users, status
@@ -132,18 +143,7 @@ class Gateway:
             app.include_router(auth_routes.dev_router, prefix="/api")
         document_refusals(app)
 
-        @app.get("/healthz", include_in_schema=False)
-        async def healthz() -> dict[str, str]:
-            return {"status": "ok", "service": "gateway"}
-
-        @app.get("/readyz", include_in_schema=False)
-        async def readyz(response: Response) -> dict[str, Any]:
-            checks = await self.svc.readiness()
-            ready = all(v == "ok" for v in checks.values())
-            response.status_code = 200 if ready else 503
-            return {"status": "ready" if ready else "not_ready", "checks": checks}
-
-        # /metrics is served on the ops port only (``ops_app``, ``main``)
+        add_probes(app, self.svc)  # the load balancer's probes stay on the public port
         mount_web_ui(app, docs=s.environment != "production")
 
         app.add_middleware(ReadOnlyMiddleware, emergency=self.emergency,
@@ -152,14 +152,15 @@ class Gateway:
         hosts = allowed_hosts(s)
         if hosts:
             app.add_middleware(TrustedHostsMiddleware, hosts=hosts)
-        # Added last = outermost: every refusal above gets the security headers too.
+        # Added late = outer: every refusal above gets the security headers too.
         app.add_middleware(SecurityHeadersMiddleware, hsts=s.behind_tls)
+        # Outermost: every answer is counted and logged, with its request id.
+        templates = RouteTemplates()
+        templates.load(app)
+        app.add_middleware(RequestObservabilityMiddleware, templates=templates,
+                           trusted_proxies=parse_networks(s.trusted_proxies))
+        precreate_http_series(templates)
         return app
-
-    @property
-    def ops_app(self) -> FastAPI:
-        """/healthz, /readyz and /metrics (the kit's ops app), for the ops port."""
-        return self.svc.http
 
     async def start(self) -> str | None:
         """Connect and get ready; the bootstrap admin's one-time password if it was created."""
@@ -185,10 +186,43 @@ def create_gateway(settings: GatewaySettings | None = None) -> Gateway:
     return Gateway(settings or GatewaySettings())
 
 
+class OpsServer:
+    """The ops port's uvicorn server, stopped with the public one (which alone handles the
+    process's signals)."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+
+        class Quiet(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Any:
+                yield
+
+        self.server = Quiet(uvicorn.Config(app, host=host, port=port, lifespan="off",
+                                           access_log=False, server_header=False,
+                                           **uvicorn_log_options()))
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        except (SystemExit, OSError):  # uvicorn exits when it cannot bind: keep the public port
+            log.error("the ops port %s could not be opened: /metrics is not served",
+                      self.server.config.port)
+
+    async def serve_while(self, main: Awaitable[None]) -> None:
+        task = asyncio.create_task(self._serve(), name="gateway-ops-port")
+        try:
+            await main
+        finally:
+            self.server.should_exit = True
+            await asyncio.gather(task, return_exceptions=True)
+
+
 def main() -> None:
-    """Process entrypoint: serve on http_host:http_port, print the bootstrap password once
-    on stdout (never into the log). The schema is migrated before, as its own step
-    (``python -m servicekit.migrations upgrade gateway``), unless GATEWAY_MIGRATE_ON_START."""
+    """Process entrypoint: the public app on http_host:http_port, the ops app (metrics,
+    probes) on http_host:ops_port; print the bootstrap password once on stdout (never
+    into the log). The schema is migrated before, as its own step (``python -m
+    servicekit.migrations upgrade gateway``), unless GATEWAY_MIGRATE_ON_START."""
+
     settings = GatewaySettings()
     gw = create_gateway(settings)
 
@@ -207,42 +241,18 @@ def main() -> None:
             await gw.stop()
 
     gw.app.router.lifespan_context = lifespan
-    # No access log: request lines could carry tokens in a future query string.
+    # No uvicorn access log (request lines could carry tokens in a query string): the
+    # gateway's own (gateway.access) logs route templates.
     public = uvicorn.Server(uvicorn.Config(
-        gw.app, host=settings.http_host, port=settings.http_port, log_level="warning",
-        access_log=False, lifespan="on", proxy_headers=False, server_header=False))
-    if not settings.ops_port:
-        public.run()
-        return
-    ops = _OpsServer(uvicorn.Config(
-        gw.ops_app, host=settings.http_host, port=settings.ops_port, log_level="warning",
-        access_log=False, lifespan="off", server_header=False))
-
-    async def serve_ops() -> None:
-        try:
-            await ops.serve()
-        except (SystemExit, OSError):  # uvicorn exits when it cannot bind: keep the public port
-            log.error("the ops port %s could not be opened: /metrics is not served",
-                      settings.ops_port)
-
-    async def serve() -> None:
-        ops_task = asyncio.create_task(serve_ops())
-        try:
-            await public.serve()
-        finally:
-            ops.should_exit = True
-            await ops_task
-
+        gw.app, host=settings.http_host, port=settings.http_port, access_log=False,
+        lifespan="on", proxy_headers=False, server_header=False, **uvicorn_log_options()))
+    # the event loop uvicorn.run would choose (uvloop where installed)
     with asyncio.Runner(loop_factory=public.config.get_loop_factory()) as runner:
-        runner.run(serve())
-
-
-class _OpsServer(uvicorn.Server):
-    """The ops port's server: leaves the signals to the public server, which stops it."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+        if not settings.ops_port:  # 0: no ops port
+            runner.run(public.serve())
+            return
+        ops = OpsServer(gw.ops_app, settings.http_host, settings.ops_port)
+        runner.run(ops.serve_while(public.serve()))
 
 
 if __name__ == "__main__":

@@ -14,9 +14,13 @@ class GatewaySettings(ServiceSettings):
 
     service_name: str = "gateway"
     http_port: int = 8000
-    # /metrics, /healthz and /readyz for Prometheus and probes, on http_host: never on the
-    # public port (0 = no ops port)
+    # /metrics, /healthz and /readyz for Prometheus and operators (same host as http_port);
+    # the public port serves no /metrics (0 = no ops port)
     ops_port: int = 8100
+    # nats-server monitoring endpoints (a JSON list, e.g. ["http://nats-0.nats:8222", ...]):
+    # diagnostics then names JetStream's meta leader and peers from a node's /jsz. Without
+    # them, quorum is judged from the JetStream API and peers from the streams.
+    nats_monitor_urls: list[str] = []
     # Pepper mixed into token hashes; placeholder refused outside development/test.
     token_pepper: SecretStr = SecretStr("dev-pepper-not-for-production")
     # Encrypts TOTP secrets at rest (any high-entropy string; a Fernet key is derived from it).

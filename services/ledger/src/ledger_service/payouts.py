@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from prometheus_client import Counter
+
 from contracts.events import PayoutApproved, PayoutRejected, PayoutRequested
 from contracts.rpc import ledger as rpc
 from ledger_service.context import LedgerContext
@@ -19,6 +21,12 @@ from servicekit.errors import Conflict, Invalid, NotFound
 from servicekit.router import Router
 
 router = Router()
+
+# Payouts by outcome, counted once committed (a replayed request is not counted again)
+PAYOUTS = Counter("ledger_payouts_total", "Payouts requested, approved and rejected",
+                  ["outcome"])
+for _outcome in ("requested", "approved", "rejected"):
+    PAYOUTS.labels(_outcome)
 
 
 def _replayed(first: rpc.Payout, req: rpc.RequestPayout) -> rpc.Payout:
@@ -73,6 +81,7 @@ async def request_payout(req: rpc.RequestPayout, ctx: LedgerContext) -> rpc.Payo
             uow.record(PayoutRequested(payout_id=payout.payout_id, worker_id=worker_id,
                                        amount_minor=req.amount_minor, currency=currency,
                                        at=now))
+            uow.after_commit(PAYOUTS.labels("requested").inc)
     except IdempotencyKeyTaken:  # a concurrent retry with the same key won
         assert key is not None
         won = await _first_by_key(ctx, worker_id, key)
@@ -115,6 +124,7 @@ async def _decide(req: rpc.DecidePayout, ctx: LedgerContext,
                   "decided_by": by}
         uow.record(PayoutApproved(**common) if approved
                    else PayoutRejected(**common, comment=req.comment))
+        uow.after_commit(PAYOUTS.labels(status).inc)
     return payout
 
 

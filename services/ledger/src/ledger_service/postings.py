@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 
+from prometheus_client import Counter
+
 from contracts.envelope import Envelope
 from contracts.events import BonusGranted, LedgerCredited, PoolOpened, ReviewAccepted
+from contracts.money import CURRENCIES
 from ledger_service.context import LedgerContext
 from ledger_service.domain import (
     Transfer,
@@ -28,6 +31,24 @@ from servicekit.uow import UnitOfWork
 log = logging.getLogger("ledger.postings")
 
 router = Router()
+
+# Money credited (minor units), counted once the transfer is committed: the worker's part
+# and the platform's (platform overview "Money")
+CREDITED = Counter("ledger_credited_minor_total", "Money credited, in minor units",
+                   ["currency", "party"])
+for _currency in CURRENCIES:  # at 0 from the start: a dashboard shows 0, not "no data"
+    for _party in ("worker", "platform"):
+        CREDITED.labels(_currency, _party)
+
+
+def count_credit(uow: UnitOfWork[LedgerStore], currency: str, *, worker: int,
+                 platform: int = 0) -> None:
+    def count() -> None:
+        CREDITED.labels(currency, "worker").inc(worker)
+        if platform:
+            CREDITED.labels(currency, "platform").inc(platform)
+
+    uow.after_commit(count)
 
 
 @router.consume("task.pool_opened", name="pool-opened")
@@ -71,6 +92,8 @@ async def credit_accepted_assignment(event: ReviewAccepted, env: Envelope,
         log.info("assignment %s already credited; event %s ignored", event.assignment_id,
                  env.event_id)
         return
+    count_credit(uow, terms.currency, worker=worker_minor,
+                 platform=terms.price_minor - worker_minor)
     uow.record(LedgerCredited(
         transfer_id=transfer.transfer_id, worker_id=event.worker_id, pool_id=event.pool_id,
         project_id=event.project_id, assignment_id=event.assignment_id, kind="assignment",
@@ -91,6 +114,7 @@ async def credit_bonus(event: BonusGranted, env: Envelope, uow: UnitOfWork[Ledge
     if not await uow.store.post_credit(transfer, legs, unique_key="bonus_id"):
         log.info("bonus %s already credited; event %s ignored", event.bonus_id, env.event_id)
         return
+    count_credit(uow, event.currency, worker=event.amount_minor)
     uow.record(LedgerCredited(
         transfer_id=transfer.transfer_id, worker_id=event.worker_id, pool_id=event.pool_id,
         kind="bonus", amount_minor=event.amount_minor, currency=event.currency,

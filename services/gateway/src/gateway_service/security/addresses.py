@@ -39,6 +39,11 @@ def _trusted(text: str, proxies: Sequence[Network]) -> bool:
     return ip is not None and any(ip in net for net in proxies)
 
 
+def trusted_peer(peer: str | None, proxies: Sequence[Network]) -> bool:
+    """The socket peer is one of the trusted reverse proxies."""
+    return peer is not None and bool(proxies) and _trusted(peer, proxies)
+
+
 def client_address(peer: str | None, forwarded_for: str | None,
                    proxies: Sequence[Network]) -> str | None:
     if peer is None or not proxies or not _trusted(peer, proxies):
