@@ -268,7 +268,9 @@ class Stack:
         for name in SERVICE_NAMES:
             if not wait_http(f"http://127.0.0.1:{self.ports[name]}/readyz", self.procs[name], 120):
                 raise StackError(f"{name} did not become ready on port {self.ports[name]}")
-            self._say(f"  {name:<13} http://127.0.0.1:{self.ports[name]}  (/readyz /metrics)")
+            extra = (f"/readyz; /metrics on :{self.gateway_ops_port}" if name == "gateway"
+                     else "/readyz /metrics")
+            self._say(f"  {name:<13} http://127.0.0.1:{self.ports[name]}  ({extra})")
 
     # ------------------------------------------------------------ faults (bench.chaos)
 

@@ -200,7 +200,8 @@ async def test_only_managers_and_admins_review() -> None:
     staff_only = [rpc.LIST_PENDING, rpc.GET, rpc.LOCK, rpc.LOCK_NEXT, rpc.UNLOCK, rpc.ACCEPT,
                   rpc.REJECT, rpc.STATS]
     assert {s.subject for s in all_rpcs() if s.subject.startswith("rpc.review.")} == {
-        s.subject for s in staff_only} | {rpc.MY_DECISIONS.subject, "rpc.review.diagnostics"}
+        s.subject for s in staff_only} | {rpc.MY_DECISIONS.subject, "rpc.review.diagnostics",
+                                          "rpc.review.dlq_replay"}  # the kit's, admin only
     for spec in staff_only:
         assert spec.roles == frozenset({"manager", "admin"}), spec.subject
 
