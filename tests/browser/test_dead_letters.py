@@ -1,4 +1,4 @@
-"""The owner replays a dead letter from the browser and it is applied once."""
+"""The owner looks into a dead letter from the browser and replays it; it is applied once."""
 
 from __future__ import annotations
 
@@ -48,6 +48,11 @@ def test_the_owner_replays_a_dead_letter(people, browser, lang) -> None:
     row = admin.page.locator("tr", has_text="ledger__pool-opened").filter(
         has=admin.page.get_by_text(str(seq), exact=True))
     row.wait_for()
+    row.get_by_role("button", name=admin.t("dlq.show"), exact=True).click()
+    payload = admin.page.get_by_test_id("dead-letter-payload")
+    payload.wait_for()
+    assert "Dlq-Consumer: ledger__pool-opened" in payload.inner_text()
+    assert '"type": "task.pool_opened"' in payload.inner_text()
     row.get_by_role("button", name=admin.t("dlq.replay"), exact=True).click()
     admin.success(admin.t("dlq.replayed_now", seq=seq))
     assert row.count() == 0  # applied and removed from the list

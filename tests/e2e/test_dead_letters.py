@@ -95,8 +95,20 @@ async def test_an_unprocessable_letter_is_refused_and_can_be_discarded_and_pages
                        params={"after_seq": foreign, "limit": 2})
     assert third in [i["seq"] for i in rest.json()["items"]]
 
+    filtered = await c.get("/api/admin/dead-letters", headers=admin,
+                           params={"after_seq": bad - 1, "consumer": "nobody__x"})
+    assert [i["seq"] for i in filtered.json()["items"]] == [foreign], filtered.text
+    shown = await c.get(f"/api/admin/dead-letters/{foreign}", headers=admin)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["payload_json"] == {"x": 1}
+    assert shown.json()["headers"]["Dlq-Consumer"] == "nobody__x"
+    assert (await c.get("/api/admin/dead-letters/999999999", headers=admin)).status_code == 404
+
+    r = await c.post(f"/api/admin/dead-letters/{bad}/discard", headers=admin, json={})
+    assert r.status_code == 422  # a discard says why
     for seq in (bad, foreign, third):
-        r = await c.post(f"/api/admin/dead-letters/{seq}/discard", headers=admin)
+        r = await c.post(f"/api/admin/dead-letters/{seq}/discard", headers=admin,
+                         json={"reason": "test letter"})
         assert r.status_code == 200, r.text
     r = await c.get("/api/admin/dead-letters", headers=admin, params={"after_seq": bad - 1})
     assert not {bad, foreign, third} & {i["seq"] for i in r.json()["items"]}

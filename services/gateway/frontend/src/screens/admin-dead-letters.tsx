@@ -18,8 +18,18 @@ function DeadLetters() {
   const after = starts[starts.length - 1];
   const loaded = useLoad(() => get<Letters>(`/admin/dead-letters?limit=${PAGE}&after_seq=${after}`), [after]);
   const [run, busy, notice] = useAction();
+  const [reason, setReason] = useState<Record<number, string>>({});
+  const [shown, setShown] = useState<{ seq: number; text: string } | null>(null);
+  const show = (l: Letter) => run(async () => {
+    const d = await get<{ payload: string; payload_json: unknown; headers: Record<string, string> }>(`/admin/dead-letters/${l.seq}`);
+    const body = d.payload_json !== null ? JSON.stringify(d.payload_json, null, 2) : d.payload;
+    setShown({ seq: l.seq, text: `${Object.entries(d.headers).map(([k, v]) => `${k}: ${v}`).join("\n")}\n\n${body}` });
+    return "";
+  });
   const act = (l: Letter, what: "replay" | "discard") => run(async () => {
-    const r = await post<{ outcome?: string }>(`/admin/dead-letters/${l.seq}/${what}`);
+    const r = await post<{ outcome?: string }>(`/admin/dead-letters/${l.seq}/${what}`,
+      what === "discard" ? { reason: reason[l.seq]?.trim() || t("dlq.discard_default_reason") } : undefined);
+    if (shown?.seq === l.seq) setShown(null);
     await loaded.reload();
     if (what === "discard") return t("dlq.discarded_now", { seq: l.seq });
     return t(r.outcome === "duplicate" ? "dlq.replayed_duplicate" : "dlq.replayed_now", { seq: l.seq });
@@ -39,12 +49,24 @@ function DeadLetters() {
             { label: t("dlq.reason"), cell: (l) => <><div>{l.reason}{l.deliveries ? ` · ${t("dlq.deliveries", { n: l.deliveries })}` : ""}</div>
               <div class="muted pre">{[l.error_type, l.error_message].filter(Boolean).join(": ")}</div></> },
             { label: t("common.actions"), cell: (l) => (
-              <div class="row">
-                <Button kind="primary" busy={busy} disabled={!l.service} onClick={() => void act(l, "replay")}>{t("dlq.replay")}</Button>
-                <Button kind="danger" busy={busy} onClick={() => void act(l, "discard")}>{t("dlq.discard")}</Button>
+              <div class="stack">
+                <label class="sr-only" for={`r-${l.seq}`}>{t("dlq.discard_reason")}</label>
+                <input id={`r-${l.seq}`} placeholder={t("dlq.discard_reason")} value={reason[l.seq] ?? ""} maxLength={500}
+                  onInput={(e) => setReason({ ...reason, [l.seq]: (e.target as HTMLInputElement).value })} />
+                <div class="row">
+                  <Button busy={busy} onClick={() => void show(l)}>{t("dlq.show")}</Button>
+                  <Button kind="primary" busy={busy} disabled={!l.service} onClick={() => void act(l, "replay")}>{t("dlq.replay")}</Button>
+                  <Button kind="danger" busy={busy} onClick={() => void act(l, "discard")}>{t("dlq.discard")}</Button>
+                </div>
               </div>
             ) },
           ]} />
+        )}
+        {shown && (
+          <div data-testid="dead-letter-payload">
+            <h3>{t("dlq.payload", { seq: shown.seq })}</h3>
+            <pre class="pre">{shown.text}</pre>
+          </div>
         )}
         {d && (starts.length > 1 || d.next_after_seq !== null) && (
           <div class="row pager">

@@ -1,6 +1,7 @@
-"""Dead letters for admins: page through the DLQ, replay one letter to the one consumer that
+"""Dead letters for admins: page through the DLQ (filtered by service, consumer or subject),
+show one with its headers and payload, replay one letter to the one consumer that
 dead-lettered it (the owning service applies it again through its inbox, so a replay twice
-changes nothing), or discard it. Replays and discards are audited.
+changes nothing), or discard it with a reason. Replays and discards are audited.
 
 The gateway reads and deletes letters itself (its bus user may get and delete DLQ messages,
 nothing else of the stream); a replay is an RPC to the service that owns the consumer, since
@@ -11,12 +12,13 @@ only that service may apply its events; the gateway removes the letter once it i
 from __future__ import annotations
 
 import contextlib
+import json
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from nats.js.errors import NotFoundError as JsNotFound
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.rpc import ops
 from gateway_service.deps import Address, AdminActor, Rpc, Security
@@ -38,6 +40,18 @@ class DeadLetter(BaseModel):
     deliveries: int | None
     dead_lettered_at: datetime | None
     size: int
+
+
+class DeadLetterDetail(DeadLetter):
+    headers: dict[str, str]
+    # the original message as it arrived (an event envelope, normally JSON), cut at 64 KiB
+    payload: str
+    payload_json: Any = None
+
+
+class DiscardBody(BaseModel):
+    reason: str = Field(min_length=1, max_length=500,
+                        description="why the letter is dropped (kept in the audit log)")
 
 
 class DeadLetters(BaseModel):
@@ -87,26 +101,54 @@ def _js(request: Request) -> Any:
     return nc.jetstream()
 
 
+SCAN_MAX = 2_000  # letters looked at per page at the most (filters may skip many)
+Filter = Annotated[str | None, Query(min_length=1, max_length=120)]
+
+
 @router.get("/admin/dead-letters", response_model=DeadLetters,
-            summary="Dead letters, oldest first, a page at a time")
+            summary="Dead letters, oldest first, a page at a time, filtered by service, "
+                    "consumer or original subject")
 async def list_dead_letters(
         _actor: AdminActor, request: Request,
         after_seq: Annotated[int, Query(ge=0, le=2**53)] = 0,
-        limit: Annotated[int, Query(ge=1, le=100)] = 50) -> DeadLetters:
+        limit: Annotated[int, Query(ge=1, le=100)] = 50,
+        service: Filter = None, consumer: Filter = None, subject: Filter = None) -> DeadLetters:
     js = _js(request)
-    info = await js.stream_info(DLQ)
-    state = info.state
+    state = (await js.stream_info(DLQ)).state
     items: list[DeadLetter] = []
     seq = max(after_seq + 1, state.first_seq or 1)
-    while state.messages and seq <= state.last_seq and len(items) < limit:
+    scanned = 0
+    while state.messages and seq <= state.last_seq and len(items) < limit and scanned < SCAN_MAX:
+        scanned += 1
         try:
-            items.append(_letter(seq, await js.get_msg(DLQ, seq)))
+            letter = _letter(seq, await js.get_msg(DLQ, seq))
         except JsNotFound:  # replayed or discarded: a gap
-            pass
+            letter = None
+        if letter is not None and all(want is None or want == got for want, got in (
+                (service, letter.service), (consumer, letter.consumer),
+                (subject, letter.subject))):
+            items.append(letter)
         seq += 1
-    more = bool(items) and seq <= state.last_seq
-    return DeadLetters(items=items, total=state.messages,
-                       next_after_seq=items[-1].seq if more else None)
+    more = seq <= state.last_seq
+    return DeadLetters(items=items, total=state.messages, next_after_seq=seq - 1 if more else None)
+
+
+@router.get("/admin/dead-letters/{seq}", response_model=DeadLetterDetail,
+            summary="One dead letter with its headers and the original message")
+async def show_dead_letter(seq: Seq, _actor: AdminActor, request: Request) -> DeadLetterDetail:
+    js = _js(request)
+    try:
+        msg = await js.get_msg(DLQ, seq)
+    except JsNotFound:
+        raise ApiError(404, "dead_letter_not_found", f"there is no dead letter {seq}") from None
+    data = (msg.data or b"")[:65_536]
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        parsed = None
+    return DeadLetterDetail(**_letter(seq, msg).model_dump(),
+                            headers={str(k): str(v) for k, v in (msg.headers or {}).items()},
+                            payload=data.decode("utf-8", "replace"), payload_json=parsed)
 
 
 async def _get(js: Any, seq: int) -> DeadLetter:
@@ -140,8 +182,9 @@ async def replay_dead_letter(seq: Seq, actor: AdminActor, request: Request, rpc:
 
 @router.post("/admin/dead-letters/{seq}/discard", response_model=DeadLetter,
              summary="Remove a dead letter without applying it")
-async def discard_dead_letter(seq: Seq, actor: AdminActor, request: Request,
-                              security: Security, address: Address) -> DeadLetter:
+async def discard_dead_letter(seq: Seq, body: DiscardBody, actor: AdminActor,
+                              request: Request, security: Security,
+                              address: Address) -> DeadLetter:
     js = _js(request)
     letter = await _get(js, seq)
     try:
@@ -149,6 +192,7 @@ async def discard_dead_letter(seq: Seq, actor: AdminActor, request: Request,
     except JsNotFound:
         raise ApiError(404, "dead_letter_not_found", f"there is no dead letter {seq}") from None
     await security.audit.record("dead_letter.discarded", actor.user_id, str(seq), {
-        "consumer": letter.consumer, "subject": letter.subject, "reason": letter.reason},
+        "consumer": letter.consumer, "subject": letter.subject, "dead_lettered_for":
+        letter.reason, "reason": body.reason},
         address=address)
     return letter
