@@ -343,6 +343,55 @@ async def test_diagnostics_see_quorum_leaders_and_the_meta_group_as_the_gateway(
     assert gw.errors[errors:] == []
 
 
+async def test_a_new_gateway_starts_with_the_emergency_buckets_leader_killed(
+        bus, nats_cluster) -> None:
+    """The node leading the emergency bucket's replicas is killed: the bucket (R3) elects a
+    new leader, and a gateway starting now opens it, reads the state and can switch it."""
+    import os
+    import subprocess
+
+    from conftest import wait_healthy
+
+    from gateway_service.emergency import Emergency
+    from servicekit.testing.natsserver import nats_server_binary
+
+    ops = await bus("ops")
+    info = await ops.js.stream_info(f"KV_{render_auth.EMERGENCY_BUCKET}")
+    assert info.cluster is not None and info.cluster.leader
+    [leader] = [n for n in nats_cluster.nodes if n.name == info.cluster.leader]
+    assert leader.proc is not None
+    leader.proc.kill()
+    leader.proc.wait()
+    try:
+        others = [n.url for n in nats_cluster.nodes if n is not leader]
+        nc = await nats.connect(others, user="gateway", password=nats_cluster.passwords["gateway"],
+                                tls=tls_context(nats_cluster),
+                                inbox_prefix=render_auth.inbox("gateway"), connect_timeout=3)
+        fresh = Emergency(render_auth.EMERGENCY_BUCKET)
+        try:
+            switched = None
+            for _ in range(60):  # the replicas elect a new leader within seconds
+                try:
+                    await fresh.start(nc)
+                    switched = await fresh.set(enabled=False, reason="", by_user_id="ops")
+                    break
+                except Exception:
+                    await fresh.stop()
+                    await asyncio.sleep(0.5)
+            assert switched is not None and fresh.enabled is False, "no gateway could start"
+        finally:
+            await fresh.stop()
+            await nc.close()
+    finally:  # the node comes back for the tests after this one
+        env = {**os.environ, "NATS_SERVER_NAME": leader.name,
+               **{f"NATS_{u.upper()}_PASSWORD": p for u, p in nats_cluster.passwords.items()}}
+        leader.proc = subprocess.Popen(
+            [nats_server_binary(), "-c", str(leader.conf),
+             "-l", str(leader.conf.with_suffix(".log"))],
+            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_healthy(leader)
+
+
 async def test_diagnostics_report_lost_quorum_within_two_seconds(bus, nats_cluster) -> None:
     """Two of three nodes killed (the last test of this module: the cluster does not come
     back): the gateway's bus report answers within 2 s and says JetStream has no quorum."""
