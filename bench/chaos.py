@@ -166,6 +166,7 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
                                 for t in targets},
             "settled_after_s": round(time.monotonic() - t0, 1),
             "accepted_by_clients": load["accepted"],
+            "max_credit_gap_s": load["max_credit_gap_s"],
             "http_errors": load["errors"], "died": died, **state}
 
 
@@ -190,13 +191,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cluster", action="store_true",
                     help="a 3-node JetStream cluster (R3, fsync always); kills hit the node "
                          "leading the REVIEW, LEDGER or TASK stream instead of the one server")
+    ap.add_argument("--targets", help="comma list of targets (default: all of the mode's: "
+                                      f"{','.join(TARGETS)} or {','.join(CLUSTER_TARGETS)})")
     args = ap.parse_args(argv)
+    targets = CLUSTER_TARGETS if args.cluster else TARGETS
+    if args.targets:
+        chosen = tuple(t.strip() for t in args.targets.split(",") if t.strip())
+        unknown = set(chosen) - set(targets)
+        if unknown or not chosen:
+            ap.error(f"unknown targets {sorted(unknown)}; choose from {', '.join(targets)}")
+        targets = chosen
     with tempfile.TemporaryDirectory(prefix="mte-chaos-") as tmp:
         stack = start_stack(Path(tmp), nats_nodes=3 if args.cluster else 1)
         try:
             report = asyncio.run(run(stack, seconds=args.seconds, kills=args.kills,
-                                     seed=args.seed,
-                                     targets=CLUSTER_TARGETS if args.cluster else TARGETS))
+                                     seed=args.seed, targets=targets))
         finally:
             stack.shutdown()
     print(json.dumps(report, indent=1))

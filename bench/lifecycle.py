@@ -118,6 +118,13 @@ async def setup(c: httpx.AsyncClient, bootstrap_password: str, *, tasks: int, wo
     return {"admin": admin, "pool_id": pool_id, "workers": ws, "managers": ms}
 
 
+def _max_gap(times: Any, start: float, end: float) -> float | None:
+    inside = sorted(t for t in times if start <= t <= end)
+    if len(inside) < 2:
+        return None
+    return round(max(b - a for a, b in zip(inside, inside[1:], strict=False)), 2)
+
+
 async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                 seconds: float, nats_auth: dict[str, str] | None = None) -> dict[str, Any]:
     rec = Recorder()
@@ -186,6 +193,8 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
         "lifecycles": completed,
         "lifecycles_per_s": round(completed / elapsed, 1),
         "accepted": len(rec.accepted_at),
+        # the longest time without any credit while the load ran (a pause a fault caused)
+        "max_credit_gap_s": _max_gap(rec.credited_at.values(), start, start + elapsed),
         "accepted_not_credited": len(rec.accepted_at) - len(credit_lat),
         "latency_ms": {name: {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
                               "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
