@@ -92,7 +92,8 @@ async def bus(nats_cluster):
     clients: dict[str, Client] = {}
 
     async def client(user: str) -> Client:
-        if user not in clients:
+        # a new one where a test killed the node the old one was on (no reconnects here)
+        if user not in clients or not clients[user].nc.is_connected:
             clients[user] = await connect(nats_cluster, user)
         return clients[user]
 
@@ -390,6 +391,14 @@ async def test_a_new_gateway_starts_with_the_emergency_buckets_leader_killed(
              "-l", str(leader.conf.with_suffix(".log"))],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_healthy(leader)
+        ops = await bus("ops")
+        for _ in range(100):  # every replica caught up again before the next test looks
+            infos = [await ops.js.stream_info(n) for n in
+                     [s.name for s in STREAMS] + [f"KV_{render_auth.EMERGENCY_BUCKET}"]]
+            if all(i.cluster and i.cluster.replicas and all(r.current for r in i.cluster.replicas)
+                   and len(i.cluster.replicas) == 2 for i in infos):
+                break
+            await asyncio.sleep(0.2)
 
 
 async def test_diagnostics_report_lost_quorum_within_two_seconds(bus, nats_cluster) -> None:
