@@ -50,7 +50,7 @@ async def stream_messages(js, stream: str, subject: str) -> list:
         while True:
             msgs = await sub.fetch(100, timeout=0.5)
             out.extend(msgs)
-    except nats.errors.TimeoutError:
+    except (nats.errors.TimeoutError, TimeoutError):  # nats-py raises either at the end
         pass
     finally:
         await sub.unsubscribe()
