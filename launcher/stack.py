@@ -17,6 +17,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from launcher import busauth
 from servicekit.migrations import upgrade
@@ -75,6 +76,21 @@ def wait_http(url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
             pass
         time.sleep(0.2)
     return False
+
+
+def run_sync(coro: Any) -> Any:
+    """Run a coroutine to its end from synchronous code, also when this thread already runs
+    an event loop (the bench starts the stack from inside its own)."""
+    import asyncio
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 class StackError(RuntimeError):
@@ -147,14 +163,13 @@ class Stack:
             self.pg.start(preexec_fn=_die_with_parent)
         except Exception as exc:
             raise StackError(f"PostgreSQL did not start: {exc}") from exc
-        import asyncio
 
         async def create_all() -> None:
             assert self.pg is not None
             for name in needed:
                 await create_database(self.pg.url(), f"mte_{name}")
 
-        asyncio.run(create_all())
+        run_sync(create_all())
         self._say(f"  postgres      127.0.0.1:{self.pg_port} (data {self.data_dir / 'pg'})")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
@@ -206,10 +221,8 @@ class Stack:
                              "?js-enabled-only=true", self.procs[name], 30):
                 raise StackError(f"{name} did not start; see {self.data_dir}/{name}.log")
         if self.bus_auth:
-            import asyncio
-
-            asyncio.run(busauth.provision(self.nats_url, self.nats_passwords["provisioner"],
-                                          replicas=len(names)))
+            run_sync(busauth.provision(self.nats_url, self.nats_passwords["provisioner"],
+                                       replicas=len(names)))
         self._say(f"  nats-server   {self.nats_url} (JetStream store {self.data_dir / 'nats'}"
                   + (", a user per process: credentials in "
                      f"{self.data_dir / 'nats-auth' / 'credentials.json'})"
