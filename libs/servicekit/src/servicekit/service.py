@@ -81,6 +81,9 @@ def tune_gc(gen0_threshold: int) -> None:
 # Each check of a service's diagnostics (the gateway allows the whole reply 1.5 s).
 DIAGNOSTICS_CHECK_S = 1.0
 
+# each step of a stop waits at most this long, then the stop goes on (and says so)
+STOP_STEP_S = 10.0
+
 # 1 while a readiness check passes (updated at every /readyz and by the service's own
 # 15 s loop), for the ServiceNotReady alert and the "service RED" dashboard
 READY = Gauge("servicekit_ready", "Whether a readiness check passes (1) or not (0)",
@@ -276,20 +279,33 @@ class Service:
             await self.rpc_server.stop()
         for t in self._tasks:
             t.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=STOP_STEP_S)
+            if stuck:  # a stop never hangs: say what did not end, and go on
+                log.warning("stop: %d task(s) did not end within %.0f s: %s", len(stuck),
+                            STOP_STEP_S, ", ".join(t.get_name() for t in stuck))
         self._tasks.clear()
         for runner in self._runners:
-            await runner.close()
+            await self._bounded(f"consumer {runner.c.durable}", runner.close())
         self._loops.clear()
         self._runners.clear()
-        await self.read_only.stop()
+        await self._bounded("emergency watch", self.read_only.stop())
         if self.relay:
-            await self.relay.stop()
+            await self._bounded("outbox relay", self.relay.stop())
         if self.nc is not None:
             with contextlib.suppress(Exception):
-                await self.nc.drain()
+                await asyncio.wait_for(self.nc.drain(), STOP_STEP_S)
+            if not self.nc.is_closed:
+                with contextlib.suppress(Exception):
+                    await self.nc.close()
         await self.engine.dispose()
         self._started = False
+
+    async def _bounded(self, what: str, step: Any) -> None:
+        try:
+            await asyncio.wait_for(step, STOP_STEP_S)
+        except TimeoutError:
+            log.warning("stop: %s did not end within %.0f s; going on", what, STOP_STEP_S)
 
     async def _readiness_loop(self, every_s: float = 15.0) -> None:
         """Keep the readiness gauge current between scrapes of /readyz."""
@@ -359,11 +375,16 @@ class Service:
 
     async def readiness(self) -> dict[str, Any]:
         checks: dict[str, Any] = {}
-        try:
+
+        async def database() -> None:
             async with self.engine.connect() as conn:
-                await asyncio.wait_for(ping(conn), 3)
+                await ping(conn)
                 if not self._schema_ok:
                     self._schema_ok = await self._schema_at_head(conn)
+
+        try:
+            # the whole check, connecting included, answers within 3 s (probes wait on it)
+            await asyncio.wait_for(database(), 3)
             checks["database"] = "ok"
             checks["schema"] = "ok" if self._schema_ok else "not at head: run the migrations"
         except Exception as exc:
