@@ -29,18 +29,23 @@ DLQ_STREAM = "DLQ"
 DLQ_SUBJECTS = f"{DLQ_SUBJECT_PREFIX}.>"
 
 
+async def next_letter(js: JetStreamContext, start: int) -> Any | None:
+    """The first dead letter at sequence ``start`` or after (gaps left by replayed or
+    discarded letters cost nothing: the server finds the next one), or None."""
+    try:
+        msg = await js.get_msg(DLQ_STREAM, max(start, 1), subject=DLQ_SUBJECTS, next=True)
+    except nats.js.errors.NotFoundError:
+        return None
+    assert msg.seq is not None
+    return msg
+
+
 async def list_dead_letters(js: JetStreamContext, limit: int = 100,
                             start: int = 1) -> list[dict[str, Any]]:
-    """Up to ``limit`` dead letters from sequence ``start`` on, oldest first (gaps left by
-    replayed or discarded letters cost nothing: the server finds the next one)."""
+    """Up to ``limit`` dead letters from sequence ``start`` on, oldest first."""
     out: list[dict[str, Any]] = []
     seq = max(start, 1)
-    while len(out) < limit:
-        try:
-            msg = await js.get_msg(DLQ_STREAM, seq, subject=DLQ_SUBJECTS, next=True)
-        except nats.js.errors.NotFoundError:
-            break
-        assert msg.seq is not None
+    while len(out) < limit and (msg := await next_letter(js, seq)) is not None:
         out.append({"seq": msg.seq, "subject": msg.subject, "headers": dict(msg.headers or {}),
                     "size": len(msg.data or b"")})
         seq = msg.seq + 1
@@ -56,7 +61,8 @@ class NoSuchLetter(LookupError):
     """The number is not in the DLQ (replayed, discarded, or never there)."""
 
 
-async def _letter(js: JetStreamContext, seq: int) -> Any:
+async def letter(js: JetStreamContext, seq: int) -> Any:
+    """Dead letter ``seq`` as the stream holds it, or :class:`NoSuchLetter`."""
     try:
         return await js.get_msg(DLQ_STREAM, seq)
     except nats.js.errors.NotFoundError:
@@ -64,7 +70,7 @@ async def _letter(js: JetStreamContext, seq: int) -> Any:
 
 
 async def replay(js: JetStreamContext, seq: int) -> str:
-    msg = await _letter(js, seq)
+    msg = await letter(js, seq)
     headers = dict(msg.headers or {})
     if "Dlq-Original-Subject" not in headers:
         raise NoSuchLetter(f"message {seq} has no Dlq-Original-Subject: not a dead letter")
@@ -77,7 +83,7 @@ async def replay(js: JetStreamContext, seq: int) -> str:
 
 
 async def discard(js: JetStreamContext, seq: int) -> None:
-    await _letter(js, seq)
+    await letter(js, seq)
     await js.delete_msg(DLQ_STREAM, seq)
 
 

@@ -239,16 +239,14 @@ class Service:
         (not re-published: no other consumer of the subject sees it twice). The caller (the
         gateway) removes the letter once this answered: a service may not delete from the
         DLQ, and a replay of a letter left behind answers ``duplicate``."""
-        from nats.js.errors import NotFoundError as JsNotFound
-
         from servicekit.consumer import PermanentFailure
+        from servicekit.dlq import NoSuchLetter, letter
         from servicekit.errors import Invalid, NotFound
 
         assert self.nc is not None
-        js = self.nc.jetstream()
         try:
-            msg = await js.get_msg("DLQ", req.seq)
-        except JsNotFound:
+            msg = await letter(self.nc.jetstream(), req.seq)
+        except NoSuchLetter:
             raise NotFound("dead_letter_not_found", f"no dead letter {req.seq}") from None
         headers = dict(msg.headers or {})
         durable, subject = headers.get("Dlq-Consumer", ""), headers.get("Dlq-Original-Subject")

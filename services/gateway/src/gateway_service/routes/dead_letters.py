@@ -23,9 +23,10 @@ from pydantic import BaseModel, Field
 from contracts.rpc import ops
 from gateway_service.deps import Address, AdminActor, Rpc, Security
 from gateway_service.errors import ApiError
+from servicekit import dlq
 
 router = APIRouter(tags=["admin: dead letters"])
-DLQ = "DLQ"
+DLQ = dlq.DLQ_STREAM
 Seq = Annotated[int, Path(ge=1, le=2**53, description="the letter's sequence in the DLQ")]
 
 
@@ -116,31 +117,35 @@ async def list_dead_letters(
     js = _js(request)
     state = (await js.stream_info(DLQ)).state
     items: list[DeadLetter] = []
-    seq = max(after_seq + 1, state.first_seq or 1)
-    scanned = 0
-    while state.messages and seq <= state.last_seq and len(items) < limit and scanned < SCAN_MAX:
+    seq, scanned, exhausted = after_seq + 1, 0, False
+    while len(items) < limit and scanned < SCAN_MAX:
+        msg = await dlq.next_letter(js, seq)
+        if msg is None:
+            exhausted = True
+            break
         scanned += 1
-        try:
-            letter = _letter(seq, await js.get_msg(DLQ, seq))
-        except JsNotFound:  # replayed or discarded: a gap
-            letter = None
-        if letter is not None and all(want is None or want == got for want, got in (
+        letter = _letter(msg.seq, msg)
+        if all(want is None or want == got for want, got in (
                 (service, letter.service), (consumer, letter.consumer),
                 (subject, letter.subject))):
             items.append(letter)
-        seq += 1
-    more = seq <= state.last_seq
+        seq = msg.seq + 1
+    more = not exhausted and seq <= state.last_seq
     return DeadLetters(items=items, total=state.messages, next_after_seq=seq - 1 if more else None)
+
+
+async def _message(js: Any, seq: int) -> Any:
+    try:
+        return await dlq.letter(js, seq)
+    except dlq.NoSuchLetter:
+        raise ApiError(404, "dead_letter_not_found", f"there is no dead letter {seq} "
+                       "(already replayed or discarded?)") from None
 
 
 @router.get("/admin/dead-letters/{seq}", response_model=DeadLetterDetail,
             summary="One dead letter with its headers and the original message")
 async def show_dead_letter(seq: Seq, _actor: AdminActor, request: Request) -> DeadLetterDetail:
-    js = _js(request)
-    try:
-        msg = await js.get_msg(DLQ, seq)
-    except JsNotFound:
-        raise ApiError(404, "dead_letter_not_found", f"there is no dead letter {seq}") from None
+    msg = await _message(_js(request), seq)
     data = (msg.data or b"")[:65_536]
     try:
         parsed = json.loads(data)
@@ -151,20 +156,12 @@ async def show_dead_letter(seq: Seq, _actor: AdminActor, request: Request) -> De
                             payload=data.decode("utf-8", "replace"), payload_json=parsed)
 
 
-async def _get(js: Any, seq: int) -> DeadLetter:
-    try:
-        return _letter(seq, await js.get_msg(DLQ, seq))
-    except JsNotFound:
-        raise ApiError(404, "dead_letter_not_found", f"there is no dead letter {seq} "
-                       "(already replayed or discarded?)") from None
-
-
 @router.post("/admin/dead-letters/{seq}/replay", response_model=ops.DeadLetterReplayed,
              summary="Apply a dead letter again, to the consumer that dead-lettered it")
 async def replay_dead_letter(seq: Seq, actor: AdminActor, request: Request, rpc: Rpc,
                              security: Security, address: Address) -> ops.DeadLetterReplayed:
     js = _js(request)
-    letter = await _get(js, seq)
+    letter = _letter(seq, await _message(js, seq))
     if letter.service is None:
         raise ApiError(422, "dead_letter_not_replayable",
                        f"letter {seq} came from {letter.consumer}, which no service owns")
@@ -186,7 +183,7 @@ async def discard_dead_letter(seq: Seq, body: DiscardBody, actor: AdminActor,
                               request: Request, security: Security,
                               address: Address) -> DeadLetter:
     js = _js(request)
-    letter = await _get(js, seq)
+    letter = _letter(seq, await _message(js, seq))
     try:
         await js.delete_msg(DLQ, seq)
     except JsNotFound:
