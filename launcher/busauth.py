@@ -59,15 +59,9 @@ def inbox(user: str) -> str:
 def build(service: str) -> Any:
     """The service as its composition root builds it, not started: nothing connects, so a
     database URL nobody listens on is enough (the environment is left alone)."""
-    import inspect
+    from launcher.services import settings_class
 
-    from servicekit.settings import ServiceSettings
-
-    mod = importlib.import_module(f"{service}_service.settings")
-    [cls] = [o for o in vars(mod).values()
-             if inspect.isclass(o) and issubclass(o, ServiceSettings)
-             and o is not ServiceSettings and o.__module__ == mod.__name__]
-    settings = cls(database_url="postgresql+asyncpg://render@127.0.0.1:9/render",
+    settings = settings_class(service)(database_url="postgresql+asyncpg://render@127.0.0.1:9/render",
                    environment="development")
     logging.disable(logging.INFO)
     try:

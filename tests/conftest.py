@@ -10,7 +10,6 @@ nats-server and fresh PostgreSQL databases (one per service, as in production).
 from __future__ import annotations
 
 import importlib
-import inspect
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,21 +18,12 @@ from typing import Any
 import httpx
 import pytest
 
+from launcher.services import settings_class
 from servicekit.migrations import upgrade
-from servicekit.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("tasks", "review", "ledger", "rules", "support")
 TEST_PASSWORD_SUFFIX = "-Strong#Pass-2026"
-
-
-def settings_class(service: str) -> type[ServiceSettings]:
-    mod = importlib.import_module(f"{service}_service.settings")
-    for obj in vars(mod).values():
-        if (inspect.isclass(obj) and issubclass(obj, ServiceSettings)
-                and obj is not ServiceSettings and obj.__module__ == mod.__name__):
-            return obj
-    raise LookupError(f"no settings class in {service}_service.settings")
 
 
 # Short timings so end-to-end tests don't wait on production-sized TTLs.

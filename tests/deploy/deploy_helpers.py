@@ -57,21 +57,6 @@ def debian_tool(name: str, package: str) -> str:
     return str(binary)
 
 
-@functools.cache
-def settings_class(service: str) -> type:
-    """The service's settings class: the ServiceSettings subclass its settings module
-    defines (the one its composition root builds)."""
-    import inspect
-
-    from servicekit.settings import ServiceSettings
-
-    mod = importlib.import_module(f"{service}_service.settings")
-    [cls] = [obj for obj in vars(mod).values()
-             if inspect.isclass(obj) and issubclass(obj, ServiceSettings)
-             and obj is not ServiceSettings and obj.__module__ == mod.__name__]
-    return cls
-
-
 def cli_exists(module: str) -> bool:
     """Whether ``python -m <module>`` is a command yet (docs/ops-code-needs.md 1 and 4)."""
     spec = importlib.util.find_spec(module)

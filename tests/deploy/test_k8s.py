@@ -11,8 +11,10 @@ import sys
 import kubernetes_validate
 import pytest
 import yaml
-from deploy_helpers import DEPLOY, ROOT, k8s_objects, load_yaml_docs, settings_class
+from deploy_helpers import DEPLOY, ROOT, k8s_objects, load_yaml_docs
 from pydantic import SecretStr
+
+from launcher.services import settings_class
 
 sys.path.insert(0, str(DEPLOY / "k8s"))
 import render

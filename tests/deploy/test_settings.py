@@ -14,8 +14,9 @@ import importlib
 import ssl
 
 import pytest
-from deploy_helpers import DEPLOY, ROOT, k8s_objects, settings_class
+from deploy_helpers import DEPLOY, ROOT, k8s_objects
 
+from launcher.services import settings_class
 from servicekit.settings import ServiceSettings
 
 SERVICES = ("tasks", "review", "ledger", "rules", "support", "gateway")
