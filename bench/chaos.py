@@ -41,7 +41,7 @@ import asyncpg
 import httpx
 
 from bench.lifecycle import drive, setup
-from launcher.stack import SERVICE_NAMES, Stack, free_port
+from launcher.stack import SERVICE_NAMES, Stack, free_ports
 
 TARGETS = ("ledger", "review", "tasks", "nats-server", "postgres")
 # on a 3-node cluster: the node leading a money stream's replicas instead of the one server
@@ -171,10 +171,7 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
 
 
 def start_stack(data: Path, *, nats_nodes: int = 1) -> Stack:
-    distinct: set[int] = set()
-    while len(distinct) < len(SERVICE_NAMES) + 2:  # a free port may be handed out twice
-        distinct.add(free_port())
-    nats_port, pg_port, *service_ports = sorted(distinct)
+    nats_port, pg_port, *service_ports = free_ports(len(SERVICE_NAMES) + 2)
     stack = Stack(data_dir=data, nats_port=nats_port, pg_port=pg_port,
                   ports=dict(zip(SERVICE_NAMES, service_ports, strict=True)),
                   environment="development", echo=False, nats_nodes=nats_nodes,

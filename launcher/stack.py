@@ -63,6 +63,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` different free ports (the kernel may hand the same free port out twice)."""
+    distinct: set[int] = set()
+    while len(distinct) < n:
+        distinct.add(free_port())
+    return sorted(distinct)
+
+
 def wait_http(url: str, proc: subprocess.Popen, timeout_s: float) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

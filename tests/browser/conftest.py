@@ -28,7 +28,7 @@ import httpx
 import pyotp
 import pytest
 
-from launcher.stack import SERVICE_NAMES, Stack, free_port
+from launcher.stack import SERVICE_NAMES, Stack, free_ports
 from servicekit.testing.plugin import create_pg_database, drop_pg_database
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,10 +144,7 @@ def web(tmp_path_factory, pg_server) -> Any:
     data = tmp_path_factory.mktemp("web-stack")
     urls = {name: asyncio.run(create_pg_database(f"mte_web_{name}"))
             for name in SERVICE_NAMES}
-    distinct: set[int] = set()
-    while len(distinct) < len(SERVICE_NAMES) + 1:    # a free port may be handed out twice
-        distinct.add(free_port())
-    nats_port, *service_ports = sorted(distinct)
+    nats_port, *service_ports = free_ports(len(SERVICE_NAMES) + 1)
     ports = dict(zip(SERVICE_NAMES, service_ports, strict=True))
     stack = Stack(data_dir=data, nats_port=nats_port, ports=ports, database_urls=urls,
                   environment="development", echo=False,
