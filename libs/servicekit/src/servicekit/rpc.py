@@ -19,6 +19,7 @@ from prometheus_client import Counter, Histogram
 from pydantic import BaseModel, ValidationError
 
 from contracts.rpc import ErrorBody, RpcReply, RpcSpec
+from servicekit.consumer import is_transient
 from servicekit.errors import RpcCallError, ServiceError
 from servicekit.outbox import current_trace_headers
 
@@ -59,8 +60,6 @@ async def dispatch(spec: RpcSpec[Any, Any], handler: RpcHandler, payload: bytes)
         refusal: bytes = RpcReply(ok=False, error=exc.body()).model_dump_json().encode()
         return refusal
     except Exception as exc:
-        from servicekit.consumer import is_transient
-
         if is_transient(exc):  # its database is down or a lock timed out: "later", not "never"
             log.warning("rpc %s: transient failure %s: %s", spec.subject, type(exc).__name__,
                         str(exc)[:200])

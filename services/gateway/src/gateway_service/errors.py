@@ -19,6 +19,7 @@ from starlette.routing import BaseRoute, compile_path
 from starlette.types import Scope
 
 from contracts.rpc import ErrorBody
+from servicekit.consumer import is_transient
 from servicekit.errors import RpcCallError, ServiceError
 
 log = logging.getLogger("gateway.errors")
@@ -84,8 +85,6 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
         # the gateway's own database (sessions, accounts) is down or busy: "try again",
         # never a bare 500
-        from servicekit.consumer import is_transient
-
         if not is_transient(exc):
             log.error("unhandled %s", type(exc).__name__, exc_info=exc)
             return error_response(500, "internal_error", "the gateway failed to handle the "
