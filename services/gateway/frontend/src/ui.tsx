@@ -270,6 +270,17 @@ export function Button({ children, onClick, busy, kind = "secondary", type = "bu
 
 // ------------------------------------------------------------------ layout
 
+/** "Newer" / "Older" buttons under a paged list; shown only when there is another page. */
+export function Pager({ onNewer, onOlder }: { onNewer: (() => void) | null; onOlder: (() => void) | null }) {
+  if (!onNewer && !onOlder) return null;
+  return (
+    <div class="row pager">
+      <Button disabled={!onNewer} onClick={() => onNewer?.()}>{t("common.newer")}</Button>
+      <Button disabled={!onOlder} onClick={() => onOlder?.()}>{t("common.older")}</Button>
+    </div>
+  );
+}
+
 export function Section({ title, children, actions }: {
   title?: string; children: ComponentChildren; actions?: ComponentChildren;
 }) {

@@ -3,7 +3,7 @@ import { get } from "../api";
 import { t, has, type Key } from "../i18n";
 import type { Screen } from "../router";
 import { loadNames } from "../staff";
-import { Button, LoadState, Section, Table, TextField, When, useLoad } from "../ui";
+import { LoadState, Pager, Section, Table, TextField, When, useLoad } from "../ui";
 
 interface Item { id: number; at: string; kind: string; actor_user_id: string | null; target: string | null; address: string | null; details: Record<string, unknown> }
 const PAGE = 50;
@@ -33,12 +33,8 @@ function Audit() {
             : "—" },
         ]} />
       )}
-      {d && d.total > PAGE && (
-        <div class="row pager">
-          <Button disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>{t("common.newer")}</Button>
-          <Button disabled={offset + PAGE >= d.total} onClick={() => setOffset(offset + PAGE)}>{t("common.older")}</Button>
-        </div>
-      )}
+      {d && <Pager onNewer={offset === 0 ? null : () => setOffset(Math.max(0, offset - PAGE))}
+        onOlder={offset + PAGE >= d.total ? null : () => setOffset(offset + PAGE)} />}
     </Section>
   );
 }

@@ -2,7 +2,7 @@ import { useState } from "preact/hooks";
 import { get, post } from "../api";
 import { t } from "../i18n";
 import type { Screen } from "../router";
-import { Alert, Button, LoadState, Section, Table, When, useAction, useLoad } from "../ui";
+import { Alert, Button, LoadState, Pager, Section, Table, When, useAction, useLoad } from "../ui";
 
 interface Letter {
   seq: number; service: string | null; consumer: string; subject: string; reason: string;
@@ -68,12 +68,8 @@ function DeadLetters() {
             <pre class="pre">{shown.text}</pre>
           </div>
         )}
-        {d && (starts.length > 1 || d.next_after_seq !== null) && (
-          <div class="row pager">
-            <Button disabled={starts.length === 1} onClick={() => setStarts(starts.slice(0, -1))}>{t("common.newer")}</Button>
-            <Button disabled={d.next_after_seq === null} onClick={() => setStarts([...starts, d.next_after_seq ?? after])}>{t("common.older")}</Button>
-          </div>
-        )}
+        {d && <Pager onNewer={starts.length === 1 ? null : () => setStarts(starts.slice(0, -1))}
+          onOlder={d.next_after_seq === null ? null : () => setStarts([...starts, d.next_after_seq ?? after])} />}
       </Section>
     </>
   );

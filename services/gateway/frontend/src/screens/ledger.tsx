@@ -3,7 +3,7 @@ import { get } from "../api";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import type { HistoryEntry, Page } from "../types";
-import { Button, LoadState, Money, Section, Table, When, useLoad } from "../ui";
+import { LoadState, Money, Pager, Section, Table, When, useLoad } from "../ui";
 
 const PAGE = 50;
 
@@ -23,12 +23,8 @@ function Ledger() {
           { label: t("ledger.amount"), cell: (e) => <Money minor={e.amount_minor} currency={e.currency} signed />, class: "num" },
         ]} />
       )}
-      {d && d.total > PAGE && (
-        <div class="row pager">
-          <Button disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - PAGE))}>{t("common.newer")}</Button>
-          <Button disabled={offset + PAGE >= d.total} onClick={() => setOffset(offset + PAGE)}>{t("common.older")}</Button>
-        </div>
-      )}
+      {d && <Pager onNewer={offset === 0 ? null : () => setOffset(Math.max(0, offset - PAGE))}
+        onOlder={offset + PAGE >= d.total ? null : () => setOffset(offset + PAGE)} />}
     </Section>
   );
 }
