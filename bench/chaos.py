@@ -77,16 +77,47 @@ class Faults:
             t0 = time.monotonic()
             kill: dict[str, Any] = {"target": target}
             name = target
+            election = None
             if target == "stream-leader":
                 kill["stream"] = LEADER_STREAMS[i % len(LEADER_STREAMS)]
                 name = kill["node"] = await self.leader_of(kill["stream"])
+            kill["at"] = time.time()  # wall clock: compared with the ledger's created_at
             self.stack.kill(name)
+            if target == "stream-leader":
+                election = asyncio.create_task(self.election(kill["stream"], name, t0))
             await asyncio.sleep(down_s)
             # spawned from this (the stack's) thread, then waited for from another
             self.stack.restart(name, wait=False)
             await asyncio.to_thread(self.stack.wait_ready, name)
             kill["down_s"] = round(time.monotonic() - t0, 2)
+            if election is not None:
+                kill["election_s"] = await election
             self.done.append(kill)
+
+    async def election(self, stream: str, old: str, t0: float,
+                       limit_s: float = 30.0) -> float | None:
+        """Seconds from the kill until the cluster names a leader for ``stream`` again
+        (asked every 50 ms through the nodes still up; the old node, restarted, may win)."""
+        import nats
+
+        urls = self.stack.nats_url.split(",")
+        nc = await nats.connect(urls, user="ops", password=self.stack.nats_passwords["ops"],
+                                max_reconnect_attempts=-1, reconnect_time_wait=0.05)
+        try:
+            js = nc.jetstream(timeout=0.5)
+            while time.monotonic() - t0 < limit_s:
+                try:
+                    info = await js.stream_info(stream)
+                    leader = info.cluster.leader if info.cluster else None
+                    # right after the kill the survivors may still report the dead node
+                    if leader and (leader != old or time.monotonic() - t0 > 5.0):
+                        return round(time.monotonic() - t0, 2)
+                except Exception:  # no leader yet, or this connection's node is the dead one
+                    pass
+                await asyncio.sleep(0.05)
+            return None
+        finally:
+            await nc.close()
 
     async def leader_of(self, stream: str) -> str:
         """The node that leads the stream's replicas now (asked as the ops user)."""
@@ -136,6 +167,40 @@ async def money_state(stack: Stack, pool_id: str) -> dict[str, Any]:
             "negative_balances": int(negative), "outbox_unpublished": outbox}
 
 
+async def credit_times(stack: Stack, pool_id: str) -> list[float]:
+    """When each credit of the pool was committed (the ledger's clock, epoch seconds)."""
+    rows = await _one(stack.database_url("ledger"),
+                      "SELECT extract(epoch FROM created_at) AS t FROM transfers "
+                      "WHERE pool_id = $1 AND assignment_id IS NOT NULL ORDER BY created_at",
+                      pool_id)
+    return [float(r["t"]) for r in rows]
+
+
+def pauses(kills: list[dict[str, Any]], times: list[float],
+           window_s: float = 20.0) -> dict[str, Any]:
+    """Per kill, the longest time without a credit that overlaps the ``window_s`` after it;
+    for a stream-leader kill also that pause minus the election (the cost the services add
+    to the election itself: the target is at most one second)."""
+    out = []
+    for k in kills:
+        at = k["at"]
+        gaps = [b - a for a, b in zip(times, times[1:], strict=False)
+                if b > at and a < at + window_s]
+        pause = round(max(gaps), 2) if gaps else None
+        row = {"target": k["target"], "pause_s": pause}
+        if k.get("election_s") is not None and pause is not None:
+            row["election_s"] = k["election_s"]
+            row["overhead_s"] = round(pause - k["election_s"], 2)
+        k["pause_s"] = pause
+        out.append(row)
+    leader = [r for r in out if "overhead_s" in r]
+    return {"max_pause_s": max((r["pause_s"] for r in out if r["pause_s"] is not None),
+                               default=None),
+            "leader_kills": len(leader),
+            "max_election_s": max((r["election_s"] for r in leader), default=None),
+            "max_overhead_s": max((r["overhead_s"] for r in leader), default=None)}
+
+
 def settled(state: dict[str, Any]) -> bool:
     return (state["lost"] == 0 and state["credited_not_accepted"] == 0
             and not any(state["outbox_unpublished"].values()))
@@ -167,6 +232,7 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
             "settled_after_s": round(time.monotonic() - t0, 1),
             "accepted_by_clients": load["accepted"],
             "max_credit_gap_s": load["max_credit_gap_s"],
+            "failover": pauses(faults.done, await credit_times(stack, ctx["pool_id"])),
             "http_errors": load["errors"], "died": died, **state}
 
 

@@ -795,3 +795,38 @@ async def test_take_and_submit_keep_their_round_trips(env: Env) -> None:
     finally:
         event.remove(engine, "before_cursor_execute", on_statement)
         event.remove(engine, "begin", on_begin)
+
+
+
+async def test_start_waits_for_the_schema_before_consuming_or_answering(
+        module_nats, database_url) -> None:
+    """A replica started before its migration ran neither pulls events, nor answers RPCs, nor
+    relays its outbox; once the schema reaches head it starts; with none it gives up."""
+    svc = create_service(TasksSettings(database_url=database_url, nats_url=module_nats.url,
+                                       environment="test", log_json=False))
+    nc = await nats.connect(module_nats.url)
+    try:
+        starting = asyncio.create_task(svc.start())
+        await asyncio.sleep(1.5)
+        assert not starting.done() and not svc._started
+        assert svc.rpc_server is None and svc.relay is None and not svc._loops
+        await asyncio.to_thread(upgrade, SERVICE_DIR, database_url)
+        await asyncio.wait_for(starting, 10)
+        assert svc._started and svc.rpc_server is not None and svc._loops
+        projects = await Env(svc, nc).call(rpc.LIST_PROJECTS, rpc.ProjectList, actor=ADMIN)
+        assert projects is not None
+    finally:
+        await svc.stop()
+        await nc.close()
+
+    never = create_service(TasksSettings(database_url=database_url, nats_url=module_nats.url,
+                                         environment="test", log_json=False,
+                                         schema_wait_s=1.0))
+    async with never.engine.begin() as conn:  # a schema one revision behind the code
+        await conn.exec_driver_sql("UPDATE alembic_version_tasks SET version_num = 'old'")
+    try:
+        with pytest.raises(RuntimeError, match="not at head"):
+            await never.start()
+        assert never.rpc_server is None and not never._loops
+    finally:
+        await never.stop()

@@ -154,6 +154,9 @@ class Service:
                                      reconnect_time_wait=0.5, name=self.name,
                                      **nats_callbacks(self.name), **self.nats_credentials())
         js = self.nc.jetstream()
+        # nothing consumes, answers or relays before the schema is at head: a replica of a
+        # new version must not apply events to the old schema while its migration still runs
+        await self._await_schema(s.schema_wait_s)
         if s.ensure_streams:
             await ensure_streams(js, replicas=s.stream_replicas)
         self.relay = OutboxRelay(service=self.name, engine=self.engine, outbox=self.outbox,
@@ -393,6 +396,35 @@ class Service:
         for check, value in checks.items():
             READY.labels(service=self.name, check=check).set(1 if value == "ok" else 0)
         return checks
+
+    async def _await_schema(self, timeout_s: float, every_s: float = 0.5) -> None:
+        """Wait until the database's schema is this code's head (the migration step runs
+        apart: a compose service, a k8s Job); give up after ``timeout_s`` so the orchestrator
+        restarts the process and says so."""
+        if self._schema_ok:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        warned_at = loop.time()
+        while True:
+            try:
+                async with self.engine.connect() as conn:
+                    self._schema_ok = await self._schema_at_head(conn)
+            except Exception as exc:  # the database is not there yet: the same wait
+                if not is_transient(exc):
+                    raise
+            if self._schema_ok:
+                return
+            now = loop.time()
+            if now >= deadline:
+                raise RuntimeError(f"{self.name}: the database schema is not at head after "
+                                   f"{timeout_s:.0f} s: run `python -m servicekit.migrations "
+                                   f"upgrade {self.name}`")
+            if now - warned_at >= 10:
+                warned_at = now
+                log.warning("%s waits for its schema to reach head (run the migrations)",
+                            self.name)
+            await asyncio.sleep(every_s)
 
     async def _schema_at_head(self, conn: Any) -> bool:
         assert self.migrations_dir is not None

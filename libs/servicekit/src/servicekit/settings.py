@@ -38,6 +38,9 @@ class ServiceSettings(BaseSettings):
     # create or update the streams at start; off where a provisioner owns them (a service's
     # user may not change streams)
     ensure_streams: bool = True
+    # start() waits this long for the schema to reach head (the migration step runs
+    # apart), then fails so the orchestrator restarts the process
+    schema_wait_s: float = 600.0
     http_host: str = "127.0.0.1"
     http_port: int = 0
     stream_replicas: int = 1
