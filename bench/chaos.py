@@ -176,22 +176,25 @@ async def credit_times(stack: Stack, pool_id: str) -> list[float]:
     return [float(r["t"]) for r in rows]
 
 
-def pauses(kills: list[dict[str, Any]], times: list[float],
-           window_s: float = 20.0) -> dict[str, Any]:
-    """Per kill, the longest time without a credit that overlaps the ``window_s`` after it;
+def pauses(kills: list[dict[str, Any]], times: list[float], window_s: float = 20.0,
+           key: str = "pause_s") -> dict[str, Any]:
+    """Per kill, the longest time without a credit that overlaps the ``window_s`` after it
+    (or the time until the next kill);
     for a stream-leader kill also that pause minus the election (the cost the services add
     to the election itself: the target is at most one second)."""
     out = []
-    for k in kills:
+    for i, k in enumerate(kills):
         at = k["at"]
+        # up to the next kill: its pause is its own
+        end = min(at + window_s, kills[i + 1]["at"]) if i + 1 < len(kills) else at + window_s
         gaps = [b - a for a, b in zip(times, times[1:], strict=False)
-                if b > at and a < at + window_s]
+                if b > at and a < end]
         pause = round(max(gaps), 2) if gaps else None
         row = {"target": k["target"], "pause_s": pause}
         if k.get("election_s") is not None and pause is not None:
             row["election_s"] = k["election_s"]
             row["overhead_s"] = round(pause - k["election_s"], 2)
-        k["pause_s"] = pause
+        k[key] = pause
         out.append(row)
     leader = [r for r in out if "overhead_s" in r]
     return {"max_pause_s": max((r["pause_s"] for r in out if r["pause_s"] is not None),
@@ -215,10 +218,12 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
         ctx = await setup(c, password, tasks=int(seconds * 80) + 500, workers=workers,
                           managers=managers)
     faults = Faults(stack, targets, kills, seconds, seed)
+    seen: list[float] = []  # when each ledger.credited event reached the load's client
     auth = ({"user": "ops", "password": stack.nats_passwords["ops"]}
             if stack.nats_passwords else None)
     load, _ = await asyncio.gather(
-        drive(stack.gateway_url, stack.nats_url, ctx, seconds=seconds, nats_auth=auth),
+        drive(stack.gateway_url, stack.nats_url, ctx, seconds=seconds, nats_auth=auth,
+              seen_credits=seen),
         faults.run())
     died = stack.dead()  # a process that exited without being killed by the suite
     t0 = time.monotonic()
@@ -232,7 +237,9 @@ async def run(stack: Stack, *, seconds: float, kills: int, seed: int,
             "settled_after_s": round(time.monotonic() - t0, 1),
             "accepted_by_clients": load["accepted"],
             "max_credit_gap_s": load["max_credit_gap_s"],
+            # the pause in money (credits committed) and in the bus (credit events seen)
             "failover": pauses(faults.done, await credit_times(stack, ctx["pool_id"])),
+            "failover_events": pauses(faults.done, sorted(seen), key="event_pause_s"),
             "http_errors": load["errors"], "died": died, **state}
 
 

@@ -126,7 +126,10 @@ def _max_gap(times: Any, start: float, end: float) -> float | None:
 
 
 async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
-                seconds: float, nats_auth: dict[str, str] | None = None) -> dict[str, Any]:
+                seconds: float, nats_auth: dict[str, str] | None = None,
+                seen_credits: list[float] | None = None) -> dict[str, Any]:
+    """Full lifecycles for ``seconds``; ``seen_credits`` (when given) gets the wall-clock
+    time each ``ledger.credited`` event reached this client."""
     rec = Recorder()
     pool_id = ctx["pool_id"]
     # as the bus's ops user where the bus has users (the launcher's stack has them)
@@ -136,7 +139,11 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
         env = Envelope.model_validate_json(msg.data)
         aid = env.data.get("assignment_id")
         if aid:
-            rec.credited_at[aid] = time.perf_counter()
+            # the first sight: an outbox relay that re-publishes after a lost PubAck (the
+            # stream drops the copy, a core subscriber still sees it) must not move it
+            rec.credited_at.setdefault(aid, time.perf_counter())
+            if seen_credits is not None:
+                seen_credits.append(time.time())
 
     await nc.subscribe("ledger.credited", cb=on_credit)
     stop_at = time.perf_counter() + seconds

@@ -83,6 +83,17 @@ class RpcClient:
     def __init__(self, nc: NATS, *, timeout_s: float = 10.0) -> None:
         self.nc = nc
         self.timeout_s = timeout_s
+        self._waiting: set[asyncio.Future[Any]] = set()
+        self._dropped: set[asyncio.Future[Any]] = set()
+
+    def connection_lost(self) -> None:
+        """The connection dropped: no reply to a request already sent can reach this
+        client any more (its inbox lived on the server that went away), so every waiting
+        call ends now instead of at its timeout."""
+        for fut in list(self._waiting):
+            if not fut.done():
+                self._dropped.add(fut)
+                fut.cancel()
 
     async def call(self, spec: RpcSpec[ReqT, RespT], request: ReqT, *,
                    timeout_s: float | None = None) -> RespT:
@@ -100,9 +111,20 @@ class RpcClient:
     async def call_raw(self, spec: RpcSpec[Any, Any], body: bytes, *,
                        timeout_s: float | None = None) -> RpcReply:
         """One request with an encoded body; the successful reply, undecoded."""
+        req = asyncio.ensure_future(self.nc.request(
+            spec.subject, body, timeout=timeout_s or self.timeout_s,
+            headers=current_trace_headers() or None))
+        self._waiting.add(req)
         try:
-            msg = await self.nc.request(spec.subject, body, timeout=timeout_s or self.timeout_s,
-                                        headers=current_trace_headers() or None)
+            msg = await req
+        except asyncio.CancelledError:
+            if req not in self._dropped:
+                raise  # the caller was cancelled
+            self._dropped.discard(req)
+            raise RpcCallError(ErrorBody(
+                code="service_timeout", status=504,
+                message=f"the bus connection dropped while {spec.subject} was answered: it "
+                        "may have been applied; look before trying again")) from None
         except NoRespondersError as exc:
             raise RpcCallError(ErrorBody(code="service_unavailable", status=503,
                                          message=f"no service answers {spec.subject}")) from exc
@@ -117,6 +139,8 @@ class RpcClient:
             raise RpcCallError(ErrorBody(code="service_unavailable", status=503,
                                          message=f"the bus is unavailable: {type(exc).__name__}")
                                ) from exc
+        finally:
+            self._waiting.discard(req)
         reply = RpcReply.model_validate_json(msg.data)
         if not reply.ok:
             raise RpcCallError(reply.error or ErrorBody(code="internal_error", message="?",

@@ -130,6 +130,8 @@ class Service:
         self._tasks: list[asyncio.Task[Any]] = []
         self._started = False
         self._ping_sub: Any = None
+        # called when the bus connection drops (e.g. an RPC client ends its waiting calls)
+        self.on_disconnect: list[Callable[[], None]] = []
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self._schema_ok = migrations_dir is None
         self.http = self._make_http()
@@ -150,9 +152,16 @@ class Service:
 
     async def start(self) -> None:
         s = self.settings
+        callbacks = nats_callbacks(self.name)
+
+        async def disconnected() -> None:
+            for hook in self.on_disconnect:
+                hook()
+
         self.nc = await nats.connect(self.nats_servers, max_reconnect_attempts=-1,
                                      reconnect_time_wait=0.5, name=self.name,
-                                     **nats_callbacks(self.name), **self.nats_credentials())
+                                     disconnected_cb=disconnected, **callbacks,
+                                     **self.nats_credentials())
         js = self.nc.jetstream()
         # nothing consumes, answers or relays before the schema is at head: a replica of a
         # new version must not apply events to the old schema while its migration still runs

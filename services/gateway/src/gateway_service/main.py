@@ -170,6 +170,8 @@ class Gateway:
         assert self.svc.nc is not None
         await self.security.start(self.svc.nc)
         self.rpc = GatewayRpc(self.svc.nc, timeout_s=self.settings.rpc_timeout_s)
+        # a reply cannot reach a dropped connection: answer 504 now, not at the timeout
+        self.svc.on_disconnect.append(self.rpc.connection_lost)
         self.app.state.rpc = self.rpc
         self.app.state.nats = self.svc.nc
         return await self.security.accounts.bootstrap()
