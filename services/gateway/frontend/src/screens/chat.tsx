@@ -3,6 +3,7 @@
 // and admins hide messages and mute authors.
 import { useState } from "preact/hooks";
 import { api, get, meStore, post } from "../api";
+import { dateTime } from "../format";
 import { t } from "../i18n";
 import { href, type Screen } from "../router";
 import { loadNames } from "../staff";
@@ -101,8 +102,9 @@ function Thread({ params }: { params: Record<string, string> }) {
             {d.items.map((m) => <Line key={m.message_id} m={m} me={me?.user_id} staff={isStaff(me?.role)} onChange={() => void loaded.reload()} />)}
           </ol>
         )}
-        {d?.muted_until && <p class="alert alert-info" role="status">{t("error.chat_muted")}</p>}
-        {d && (
+        {/* a muted user reads the one notice with its end, and no form that would refuse */}
+        {d?.muted_until && <p class="alert alert-info" role="status" data-testid="chat-muted">{t("error.chat_muted.until", { until: dateTime(d.muted_until) })}</p>}
+        {d && !d.muted_until && (
           <Form onSubmit={() => void send()} label={t("chat.write_form")}>
             <TextField label={t("chat.write")} value={text} onInput={setText} multiline rows={2} name="chat_text" maxLength={2000} />
             <Button type="submit" kind="primary" busy={busy}>{t("chat.send")}</Button>

@@ -85,8 +85,10 @@ function Assistant({ role }: { role: Role }) {
 
 function Help() {
   const me = useStore(meStore);
-  const roles: Role[] = me ? [me.role, ...(["worker", "manager", "admin"] as Role[]).filter((r) => r !== me.role)]
-                           : ["worker", "manager", "admin"];
+  // each reads their own part first; only staff see the parts of the roles below theirs
+  // (the owner's part speaks of the share, which nobody else sees)
+  const below: Record<Role, Role[]> = { worker: [], manager: ["worker"], admin: ["manager", "worker"] };
+  const roles: Role[] = me ? [me.role, ...below[me.role]] : ["worker"];
   return (
     <>
       <p class="lead">{t("help.model")}</p>
