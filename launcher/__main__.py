@@ -38,7 +38,9 @@ def main() -> int:
         pg_port=int(os.environ.get("MTE_PG_PORT", "5450")),
         ports=ports,
         environment=os.environ.get("MTE_ENVIRONMENT", "development"),
-        extra_env={"GATEWAY_DEV_QUICK_LOGIN": os.environ.get("GATEWAY_DEV_QUICK_LOGIN", "true")},
+        extra_env={"GATEWAY_DEV_QUICK_LOGIN": os.environ.get("GATEWAY_DEV_QUICK_LOGIN", "true"),
+                   # the console shows refusals and failures, not a line per request
+                   "GATEWAY_ACCESS_LOG": os.environ.get("GATEWAY_ACCESS_LOG", "errors")},
     )
     print(f"Microtask Engine (embedded): data in {stack.data_dir}", flush=True)
     try:

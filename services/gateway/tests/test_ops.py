@@ -228,3 +228,35 @@ async def test_the_process_serves_metrics_on_its_ops_port_and_stops_on_sigterm(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+@pytest.mark.parametrize("mode, logged", [("all", [200, 404]), ("errors", [404]), ("off", [])])
+async def test_the_access_log_setting_keeps_every_request_or_only_refusals(
+        mode: str, logged: list[int], caplog: pytest.LogCaptureFixture) -> None:
+    from fastapi import FastAPI
+
+    from gateway_service.ops import RequestObservabilityMiddleware, RouteTemplates
+
+    app = FastAPI()
+
+    @app.get("/api/test-access/{item}")
+    async def item(item: str) -> dict[str, str]:
+        if item == "missing":
+            from fastapi import HTTPException
+            raise HTTPException(404)
+        return {"item": item}
+
+    templates = RouteTemplates()
+    templates.load(app)
+    app.add_middleware(RequestObservabilityMiddleware, templates=templates, trusted_proxies=[],
+                       access=mode)
+    route = "/api/test-access/{item}"
+    before = requests("GET", route, "2xx") or 0
+    with caplog.at_level(logging.INFO, logger="gateway.access"):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                     base_url="http://t") as c:
+            assert (await c.get("/api/test-access/here")).status_code == 200
+            assert (await c.get("/api/test-access/missing")).status_code == 404
+    lines = [rec for rec in caplog.records if rec.name == "gateway.access"]
+    assert [rec.fields["status"] for rec in lines] == logged  # type: ignore[attr-defined]
+    assert requests("GET", route, "2xx") == before + 1  # counted whatever is logged

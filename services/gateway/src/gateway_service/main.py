@@ -158,7 +158,8 @@ class Gateway:
         templates = RouteTemplates()
         templates.load(app)
         app.add_middleware(RequestObservabilityMiddleware, templates=templates,
-                           trusted_proxies=parse_networks(s.trusted_proxies))
+                           trusted_proxies=parse_networks(s.trusted_proxies),
+                           access=s.access_log)
         precreate_http_series(templates)
         return app
 

@@ -122,8 +122,9 @@ class RequestObservabilityMiddleware:
     """Request id, trace, RED metrics and the access log of every HTTP request."""
 
     def __init__(self, app: ASGIApp, *, templates: RouteTemplates,
-                 trusted_proxies: Sequence[Network]) -> None:
+                 trusted_proxies: Sequence[Network], access: str = "all") -> None:
         self.app = app
+        self.access = access  # all | errors (4xx and 5xx) | off
         self.templates = templates
         self.proxies = trusted_proxies
         self.tracer = trace.get_tracer("gateway.http")
@@ -174,6 +175,8 @@ class RequestObservabilityMiddleware:
             return
         HTTP_REQUESTS.labels(method, route, f"{status // 100}xx").inc()
         HTTP_SECONDS.labels(method, route).observe(seconds)
+        if self.access == "off" or (self.access == "errors" and status < 400):
+            return
         duration_ms = round(seconds * 1000, 1)
         access_log.info("%s %s %d %.1f ms", method, route, status, duration_ms,
                         extra={"fields": {"method": method, "route": route, "status": status,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -39,6 +41,9 @@ class GatewaySettings(ServiceSettings):
     dev_quick_login: bool = False
     behind_tls: bool = False
     rpc_timeout_s: float = 10.0
+    # the access log (logger gateway.access): every request, only 4xx/5xx answers, or none
+    # (make run's console shows only errors; the metrics count every request anyway)
+    access_log: Literal["all", "errors", "off"] = "all"
     version: str = "0.1.0"
     public_url: str = "http://127.0.0.1:8000"
     # Addresses (or networks, e.g. 10.0.0.0/8) of reverse proxies whose X-Forwarded-For is
