@@ -6,16 +6,23 @@ import { Badge, Facts, LoadState, Money, Section, Table, useLoad } from "../ui";
 
 interface Dashboard {
   generated_at: string;
-  task_flow: {
+  unavailable: { part: "task_flow" | "money" | "support"; code: string; message: string }[];
+  task_flow: null | {
     pools_by_status: Record<string, number>; tasks_total: number; tasks_open: number; tasks_completed: number;
     assignments_by_status: Record<string, number>; pools_truncated: boolean;
     pools: { pool_id: string; name: string; status: string; tasks_total: number; tasks_open: number; tasks_completed: number; assignments_by_status: Record<string, number> }[];
   };
-  money: {
+  money: null | {
     totals: { currency: string; charged_minor: number; credited_to_workers_minor: number; assignment_credits_minor: number; bonuses_minor: number; platform_revenue_minor: number; available_minor: number; on_hold_minor: number; paid_minor: number }[];
     counts: { assignment_credits: number; bonuses: number; workers: number; payouts_pending: number; payouts_approved: number; payouts_rejected: number };
   };
-  support: { open: number; answered: number; closed: number; median_first_answer_s: number | null };
+  support: null | { open: number; answered: number; closed: number; median_first_answer_s: number | null };
+}
+
+/** A part whose service did not answer: said in its place, the rest of the page stays. */
+function Away({ d, part }: { d: Dashboard; part: Dashboard["unavailable"][number]["part"] }) {
+  if (!d.unavailable.some((u) => u.part === part)) return null;
+  return <p class="alert alert-info" role="status" data-testid={`away-${part}`}>{t("dashboard.part_away")}</p>;
 }
 
 function AdminDashboard() {
@@ -28,6 +35,8 @@ function AdminDashboard() {
         <>
           <p class="muted">{t("dashboard.generated", { at: dateTime(d.generated_at) })}</p>
           <Section title={t("dashboard.flow")}>
+            <Away d={d} part="task_flow" />
+            {d.task_flow && <>
             <Facts items={[
               [t("stats.tasks_total"), number(d.task_flow.tasks_total)],
               [t("stats.tasks_open"), number(d.task_flow.tasks_open)],
@@ -46,8 +55,11 @@ function AdminDashboard() {
               ]} />
             )}
             {d.task_flow.pools_truncated && <p class="muted">{t("dashboard.truncated")}</p>}
+            </>}
           </Section>
           <Section title={t("dashboard.money")}>
+            <Away d={d} part="money" />
+            {d.money && <>
             {d.money.totals.length === 0 && <p class="muted">{t("common.empty")}</p>}
             {d.money.totals.map((m) => (
               <div key={m.currency}>
@@ -70,14 +82,16 @@ function AdminDashboard() {
               [t("dashboard.payouts_approved"), number(d.money.counts.payouts_approved)],
               [t("dashboard.payouts_rejected"), number(d.money.counts.payouts_rejected)],
             ]} />
+            </>}
           </Section>
           <Section title={t("dashboard.support")}>
-            <Facts items={[
+            <Away d={d} part="support" />
+            {d.support && <Facts items={[
               [t("dashboard.open_tickets"), number(d.support.open)],
               [t("dashboard.answered_tickets"), number(d.support.answered)],
               [t("dashboard.closed_tickets"), number(d.support.closed)],
               [t("dashboard.median_first_answer"), d.support.median_first_answer_s === null ? "—" : clock(d.support.median_first_answer_s)],
-            ]} />
+            ]} />}
           </Section>
         </>
       )}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Literal, TypeVar
 
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
@@ -16,7 +17,10 @@ from contracts.rpc import review as review_rpc
 from contracts.rpc import support as support_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import AdminActor, Rpc, StaffActor
+from servicekit.errors import RpcCallError
 from servicekit.rpc import RpcClient
+
+T = TypeVar("T")
 
 router = APIRouter(tags=["dashboards"])
 
@@ -91,13 +95,24 @@ class Money(BaseModel):
     counts: ledger_rpc.DashboardCounts
 
 
+class Unavailable(BaseModel):
+    part: Literal["task_flow", "money", "support"]
+    code: str = Field(description="the refusal of the service behind it, e.g. "
+                                  "service_unavailable or service_timeout")
+    message: str
+
+
 class OwnerDashboard(BaseModel):
     generated_at: datetime
-    task_flow: TaskFlow
-    money: Money
-    support: support_rpc.SupportStats = Field(
+    task_flow: TaskFlow | None = Field(description="null when the tasks service did not answer")
+    money: Money | None = Field(description="null when the ledger did not answer")
+    support: support_rpc.SupportStats | None = Field(
         description="tickets open and answered (waiting on the user), closed, and the median "
-                    "time from opening to the first staff answer")
+                    "time from opening to the first staff answer; null when support did not "
+                    "answer")
+    unavailable: list[Unavailable] = Field(
+        default_factory=list, description="the parts a service did not answer for: the "
+                                          "others are shown all the same")
 
 
 async def _task_flow(rpc: RpcClient, actor: Actor) -> TaskFlow:
@@ -129,10 +144,26 @@ async def _task_flow(rpc: RpcClient, actor: Actor) -> TaskFlow:
             summary="Owner dashboard: task flow across pools, money (revenue, holds, paid) "
                     "and support (open, answered, median first answer)")
 async def owner_dashboard(actor: AdminActor, rpc: Rpc) -> OwnerDashboard:
+    missing: list[Unavailable] = []
+
+    async def part(name: str, call: Awaitable[T]) -> T | None:
+        """One part of the page; a service that is away leaves only its part empty."""
+        try:
+            return await call
+        except RpcCallError as exc:
+            if exc.error.status not in (503, 504):
+                raise
+            missing.append(Unavailable(part=name, code=exc.error.code,
+                                       message=exc.error.message))
+            return None
+
     flow, money, support = await asyncio.gather(
-        _task_flow(rpc, actor),
-        rpc.call(ledger_rpc.OWNER_DASHBOARD, ledger_rpc.DashboardRequest(actor=actor)),
-        rpc.call(support_rpc.SUPPORT_STATS, support_rpc.SupportStatsRequest(actor=actor)))
-    return OwnerDashboard(generated_at=datetime.now(UTC), task_flow=flow,
-                          money=Money(totals=money.totals, counts=money.counts),
-                          support=support)
+        part("task_flow", _task_flow(rpc, actor)),
+        part("money", rpc.call(ledger_rpc.OWNER_DASHBOARD,
+                               ledger_rpc.DashboardRequest(actor=actor))),
+        part("support", rpc.call(support_rpc.SUPPORT_STATS,
+                                 support_rpc.SupportStatsRequest(actor=actor))))
+    return OwnerDashboard(
+        generated_at=datetime.now(UTC), task_flow=flow,
+        money=Money(totals=money.totals, counts=money.counts) if money is not None else None,
+        support=support, unavailable=sorted(missing, key=lambda u: u.part))
