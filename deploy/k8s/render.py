@@ -107,6 +107,7 @@ def service_env(service: str) -> list[dict]:
     if service == "support":  # the assistant's optional generator (off without its URL)
         env.append(secret_env("SUPPORT_GENERATOR_API_KEY", secret, "GENERATOR_API_KEY",
                               optional=True))
+        env.append(secret_env("SUPPORT_LEAD_ADDRESS_KEY", secret, "LEAD_ADDRESS_KEY"))
     return env
 
 
@@ -336,6 +337,7 @@ def secrets() -> list[dict]:
             data["TOKEN_PEPPER"] = "REPLACE: 64 random hex characters"
             data["MFA_ENCRYPTION_KEY"] = "REPLACE: 64 random hex characters"
         if s == "support":
+            data["LEAD_ADDRESS_KEY"] = "REPLACE: 64 random hex characters"
             data["GENERATOR_API_KEY"] = ("REPLACE (optional): the assistant's generator key, "
                                          "used only with SUPPORT_GENERATOR_URL set")
         out.append(secret(f"microtask-{s}", data))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +19,8 @@ class ServiceSettings(BaseSettings):
     """
 
     model_config = SettingsConfigDict(env_prefix="SVC_", extra="ignore")
+    # SecretStr fields that may be empty in production (an optional feature's key)
+    optional_secrets: ClassVar[frozenset[str]] = frozenset()
 
     service_name: str = "service"
     environment: Literal["development", "test", "production"] = "development"
@@ -83,6 +85,8 @@ class ServiceSettings(BaseSettings):
             and value.get_secret_value().strip().lower() in PLACEHOLDER_SECRETS
             # no NATS user, no NATS password (a bare bus is refused below instead)
             and not (name == "nats_password" and not self.nats_user)
+            # a secret of an optional feature may stay empty (the feature is then off)
+            and not (name in self.optional_secrets and not value.get_secret_value())
         ]
         if not self.nats_user:
             bad.append("nats_user (a production process connects as its own NATS user)")

@@ -1,4 +1,8 @@
-from pydantic import Field, SecretStr
+from __future__ import annotations
+
+from typing import ClassVar
+
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from servicekit.settings import ServiceSettings
@@ -6,6 +10,9 @@ from servicekit.settings import ServiceSettings
 
 class SupportSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SUPPORT_", extra="ignore")
+
+    # the generator is off without its URL, and then needs no key
+    optional_secrets: ClassVar[frozenset[str]] = frozenset({"generator_api_key"})
 
     service_name: str = "support"
     http_port: int = 8105
@@ -26,3 +33,13 @@ class SupportSettings(ServiceSettings):
     lead_captcha_after: int = Field(3, ge=0, description="posts before a captcha is needed")
     lead_max_posts: int = Field(10, ge=1, description="posts in a window, then refused")
     lead_captcha_ttl_s: int = Field(300, ge=1)
+    # the key of the addresses' hashes (HMAC): a random secret in production
+    lead_address_key: SecretStr = SecretStr("dev-lead-address-key-not-for-production")
+
+    @model_validator(mode="after")
+    def _refuse_the_dev_key(self) -> SupportSettings:
+        key = self.lead_address_key.get_secret_value()
+        if self.environment == "production" and (key.startswith("dev-") or len(key) < 32):
+            raise ValueError("SUPPORT_LEAD_ADDRESS_KEY must be a random secret of at least "
+                             "32 characters in production")
+        return self
