@@ -1,5 +1,5 @@
 import { useState } from "preact/hooks";
-import { loadMe, meStore, post, setToken } from "../api";
+import { loadMe, meStore, post, request, setToken } from "../api";
 import { t } from "../i18n";
 import { go, type Screen } from "../router";
 import { useStore } from "../store";
@@ -85,6 +85,27 @@ function Mfa() {
   );
 }
 
+/** Everything the platform holds on me, saved as one JSON file. */
+function MyData() {
+  const [run, busy, notice] = useAction();
+  const download = () => run(async () => {
+    const r = await request("GET", "/me/data");
+    const blob = await r.blob();
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `my-data-${new Date().toISOString().slice(0, 10)}.json`;
+    a.click();
+    setTimeout(() => URL.revokeObjectURL(a.href), 10000);
+  });
+  return (
+    <Section title={t("my_data.title")}>
+      <p>{t("my_data.explain")}</p>
+      <Button onClick={() => void download()} busy={busy}>{t("my_data.download")}</Button>
+      <Alert notice={notice} />
+    </Section>
+  );
+}
+
 function Security() {
   const me = useStore(meStore);
   const [run, busy, notice] = useAction();
@@ -103,6 +124,7 @@ function Security() {
         <Button kind="danger" onClick={() => void logoutAll()} busy={busy}>{t("security.logout_all")}</Button>
         <Alert notice={notice} />
       </Section>
+      <MyData />
     </>
   );
 }

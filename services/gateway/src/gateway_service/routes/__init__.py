@@ -14,6 +14,7 @@ from gateway_service.routes import (
                                     ledger,
                                     legal,
                                     live,
+                                    my_data,
                                     review,
                                     rules,
                                     support,
@@ -37,6 +38,7 @@ API_ROUTERS: list[APIRouter] = [
     leads.router,
     legal.router,
     live.router,
+    my_data.router,
 ]
 
 __all__ = ["API_ROUTERS"]
