@@ -98,3 +98,51 @@ async def test_a_workers_data_export_holds_every_answer_they_gave(stack) -> None
     r = await c.get("/api/me/data", headers=manager.headers)
     assert r.status_code == 200 and r.json()["worker"] is None, r.text
     assert (await c.get("/api/me/data")).status_code == 401
+
+
+async def test_erasure_is_asked_for_then_carried_out_by_an_admin_with_mfa(stack) -> None:
+    c, admin = stack.client, stack.admin.headers
+    worker, earner = await stack.user("worker"), await stack.user("worker")
+    r = await c.post("/api/support/tickets", headers=worker.headers,
+                     json={"subject": "Мой телефон", "text": "+7 900 000-00-00"})
+    assert r.status_code == 201, r.text
+    r = await c.post("/api/me/erasure", headers=worker.headers,
+                     json={"message": "Удалите всё"})
+    assert r.status_code == 201 and r.json()["subject"].startswith("Удаление"), r.text
+    r = await c.post("/api/me/erasure", headers=admin, json={})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "cannot_erase_admin"
+
+    # without the MFA step-up the admin is refused; with it, a worker owed money is refused
+    r = await c.post(f"/api/admin/users/{worker.user_id}/erase", headers=admin)
+    assert r.status_code in (401, 403), r.text
+    await stack.admin_step_up()
+    pool_id = await stack.pool(input_spec=[{"name": "q"}], output_spec=[{"name": "a"}],
+                               rows=[{"q": "x"}], price_minor=500, currency="RUB",
+                               review_mode="auto", auto_accept_after_s=0)
+    r = await c.post("/api/worker/tasks/take", headers=earner.headers, json={"pool_id": pool_id})
+    assert r.status_code == 200, r.text
+    r = await c.post(f"/api/worker/assignments/{r.json()['assignment_id']}/submit",
+                     headers=earner.headers, json={"answers": {"a": "y"}})
+    assert r.status_code == 200, r.text
+
+    async def owed():
+        r = await c.post(f"/api/admin/users/{earner.user_id}/erase", headers=admin)
+        return r if r.status_code == 409 else None
+    refused = await eventually(owed)
+    assert refused.json()["error"]["code"] == "erasure_money_pending", refused.text
+
+    r = await c.post(f"/api/admin/users/{worker.user_id}/erase", headers=admin)
+    assert r.status_code == 200, r.text
+    done = r.json()
+    assert done["login"].startswith("erased-") and done["sessions_revoked"] >= 1
+    assert done["support"]["tickets"] == 2
+    assert (await c.get("/api/auth/me", headers=worker.headers)).status_code == 401
+    r = await c.post("/api/auth/login", json={"login": worker.login, "password": worker.password})
+    assert r.status_code == 401, r.text
+    r = await c.get("/api/support/tickets", headers=admin)
+    texts = [(t["subject"], t["text"]) for t in r.json()["items"] if t["user_id"] == worker.user_id]
+    assert texts == [("[erased]", "[erased]")] * 2
+    r = await c.get("/api/admin/audit", headers=admin, params={"kind": "user.erased"})
+    assert any(e["target"] == worker.user_id for e in r.json()["items"]), r.text
+    again = await c.post(f"/api/admin/users/{worker.user_id}/erase", headers=admin)
+    assert again.status_code == 200 and again.json()["support"]["tickets"] == 0, again.text

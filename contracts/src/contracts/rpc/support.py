@@ -397,3 +397,25 @@ TERMS_STATUS = rpc("support", "terms_status", TermsStatusGet, TermsStatus,
                    "Whether the calling worker accepted the current terms", roles=WORKER)
 ACCEPT_TERMS = rpc("support", "accept_terms", TermsAccept, TermsStatus,
                    "The calling worker accepts the current terms (recorded once)", roles=WORKER)
+
+
+# --------------------------------------------------------------------------- erasure
+
+class EraseUser(RpcRequest):
+    """Remove the texts a user wrote (tickets, their messages, chat messages); the records
+    stay, with the user's opaque id, so threads and counts keep their shape."""
+
+    user_id: str = Field(min_length=1, max_length=64)
+
+
+class Erased(BaseModel):
+    user_id: str
+    tickets: int = Field(description="tickets whose subject and text were removed")
+    ticket_messages: int
+    chat_messages: int
+    terms_acceptances: int = Field(description="kept: the record that terms were accepted")
+
+
+ERASE_USER = rpc("support", "erase_user", EraseUser, Erased,
+                 "Admin: remove a user's texts for an erasure request (idempotent)",
+                 roles=ADMIN)

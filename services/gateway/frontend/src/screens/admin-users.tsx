@@ -5,7 +5,7 @@ import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import { useStore } from "../store";
 import type { Page, UserRow } from "../types";
-import { Alert, Badge, Button, Facts, Form, LoadState, Section, SelectField, TextField, When, useAction, useLoad } from "../ui";
+import { Alert, Badge, Button, Facts, Form, LoadState, Section, SelectField, TextField, When, useAction, useLoad, useStepUp } from "../ui";
 
 type Role = UserRow["role"];
 type Level = "new" | "verified" | "trusted";
@@ -61,6 +61,14 @@ function UserCard({ u, onChange }: { u: UserRow; onChange: () => void }) {
     onChange();
     return t(u.disabled ? "users.enabled_now" : "users.disabled_now");
   });
+  const mfa = useStepUp();
+  const [confirmErase, setConfirmErase] = useState(false);
+  const erase = () => run(mfa.withMfa(async () => {
+    await post(`/admin/users/${u.user_id}/erase`);
+    setConfirmErase(false);
+    onChange();
+    return t("users.erased_now");
+  }));
   const makeLink = () => run(async () => {
     setLink(await post(`/admin/users/${u.user_id}/login-link`));
   });
@@ -92,7 +100,19 @@ function UserCard({ u, onChange }: { u: UserRow; onChange: () => void }) {
         )}
         {!u.disabled && <Button busy={busy} onClick={() => void makeLink()}>{t("users.login_link")}</Button>}
         {u.role === "worker" && !profile && <Button busy={busy} onClick={() => void loadProfile()}>{t("users.trust_level")}</Button>}
+        {u.role !== "admin" && !u.login.startsWith("erased-") && !confirmErase &&
+          <Button kind="danger" busy={busy} onClick={() => setConfirmErase(true)}>{t("users.erase")}</Button>}
       </div>
+      {confirmErase && (
+        <div class="alert alert-info" role="group" aria-label={t("users.erase")}>
+          <p>{t("users.erase_explain")}</p>
+          <div class="row">
+            <Button kind="danger" busy={busy} onClick={() => void erase()}>{t("users.erase_confirm")}</Button>
+            <Button busy={busy} onClick={() => setConfirmErase(false)}>{t("common.cancel")}</Button>
+          </div>
+        </div>
+      )}
+      {mfa.form}
       {link && (
         <div class="alert alert-success" role="status">
           <p>{t("users.link_explain")}</p>

@@ -87,7 +87,12 @@ function Mfa() {
 
 /** Everything the platform holds on me, saved as one JSON file. */
 function MyData() {
+  const me = useStore(meStore);
   const [run, busy, notice] = useAction();
+  const askErasure = () => run(async () => {
+    await post("/me/erasure", {});
+    return t("my_data.erase_asked");
+  });
   const download = () => run(async () => {
     const r = await request("GET", "/me/data");
     const blob = await r.blob();
@@ -100,7 +105,10 @@ function MyData() {
   return (
     <Section title={t("my_data.title")}>
       <p>{t("my_data.explain")}</p>
-      <Button onClick={() => void download()} busy={busy}>{t("my_data.download")}</Button>
+      <div class="row">
+        <Button onClick={() => void download()} busy={busy}>{t("my_data.download")}</Button>
+        {me?.role !== "admin" && <Button kind="danger" onClick={() => void askErasure()} busy={busy}>{t("my_data.erase")}</Button>}
+      </div>
       <Alert notice={notice} />
     </Section>
   );

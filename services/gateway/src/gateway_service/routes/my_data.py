@@ -9,16 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Response
+from fastapi import Path as PathParam
 from pydantic import BaseModel, Field
 
 from contracts.rpc import Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import support as support_rpc
 from contracts.rpc import tasks as tasks_rpc
-from gateway_service.deps import AnyActor, Rpc, Security, Session
+from gateway_service.deps import Address, AnyActor, MfaAdmin, Rpc, Security, Session
 from gateway_service.errors import ApiError
 
 router = APIRouter(tags=["my data"])
@@ -128,3 +129,67 @@ async def my_data(actor: AnyActor, session: Session, security: Security, rpc: Rp
                                   password_changed_at=user.password_changed_at,
                                   mfa_enabled=me.mfa_enabled),
                   worker=worker, tickets=tickets, chat_messages=messages)
+
+
+# ------------------------------------------------------------------------------ erasure
+
+class ErasureRequest(BaseModel):
+    message: str | None = Field(None, max_length=2000,
+                                description="anything the user wants the staff to know")
+
+
+ERASURE_SUBJECT = "Удаление персональных данных / Erasure of personal data"
+
+
+@router.post("/me/erasure", response_model=support_rpc.Ticket, status_code=201,
+             summary="Ask for the erasure of my personal data (a support ticket)",
+             description="The request reaches the staff as a ticket; an admin carries it out "
+                         "once the balance is paid out. Money records stay, under the "
+                         "account's opaque id.")
+async def request_erasure(actor: AnyActor, rpc: Rpc, body: ErasureRequest) -> support_rpc.Ticket:
+    if actor.role == "admin":
+        raise ApiError(409, "cannot_erase_admin",
+                       "an admin account is not erased: another admin takes its role first")
+    text = "Прошу удалить мои персональные данные. / Please erase my personal data."
+    if body.message and body.message.strip():
+        text += "\n\n" + body.message.strip()
+    return await rpc.call(support_rpc.CREATE_TICKET, support_rpc.TicketCreate(
+        actor=actor, subject=ERASURE_SUBJECT, text=text))
+
+
+class ErasureDone(BaseModel):
+    user_id: str
+    login: str = Field(description="the account's login from now on")
+    sessions_revoked: int
+    support: support_rpc.Erased
+
+
+@router.post("/admin/users/{user_id}/erase", response_model=ErasureDone,
+             tags=["admin: users"],
+             summary="Erase a user's personal data (MFA step-up; audited)",
+             description="Refused while the worker has money available or on hold (pay it "
+                         "out first). Support's texts by the user become a marker, the login "
+                         "becomes erased-<id>, the password, second factor and login links "
+                         "are gone, every session ends. Answers and money records stay under "
+                         "the opaque id. Idempotent.")
+async def erase_user(session: MfaAdmin, rpc: Rpc, security: Security, address: Address,
+                     user_id: Annotated[str, PathParam(min_length=1, max_length=64)]
+                     ) -> ErasureDone:
+    user = await security.accounts.get_user(user_id)
+    if user.role == "admin":
+        raise ApiError(409, "cannot_erase_admin",
+                       "an admin account is not erased: take its role away first")
+    if user.role == "worker":
+        balance = await rpc.call(ledger_rpc.BALANCE, ledger_rpc.BalanceRequest(
+            actor=session.actor, worker_id=user_id))
+        owed = [b for b in balance.balances if b.available_minor or b.on_hold_minor]
+        if owed:
+            raise ApiError(409, "erasure_money_pending",
+                           "the worker still has money available or on hold: pay it out "
+                           "(or reject the payout) first",
+                           details=[b.model_dump() for b in owed])
+    erased = await rpc.call(support_rpc.ERASE_USER, support_rpc.EraseUser(
+        actor=session.actor, user_id=user_id))
+    login, revoked = await security.accounts.erase(
+        session, user_id, {"support": erased.model_dump(exclude={"user_id"})}, address)
+    return ErasureDone(user_id=user_id, login=login, sessions_revoked=revoked, support=erased)

@@ -16,7 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import get_args
+from typing import Any, get_args
 
 from prometheus_client import Counter
 
@@ -286,6 +286,29 @@ class Accounts:
         if changed:
             await self.sessions.cache.changed(user_id)
         return DisabledChange(user_id, user.login, disabled, revoked)
+
+    async def erase(self, admin: SessionInfo, user_id: str, details: dict[str, Any],
+                    address: str | None) -> tuple[str, int]:
+        """Erase an account's personal data (login, password, second factor, login links);
+        its opaque id stays, so the money records and the audit keep their shape. Admins
+        are not erased (their actions are the audit). Idempotent; audited each time."""
+        async with self.ctx.uow() as uow:
+            user = await uow.store.user_by_id(user_id, lock=True)
+            if user is None:
+                raise ApiError(404, "user_not_found", f"no user {user_id}")
+            if user.role == "admin":
+                raise ApiError(409, "cannot_erase_admin",
+                               "an admin account is not erased: take its role away first")
+            login = f"erased-{user_id[:12]}"
+            revoked = 0
+            if user.login != login:
+                await uow.store.erase_user(user_id, login=login, at=self.ctx.clock())
+                revoked = await self.sessions.end_all(uow.store, user_id)
+            await self.audit.record("user.erased", admin.user_id, user_id,
+                                    {**details, "sessions_revoked": revoked},
+                                    address=address, store=uow.store)
+        await self.sessions.cache.changed(user_id)
+        return login, revoked
 
     async def list_users(self, limit: int, offset: int) -> UsersPage:
         async with self.ctx.read() as r:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Integer, bindparam, case, func, or_, select, update
+from sqlalchemy import DateTime, Integer, bindparam, case, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gateway_service.db import (
@@ -203,6 +203,16 @@ class GatewayStore:
 
     async def set_disabled(self, user_id: str, at: datetime | None) -> None:
         await self.conn.execute(_SET_DISABLED, {"p_user_id": user_id, "p_at": at})
+
+    async def erase_user(self, user_id: str, *, login: str, at: datetime) -> None:
+        """The account keeps its opaque id and role; the login becomes ``login``, the
+        password can never match, and the second factor, its recovery codes and every
+        personal login link are gone."""
+        await self.conn.execute(update(users).where(users.c.user_id == user_id).values(
+            login=login, password_hash="!erased", must_change_password=False,
+            disabled_at=func.coalesce(users.c.disabled_at, at)))
+        for table in (mfa_recovery_codes, mfa_credentials, login_links):
+            await self.conn.execute(delete(table).where(table.c.user_id == user_id))
 
     async def list_users(self, *, limit: int, offset: int) -> tuple[list[UserListed], int]:
         total = (await self.conn.execute(_COUNT_USERS)).scalar_one()
