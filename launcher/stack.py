@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -131,6 +132,7 @@ class Stack:
     _nats_monitor: dict[str, int] = field(default_factory=dict)
     _nats_clients: dict[str, int] = field(default_factory=dict)
     _password_seen: threading.Event = field(default_factory=threading.Event)
+    _route_password: str = ""  # the cluster routes' (made at the first node's config)
 
     @property
     def nats_url(self) -> str:
@@ -237,13 +239,19 @@ class Stack:
                      if self.bus_auth else ", no authentication)"))
 
     def _node_conf(self, name: str, auth: str, routes: dict[str, int]) -> Path:
-        """One node's configuration: the accounts, and for a cluster its routes on loopback
-        (unauthenticated there: the deployments use mutual TLS, docs/decisions.md 21)."""
+        """One node's configuration: the accounts, and for a cluster its routes on loopback,
+        which authenticate with a password made for this stack (another process on the
+        machine cannot join the cluster and read every stream; the deployments use mutual
+        TLS, docs/decisions.md 21)."""
         text = auth
         if routes:
-            peers = ", ".join(f"nats-route://127.0.0.1:{p}" for p in routes.values())
+            if not self._route_password:
+                self._route_password = secrets.token_hex(16)
+            pw = self._route_password
+            peers = ", ".join(f"nats-route://route:{pw}@127.0.0.1:{p}" for p in routes.values())
             text += (f"server_name: {name}\njetstream {{ sync_interval: always }}\n"
                      f"cluster {{ name: mte, listen: 127.0.0.1:{routes[name]}, "
+                     f"authorization {{ user: route, password: \"{pw}\" }}, "
                      f"routes: [ {peers} ] }}\n")
         conf = self.data_dir / "nats-auth" / f"{name}.conf"
         conf.parent.mkdir(parents=True, exist_ok=True)
