@@ -221,7 +221,7 @@ async def revert(session: Session, rpc: Rpc, security: Security, address: Addres
                        details={"after": undone.after, "current": current})
     if body.patch and undone.money:
         await _money_step_up(security, session, body, address)
-    reason = body.reason or f"revert of {undone.change_id}"
+    reason = body.reason
     change = await _propose(rpc, actor, setting, reason=reason, patch=body.patch,
                             reverts=undone.change_id, before=current)
     if not body.patch:
