@@ -267,3 +267,24 @@ LIST_RESTRICTIONS = rpc("rules", "list_restrictions", ListRestrictions, Restrict
 LIFT_RESTRICTION = rpc("rules", "lift_restriction", LiftRestriction, Restriction,
                        "Lift a restriction now (admin); emits rules.restriction.lifted",
                        roles=ADMIN)
+
+
+# ------------------------------------------------------------ thresholds (changes)
+
+
+class RuleParams(_Draft):
+    """The tunable part of a rule: its conditions (each a field, an operator and the
+    threshold it is compared with). The collector and the action stay as they are."""
+
+    conditions: list[ConditionDraft] = Field(min_length=1, max_length=100)
+
+
+class SetRuleParams(RpcRequest):
+    rule_id: Id
+    params: RuleParams
+    dry_run: bool = Field(False, description="validate against the rule and change nothing")
+
+
+SET_RULE_PARAMS = rpc("rules", "set_rule_params", SetRuleParams, Rule,
+                      "Replace a rule's conditions (thresholds) after validating them as a "
+                      "whole rule; dry_run only validates (admin)", roles=ADMIN)

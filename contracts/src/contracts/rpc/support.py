@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.money import ShareBps
 from contracts.rpc import ADMIN, ROLES, STAFF, WORKER, Page, RpcRequest, rpc
+from contracts.rpc.rules import RuleParams
+from contracts.rpc.tasks import MAX_ASSIGNMENT_TIMEOUT_S, NoNul, TrustLevel
 
 Lang = Literal["ru", "en"]
+ChangeId = Annotated[str, Field(min_length=1, max_length=64), NoNul]
 
 
 class TicketCreate(RpcRequest):
@@ -419,3 +423,148 @@ class Erased(BaseModel):
 ERASE_USER = rpc("support", "erase_user", EraseUser, Erased,
                  "Admin: remove a user's texts for an erasure request (idempotent)",
                  roles=ADMIN)
+
+# ------------------------------------------------------- configuration changes ("safe mode")
+# A change is a typed new value for one platform setting, kept with the value the owning
+# service had when it was proposed. Support keeps the proposals; the gateway reads and
+# applies the settings through their owners (only it calls services) and records here
+# what became of each one.
+
+ChangeKind = Literal["pool.assignment_timeout_s", "pool.overlap", "trust_limits",
+                     "rule.params", "worker_share"]
+ChangeState = Literal["proposed", "applied", "rejected", "failed", "stale"]
+ChangeSource = Literal["staff", "assistant", "diagnostics"]
+ChangeOutcome = Literal["applied", "rejected", "failed", "stale"]
+MONEY_KINDS: frozenset[str] = frozenset({"worker_share"})
+
+
+class TrustLimitsValue(BaseModel):
+    """A trust level's limits (the level is the change's target)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_active: int = Field(ge=0, le=10_000)
+    min_pause_s: float = Field(ge=0, le=86_400, allow_inf_nan=False)
+    assignment_timeout_s: int | None = Field(None, ge=1, le=MAX_ASSIGNMENT_TIMEOUT_S)
+
+
+class _Setting(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PoolTimeoutSetting(_Setting):
+    kind: Literal["pool.assignment_timeout_s"]
+    pool_id: ChangeId
+    value: int = Field(ge=1, le=MAX_ASSIGNMENT_TIMEOUT_S, strict=True,
+                       description="seconds a worker has to submit")
+
+
+class PoolOverlapSetting(_Setting):
+    kind: Literal["pool.overlap"]
+    pool_id: ChangeId
+    value: int = Field(ge=1, le=1000, strict=True,
+                       description="answers per task (for tasks uploaded afterwards)")
+
+
+class TrustLimitsSetting(_Setting):
+    kind: Literal["trust_limits"]
+    level: TrustLevel
+    value: TrustLimitsValue
+
+
+class RuleParamsSetting(_Setting):
+    kind: Literal["rule.params"]
+    rule_id: ChangeId
+    value: RuleParams
+
+
+class WorkerShareSetting(_Setting):
+    kind: Literal["worker_share"]
+    pool_id: ChangeId | None = Field(None, description="null: the default share")
+    value: ShareBps
+
+
+Setting = Annotated[PoolTimeoutSetting | PoolOverlapSetting | TrustLimitsSetting
+                    | RuleParamsSetting | WorkerShareSetting, Field(discriminator="kind")]
+
+
+def setting_target(setting: PoolTimeoutSetting | PoolOverlapSetting | TrustLimitsSetting
+                   | RuleParamsSetting | WorkerShareSetting) -> str | None:
+    """The one thing a setting belongs to: a pool, a trust level, a rule; None = default."""
+    if isinstance(setting, TrustLimitsSetting):
+        return setting.level
+    if isinstance(setting, RuleParamsSetting):
+        return setting.rule_id
+    return setting.pool_id
+
+
+class ProposeChange(RpcRequest):
+    """Store a proposal; ``before`` is the owner's current value the gateway read."""
+
+    setting: Setting
+    before: Any = Field(description="the setting's current value, read from its owner")
+    reason: str = Field("", max_length=2000)
+    source: ChangeSource = "staff"
+    patch: bool = Field(False, description="an admin's manual patch: applied at once")
+    reverts: str | None = Field(None, max_length=36,
+                                description="the applied change this one undoes")
+
+
+class Change(BaseModel):
+    change_id: str
+    kind: ChangeKind
+    target: str | None = Field(description="pool id, trust level or rule id; null: default")
+    before: Any = Field(description="the value when proposed")
+    after: Any = Field(description="the proposed value")
+    money: bool = Field(description="a money setting: confirming needs the MFA step-up")
+    state: ChangeState
+    source: ChangeSource
+    patch: bool
+    reason: str
+    reverts: str | None = None
+    reverted_by: str | None = Field(None, description="the change that undid this one")
+    proposed_by: str
+    proposed_role: str
+    created_at: datetime
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    decision_reason: str | None = None
+    current: Any = Field(None, description="a stale change: the value found at confirmation")
+    error: dict[str, Any] | None = Field(None, description="a failed change: the owner's "
+                                                           "refusal (code, message)")
+
+
+class ChangeList(RpcRequest):
+    state: ChangeState | None = None
+    kind: ChangeKind | None = None
+    page: Page = Page()
+
+
+class Changes(BaseModel):
+    items: list[Change]
+    total: int
+
+
+class ChangeRef(RpcRequest):
+    change_id: str = Field(min_length=1, max_length=36)
+
+
+class DecideChange(RpcRequest):
+    """Record what became of a proposed change (the gateway, after asking the owner)."""
+
+    change_id: str = Field(min_length=1, max_length=36)
+    outcome: ChangeOutcome
+    reason: str = Field("", max_length=2000)
+    current: Any = None
+    error: dict[str, Any] | None = None
+
+
+PROPOSE_CHANGE = rpc("support", "propose_change", ProposeChange, Change,
+                     "Store a proposed configuration change (patch: admin only)", roles=STAFF)
+LIST_CHANGES = rpc("support", "list_changes", ChangeList, Changes,
+                   "Configuration changes, newest first (staff)", roles=STAFF)
+GET_CHANGE = rpc("support", "get_change", ChangeRef, Change, "One configuration change (staff)",
+                 roles=STAFF)
+DECIDE_CHANGE = rpc("support", "decide_change", DecideChange, Change,
+                    "Record a proposed change as applied, rejected, failed or stale (admin)",
+                    roles=ADMIN)

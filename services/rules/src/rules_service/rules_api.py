@@ -88,3 +88,28 @@ async def update_rule(req: rpc.UpdateRule, ctx: RulesContext) -> rpc.Rule:
 async def delete_rule(req: rpc.RuleRef, ctx: RulesContext) -> rpc.Rule:
     """Delete a rule: it stops acting and leaves the lists; its firings stay (admin)."""
     return await _change(ctx, req.rule_id, delete=True)
+
+
+@router.rpc(rpc.SET_RULE_PARAMS)
+async def set_rule_params(req: rpc.SetRuleParams, ctx: RulesContext) -> rpc.Rule:
+    """Replace a live rule's conditions (its thresholds), checked as a whole rule with its
+    collector and action; ``dry_run`` answers the rule as it would be and stores nothing
+    (admin; the configuration-change flow validates proposals with it)."""
+    async with ctx.statement() as uow:
+        rule = await uow.store.get_rule(req.rule_id)
+        if rule is None or rule.deleted:
+            raise NotFound("rule_not_found", f"rule {req.rule_id} was deleted" if rule
+                           else f"no rule {req.rule_id}")
+        draft = rpc.RuleDraft.model_validate({
+            "name": rule.name, "scope": rule.scope, "pool_id": rule.pool_id,
+            "project_id": rule.project_id, "collector": rule.collector,
+            "action": rule.action,
+            "conditions": [c.model_dump() for c in req.params.conditions]})
+        conditions = checked_rule(draft)["conditions"]
+        if req.dry_run:
+            return rule.model_copy(update={"conditions": conditions})
+        changed = await uow.store.set_rule_conditions(req.rule_id, conditions, ctx.clock())
+        if changed is None:
+            raise NotFound("rule_not_found", f"rule {req.rule_id} was deleted")
+        uow.after_commit(ctx.rules.invalidate)
+    return changed

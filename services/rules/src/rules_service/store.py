@@ -45,6 +45,9 @@ _LIVE_RULE = (rules.c.rule_id == bindparam("b_rule_id"), rules.c.deleted.is_(Fal
 _SET_ENABLED = (update(rules).where(*_LIVE_RULE)
                 .values(enabled=bindparam("b_enabled"), updated_at=bindparam("b_now"))
                 .returning(*rules.c))
+_SET_CONDITIONS = (update(rules).where(*_LIVE_RULE)
+                   .values(conditions=bindparam("b_conditions"), updated_at=bindparam("b_now"))
+                   .returning(*rules.c))
 _DELETE_RULE = (update(rules).where(*_LIVE_RULE)
                 .values(deleted=True, enabled=False, updated_at=bindparam("b_now"))
                 .returning(*rules.c))
@@ -180,6 +183,13 @@ class RulesStore:
             params["b_enabled"] = enabled
         row = (await self.conn.execute(_DELETE_RULE if delete else _SET_ENABLED,
                                        params)).first()
+        return rpc.Rule(**row._mapping) if row is not None else None
+
+    async def set_rule_conditions(self, rule_id: str, conditions: list[dict[str, Any]],
+                                  now: datetime) -> rpc.Rule | None:
+        """Replace a live rule's conditions; None if there is none."""
+        row = (await self.conn.execute(_SET_CONDITIONS, {
+            "b_rule_id": rule_id, "b_conditions": conditions, "b_now": now})).first()
         return rpc.Rule(**row._mapping) if row is not None else None
 
     async def enabled_rules(self) -> list[RuleDef]:

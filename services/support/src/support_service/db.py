@@ -1,6 +1,18 @@
 """Support's own tables."""
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Index,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
 
 from servicekit.messaging_tables import add_messaging_tables
 
@@ -123,5 +135,37 @@ legal_acceptances = Table(
     Column("lang", String(2), nullable=False),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
 )
+
+# Proposed configuration changes ("safe mode") and manual patches: the value each setting
+# had when proposed (``before``) and the proposed one (``after``), as JSON; what became of it.
+config_changes = Table(
+    "config_changes", metadata,
+    Column("change_id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("target", String(64), nullable=True),
+    Column("before", JSONB, nullable=True),
+    Column("after", JSONB, nullable=False),
+    Column("money", Boolean, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("patch", Boolean, nullable=False),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("reverts", String(36), nullable=True),
+    Column("reverted_by", String(36), nullable=True),
+    Column("proposed_by", String(64), nullable=False),
+    Column("proposed_role", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("decision_reason", Text, nullable=True),
+    Column("current", JSONB, nullable=True),
+    Column("error", JSONB, nullable=True),
+    CheckConstraint("state IN ('proposed', 'applied', 'rejected', 'failed', 'stale')",
+                    name="ck_config_changes_state"),
+)
+Index("ix_config_changes_state_created", config_changes.c.state, config_changes.c.created_at)
+# At most one open revert per applied change.
+Index("uq_config_changes_open_revert", config_changes.c.reverts, unique=True,
+      postgresql_where=config_changes.c.state == "proposed")
 
 outbox, inbox = add_messaging_tables(metadata)

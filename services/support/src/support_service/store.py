@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import support as rpc
 from servicekit.db import insert
+from support_service.changes_store import ChangesStore
 from support_service.chat_store import ChatStore
 from support_service.db import tickets
 from support_service.store_records import RecordsStore
@@ -17,7 +18,7 @@ from support_service.threads_store import TicketThreadsStore, ticket_filters
 _INSERT_TICKET = insert(tickets).on_conflict_do_nothing(index_elements=["assignment_id"])
 
 
-class SupportStore(TicketThreadsStore, ChatStore, RecordsStore):
+class SupportStore(TicketThreadsStore, ChatStore, RecordsStore, ChangesStore):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from gateway_service.routes import (
                                     assistant,
+                                    changes,
                                     chat,
                                     dashboards,
                                     dead_letters,
@@ -37,6 +38,7 @@ API_ROUTERS: list[APIRouter] = [
     assistant.router,
     leads.router,
     legal.router,
+    changes.router,
     live.router,
     my_data.router,
 ]
