@@ -7,6 +7,7 @@ from fastapi import APIRouter
 from gateway_service.routes import (
                                     assistant,
                                     chat,
+                                    control,
                                     dashboards,
                                     dead_letters,
                                     diagnostics,
@@ -33,6 +34,7 @@ API_ROUTERS: list[APIRouter] = [
     diagnostics.router,
     dead_letters.router,
     worker_views.router,
+    control.router,
     assistant.router,
     leads.router,
     legal.router,
