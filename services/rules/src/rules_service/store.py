@@ -414,16 +414,18 @@ class RulesStore:
 
     async def worker_restrictions(self, worker_id: str, *, limit: int, offset: int
                                   ) -> tuple[list[dict[str, Any]], int]:
-        """A worker's restrictions, newest first, each with the firing that caused it and
-        the rule version that fired (both None for manual ones)."""
+        """A worker's restrictions, newest first, each with the firing that caused it, the
+        name of the rule version that fired and whether the rule shows its evidence now
+        (the owner's current choice; all None for manual ones)."""
         q = (select(restrictions.c.restriction_id, restrictions.c.scope,
                     restrictions.c.pool_id, restrictions.c.project_id,
                     restrictions.c.applied_at, restrictions.c.until, restrictions.c.lifted_at,
                     restrictions.c.source, restrictions.c.rule_id, restrictions.c.rule_version,
                     firings.c.facts, rule_versions.c.name.label("rule_name"),
-                    rule_versions.c.evidence_public)
+                    rules.c.evidence_public)
              .select_from(restrictions
                           .outerjoin(firings, firings.c.firing_id == restrictions.c.firing_id)
+                          .outerjoin(rules, rules.c.rule_id == restrictions.c.rule_id)
                           .outerjoin(rule_versions,
                                      (rule_versions.c.rule_id == restrictions.c.rule_id)
                                      & (rule_versions.c.version
