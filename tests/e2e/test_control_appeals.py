@@ -240,7 +240,7 @@ async def test_skills_by_hand_and_a_rule_edited_in_place(stack) -> None:
                                    "conditions": [{"field": "skipped_in_row_count",
                                                    "operator": ">=", "value": 3}]}})
     assert r.status_code == 422 and r.json()["error"]["code"] == "rule_fixed_field", r.text
-    r = await c.get(f"/api/rules/{rule_id}/versions", headers=manager.headers)
+    r = await c.get(f"/api/rule-versions/{rule_id}", headers=manager.headers)
     assert [v["version"] for v in r.json()["items"]] == [2, 1]
     r = await c.get("/api/admin/audit?kind=rule.edited", headers=admin)
     [audited] = [i for i in r.json()["items"] if i["target"] == rule_id]

@@ -55,7 +55,7 @@ async def edit_rule(actor: AdminActor, rpc: Rpc, rule_id: Id, body: EditRuleBody
     return edited
 
 
-@router.get("/rules/{rule_id}/versions", response_model=rules_rpc.RuleVersions,
+@router.get("/rule-versions/{rule_id}", response_model=rules_rpc.RuleVersions,
             tags=["rules"], summary="Every version of a rule, newest first")
 async def rule_versions(actor: StaffActor, rpc: Rpc, rule_id: Id) -> rules_rpc.RuleVersions:
     return await rpc.call(rules_rpc.RULE_VERSIONS, rules_rpc.RuleRef(actor=actor,
