@@ -97,6 +97,9 @@ function MyRestrictions() {
   const appealOf = (kind: string, id: string) => appeals.data?.items.find((a) => a.kind === kind && a.subject_id === id);
   const rs = restrictions.data;
   const rj = rejections.data;
+  // an upheld rejection is an acceptance now: it left the rejected list, its appeal stays
+  const upheld = (appeals.data?.items ?? []).filter((a) => a.kind === "rejection" && a.status === "upheld"
+    && !rj?.items.some((d) => d.assignment_id === a.subject_id));
   return (
     <>
       <p class="lead">{t("appeals.worker_explain")}</p>
@@ -118,7 +121,7 @@ function MyRestrictions() {
         ))}
       </Section>
       <Section title={t("appeals.my_rejections")}>
-        <LoadState loaded={rejections} empty={!!rj && rj.items.length === 0} />
+        <LoadState loaded={rejections} empty={!!rj && rj.items.length === 0 && upheld.length === 0} />
         {rj && rj.items.map((d) => (
           <div class="card" key={d.assignment_id} data-testid="my-rejection">
             <Facts items={[
@@ -130,8 +133,7 @@ function MyRestrictions() {
             <AppealBox kind="rejection" subjectId={d.assignment_id} appeal={appealOf("rejection", d.assignment_id)} onDone={reload} />
           </div>
         ))}
-        {appeals.data && appeals.data.items.filter((a) => a.kind === "rejection" && a.status === "upheld"
-          && !rj?.items.some((d) => d.assignment_id === a.subject_id)).map((a) => (
+        {upheld.map((a) => (
           <div class="card" key={a.appeal_id} data-testid="my-rejection">
             <Facts items={[[t("appeals.assignment"), shortId(a.subject_id)]]} />
             <AppealOutcome appeal={a} />
