@@ -50,6 +50,11 @@ async def test_manual_block_refuses_take_and_an_upheld_appeal_lifts_it(stack) ->
                                                    "duration_unit": "permanent",
                                                    "private_comment": "x"})
     assert r.status_code == 403                               # workers do not restrict
+    for someone, code in (("nobody", "user_not_found"), (manager.user_id, "not_a_worker")):
+        r = await c.post(f"/api/admin/workers/{someone}/restrictions", headers=manager.headers,
+                         json={"scope": "all", "duration_unit": "permanent",
+                               "private_comment": "x"})
+        assert r.json()["error"]["code"] == code, r.text
     r = await c.post(f"/api/admin/workers/{worker.user_id}/restrictions",
                      headers=manager.headers, json={"scope": "pool", "duration_unit": "days",
                                                     "duration": 1, "private_comment": "x"})
@@ -213,6 +218,9 @@ async def test_skills_by_hand_and_a_rule_edited_in_place(stack) -> None:
     r = await c.put(f"/api/admin/workers/{worker.user_id}/skills/english",
                     headers=manager.headers, json={"value": 101})
     assert r.status_code == 422
+    r = await c.put("/api/admin/workers/nobody/skills/english", headers=manager.headers,
+                    json={"value": 1})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "user_not_found"
     r = await c.get("/api/admin/audit?kind=worker.skill_removed", headers=admin)
     assert [i["target"] for i in r.json()["items"]].count(worker.user_id) == 1
 

@@ -65,6 +65,13 @@ async def rule_versions(actor: StaffActor, rpc: Rpc, rule_id: Id) -> rules_rpc.R
 # -------------------------------------------------------------- manual control
 
 
+async def _a_worker(security: Security, worker_id: str) -> None:
+    """Staff act on workers' accounts only: 404 ``user_not_found``, 422 ``not_a_worker``."""
+    user = await security.accounts.get_user(worker_id)
+    if user.role != "worker":
+        raise ApiError(422, "not_a_worker", f"{worker_id} is a {user.role}, not a worker")
+
+
 async def _place_exists(rpc: RpcClient, actor: Actor, body: BaseModel) -> None:
     """The pool or project a manual restriction names must exist (404 from tasks)."""
     scope, pool_id, project_id = (getattr(body, k, None)
@@ -82,6 +89,7 @@ async def _place_exists(rpc: RpcClient, actor: Actor, body: BaseModel) -> None:
                      "(audited)")
 async def restrict_worker(actor: StaffActor, rpc: Rpc, worker_id: Id, body: RestrictBody,
                           security: Security, address: Address) -> rules_rpc.Restriction:
+    await _a_worker(security, worker_id)
     await _place_exists(rpc, actor, body)
     made = await rpc.call(rules_rpc.RESTRICT_WORKER, request_of(
         body, rules_rpc.RestrictWorker, actor=actor, worker_id=worker_id))
@@ -96,6 +104,7 @@ async def restrict_worker(actor: StaffActor, rpc: Rpc, worker_id: Id, body: Rest
 async def _set_skill(actor: Actor, rpc: RpcClient, worker_id: str, skill: str,
                      value: int | None, security: Security,
                      address: str | None) -> rules_rpc.ManualSkill:
+    await _a_worker(security, worker_id)
     done = await rpc.call(rules_rpc.SET_WORKER_SKILL, rules_rpc.SetWorkerSkill(
         actor=actor, worker_id=worker_id, skill=skill, value=value))
     await security.audit.record("worker.skill_set" if value is not None
