@@ -158,6 +158,11 @@ async def test_rule_threshold_validated_by_rules_then_patched(stack) -> None:
     r = await c.get(f"/api/rules/{rule_id}", headers=admin)
     assert r.json()["conditions"][0]["value"] == 8
     assert "config_change.patched" in await audit_kinds(stack, patched["change_id"])
+    # a threshold change is a new version of the rule, as any edit (explain names it)
+    r = await c.get(f"/api/rule-versions/{rule_id}", headers=admin)
+    assert r.status_code == 200, r.text
+    assert [(v["version"], v["conditions"][0]["value"]) for v in r.json()["items"]] == [
+        (2, 8), (1, 5)]
 
 
 async def _mfa_admin(stack):

@@ -194,6 +194,21 @@ class ReviewRejected(_Decision):
     """A submission was rejected; ``comment`` is shown to the worker."""
 
 
+@event("review.appeal.decided")
+class AppealDecided(Event):
+    """A manager decided a worker's appeal. An upheld appeal of a rejection is paid through
+    the ``review.accepted`` recorded with it; an upheld appeal of a restriction is lifted
+    by the rules service, which owns restrictions."""
+
+    appeal_id: str
+    worker_id: str
+    kind: Literal["rejection", "restriction"]
+    subject_id: str = Field(description="the assignment or restriction appealed")
+    outcome: Literal["upheld", "denied"]
+    decided_by: str
+    decided_at: datetime
+
+
 # -------------------------------------------------------------------------- ledger
 
 
@@ -276,6 +291,13 @@ class SkillSet(_RuleAction):
 
     skill: str
     value: int
+
+
+@event("rules.skill.removed")
+class SkillRemoved(_RuleAction):
+    """A manager removed a worker's skill by hand (``rule_id`` is ``manual``)."""
+
+    skill: str
 
 
 @event("rules.assignments.accept_all")

@@ -198,17 +198,20 @@ async def test_only_managers_and_admins_review() -> None:
     """Every review RPC but the decision history refuses a worker before its handler."""
     worker = {"user_id": "w1", "role": "worker"}
     staff_only = [rpc.LIST_PENDING, rpc.GET, rpc.LOCK, rpc.LOCK_NEXT, rpc.UNLOCK, rpc.ACCEPT,
-                  rpc.REJECT, rpc.STATS]
+                  rpc.REJECT, rpc.STATS, rpc.GET_APPEAL, rpc.DECIDE_APPEAL]
+    # workers file appeals and read their own (and their own decisions)
+    workers_too = {rpc.MY_DECISIONS.subject, rpc.FILE_APPEAL.subject, rpc.LIST_APPEALS.subject}
     assert {s.subject for s in all_rpcs() if s.subject.startswith("rpc.review.")} == {
-        s.subject for s in staff_only} | {rpc.MY_DECISIONS.subject, "rpc.review.diagnostics",
-                                          "rpc.review.dlq_replay"}  # the kit's, admin only
+        s.subject for s in staff_only} | workers_too | {
+        "rpc.review.diagnostics", "rpc.review.dlq_replay"}  # the kit's, admin only
     for spec in staff_only:
         assert spec.roles == frozenset({"manager", "admin"}), spec.subject
 
         async def never(_req: Any) -> Any:
             raise AssertionError("the handler must not run")
 
-        body = {"actor": worker, "assignment_id": "a1", "pool_id": "p1", "comment": "x"}
+        body = {"actor": worker, "assignment_id": "a1", "pool_id": "p1", "comment": "x",
+                "appeal_id": "ap1", "outcome": "upheld", "reply": "x"}
         fields = spec.request.model_fields
         reply = json.loads(await dispatch(spec, never, json.dumps(
             {k: v for k, v in body.items() if k in fields}).encode()))

@@ -404,3 +404,136 @@ async def test_bonus_is_granted_once(bus: Bus, clock) -> None:
     assert deleted.deleted is True
     listed = await bus.rpc.call(rpc.LIST_RULES, rpc.ListRules(actor=MANAGER, pool_id=pool))
     assert listed.total == 0
+
+
+# ------------------------------------------------- manual control and rule versions
+
+
+def as_worker(worker: str) -> Actor:
+    return Actor(user_id=worker, role="worker")
+
+
+async def test_an_edit_is_a_new_version_and_explain_names_the_version_that_fired(
+        bus: Bus, clock) -> None:
+    project, pool, worker = uid("pr"), uid("p"), uid("w")
+    rule = await bus.create_rule(
+        name="three answers a day", scope="pool", pool_id=pool,
+        collector={"kind": "submitted_answers"},
+        conditions=[{"field": "submitted_count_24h", "operator": ">=", "value": 3}],
+        action={**SUSPEND_POOL, "private_comment": "secret-reason-rule"})
+    assert rule.version == 1
+    edited = await bus.rpc.call(rpc.EDIT_RULE, rpc.EditRule(
+        actor=ADMIN, rule_id=rule.rule_id, rule=rpc.RuleDraft(
+            name="two answers a day", scope="pool", pool_id=pool,
+            collector={"kind": "submitted_answers"},
+            conditions=[{"field": "submitted_count_24h", "operator": ">=", "value": 2}],
+            action={**SUSPEND_POOL, "private_comment": "secret-reason-rule"})))
+    assert (edited.version, edited.name, edited.conditions[0]["value"]) == \
+        (2, "two answers a day", 2)
+    versions = await bus.rpc.call(rpc.RULE_VERSIONS, rpc.RuleRef(actor=MANAGER,
+                                                                 rule_id=rule.rule_id))
+    assert [(v.version, v.conditions[0]["value"]) for v in versions.items] == [(2, 2), (1, 3)]
+    # the collector is what the counts mean: an edit may not change it
+    with pytest.raises(RpcCallError) as refused:
+        await bus.rpc.call(rpc.EDIT_RULE, rpc.EditRule(
+            actor=ADMIN, rule_id=rule.rule_id, rule=rpc.RuleDraft(
+                scope="pool", pool_id=pool, collector={"kind": "skipped_in_row"},
+                conditions=[{"field": "skipped_in_row_count", "operator": ">=", "value": 2}],
+                action=SUSPEND_POOL)))
+    assert refused.value.error.code == "rule_fixed_field"
+    assert refused.value.error.details == ["collector"]
+    with pytest.raises(RpcCallError) as not_admin:
+        await bus.rpc.call(rpc.EDIT_RULE, rpc.EditRule(
+            actor=MANAGER, rule_id=rule.rule_id, rule=rpc.RuleDraft(name="x")))
+    assert not_admin.value.error.status == 403
+
+    for i in range(2):  # the edited rule (two answers) fires; version 1 would not have
+        await bus.publish(submitted(worker, pool, project, f"t{i}", clock.now()))
+    [applied] = await bus.wait_emitted("rules.restriction.applied", worker)
+    ex = await bus.rpc.call(rpc.EXPLAIN_WORKER, rpc.ExplainWorker(actor=MANAGER,
+                                                                  worker_id=worker))
+    assert [f.rule_version for f in ex.firings] == [2]
+    assert ex.restrictions[0].rule_version == 2
+
+    mine = await bus.rpc.call(rpc.MY_RESTRICTIONS, rpc.MyRestrictions(actor=as_worker(worker)))
+    [shown] = mine.items
+    assert shown.restriction_id == applied["restriction_id"]
+    assert shown.cause.source == "rule" and shown.cause.rule_version == 2
+    assert shown.cause.rule_name == "two answers a day"
+    assert shown.cause.evidence == {
+        "values": {"submitted_count_24h": 2}, "history_size": None,
+        "conditions": [{"field": "submitted_count_24h", "operator": ">=", "value": 2}]}
+    assert "secret-reason-rule" not in mine.model_dump_json()
+    # the owner may hide the evidence of a rule: the worker then sees the rule only
+    await bus.rpc.call(rpc.EDIT_RULE, rpc.EditRule(
+        actor=ADMIN, rule_id=rule.rule_id, evidence_public=False, rule=rpc.RuleDraft(
+            name="two answers a day", scope="pool", pool_id=pool,
+            collector={"kind": "submitted_answers"},
+            conditions=[{"field": "submitted_count_24h", "operator": ">=", "value": 2}],
+            action=SUSPEND_POOL)))
+    mine = await bus.rpc.call(rpc.MY_RESTRICTIONS, rpc.MyRestrictions(actor=as_worker(worker)))
+    assert mine.items[0].cause.rule_version == 2  # it fired as version 2, shown as such
+    assert mine.items[0].cause.evidence is None
+
+
+async def test_a_manual_restriction_ends_when_its_time_is_up(bus: Bus, clock,
+                                                             rules_svc) -> None:
+    worker, pool = uid("w"), uid("p")
+    made = await bus.rpc.call(rpc.RESTRICT_WORKER, rpc.RestrictWorker(
+        actor=MANAGER, worker_id=worker, scope="pool", pool_id=pool, duration=10,
+        duration_unit="minutes", private_comment="secret-reason-manual"))
+    assert made.source == "manual" and made.applied_by == MANAGER.user_id
+    assert made.until == clock.now() + timedelta(minutes=10)
+    [applied] = await bus.wait_emitted("rules.restriction.applied", worker)
+    assert applied["restriction_id"] == made.restriction_id and applied["pool_id"] == pool
+    mine = await bus.rpc.call(rpc.MY_RESTRICTIONS, rpc.MyRestrictions(actor=as_worker(worker)))
+    assert [(r.cause.source, r.cause.rule_id, r.cause.evidence) for r in mine.items] == \
+        [("manual", None, None)]
+    assert "secret-reason-manual" not in mine.model_dump_json()
+    clock.advance(minutes=9)
+    assert await sweeper.lift_due(rules_svc.ctx) == 0
+    clock.advance(minutes=2)
+    assert await sweeper.lift_due(rules_svc.ctx) == 1
+    [lifted] = await bus.wait_emitted("rules.restriction.lifted", worker)
+    assert lifted["restriction_id"] == made.restriction_id
+    # incomplete manual restrictions are refused with what is missing
+    for kw, missing in (({"scope": "pool", "duration_unit": "permanent"}, ["pool_id"]),
+                        ({"scope": "all", "duration_unit": "days"}, ["duration"])):
+        with pytest.raises(RpcCallError) as refused:
+            await bus.rpc.call(rpc.RESTRICT_WORKER, rpc.RestrictWorker(
+                actor=ADMIN, worker_id=worker, private_comment="x", **kw))
+        assert refused.value.error.code == "restriction_incomplete"
+        assert refused.value.error.details == missing
+
+
+async def test_an_upheld_appeal_of_a_restriction_lifts_it_once(bus: Bus, clock) -> None:
+    from contracts.events import AppealDecided
+
+    worker = uid("w")
+    made = await bus.rpc.call(rpc.RESTRICT_WORKER, rpc.RestrictWorker(
+        actor=ADMIN, worker_id=worker, scope="all", duration_unit="permanent",
+        private_comment="suspected bot"))
+    assert made.until is None
+    decided = AppealDecided(appeal_id=uid("a"), worker_id=worker, kind="restriction",
+                            subject_id=made.restriction_id, outcome="upheld",
+                            decided_by=MANAGER.user_id, decided_at=clock.now())
+    env = await bus.publish(decided, producer="review")
+    await bus.publish(decided, producer="review")  # the same decision under another event id
+    await bus.publish(decided, producer="review", env=env)  # and redelivered
+    await bus.wait_emitted("rules.restriction.lifted", worker)
+    await asyncio.sleep(0.4)
+    assert len(bus.emitted("rules.restriction.lifted", worker)) == 1
+    assert await restrictions_of(bus, worker) == []
+
+
+async def test_a_manual_skill_is_set_and_removed(bus: Bus) -> None:
+    worker = uid("w")
+    done = await bus.rpc.call(rpc.SET_WORKER_SKILL, rpc.SetWorkerSkill(
+        actor=MANAGER, worker_id=worker, skill="english", value=80))
+    assert (done.value, done.set_by) == (80, MANAGER.user_id)
+    [skill] = await bus.wait_emitted("rules.skill.set", worker)
+    assert (skill["skill"], skill["value"], skill["rule_id"]) == ("english", 80, "manual")
+    await bus.rpc.call(rpc.SET_WORKER_SKILL, rpc.SetWorkerSkill(
+        actor=MANAGER, worker_id=worker, skill="english", value=None))
+    [removed] = await bus.wait_emitted("rules.skill.removed", worker)
+    assert removed["skill"] == "english"

@@ -8,13 +8,19 @@ ledger credits ``review.accepted`` from the price it learnt when the pool opened
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
-from contracts.rpc import ROLES, STAFF, Instant, Page, RpcRequest, rpc
+from contracts.rpc import ROLES, STAFF, WORKER, Instant, Page, RpcRequest, rpc
 
 SubmissionStatus = Literal["pending", "accepted", "rejected"]
+
+
+def _no_nul(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character")
+    return value
 
 # --------------------------------------------------------------------- requests
 
@@ -131,6 +137,8 @@ class Decision(BaseModel):
     submitted_at: datetime
     decided_at: datetime
     decided_by: str | None = None
+    cause: Literal["manager", "auto", "rules"] | None = Field(
+        None, description="who decided: a manager, auto-accept or a quality rule")
 
 
 class Decisions(BaseModel):
@@ -190,3 +198,72 @@ STATS = rpc("review", "stats", StatsRequest, PoolStats,
 MY_DECISIONS = rpc("review", "my_decisions", DecisionsRequest, Decisions,
                    "Decision history: a worker's own decisions, or filtered for managers",
     roles=ROLES)
+
+
+# ------------------------------------------------------------------------ appeals
+
+AppealKind = Literal["rejection", "restriction"]
+AppealStatus = Literal["pending", "upheld", "denied"]
+AppealText = Annotated[str, Field(min_length=1, max_length=2000), AfterValidator(_no_nul)]
+
+
+class FileAppeal(RpcRequest):
+    """Contest a rejection (``subject_id`` = the assignment) or a restriction (the
+    restriction, which the gateway checks is the caller's and in force) once (a worker)."""
+
+    kind: AppealKind
+    subject_id: str = Field(min_length=1, max_length=64)
+    message: AppealText
+    pool_id: str | None = Field(None, max_length=64,
+                                description="a restriction's pool, set by the gateway")
+
+
+class ListAppeals(RpcRequest):
+    """Appeals, newest first: a worker's own, or any for managers (by status, worker)."""
+
+    status: AppealStatus | None = None
+    worker_id: str | None = Field(None, max_length=64)
+    page: Page = Page()
+
+
+class AppealRef(RpcRequest):
+    appeal_id: str = Field(min_length=1, max_length=64)
+
+
+class DecideAppeal(AppealRef):
+    """Uphold (the rejection becomes an acceptance and is paid, the restriction is lifted)
+    or deny, with a reply to the worker. Sending the same decision again changes nothing."""
+
+    outcome: Literal["upheld", "denied"]
+    reply: AppealText
+
+
+class Appeal(BaseModel):
+    appeal_id: str
+    worker_id: str
+    kind: AppealKind
+    subject_id: str
+    pool_id: str | None = None
+    message: str
+    status: AppealStatus
+    reply: str | None = None
+    filed_at: datetime
+    decided_by: str | None = Field(None, description="hidden (None) from workers")
+    decided_at: datetime | None = None
+
+
+class Appeals(BaseModel):
+    items: list[Appeal]
+    total: int
+
+
+FILE_APPEAL = rpc("review", "file_appeal", FileAppeal, Appeal,
+                  "Contest a rejection or a restriction once, with a message (worker)",
+                  roles=WORKER)
+LIST_APPEALS = rpc("review", "list_appeals", ListAppeals, Appeals,
+                   "Appeals: a worker's own, or all for managers", roles=ROLES)
+GET_APPEAL = rpc("review", "get_appeal", AppealRef, Appeal, "One appeal (manager/admin)",
+                 roles=STAFF)
+DECIDE_APPEAL = rpc("review", "decide_appeal", DecideAppeal, Appeal,
+                    "Uphold or deny an appeal (manager/admin); emits review.appeal.decided "
+                    "(and review.accepted for an upheld rejection)", roles=STAFF)

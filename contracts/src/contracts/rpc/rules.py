@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from contracts.money import Currency, PositiveAmountMinor
-from contracts.rpc import ADMIN, STAFF, Page, RpcRequest, rpc
+from contracts.rpc import ADMIN, STAFF, WORKER, Page, RpcRequest, rpc
 
 
 def _no_nul(value: str) -> str:
@@ -132,6 +132,9 @@ class Rule(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    version: int = Field(1, description="the current version; each edit adds one")
+    evidence_public: bool = Field(
+        True, description="workers restricted by this rule see its counts and thresholds")
 
 
 class CreateRule(RpcRequest):
@@ -177,6 +180,7 @@ class Firing(BaseModel):
     fired_at: datetime
     action: dict[str, Any]
     outcome: str
+    rule_version: int | None = Field(None, description="the version of the rule that fired")
     facts: dict[str, Any] = Field(
         description="collector values, conditions (thresholds), history size and the ids "
                     "of the events counted")
@@ -194,6 +198,9 @@ class Restriction(BaseModel):
     applied_at: datetime
     until: datetime | None
     lifted_at: datetime | None
+    source: Literal["rule", "manual"] = "rule"
+    applied_by: str | None = Field(None, description="who restricted by hand (manual)")
+    rule_version: int | None = None
 
 
 class WorkerExplanation(BaseModel):
@@ -288,3 +295,116 @@ class SetRuleParams(RpcRequest):
 SET_RULE_PARAMS = rpc("rules", "set_rule_params", SetRuleParams, Rule,
                       "Replace a rule's conditions (thresholds) after validating them as a "
                       "whole rule; dry_run only validates (admin)", roles=ADMIN)
+
+# ------------------------------------------------------- manual control and versions
+
+MANUAL = "manual"  # the rule_id of restrictions and skills set by hand
+
+
+class EditRule(RpcRequest):
+    """Edit a rule in place: a complete draft replaces its name, conditions and action
+    (a new version; the old ones stay for the firings they explain). The collector, the
+    scope and the pool or project stay: a rule that counts something else is a new rule."""
+
+    rule_id: Id
+    rule: RuleDraft
+    evidence_public: bool | None = Field(
+        None, description="whether restricted workers see the counts and thresholds")
+
+
+class RuleVersion(BaseModel):
+    rule_id: str
+    version: int
+    name: str
+    collector: dict[str, Any]
+    conditions: list[dict[str, Any]]
+    action: dict[str, Any]
+    evidence_public: bool
+    edited_by: str
+    edited_at: datetime
+
+
+class RuleVersions(BaseModel):
+    items: list[RuleVersion]
+
+
+DurationUnit = Literal["minutes", "hours", "days", "permanent"]
+
+
+class RestrictWorker(RpcRequest):
+    """Block (all), restrict in a project or suspend in a pool by hand, for a time or until
+    lifted; the private reason is for staff only."""
+
+    worker_id: Id
+    scope: Literal["pool", "project", "all"]
+    pool_id: Id | None = None
+    project_id: Id | None = None
+    duration: int | None = Field(None, ge=1, le=100_000)
+    duration_unit: DurationUnit
+    private_comment: Annotated[str, Field(min_length=1, max_length=2000),
+                               AfterValidator(_no_nul)]
+
+
+class SetWorkerSkill(RpcRequest):
+    """Set a worker's skill by hand, or remove it (``value`` null)."""
+
+    worker_id: Id
+    skill: Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_no_nul)]
+    value: int | None = Field(None, ge=0, le=100)
+
+
+class ManualSkill(BaseModel):
+    worker_id: str
+    skill: str
+    value: int | None = Field(description="null: removed")
+    set_by: str
+    set_at: datetime
+
+
+class MyRestrictions(RpcRequest):
+    """The caller's own restrictions, newest first (a worker)."""
+
+    page: Page = Page()
+
+
+class RestrictionCause(BaseModel):
+    """Why a worker was restricted, as the worker may see it: never the private reason, and
+    (as review hides reviewers) never which staff member; ``manual`` means a manager."""
+
+    source: Literal["rule", "manual"]
+    rule_id: str | None = None
+    rule_name: str | None = None
+    rule_version: int | None = None
+    evidence: dict[str, Any] | None = Field(
+        None, description="the counts and thresholds that made the rule fire, where the "
+                          "rule shows them (values, conditions, history_size)")
+
+
+class WorkerRestriction(BaseModel):
+    restriction_id: str
+    scope: Literal["pool", "project", "all"]
+    pool_id: str | None
+    project_id: str | None
+    applied_at: datetime
+    until: datetime | None
+    lifted_at: datetime | None
+    cause: RestrictionCause
+
+
+class WorkerRestrictions(BaseModel):
+    items: list[WorkerRestriction]
+    total: int
+
+
+EDIT_RULE = rpc("rules", "edit_rule", EditRule, Rule,
+                "Edit a rule's name, conditions and action: a new version (admin)", roles=ADMIN)
+RULE_VERSIONS = rpc("rules", "rule_versions", RuleRef, RuleVersions,
+                    "Every version of a rule, newest first (admin, manager)", roles=STAFF)
+RESTRICT_WORKER = rpc("rules", "restrict_worker", RestrictWorker, Restriction,
+                      "Restrict a worker by hand (admin, manager); emits "
+                      "rules.restriction.applied", roles=STAFF)
+SET_WORKER_SKILL = rpc("rules", "set_worker_skill", SetWorkerSkill, ManualSkill,
+                       "Set or remove a worker's skill by hand (admin, manager)", roles=STAFF)
+MY_RESTRICTIONS = rpc("rules", "my_restrictions", MyRestrictions, WorkerRestrictions,
+                      "The caller's restrictions with their causes, no private reason "
+                      "(worker)", roles=WORKER)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
 )
 
@@ -63,5 +64,26 @@ Index("ix_submissions_pool_status_worker", submissions.c.pool_id, submissions.c.
 Index("ix_submissions_pool_decided", submissions.c.pool_id, submissions.c.decided_at)
 Index("ix_submissions_worker_decided", submissions.c.worker_id, submissions.c.decided_at)
 Index("ix_submissions_decided", submissions.c.decided_at)
+
+# A worker's appeal of a rejection (subject: the assignment) or a restriction (subject:
+# the restriction); one per worker and subject, decided once by a manager.
+appeals = Table(
+    "appeals", metadata,
+    Column("appeal_id", String(36), primary_key=True),
+    Column("worker_id", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("subject_id", String(64), nullable=False),
+    Column("pool_id", String(64), nullable=True),
+    Column("message", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("reply", Text, nullable=True),
+    Column("filed_at", DateTime(timezone=True), nullable=False),
+    Column("decided_by", String(64), nullable=True),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("worker_id", "kind", "subject_id", name="uq_appeals_once"),
+    CheckConstraint("kind IN ('rejection', 'restriction')", name="ck_appeals_kind"),
+    CheckConstraint("status IN ('pending', 'upheld', 'denied')", name="ck_appeals_status"),
+)
+Index("ix_appeals_status_filed", appeals.c.status, appeals.c.filed_at)
 
 outbox, inbox = add_messaging_tables(metadata)

@@ -18,6 +18,11 @@ AUTO = "auto"
 RULES = "rules"
 
 
+def decision_cause(decided_by: str | None) -> str:
+    """Who decided, as a worker may be told: auto-accept, a quality rule or a manager."""
+    return decided_by if decided_by in (AUTO, RULES) else "manager"
+
+
 @overload
 def as_utc(dt: datetime) -> datetime: ...
 @overload

@@ -56,5 +56,6 @@ async def my_decisions(req: rpc.DecisionsRequest, ctx: ReviewContext) -> rpc.Dec
         rows, total = await r.store.decisions(f, limit=req.page.limit, offset=req.page.offset)
     hide_reviewer = req.actor.role == "worker"
     return rpc.Decisions(total=total, items=[
-        rpc.Decision.model_validate({**row, "decided_by": None} if hide_reviewer else row)
+        rpc.Decision.model_validate({**row, "cause": domain.decision_cause(row["decided_by"]),
+                                     **({"decided_by": None} if hide_reviewer else {})})
         for row in rows])

@@ -17,6 +17,7 @@ from sqlalchemy import Integer, bindparam, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 import contracts.rpc.review as rpc
+from review_service.db import appeals
 from review_service.db import submissions as s
 from review_service.domain import LockState
 from servicekit.db import insert
@@ -281,3 +282,44 @@ class ReviewStore:
             .order_by(s.c.decided_at.desc(), s.c.assignment_id)
             .limit(limit).offset(offset))).all()
         return [dict(r._mapping) for r in rows], total
+
+    # ---------------------------------------------------------------- appeals
+
+    async def add_appeal(self, row: dict[str, Any]) -> bool:
+        """File an appeal; False if the worker appealed this subject before."""
+        q = insert(appeals).on_conflict_do_nothing(constraint="uq_appeals_once")
+        return (await self.conn.execute(q, row)).rowcount == 1
+
+    async def appeal(self, appeal_id: str, *, lock: bool = False) -> rpc.Appeal | None:
+        q = select(appeals).where(appeals.c.appeal_id == appeal_id)
+        row = (await self.conn.execute(q.with_for_update() if lock else q)).first()
+        return rpc.Appeal.model_validate(dict(row._mapping)) if row else None
+
+    async def decide_appeal(self, appeal_id: str, *, status: str, reply: str, me: str,
+                            now: datetime) -> None:
+        await self.conn.execute(update(appeals).where(appeals.c.appeal_id == appeal_id).values(
+            status=status, reply=reply, decided_by=me, decided_at=now))
+
+    async def reaccept(self, assignment_id: str, *, me: str, now: datetime,
+                       comment: str) -> Decided | None:
+        """A rejected submission becomes accepted (an upheld appeal); None if it is not
+        rejected (any more)."""
+        row = (await self.conn.execute(
+            update(s).where(s.c.assignment_id == assignment_id, s.c.status == "rejected")
+            .values(status="accepted", decided_by=me, decided_at=now, review_comment=comment)
+            .returning(*_DECIDED))).first()
+        return Decided(**row._mapping) if row else None
+
+    async def list_appeals(self, *, worker_id: str | None, status: str | None, limit: int,
+                           offset: int) -> tuple[list[rpc.Appeal], int]:
+        q = select(appeals)
+        if worker_id is not None:
+            q = q.where(appeals.c.worker_id == worker_id)
+        if status is not None:
+            q = q.where(appeals.c.status == status)
+        total = (await self.conn.execute(
+            select(func.count()).select_from(q.subquery()))).scalar_one()
+        rows = await self.conn.execute(
+            q.order_by(appeals.c.filed_at.desc(), appeals.c.appeal_id).limit(limit)
+            .offset(offset))
+        return [rpc.Appeal.model_validate(dict(r._mapping)) for r in rows], int(total)

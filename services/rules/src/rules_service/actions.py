@@ -142,7 +142,8 @@ class Restriction(Action):
             "worker_id": hit.worker_id, "scope": scope, "pool_id": pool_id,
             "project_id": project_id, "pool_key": hit.pool_key,
             "private_comment": a["private_comment"], "applied_at": hit.at,
-            "until": hit.restriction_until, "lifted_at": None})
+            "until": hit.restriction_until, "lifted_at": None, "source": "rule",
+            "applied_by": None, "rule_version": hit.rule.version})
         if scope == "pool":
             pools = [(hit.pool_id, hit.project_id)]
         else:

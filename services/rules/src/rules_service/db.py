@@ -3,7 +3,18 @@
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
 from sqlalchemy.types import TypeDecorator
 
 from servicekit.messaging_tables import add_messaging_tables
@@ -43,6 +54,23 @@ rules = Table(
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False, server_default="1"),
+    Column("evidence_public", Boolean, nullable=False, server_default="true"),
+)
+
+# Every version of a rule (the first is written when it is created, one more per edit):
+# the firings name the version that fired, and explain shows it.
+rule_versions = Table(
+    "rule_versions", metadata,
+    Column("rule_id", String(36), primary_key=True),
+    Column("version", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("collector", Json(), nullable=False),
+    Column("conditions", Json(), nullable=False),
+    Column("action", Json(), nullable=False),
+    Column("evidence_public", Boolean, nullable=False),
+    Column("edited_by", String(64), nullable=False),
+    Column("edited_at", DateTime(timezone=True), nullable=False),
 )
 
 # Collector state per (worker, pool key): {rule_id: {counters, ring, hour buckets,
@@ -104,6 +132,7 @@ firings = Table(
     Column("action", Json(), nullable=False),
     Column("outcome", Text, nullable=False),
     Column("facts", Json(), nullable=False),
+    Column("rule_version", Integer, nullable=True),
     Index("ix_firings_worker_time", "worker_id", "fired_at"),
 )
 
@@ -121,6 +150,10 @@ restrictions = Table(
     Column("applied_at", DateTime(timezone=True), nullable=False),
     Column("until", DateTime(timezone=True), nullable=True),
     Column("lifted_at", DateTime(timezone=True), nullable=True),
+    # 'rule' or 'manual' (rule_id 'manual', firing_id = restriction_id, applied_by set)
+    Column("source", String(16), nullable=False, server_default="rule"),
+    Column("applied_by", String(64), nullable=True),
+    Column("rule_version", Integer, nullable=True),
     Index("ix_restrictions_due", "until", postgresql_where="lifted_at IS NULL"),
 )
 

@@ -163,6 +163,7 @@ class RuleDef:
     collector: dict[str, Any]
     conditions: list[dict[str, Any]]
     action: dict[str, Any]
+    version: int = 1  # the rule's version: firings and restrictions name it
     spec: Collector = field(init=False, repr=False, compare=False)
     act: Action = field(init=False, repr=False, compare=False)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from rules_service import explain, facts, rules_api, sweeper
+from rules_service import explain, facts, manual, rules_api, sweeper
 from rules_service.context import RulesContext
 from rules_service.db import metadata
 from rules_service.settings import RulesSettings
@@ -21,7 +21,8 @@ def create_service(settings: RulesSettings | None = None, *,
                    clock: Callable[[], datetime] = utcnow) -> Service:
     return Service(settings or RulesSettings(), metadata, store=RulesStore,
                    context=RulesContext, clock=clock,
-                   routers=[rules_api.router, explain.router, facts.router, sweeper.router],
+                   routers=[rules_api.router, explain.router, facts.router, sweeper.router,
+                            manual.router],
                    migrations_dir=SERVICE_DIR / "migrations")
 
 

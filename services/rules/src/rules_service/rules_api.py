@@ -108,7 +108,10 @@ async def set_rule_params(req: rpc.SetRuleParams, ctx: RulesContext) -> rpc.Rule
         conditions = checked_rule(draft)["conditions"]
         if req.dry_run:
             return rule.model_copy(update={"conditions": conditions})
-        changed = await uow.store.set_rule_conditions(req.rule_id, conditions, ctx.clock())
+        # a new version like any edit: explain keeps naming the version that fired
+        changed = await uow.store.edit_rule(
+            req.rule_id, name=rule.name, conditions=conditions, action=rule.action,
+            evidence_public=None, by=req.actor.user_id, now=ctx.clock())
         if changed is None:
             raise NotFound("rule_not_found", f"rule {req.rule_id} was deleted")
         uow.after_commit(ctx.rules.invalidate)

@@ -153,7 +153,7 @@ class BatchRun:
         self.fired.append({
             "firing_id": hit.firing_id, "rule_id": hit.rule.rule_id, "worker_id": hit.worker_id,
             "pool_id": hit.pool_id, "project_id": hit.project_id, "fired_at": hit.at,
-            "action": hit.rule.action, "outcome": text,
+            "action": hit.rule.action, "outcome": text, "rule_version": hit.rule.version,
             "facts": {**hit.facts(), "trigger_event_id": hit.event_id,
                       "trigger_seq": self.seqs.get(hit.event_id)}})
         return [Fact(revoked_fact_id(hit.firing_id, p), "access_revoked", hit.at, hit.worker_id,

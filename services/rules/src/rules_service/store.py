@@ -26,6 +26,7 @@ from rules_service.db import (
     firings,
     recorded_facts,
     restrictions,
+    rule_versions,
     rules,
     submissions,
     task_votes,
@@ -45,9 +46,6 @@ _LIVE_RULE = (rules.c.rule_id == bindparam("b_rule_id"), rules.c.deleted.is_(Fal
 _SET_ENABLED = (update(rules).where(*_LIVE_RULE)
                 .values(enabled=bindparam("b_enabled"), updated_at=bindparam("b_now"))
                 .returning(*rules.c))
-_SET_CONDITIONS = (update(rules).where(*_LIVE_RULE)
-                   .values(conditions=bindparam("b_conditions"), updated_at=bindparam("b_now"))
-                   .returning(*rules.c))
 _DELETE_RULE = (update(rules).where(*_LIVE_RULE)
                 .values(deleted=True, enabled=False, updated_at=bindparam("b_now"))
                 .returning(*rules.c))
@@ -128,7 +126,14 @@ class DueRestriction:
 def _rule_def(m: Any) -> RuleDef:
     return RuleDef(rule_id=m["rule_id"], scope=m["scope"], pool_id=m["pool_id"],
                    project_id=m["project_id"], collector=m["collector"],
-                   conditions=m["conditions"], action=m["action"])
+                   conditions=m["conditions"], action=m["action"], version=m["version"])
+
+
+def _version_row(m: Any, *, edited_by: str, edited_at: datetime) -> dict[str, Any]:
+    return {"rule_id": m["rule_id"], "version": m.get("version", 1), "name": m["name"],
+            "collector": m["collector"], "conditions": m["conditions"],
+            "action": m["action"], "evidence_public": m.get("evidence_public", True),
+            "edited_by": edited_by, "edited_at": edited_at}
 
 
 def _restriction(m: Any) -> rpc.Restriction:
@@ -155,7 +160,35 @@ class RulesStore:
     # ------------------------------------------------------------ rules
 
     async def add_rule(self, row: dict[str, Any]) -> None:
+        """A new rule and its first version."""
         await self.conn.execute(_INSERT_RULE, row)
+        await self.conn.execute(rule_versions.insert(), _version_row(
+            row, edited_by=row["created_by"], edited_at=row["created_at"]))
+
+    async def edit_rule(self, rule_id: str, *, name: str, conditions: list[Any],
+                        action: dict[str, Any], evidence_public: bool | None, by: str,
+                        now: datetime) -> rpc.Rule | None:
+        """Replace a live rule's name, conditions and action as its next version (the
+        row is locked by the update, so two edits get two versions); None if there is
+        no such rule or it was deleted."""
+        values: dict[str, Any] = {"name": name, "conditions": conditions, "action": action,
+                                  "updated_at": now, "version": rules.c.version + 1}
+        if evidence_public is not None:
+            values["evidence_public"] = evidence_public
+        row = (await self.conn.execute(
+            update(rules).where(rules.c.rule_id == rule_id, rules.c.deleted.is_(False))
+            .values(**values).returning(*rules.c))).mappings().first()
+        if row is None:
+            return None
+        await self.conn.execute(rule_versions.insert(),
+                                _version_row(row, edited_by=by, edited_at=now))
+        return rpc.Rule(**row)
+
+    async def rule_versions(self, rule_id: str) -> list[rpc.RuleVersion]:
+        rows = await self.conn.execute(
+            select(rule_versions).where(rule_versions.c.rule_id == rule_id)
+            .order_by(rule_versions.c.version.desc()))
+        return [rpc.RuleVersion(**r._mapping) for r in rows]
 
     async def get_rule(self, rule_id: str) -> rpc.Rule | None:
         row = (await self.conn.execute(_RULE, {"b_rule_id": rule_id})).first()
@@ -183,13 +216,6 @@ class RulesStore:
             params["b_enabled"] = enabled
         row = (await self.conn.execute(_DELETE_RULE if delete else _SET_ENABLED,
                                        params)).first()
-        return rpc.Rule(**row._mapping) if row is not None else None
-
-    async def set_rule_conditions(self, rule_id: str, conditions: list[dict[str, Any]],
-                                  now: datetime) -> rpc.Rule | None:
-        """Replace a live rule's conditions; None if there is none."""
-        row = (await self.conn.execute(_SET_CONDITIONS, {
-            "b_rule_id": rule_id, "b_conditions": conditions, "b_now": now})).first()
         return rpc.Rule(**row._mapping) if row is not None else None
 
     async def enabled_rules(self) -> list[RuleDef]:
@@ -385,3 +411,27 @@ class RulesStore:
             q = q.where(recorded_facts.c.at < until)
         rows = await self.conn.execute(q.order_by(recorded_facts.c.seq).limit(limit))
         return [_fact(r._mapping) for r in rows]
+
+    async def worker_restrictions(self, worker_id: str, *, limit: int, offset: int
+                                  ) -> tuple[list[dict[str, Any]], int]:
+        """A worker's restrictions, newest first, each with the firing that caused it, the
+        name of the rule version that fired and whether the rule shows its evidence now
+        (the owner's current choice; all None for manual ones)."""
+        q = (select(restrictions.c.restriction_id, restrictions.c.scope,
+                    restrictions.c.pool_id, restrictions.c.project_id,
+                    restrictions.c.applied_at, restrictions.c.until, restrictions.c.lifted_at,
+                    restrictions.c.source, restrictions.c.rule_id, restrictions.c.rule_version,
+                    firings.c.facts, rule_versions.c.name.label("rule_name"),
+                    rules.c.evidence_public)
+             .select_from(restrictions
+                          .outerjoin(firings, firings.c.firing_id == restrictions.c.firing_id)
+                          .outerjoin(rules, rules.c.rule_id == restrictions.c.rule_id)
+                          .outerjoin(rule_versions,
+                                     (rule_versions.c.rule_id == restrictions.c.rule_id)
+                                     & (rule_versions.c.version
+                                        == func.coalesce(restrictions.c.rule_version, 1))))
+             .where(restrictions.c.worker_id == worker_id))
+        rows, total = await self._page(
+            q, [restrictions.c.applied_at.desc(), restrictions.c.restriction_id], limit,
+            offset)
+        return [dict(m) for m in rows], total

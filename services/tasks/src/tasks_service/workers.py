@@ -4,7 +4,13 @@ and skills that the rules service applies (``rules.restriction.*``, ``rules.skil
 from __future__ import annotations
 
 from contracts.envelope import Envelope
-from contracts.events import RestrictionApplied, RestrictionLifted, SkillSet, TaskAccessRevoked
+from contracts.events import (
+    RestrictionApplied,
+    RestrictionLifted,
+    SkillRemoved,
+    SkillSet,
+    TaskAccessRevoked,
+)
 from contracts.rpc import tasks as rpc
 from servicekit.errors import Forbidden
 from servicekit.router import Router
@@ -93,23 +99,38 @@ async def on_restriction_lifted(event: RestrictionLifted, env: Envelope,
 @router.consume("rules.skill.set", name="skill-set")
 async def on_skill_set(event: SkillSet, env: Envelope, uow: UnitOfWork[TasksStore],
                        ctx: TasksContext) -> None:
-    """Set one skill of the worker (pools' skill filters read it).
+    """Set one skill of the worker (pools' skill filters read it)."""
+    await _change_skill(uow, ctx, env, event.worker_id, event.skill, event.value)
+
+
+@router.consume("rules.skill.removed", name="skill-removed")
+async def on_skill_removed(event: SkillRemoved, env: Envelope, uow: UnitOfWork[TasksStore],
+                           ctx: TasksContext) -> None:
+    """Remove one skill of the worker (a manager's hand)."""
+    await _change_skill(uow, ctx, env, event.worker_id, event.skill, None)
+
+
+async def _change_skill(uow: UnitOfWork[TasksStore], ctx: TasksContext, env: Envelope,
+                        worker_id: str, skill: str, value: int | None) -> None:
+    """Set (or, ``value`` None, remove) one skill.
 
     Where the change shuts the worker out of a pool they have worked in (its skill filters
     passed before and fail now), ``task.access_revoked`` tells the rules service:
     re-execution rules (access revoked by a skill change) react to it.
     """
     now = ctx.clock()
-    before = await uow.store.lock_worker_skills(event.worker_id, now)
-    skills = before | {event.skill: event.value}
-    await uow.store.set_skills(event.worker_id, skills)
-    if before.get(event.skill) == event.value:
+    before = await uow.store.lock_worker_skills(worker_id, now)
+    skills = {k: v for k, v in before.items() if k != skill}
+    if value is not None:
+        skills[skill] = value
+    await uow.store.set_skills(worker_id, skills)
+    if before.get(skill) == value:
         return
-    for p in await uow.store.pools_worked_in(event.worker_id):
-        if not any(f.skill == event.skill for f in p.skill_filters):
+    for p in await uow.store.pools_worked_in(worker_id):
+        if not any(f.skill == skill for f in p.skill_filters):
             continue
         if domain.skills_pass(p.skill_filters, before) and \
                 not domain.skills_pass(p.skill_filters, skills):
-            uow.record(TaskAccessRevoked(worker_id=event.worker_id, pool_id=p.pool_id,
-                                         project_id=p.project_id, skill=event.skill,
+            uow.record(TaskAccessRevoked(worker_id=worker_id, pool_id=p.pool_id,
+                                         project_id=p.project_id, skill=skill,
                                          revoked_at=now), cause=env)

@@ -1,5 +1,6 @@
 import { useState } from "preact/hooks";
 import { get, meStore, post } from "../api";
+import { shortId } from "../format";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import { loadNames } from "../staff";
@@ -9,7 +10,8 @@ import { Alert, Button, CheckField, LoadState, Section, Table, When, useAction, 
 interface Restriction {
   restriction_id: string; rule_id: string; worker_id: string; scope: "pool" | "project" | "all";
   pool_id: string | null; project_id: string | null; private_comment: string; applied_at: string;
-  until: string | null; lifted_at: string | null;
+  until: string | null; lifted_at: string | null; source?: "rule" | "manual"; applied_by?: string | null;
+  rule_version?: number | null;
 }
 
 function Restrictions() {
@@ -36,6 +38,8 @@ function Restrictions() {
           { label: t("common.worker"), cell: (r) => n.user(r.worker_id) },
           { label: t("restrictions.where"), cell: (r) => r.scope === "pool" ? `${t("restrictions.scope.pool")}: ${n.pool(r.pool_id)}`
             : t(`restrictions.scope.${r.scope}` as Key) },
+          { label: t("appeals.cause"), cell: (r) => r.source === "manual" ? `${t("appeals.cause.manual")}: ${n.user(r.applied_by)}`
+            : `${shortId(r.rule_id)} v${r.rule_version ?? 1}` },
           { label: t("restrictions.comment"), cell: (r) => r.private_comment || "—" },
           { label: t("restrictions.applied"), cell: (r) => <When at={r.applied_at} /> },
           { label: t("restrictions.until"), cell: (r) => r.lifted_at ? <>{t("restrictions.lifted")} <When at={r.lifted_at} /></>

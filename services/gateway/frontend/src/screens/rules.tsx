@@ -173,7 +173,7 @@ function Editor({ onSaved, admin }: { onSaved: () => void; admin: boolean }) {
 
 function Explain() {
   const [worker, setWorker] = useState("");
-  const [result, setResult] = useState<{ firings: { firing_id: string; rule_id: string; fired_at: string; outcome: string; facts: Record<string, unknown> }[]; total: number } | null>(null);
+  const [result, setResult] = useState<{ firings: { firing_id: string; rule_id: string; rule_version?: number | null; fired_at: string; outcome: string; facts: Record<string, unknown> }[]; total: number } | null>(null);
   const [run, busy, notice] = useAction();
   const submit = () => run(async () => { setResult(await get(`/rules/explain/${encodeURIComponent(worker.trim())}?limit=50`)); });
   return (
@@ -190,6 +190,7 @@ function Explain() {
         <Table rows={result.firings} rowKey={(f) => f.firing_id} columns={[
           { label: t("common.when"), cell: (f) => <When at={f.fired_at} /> },
           { label: t("rules.outcome"), cell: (f) => f.outcome },
+          { label: t("rules.version"), cell: (f) => f.rule_version ?? "—" },
           { label: t("rules.facts"), cell: (f) => <ul class="plain kv">{Object.entries(f.facts).filter(([, v]) => typeof v !== "object")
             .map(([k, v]) => <li key={k}><span class="muted">{k}:</span> {String(v)}</li>)}</ul> },
         ]} />
