@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from gateway_service.routes import (
                                     assistant,
+                                    budgets,
                                     chat,
                                     dashboards,
                                     dead_letters,
@@ -37,6 +38,7 @@ API_ROUTERS: list[APIRouter] = [
     leads.router,
     legal.router,
     live.router,
+    budgets.router,
 ]
 
 __all__ = ["API_ROUTERS"]
