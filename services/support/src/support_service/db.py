@@ -1,6 +1,20 @@
 """Support's own tables."""
 
-from sqlalchemy import BigInteger, Boolean, Column, DateTime, Index, MetaData, String, Table, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 from servicekit.messaging_tables import add_messaging_tables
 
@@ -122,6 +136,51 @@ legal_acceptances = Table(
     Column("version", String(32), primary_key=True),
     Column("lang", String(2), nullable=False),
     Column("accepted_at", DateTime(timezone=True), nullable=False),
+)
+
+# Webhooks (webhooks.py): subscriptions, one delivery per (subscription, event), and every
+# attempt of a delivery (its log).
+webhook_subscriptions = Table(
+    "webhook_subscriptions", metadata,
+    Column("subscription_id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("kinds", JSON, nullable=False),
+    Column("description", String(200), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("subscription_id", String(36), ForeignKey("webhook_subscriptions.subscription_id"),
+           nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("give_up_after", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("attempt_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), ForeignKey("webhook_deliveries.delivery_id"),
+           nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

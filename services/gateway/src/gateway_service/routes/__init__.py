@@ -19,6 +19,7 @@ from gateway_service.routes import (
                                     rules,
                                     support,
                                     tasks,
+                                    webhooks,
                                     worker_views,
 )
 
@@ -39,6 +40,7 @@ API_ROUTERS: list[APIRouter] = [
     legal.router,
     live.router,
     budgets.router,
+    webhooks.router,
 ]
 
 __all__ = ["API_ROUTERS"]
