@@ -81,7 +81,12 @@ def _private(address: str) -> bool:
 def check_url(url: str, *, allow_private: bool) -> str:
     """http(s) with a host and no credentials; a literal loopback/private/link-local
     address (or localhost) is refused unless ``allow_private``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        _ = parts.port  # a port that is not a number raises here
+        httpx.URL(url)
+    except (ValueError, httpx.InvalidURL):
+        raise Invalid("webhook_url_invalid", "the URL cannot be read") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise Invalid("webhook_url_invalid", "the URL must be http:// or https:// with a host")
     if parts.username or parts.password:
@@ -182,7 +187,7 @@ async def _send(client: httpx.AsyncClient, row: Any, *,
             "Content-Type": "application/json", TIMESTAMP_HEADER: str(ts),
             SIGNATURE_HEADER: sign(row.secret, ts, body), "X-Webhook-Event": row.kind,
             "X-Webhook-Delivery": row.delivery_id, "User-Agent": "microtask-webhooks/1"})
-    except (httpx.HTTPError, OSError) as exc:
+    except Exception as exc:  # any failure is this attempt's: logged, then retried
         return None, f"{type(exc).__name__}: {exc}"[:500]
     return r.status_code, None if 200 <= r.status_code < 300 else f"HTTP {r.status_code}"
 
@@ -199,10 +204,14 @@ async def deliver_due(ctx: SupportContext) -> None:
         return
     async with httpx.AsyncClient(timeout=s.webhook_timeout_s, follow_redirects=False,
                                  trust_env=False) as client:
-        for row in rows:
-            started = time.monotonic()
-            code, error = await _send(client, row, allow_private=s.webhook_allow_private)
-            await _record(ctx, row, code, error, int((time.monotonic() - started) * 1000))
+        # concurrently: one slow receiver does not hold up the others' deliveries
+        await asyncio.gather(*(_attempt(ctx, client, row) for row in rows))
+
+
+async def _attempt(ctx: SupportContext, client: httpx.AsyncClient, row: Any) -> None:
+    started = time.monotonic()
+    code, error = await _send(client, row, allow_private=ctx.settings.webhook_allow_private)
+    await _record(ctx, row, code, error, int((time.monotonic() - started) * 1000))
 
 
 async def _record(ctx: SupportContext, row: Any, code: int | None, error: str | None,
