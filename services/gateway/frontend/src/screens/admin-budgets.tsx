@@ -109,7 +109,7 @@ function PoolFunding({ requesters }: { requesters: Requester[] }) {
             options={pools.data.items.map((p) => [p.pool_id, `${p.name} (${p.currency})`])} />
           {b && b.funded_by === "platform" && requesters.length > 0 && (
             <div class="row">
-              <SelectField label={t("budgets.requester")} value={rid || requesters[0].requester_id} onChange={setRid}
+              <SelectField label={t("budgets.fund_from")} value={rid || requesters[0].requester_id} onChange={setRid}
                 options={requesters.map((r) => [r.requester_id, `${r.name} (${r.currency})`])} />
               <Button kind="primary" busy={busy} onClick={() => void link()}>{t("budgets.link")}</Button>
             </div>
