@@ -29,6 +29,9 @@ TEST_PASSWORD_SUFFIX = "-Strong#Pass-2026"
 # Short timings so end-to-end tests don't wait on production-sized TTLs.
 FAST_SETTINGS: dict[str, dict[str, Any]] = {
     "review": {"lock_ttl_s": 30},
+    # webhooks: the tests' receivers listen on loopback; short backoff
+    "support": {"webhook_allow_private": True, "webhook_sweep_s": 0.2,
+                "webhook_backoff_base_s": 0.5},
 }
 
 

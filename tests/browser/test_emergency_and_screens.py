@@ -20,7 +20,8 @@ SCREENS = {
                 "/support", "/chat", "/security"],
     "admin": ["/admin/dashboard", "/admin/projects", "/admin/pools", "/admin/share",
               "/admin/trust", "/admin/users", "/admin/payouts", "/admin/emergency",
-              "/admin/audit", "/admin/doctor", "/admin/dead-letters", "/admin/leads", "/security",
+              "/admin/audit", "/admin/doctor", "/admin/dead-letters", "/admin/leads",
+              "/admin/budgets", "/admin/webhooks", "/security",
               "/rules", "/review"],
 }
 

@@ -131,7 +131,8 @@ def test_taxi_flow_with_three_people(people, browser, lang) -> None:
     worker.go("/balance")
     worker.page.get_by_test_id("available-RUB").get_by_text(CREDIT[lang]).wait_for()
     worker.field("balance.amount", currency="RUB").fill(PRICE[lang].replace("10", "5"))
-    worker.field("balance.details").fill("card 4111 1111 1111 1111")
+    worker.field("balance.destination").fill("4111 1111 1111 1111")
+    worker.field("balance.details").fill("for the cats")
     worker.button("balance.request_submit").click()
     worker.success(worker.t("balance.requested"))
     worker.page.locator("main").get_by_text(worker.t("payout.pending"), exact=True).wait_for()
@@ -163,6 +164,9 @@ def test_taxi_flow_with_three_people(people, browser, lang) -> None:
     worker.go("/balance")
     history = worker.page.locator("section.card", has_text=worker.t("balance.history"))
     history.get_by_text(worker.t("payout.approved"), exact=True).wait_for()
+    # the destination is masked for the worker afterwards (the owner saw it in full)
+    history.get_by_text("•••• 1111", exact=False).wait_for()
+    assert "4111 1111 1111 1111" not in history.inner_text()
     worker.shot(f"flow-{lang}-worker-paid")
     for p in (admin, worker, manager):
         assert p.csp_violations() == []

@@ -127,6 +127,16 @@ class PoolOpened(Event):
     opened_at: datetime
 
 
+@event("task.pool_closed")
+class PoolClosed(Event):
+    """A pool closed: no new takes (submitted answers may still be decided). The support
+    service tells the webhooks subscribed to ``pool.closed``."""
+
+    pool_id: str
+    project_id: str
+    closed_at: datetime
+
+
 @event("task.skipped")
 class TaskSkipped(_AssignmentRef):
     """A worker gave an active assignment back without answering."""

@@ -63,6 +63,9 @@ class FakeLedgerStore:
             pool["price"], pool["currency"] = price_minor, currency
         return pool["price"], pool["currency"]
 
+    async def pool_budget_of(self, pool_id, *, lock=False):
+        return None  # budgets are tested on the real store (test_budgets.py)
+
     async def pool_terms(self, pool_id):
         pool = self.s["pools"].get(pool_id)
         if pool is None or pool["price"] is None:

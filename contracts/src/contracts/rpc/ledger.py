@@ -15,12 +15,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictFloat, StrictStr
+from pydantic import BaseModel, Field, StrictFloat, StrictStr, model_validator
 
-from contracts.money import Currency, PositiveAmountMinor
+from contracts.money import AmountMinor, Currency, PositiveAmountMinor
 from contracts.rpc import ADMIN, ROLES, WORKER, Page, RpcRequest, rpc
 
 PayoutStatus = Literal["pending", "approved", "rejected"]
+PayoutMethod = Literal["card", "bank_account", "phone", "wallet"]
+# digits, latin letters, spaces and + - . @ _ : no markup, no control characters
+DestinationDetails = Annotated[StrictStr, Field(min_length=4, max_length=64,
+                                                pattern=r"^[0-9A-Za-z+@._ -]+$")]
 
 # ----------------------------------------------------------------- worker views
 
@@ -81,6 +85,18 @@ class RequestPayout(RpcRequest):
         None, min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
         description="the same key again (same worker) returns the first payout instead of "
                     "holding the money twice; with other details it is refused (409)")
+    destination_method: PayoutMethod | None = Field(
+        None, description="how to pay: card, bank_account, phone (SBP) or wallet; "
+                          "given together with destination_details")
+    destination_details: DestinationDetails | None = Field(
+        None, description="card or account number, phone or wallet id; shown in full only "
+                          "to the owner who approves, masked everywhere else")
+
+    @model_validator(mode="after")
+    def _destination_whole(self) -> RequestPayout:
+        if (self.destination_method is None) != (self.destination_details is None):
+            raise ValueError("destination_method and destination_details go together")
+        return self
 
 
 class Payout(BaseModel):
@@ -94,6 +110,11 @@ class Payout(BaseModel):
     decided_at: datetime | None = None
     decided_by: str | None = None
     decision_comment: str | None = None
+    destination_method: PayoutMethod | None = None
+    destination_details: str | None = Field(
+        None, description="in full for the owner (admin) only; everyone else sees it masked "
+                          "(the last four characters)")
+    destination_masked: bool = False
 
 
 class Payouts(BaseModel):
@@ -295,3 +316,117 @@ WORKER_SUMMARY = rpc("ledger", "worker_summary", WorkerSummaryRequest, WorkerSum
 CHECK_CONSISTENCY = rpc("ledger", "check_consistency", ConsistencyRequest, Consistency,
                         "Admin: verify every transfer sums to zero and balances match entries",
     roles=ADMIN)
+
+
+# ------------------------------------------------------------ requester budgets
+# A requester account is a budget the owner tops up from outside (an external source
+# account); a pool linked to it reserves its maximum cost when it opens, each acceptance
+# and bonus spends it, closing the pool releases what is left. Admin only: an admin acts
+# for the requester. A pool without a requester is funded by the platform, as before.
+
+RequesterId = Annotated[str, Field(min_length=1, max_length=36)]
+
+
+class CreateRequester(RpcRequest):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
+    currency: Currency
+
+
+class Requester(BaseModel):
+    requester_id: str
+    name: str
+    currency: str
+    available_minor: int = Field(description="the budget not yet reserved by any pool")
+    reserved_minor: int = Field(description="held by this requester's pools, not yet spent")
+    created_at: datetime
+    created_by: str
+
+
+class Requesters(BaseModel):
+    items: list[Requester]
+    total: int
+
+
+class GetRequester(RpcRequest):
+    requester_id: RequesterId
+
+
+class ListRequesters(RpcRequest):
+    page: Page = Page()
+
+
+class TopUp(RpcRequest):
+    """Money entering the platform for a requester (from the external source account)."""
+
+    requester_id: RequesterId
+    amount_minor: PositiveAmountMinor
+    comment: str = Field(min_length=1, max_length=500)
+    idempotency_key: str | None = Field(
+        None, min_length=1, max_length=100, pattern=r"^[\x21-\x7e]+$",
+        description="the same key again returns the first top-up instead of adding twice")
+
+
+class TopUpResult(BaseModel):
+    topup_id: str
+    requester: Requester
+    amount_minor: int
+    replayed: bool = False
+
+
+class LinkPoolBudget(RpcRequest):
+    """Fund a pool from a requester's budget (the gateway checked the pool and its
+    currency). Set once; a pool with reservations keeps its requester."""
+
+    pool_id: str = Field(min_length=1, max_length=64)
+    requester_id: RequesterId
+    currency: Currency
+
+
+class PoolBudgetRequest(RpcRequest):
+    pool_id: str = Field(min_length=1, max_length=64)
+
+
+class ReservePoolBudget(RpcRequest):
+    """Reserve what a pool can still cost before it opens: ``max_cost_minor`` (price x
+    answers still possible, counted by tasks) less what it already spent and holds."""
+
+    pool_id: str = Field(min_length=1, max_length=64)
+    max_cost_minor: AmountMinor
+    currency: Currency
+
+
+class PoolBudget(BaseModel):
+    pool_id: str
+    funded_by: Literal["requester", "platform"]
+    requester_id: str | None = None
+    currency: str | None = None
+    reserved_minor: int = Field(0, description="moved from the budget to the pool, in total")
+    released_minor: int = Field(0, description="moved back to the budget, in total")
+    spent_minor: int = Field(0, description="paid for acceptances and bonuses, in total")
+    spent_from_reserve_minor: int = 0
+    spent_from_available_minor: int = Field(
+        0, description="spent straight from the budget (bonuses, or a reserve that ran short)")
+    remaining_minor: int = Field(0, description="still reserved for this pool")
+    worker_credits_minor: int = 0
+    platform_credits_minor: int = 0
+    reserved_now_minor: int = Field(0, description="what this call reserved or released")
+
+
+CREATE_REQUESTER = rpc("ledger", "create_requester", CreateRequester, Requester,
+                       "Admin: a requester account (a budget in one currency)", roles=ADMIN)
+GET_REQUESTER = rpc("ledger", "get_requester", GetRequester, Requester,
+                    "Admin: a requester's available and reserved budget", roles=ADMIN)
+LIST_REQUESTERS = rpc("ledger", "list_requesters", ListRequesters, Requesters,
+                      "Admin: requester accounts with their budgets", roles=ADMIN)
+TOP_UP = rpc("ledger", "top_up", TopUp, TopUpResult,
+             "Admin (owner): add money to a requester's budget from the external source",
+             roles=ADMIN)
+LINK_POOL_BUDGET = rpc("ledger", "link_pool_budget", LinkPoolBudget, PoolBudget,
+                       "Admin: fund a pool from a requester's budget", roles=ADMIN)
+GET_POOL_BUDGET = rpc("ledger", "get_pool_budget", PoolBudgetRequest, PoolBudget,
+                      "Admin: a pool's reserved, spent and released money", roles=ADMIN)
+RESERVE_POOL_BUDGET = rpc("ledger", "reserve_pool_budget", ReservePoolBudget, PoolBudget,
+                          "Admin: reserve a pool's maximum cost before it opens "
+                          "(409 budget_insufficient)", roles=ADMIN)
+RELEASE_POOL_BUDGET = rpc("ledger", "release_pool_budget", PoolBudgetRequest, PoolBudget,
+                          "Admin: give back what a closed pool did not spend", roles=ADMIN)

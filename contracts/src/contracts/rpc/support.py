@@ -568,3 +568,98 @@ GET_CHANGE = rpc("support", "get_change", ChangeRef, Change, "One configuration 
 DECIDE_CHANGE = rpc("support", "decide_change", DecideChange, Change,
                     "Record a proposed change as applied, rejected, failed or stale (admin)",
                     roles=ADMIN)
+
+# ---------------------------------------------------------------------- webhooks
+# A requester's (today: an admin's) URL subscribed to event kinds. Each delivery leaves from
+# the support service's delivery table with retries and exponential backoff, signed with
+# HMAC-SHA256 over "<timestamp>.<body>" (headers X-Webhook-Timestamp, X-Webhook-Signature:
+# "v1=<hex>"); the secret is shown once, when the subscription is made.
+
+WebhookKind = Literal["task.accepted", "task.rejected", "pool.closed", "payout.changed"]
+WEBHOOK_KINDS: tuple[str, ...] = ("task.accepted", "task.rejected", "pool.closed",
+                                  "payout.changed")
+DeliveryStatus = Literal["pending", "delivered", "failed"]
+
+
+class WebhookCreate(RpcRequest):
+    url: str = Field(min_length=8, max_length=2000, pattern=r"^[^\s\x00-\x1f\x7f]+$",
+                     description="http(s) URL; loopback and private addresses are refused "
+                                 "unless the platform allows them (tests)")
+    kinds: list[WebhookKind] = Field(min_length=1, max_length=len(WEBHOOK_KINDS))
+    description: str = Field("", max_length=200)
+
+
+class Webhook(BaseModel):
+    subscription_id: str
+    url: str
+    kinds: list[WebhookKind]
+    description: str
+    active: bool
+    created_by: str
+    created_at: datetime
+
+
+class WebhookCreated(Webhook):
+    secret: str = Field(description="shown only now: verify X-Webhook-Signature with it")
+
+
+class Webhooks(BaseModel):
+    items: list[Webhook]
+    total: int
+
+
+class WebhookList(RpcRequest):
+    page: Page = Page()
+
+
+class WebhookRef(RpcRequest):
+    subscription_id: str = Field(min_length=1, max_length=36)
+
+
+class DeliveryList(RpcRequest):
+    subscription_id: str = Field(min_length=1, max_length=36)
+    status: DeliveryStatus | None = None
+    page: Page = Page()
+
+
+class DeliveryAttempt(BaseModel):
+    attempt: int
+    at: datetime
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int
+
+
+class WebhookDelivery(BaseModel):
+    delivery_id: str
+    subscription_id: str
+    event_id: str
+    kind: WebhookKind
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None = None
+    created_at: datetime
+    delivered_at: datetime | None = None
+    log: list[DeliveryAttempt]
+
+
+class WebhookDeliveries(BaseModel):
+    items: list[WebhookDelivery]
+    total: int
+
+
+class Redeliver(RpcRequest):
+    delivery_id: str = Field(min_length=1, max_length=36)
+
+
+CREATE_WEBHOOK = rpc("support", "create_webhook", WebhookCreate, WebhookCreated,
+                     "Subscribe a URL to event kinds (admin; the secret is shown once)",
+                     roles=ADMIN)
+LIST_WEBHOOKS = rpc("support", "list_webhooks", WebhookList, Webhooks,
+                    "Webhook subscriptions, newest first (admin)", roles=ADMIN)
+DISABLE_WEBHOOK = rpc("support", "disable_webhook", WebhookRef, Webhook,
+                      "Stop a subscription: no new deliveries (admin)", roles=ADMIN)
+LIST_DELIVERIES = rpc("support", "list_deliveries", DeliveryList, WebhookDeliveries,
+                      "A subscription's deliveries with every attempt (admin)", roles=ADMIN)
+REDELIVER = rpc("support", "redeliver", Redeliver, WebhookDelivery,
+                "Send a delivery again now, whatever its status (admin)", roles=ADMIN)

@@ -544,3 +544,21 @@ GET_WORKER_PROFILE = rpc("tasks", "get_worker_profile", WorkerProfileGet, Worker
                          roles={"admin", "worker"})
 SET_TRUST_LEVEL = rpc("tasks", "set_trust_level", SetTrustLevel, WorkerProfile,
                       "Set a worker's trust level (admin; the gateway audits it)", roles=ADMIN)
+
+
+
+class PoolCost(BaseModel):
+    """What a pool can cost at most: its price times every answer its tasks may still be
+    paid for (each task's overlap less its accepted answers), for the budget reservation."""
+
+    pool_id: str
+    status: PoolStatus
+    price_minor: int
+    currency: Currency
+    tasks: int
+    answers_left: int
+    max_cost_minor: int
+
+
+POOL_COST = rpc("tasks", "pool_cost", PoolGet, PoolCost,
+                "A pool's maximum remaining cost (admin; for its budget)", roles=ADMIN)

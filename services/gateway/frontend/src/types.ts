@@ -47,6 +47,8 @@ export interface Payout {
   payout_id: string; worker_id: string; amount_minor: number; currency: string; comment: string;
   status: "pending" | "approved" | "rejected"; requested_at: string; decided_at?: string | null;
   decided_by?: string | null; decision_comment?: string | null;
+  destination_method?: "card" | "bank_account" | "phone" | "wallet" | null;
+  destination_details?: string | null; destination_masked?: boolean;
 }
 
 export interface HistoryEntry {

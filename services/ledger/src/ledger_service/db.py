@@ -144,10 +144,53 @@ payouts = Table(
     # Set by the client (HTTP Idempotency-Key): a retried request finds its first payout.
     # NULLs are distinct: requests without a key never collide.
     Column("idempotency_key", String(100), nullable=True),
+    # Where to pay (given by the worker); shown in full only to the owner who approves.
+    Column("destination_method", String(16), nullable=True),
+    Column("destination_details", String(64), nullable=True),
     CheckConstraint("amount_minor > 0", name="ck_payouts_positive"),
+    CheckConstraint("(destination_method IS NULL) = (destination_details IS NULL)",
+                    name="ck_payouts_destination_whole"),
     CheckConstraint("status IN ('pending', 'approved', 'rejected')", name="ck_payouts_status"),
     Index("ix_payouts_status_requested", "status", "requested_at"),
     Index(PAYOUT_KEY_UNIQUE, "worker_id", "idempotency_key", unique=True),
+)
+
+# Requester budgets. A requester's money lives in ledger accounts (``requester_available``
+# and, per pool, ``pool_reserve``) whose balance rows the CHECK above keeps non-negative;
+# these tables name the requesters, link pools to them and key the top-ups.
+requesters = Table(
+    "requesters", metadata,
+    Column("requester_id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+pool_budgets = Table(
+    "pool_budgets", metadata,
+    Column("pool_id", String(64), primary_key=True),
+    Column("requester_id", String(36), ForeignKey("requesters.requester_id"), nullable=False,
+           index=True),
+    Column("currency", String(3), nullable=False),
+    Column("linked_by", String(64), nullable=False),
+    Column("linked_at", DateTime(timezone=True), nullable=False),
+)
+
+TOPUP_KEY_UNIQUE = "uq_topups_requester_idempotency_key"
+topups = Table(
+    "topups", metadata,
+    Column("topup_id", String(36), primary_key=True),
+    Column("requester_id", String(36), ForeignKey("requesters.requester_id"), nullable=False),
+    Column("amount_minor", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("comment", Text, nullable=False),
+    Column("idempotency_key", String(100), nullable=True),
+    Column("transfer_id", String(36), ForeignKey("transfers.transfer_id"), nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("amount_minor > 0", name="ck_topups_positive"),
+    Index(TOPUP_KEY_UNIQUE, "requester_id", "idempotency_key", unique=True),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

@@ -21,11 +21,15 @@ BPS_SCALE = 10_000
 DEFAULT_SHARE_KEY = "*"  # the share audit's key for the platform-wide default
 
 WORKER_KINDS: tuple[str, ...] = ("worker_available", "worker_hold", "worker_paid")
+# A requester's budget and each pool's reservation of it (budgets.py): stored balances too.
+BUDGET_KINDS: tuple[str, ...] = ("requester_available", "pool_reserve")
+BALANCE_KINDS: tuple[str, ...] = WORKER_KINDS + BUDGET_KINDS
 # What a worker sees instead of the internal account kind.
 WORKER_VIEW: dict[str, Literal["available", "on_hold", "paid"]] = {
     "worker_available": "available", "worker_hold": "on_hold", "worker_paid": "paid"}
 
-TransferKind = Literal["assignment", "bonus", "payout_hold", "payout_paid", "payout_release"]
+TransferKind = Literal["assignment", "bonus", "payout_hold", "payout_paid", "payout_release",
+                       "budget_topup", "budget_reserve", "budget_release"]
 
 
 def new_id() -> str:
@@ -154,12 +158,12 @@ class Account:
 
     @property
     def keeps_balance(self) -> bool:
-        """Worker accounts carry a stored, never-negative balance row.
+        """Worker and budget accounts carry a stored, never-negative balance row.
 
         System accounts are derived from their entries instead, so that every
         credit does not serialize on one hot balance row.
         """
-        return self.kind in WORKER_KINDS
+        return self.kind in BALANCE_KINDS
 
 
 def account_for_worker(worker_id: str, currency: str, kind: str) -> Account:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ledger_service import payouts, postings, reports, shares
+from ledger_service import budgets, payouts, postings, reports, shares
 from ledger_service.db import metadata
 from ledger_service.settings import LedgerSettings
 from ledger_service.store import LedgerStore
@@ -20,7 +20,8 @@ SERVICE_DIR = Path(__file__).resolve().parents[2]
 def create_service(settings: LedgerSettings | None = None, *,
                    clock: Callable[[], datetime] = utcnow) -> Service:
     return Service(settings or LedgerSettings(), metadata, store=LedgerStore, clock=clock,
-                   routers=[postings.router, payouts.router, shares.router, reports.router],
+                   routers=[postings.router, payouts.router, shares.router, reports.router,
+                            budgets.router],
                    migrations_dir=SERVICE_DIR / "migrations")
 
 

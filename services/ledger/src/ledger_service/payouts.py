@@ -29,14 +29,32 @@ for _outcome in ("requested", "approved", "rejected"):
     PAYOUTS.labels(_outcome)
 
 
+def mask_details(details: str) -> str:
+    """All but the last four characters hidden ("•••• 4242"); short values entirely."""
+    tail = details.replace(" ", "")[-4:]
+    return "••••" if len(details.replace(" ", "")) <= 6 else f"•••• {tail}"
+
+
+def masked(payout: rpc.Payout) -> rpc.Payout:
+    """The payout as anyone but the owner who approves it sees it: destination masked.
+    (The owner's views, ``list_payouts`` and the decisions, return it in full.)"""
+    if payout.destination_details is None:
+        return payout
+    return payout.model_copy(update={"destination_details": mask_details(
+        payout.destination_details), "destination_masked": True})
+
+
 def _replayed(first: rpc.Payout, req: rpc.RequestPayout) -> rpc.Payout:
     """The payout a key already made, if the retry asks for the same thing."""
-    if (first.amount_minor, first.comment) != (req.amount_minor, req.comment) or \
+    if (first.amount_minor, first.comment, first.destination_method,
+            first.destination_details) != (req.amount_minor, req.comment,
+                                           req.destination_method,
+                                           req.destination_details) or \
             req.currency not in (None, first.currency):
         raise Conflict("idempotency_key_reused",
                        "this Idempotency-Key was used for a different payout request",
                        details={"payout_id": first.payout_id})
-    return first
+    return masked(first)
 
 
 async def _only_currency(ctx: LedgerContext, worker_id: str) -> str:
@@ -69,7 +87,8 @@ async def request_payout(req: rpc.RequestPayout, ctx: LedgerContext) -> rpc.Payo
     now = ctx.clock()
     payout = rpc.Payout(payout_id=new_id(), worker_id=worker_id, amount_minor=req.amount_minor,
                         currency=currency, comment=req.comment, status="pending",
-                        requested_at=now)
+                        requested_at=now, destination_method=req.destination_method,
+                        destination_details=req.destination_details)
     try:
         async with ctx.uow() as uow:
             await uow.store.add_payout(payout, idempotency_key=key)
@@ -96,7 +115,7 @@ async def request_payout(req: rpc.RequestPayout, ctx: LedgerContext) -> rpc.Payo
             f"{req.amount_minor} requested",
             details={"available_minor": available, "requested_minor": req.amount_minor,
                      "currency": currency}) from None
-    return payout
+    return masked(payout)
 
 
 async def _decide(req: rpc.DecidePayout, ctx: LedgerContext,
@@ -156,4 +175,4 @@ async def my_payouts(req: rpc.MyPayouts, ctx: LedgerContext) -> rpc.Payouts:
         items, total = await r.store.list_payouts(worker_id=req.actor.user_id,
                                                   status=req.status, limit=req.page.limit,
                                                   offset=req.page.offset)
-    return rpc.Payouts(items=items, total=total)
+    return rpc.Payouts(items=[masked(p) for p in items], total=total)

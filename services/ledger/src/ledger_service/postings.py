@@ -14,6 +14,7 @@ from prometheus_client import Counter
 from contracts.envelope import Envelope
 from contracts.events import BonusGranted, LedgerCredited, PoolOpened, ReviewAccepted
 from contracts.money import CURRENCIES
+from ledger_service.budgets import funded_credit
 from ledger_service.context import LedgerContext
 from ledger_service.domain import (
     Transfer,
@@ -88,7 +89,8 @@ async def credit_accepted_assignment(event: ReviewAccepted, env: Envelope,
         worker_id=event.worker_id, pool_id=event.pool_id, project_id=event.project_id,
         assignment_id=event.assignment_id, cause_event_id=env.event_id,
         created_by=event.decided_by, created_at=now)
-    if not await uow.store.post_credit(transfer, legs, unique_key="assignment_id"):
+    if not await funded_credit(uow, transfer, legs, unique_key="assignment_id",
+                               prefer="reserve"):
         log.info("assignment %s already credited; event %s ignored", event.assignment_id,
                  env.event_id)
         return
@@ -111,7 +113,7 @@ async def credit_bonus(event: BonusGranted, env: Envelope, uow: UnitOfWork[Ledge
         transfer_id=new_id(), kind="bonus", currency=event.currency, worker_id=event.worker_id,
         pool_id=event.pool_id, bonus_id=event.bonus_id, cause_event_id=env.event_id,
         created_by=f"rule:{event.rule_id}", created_at=now)
-    if not await uow.store.post_credit(transfer, legs, unique_key="bonus_id"):
+    if not await funded_credit(uow, transfer, legs, unique_key="bonus_id", prefer="available"):
         log.info("bonus %s already credited; event %s ignored", event.bonus_id, env.event_id)
         return
     count_credit(uow, event.currency, worker=event.amount_minor)

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 import contracts.rpc.ledger as rpc
+from ledger_service.budget_store import BudgetStoreMixin
 from ledger_service.db import (
     BALANCE_NON_NEGATIVE,
     PAYOUT_KEY_UNIQUE,
@@ -49,6 +50,8 @@ from ledger_service.db import (
     transfers,
 )
 from ledger_service.domain import (
+    BALANCE_KINDS,
+    BUDGET_KINDS,
     DEFAULT_SHARE_KEY,
     WORKER_KINDS,
     WORKER_VIEW,
@@ -190,14 +193,15 @@ def _credit_statement(unique_key: str, n_legs: int) -> TextClause:
 
 
 def _payout(row: Any) -> rpc.Payout:
-    return rpc.Payout.model_validate({k: row._mapping[k] for k in rpc.Payout.model_fields})
+    m = row._mapping
+    return rpc.Payout.model_validate({k: m[k] for k in rpc.Payout.model_fields if k in m})
 
 
 def _refused_as(exc: IntegrityError, constraint: str) -> bool:
     return constraint in str(exc.orig if exc.orig is not None else exc)
 
 
-class LedgerStore:
+class LedgerStore(BudgetStoreMixin):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 
@@ -404,7 +408,8 @@ class LedgerStore:
     async def add_payout(self, payout: rpc.Payout, *, idempotency_key: str | None) -> None:
         """Store a new payout; ``IdempotencyKeyTaken`` when the worker's key is used."""
         try:
-            await self.conn.execute(_INSERT_PAYOUT, {**payout.model_dump(),
+            await self.conn.execute(_INSERT_PAYOUT, {
+                **payout.model_dump(exclude={"destination_masked"}),
                                                      "idempotency_key": idempotency_key})
         except IntegrityError as exc:
             if _refused_as(exc, PAYOUT_KEY_UNIQUE):
@@ -451,7 +456,7 @@ class LedgerStore:
 
         for r in await self.conn.execute(_CHARGED):
             t, total = cur(r.currency), int(r.total)  # numeric sum: an exact int
-            if r.kind == "requester_clearing":
+            if r.kind in _PAYERS:
                 t["charged_minor"] -= total
             elif r.kind == "platform_revenue":
                 t["platform_revenue_minor"] += total
@@ -551,11 +556,14 @@ _SUMMARY_FIELDS = ("available_minor", "on_hold_minor", "paid_minor", "credited_m
 _LEGS = (entries.join(accounts, accounts.c.account_id == entries.c.account_id)
          .join(transfers, transfers.c.transfer_id == entries.c.transfer_id))
 _CREDIT_KINDS = transfers.c.kind.in_(("assignment", "bonus"))
+# who pays a credit: the platform's clearing account, or a requester's budget (its pool's
+# reserve or its available money)
+_PAYERS = ("requester_clearing", *BUDGET_KINDS)
 _CHARGED = (select(accounts.c.currency, accounts.c.kind, transfers.c.kind.label("tkind"),
                    _sum(entries.c.amount_minor).label("total"))
             .select_from(_LEGS)
-            .where(accounts.c.kind.in_(("requester_clearing", "platform_revenue",
-                                        "worker_available")), _CREDIT_KINDS)
+            .where(accounts.c.kind.in_((*_PAYERS, "platform_revenue", "worker_available")),
+                   _CREDIT_KINDS)
             .group_by(accounts.c.currency, accounts.c.kind, transfers.c.kind))
 _HELD = (select(accounts.c.currency, accounts.c.kind,
                 _sum(balances.c.balance_minor).label("total"))
@@ -590,7 +598,7 @@ _STORED_VS_ENTRIES = (
     select(accounts.c.account_id, balances.c.balance_minor, _ACCOUNT_SUMS.c.total)
     .select_from(accounts.outerjoin(balances, balances.c.account_id == accounts.c.account_id)
                  .outerjoin(_ACCOUNT_SUMS, _ACCOUNT_SUMS.c.account_id == accounts.c.account_id))
-    .where(accounts.c.kind.in_(WORKER_KINDS)))
+    .where(accounts.c.kind.in_(BALANCE_KINDS)))
 _COUNTS = select(
     select(func.count()).select_from(transfers).scalar_subquery().label("transfers"),
     select(func.count()).select_from(entries).scalar_subquery().label("entries"),

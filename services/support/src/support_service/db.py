@@ -1,16 +1,20 @@
 """Support's own tables."""
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Boolean,
     CheckConstraint,
     Column,
     DateTime,
+    ForeignKey,
     Index,
+    Integer,
     MetaData,
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -167,5 +171,50 @@ Index("ix_config_changes_state_created", config_changes.c.state, config_changes.
 # At most one open revert per applied change.
 Index("uq_config_changes_open_revert", config_changes.c.reverts, unique=True,
       postgresql_where=config_changes.c.state == "proposed")
+
+# Webhooks (webhooks.py): subscriptions, one delivery per (subscription, event), and every
+# attempt of a delivery (its log).
+webhook_subscriptions = Table(
+    "webhook_subscriptions", metadata,
+    Column("subscription_id", String(36), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("kinds", JSON, nullable=False),
+    Column("description", String(200), nullable=False),
+    Column("secret", String(100), nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("created_by", String(64), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries", metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("subscription_id", String(36), ForeignKey("webhook_subscriptions.subscription_id"),
+           nullable=False),
+    Column("event_id", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("payload", JSON, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("give_up_after", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("delivered_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("subscription_id", "event_id", name="uq_webhook_deliveries_event"),
+    Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_webhook_deliveries_subscription", "subscription_id", "created_at"),
+)
+
+webhook_attempts = Table(
+    "webhook_attempts", metadata,
+    Column("attempt_id", BigInteger, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(36), ForeignKey("webhook_deliveries.delivery_id"),
+           nullable=False, index=True),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("error", String(500), nullable=True),
+    Column("duration_ms", Integer, nullable=False),
+)
 
 outbox, inbox = add_messaging_tables(metadata)

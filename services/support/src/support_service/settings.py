@@ -43,3 +43,15 @@ class SupportSettings(ServiceSettings):
             raise ValueError("SUPPORT_LEAD_ADDRESS_KEY must be a random secret of at least "
                              "32 characters in production")
         return self
+
+
+    # Webhooks: outbound deliveries with exponential backoff (base * 2^(attempt-1), capped)
+    # until delivered or webhook_max_attempts attempts; a manual redeliver grants as many
+    # again. Loopback, private and link-local targets are refused unless allowed (tests).
+    webhook_allow_private: bool = False
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+    webhook_backoff_base_s: float = Field(5.0, gt=0, le=3600)
+    webhook_backoff_max_s: float = Field(3600.0, gt=0, le=86400)
+    webhook_sweep_s: float = Field(1.0, gt=0, le=300)
+    webhook_batch: int = Field(50, ge=1, le=1000)

@@ -14,11 +14,12 @@ from support_service.chat_store import ChatStore
 from support_service.db import tickets
 from support_service.store_records import RecordsStore
 from support_service.threads_store import TicketThreadsStore, ticket_filters
+from support_service.webhooks_store import WebhooksStore
 
 _INSERT_TICKET = insert(tickets).on_conflict_do_nothing(index_elements=["assignment_id"])
 
 
-class SupportStore(TicketThreadsStore, ChatStore, RecordsStore, ChangesStore):
+class SupportStore(TicketThreadsStore, ChatStore, RecordsStore, ChangesStore, WebhooksStore):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
 

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from contracts.events import PoolOpened
+from contracts.events import PoolClosed, PoolOpened
 from contracts.rpc import tasks as rpc
 from servicekit.errors import Conflict, Invalid, NotFound
 from servicekit.router import Router
@@ -210,6 +210,9 @@ async def _transition(req: rpc.PoolTransition, ctx: TasksContext, to: str) -> rp
         pool = await uow.store.update_pool(pool.pool_id, {"status": to, "updated_at": now})
         if to == "open":
             uow.record(pool_opened(pool, now))
+        elif to == "closed":
+            uow.record(PoolClosed(pool_id=pool.pool_id, project_id=pool.project_id,
+                                  closed_at=now))
         return pool
 
 

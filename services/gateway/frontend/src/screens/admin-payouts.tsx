@@ -3,6 +3,7 @@ import { get, post } from "../api";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import { loadNames } from "../staff";
+import { destinationText } from "./balance";
 import type { Page, Payout } from "../types";
 import { Alert, Badge, Button, LoadState, Money, Section, SelectField, Table, When, useAction, useLoad, useStepUp } from "../ui";
 
@@ -33,6 +34,7 @@ function AdminPayouts() {
             { label: t("common.when"), cell: (p) => <When at={p.requested_at} /> },
             { label: t("common.worker"), cell: (p) => n ? n.user(p.worker_id) : "…" },
             { label: t("ledger.amount"), cell: (p) => <Money minor={p.amount_minor} currency={p.currency} />, class: "num" },
+            { label: t("balance.destination"), cell: (p) => <span class="pre">{destinationText(p)}</span> },
             { label: t("payouts.details"), cell: (p) => <span class="pre">{p.comment}</span> },
             { label: t("common.status"), cell: (p) => <Badge value={p.status} text={t(`payout.${p.status}` as Key)} /> },
             { label: t("common.actions"), cell: (p) => p.status === "pending" ? (

@@ -9,10 +9,20 @@ import {
   Alert, Badge, Button, Form, LoadState, Money, Section, SelectField, Table, TextField, When, useAction, useLoad,
 } from "../ui";
 
+const METHODS = ["card", "bank_account", "phone", "wallet"] as const;
+type Method = (typeof METHODS)[number];
+
+export function destinationText(p: Payout): string {
+  if (!p.destination_method || !p.destination_details) return "—";
+  return `${t(`balance.method.${p.destination_method}` as Key)}: ${p.destination_details}`;
+}
+
 function RequestPayout({ balances, onDone }: { balances: CurrencyBalance[]; onDone: () => void }) {
   const [currency, setCurrency] = useState(balances[0]?.currency ?? "RUB");
   const [amount, setAmount] = useState("");
   const [details, setDetails] = useState("");
+  const [method, setMethod] = useState<Method>("card");
+  const [destination, setDestination] = useState("");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [key, setKey] = useState(() => crypto.randomUUID());
   const [run, busy, notice] = useAction();
@@ -23,17 +33,22 @@ function RequestPayout({ balances, onDone }: { balances: CurrencyBalance[]; onDo
     if (minor === null || minor <= 0) errs.amount_minor = t("balance.amount_invalid");
     else if (minor > available) errs.amount_minor = t("balance.amount_too_much");
     if (!details.trim()) errs.comment = t("field.required");
+    if (!/^[0-9A-Za-z+@._ -]{4,64}$/.test(destination.trim())) errs.destination_details = t("balance.destination_invalid");
     setErrors(errs);
     if (Object.keys(errs).length) return;
     try {
       // the same key on a retry returns the first request instead of holding the money twice
-      await post("/worker/payouts", { amount_minor: minor, currency, comment: details.trim() }, { "Idempotency-Key": key });
+      await post("/worker/payouts", {
+        amount_minor: minor, currency, comment: details.trim(),
+        destination_method: method, destination_details: destination.trim(),
+      }, { "Idempotency-Key": key });
     } catch (e) {
       setErrors(fieldErrors(e));
       throw e;
     }
     setKey(crypto.randomUUID());
     setAmount("");
+    setDestination("");
     onDone();
     return t("balance.requested");
   });
@@ -47,6 +62,10 @@ function RequestPayout({ balances, onDone }: { balances: CurrencyBalance[]; onDo
         <TextField label={t("balance.amount", { currency })} value={amount} onInput={setAmount} inputMode="decimal"
           name="amount" error={errors.amount_minor}
           hint={t("balance.available_hint", { amount: moneyInput(available, currency) })} />
+        <SelectField label={t("balance.method")} value={method} onChange={setMethod}
+          options={METHODS.map((m) => [m, t(`balance.method.${m}` as Key)])} />
+        <TextField label={t("balance.destination")} value={destination} onInput={setDestination}
+          name="destination" hint={t("balance.destination_hint")} error={errors.destination_details} maxLength={64} />
         <TextField label={t("balance.details")} value={details} onInput={setDetails} multiline rows={3}
           name="details" hint={t("balance.details_hint")} error={errors.comment} maxLength={2000} />
         <Button type="submit" kind="primary" busy={busy}>{t("balance.request_submit")}</Button>
@@ -80,6 +99,7 @@ function Balance() {
           <Table rows={payouts.data.items} rowKey={(p) => p.payout_id} columns={[
             { label: t("common.when"), cell: (p) => <When at={p.requested_at} /> },
             { label: t("ledger.amount"), cell: (p) => <Money minor={p.amount_minor} currency={p.currency} />, class: "num" },
+            { label: t("balance.destination"), cell: (p) => destinationText(p) },
             { label: t("common.status"), cell: (p) => <Badge value={p.status} text={t(`payout.${p.status}` as Key)} /> },
             { label: t("balance.decided"), cell: (p) => <When at={p.decided_at} /> },
             { label: t("balance.decision_comment"), cell: (p) => p.decision_comment || "—" },

@@ -6,6 +6,7 @@ from fastapi import APIRouter
 
 from gateway_service.routes import (
                                     assistant,
+                                    budgets,
                                     changes,
                                     chat,
                                     control,
@@ -21,6 +22,7 @@ from gateway_service.routes import (
                                     rules,
                                     support,
                                     tasks,
+                                    webhooks,
                                     worker_views,
 )
 
@@ -43,6 +45,8 @@ API_ROUTERS: list[APIRouter] = [
     changes.router,
     live.router,
     my_data.router,
+    budgets.router,
+    webhooks.router,
 ]
 
 __all__ = ["API_ROUTERS"]

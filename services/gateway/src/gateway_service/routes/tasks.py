@@ -19,6 +19,7 @@ from contracts.rpc import Actor, Page
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security, StaffActor, WorkerActor
 from gateway_service.errors import ApiError
+from gateway_service.routes import budgets
 from gateway_service.routes.bodies import body_of, request_of
 from gateway_service.routes.common import QueryId, page
 from servicekit.errors import RpcCallError
@@ -217,17 +218,18 @@ async def admin_get_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.
 
 
 @router.post("/admin/pools/{pool_id}/open", response_model=tasks_rpc.AdminPool,
-             tags=["admin: pools"], summary="Open a draft or closed pool to workers")
+             tags=["admin: pools"],
+             summary="Open a draft or closed pool to workers (a requester-funded pool first "
+                     "reserves its maximum cost: 409 budget_insufficient)")
 async def open_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
-    return await rpc.call(tasks_rpc.OPEN_POOL, tasks_rpc.PoolTransition(
-        actor=actor, pool_id=pool_id))
+    return await budgets.open_funded_pool(actor, rpc, pool_id)
 
 
 @router.post("/admin/pools/{pool_id}/close", response_model=tasks_rpc.AdminPool,
-             tags=["admin: pools"], summary="Close an open pool (no new takes)")
+             tags=["admin: pools"],
+             summary="Close an open pool (no new takes; its unspent budget is released)")
 async def close_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
-    return await rpc.call(tasks_rpc.CLOSE_POOL, tasks_rpc.PoolTransition(
-        actor=actor, pool_id=pool_id))
+    return await budgets.close_funded_pool(actor, rpc, pool_id)
 
 
 @router.post("/admin/pools/{pool_id}/archive", response_model=tasks_rpc.AdminPool,
