@@ -14,6 +14,7 @@ from gateway_service.routes import (
                                     ledger,
                                     legal,
                                     live,
+                                    results,
                                     review,
                                     rules,
                                     support,
@@ -25,6 +26,7 @@ from gateway_service.routes import (
 API_ROUTERS: list[APIRouter] = [
     review.router,
     tasks.router,
+    results.router,
     ledger.router,
     rules.router,
     support.router,
