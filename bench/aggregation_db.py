@@ -63,9 +63,11 @@ async def main() -> None:
             engine = make_engine(url, statement_timeout_ms=0)
             async with engine.begin() as conn:
                 raw = await conn.get_raw_connection()
+                assert raw.driver_connection is not None
                 await raw.driver_connection.execute(_FILL.replace("{tasks}", str(n // 5)))
-            ctx = Context(settings=TasksSettings(database_url=url),
-                          db=Database(engine, producer="tasks", outbox=outbox, store=TasksStore))
+            ctx: Context[TasksSettings, TasksStore] = Context(
+                settings=TasksSettings(database_url=url),
+                db=Database(engine, producer="tasks", outbox=outbox, store=TasksStore))
             async with ctx.uow() as uow:
                 await uow.store.quality.request("pool", method, ctx.clock())
             started = time.monotonic()

@@ -59,6 +59,20 @@ def test_the_methods_agree_with_crowd_kit() -> None:
     assert clear.sum() > 800 and (theirs_mv[clear] == mv.label[clear]).all()
 
 
+def test_zero_based_skill_agrees_with_crowd_kit() -> None:
+    from crowdkit.aggregation import MajorityVote, ZeroBasedSkill
+
+    c, truth = simulate(seed=11)
+    df = pd.DataFrame({"task": c.t, "worker": c.w, "label": c.lab})
+    # crowd-kit's own predict() fails under scikit-learn 1.9; fit() and the skill-weighted
+    # vote it would return are what it computes
+    skills = ZeroBasedSkill().fit(df).skills_
+    theirs = MajorityVote().fit(df, skills).labels_.sort_index().to_numpy()
+    ours = aggregate("zero_based_skill", c).label
+    assert (theirs == ours).mean() >= 0.99
+    assert accuracy("zero_based_skill", c, truth) > accuracy("majority_vote", c, truth)
+
+
 def test_golden_tasks_are_known_truth_and_sharpen_skills() -> None:
     c, truth = simulate(n_tasks=300, seed=3)
     gold = {i: int(truth[i]) for i in range(0, 300, 10)}

@@ -548,7 +548,8 @@ SET_TRUST_LEVEL = rpc("tasks", "set_trust_level", SetTrustLevel, WorkerProfile,
 
 # ------------------------------------------------ results, aggregation, pool quality
 
-AggregationMethod = Literal["majority_vote", "wawa", "gold_majority_vote", "dawid_skene"]
+AggregationMethod = Literal["majority_vote", "wawa", "zero_based_skill", "gold_majority_vote",
+                            "dawid_skene"]
 PoolKind = Literal["real", "training", "exam"]
 
 

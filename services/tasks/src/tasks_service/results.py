@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from collections import Counter
+from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.events import ReviewAccepted, ReviewRejected
@@ -202,33 +203,53 @@ async def after_decision(uow: UnitOfWork[TasksStore], event: ReviewAccepted | Re
 # ------------------------------------------------------------------ batch job
 
 
-async def _run_job(ctx: TasksContext, pool_id: str, method: str) -> None:
-    """One aggregation: the job's lines written as they come, all in one transaction (readers
-    see the old results until it commits)."""
-    env = {**os.environ, "TASKS_DATABASE_URL": ctx.settings.database_url}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tasks_service.aggregate_job", pool_id, method, env=env,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
+def _stale_before(ctx: TasksContext) -> datetime:
+    return ctx.clock() - timedelta(seconds=ctx.settings.aggregate_min_gap_s)
+
+
+async def _stream(rs: ResultsStore, proc: asyncio.subprocess.Process, pool_id: str,
+                  method: str, now: datetime) -> dict[str, Any]:
+    """The job's result lines into ``task_results`` in batches; its summary line."""
     assert proc.stdout is not None and proc.stderr is not None
+    errors = asyncio.ensure_future(proc.stderr.read())  # drained apart: a full pipe would stall
     summary: dict[str, Any] = {}
+    batch: list[dict[str, Any]] = []
+    async for line in proc.stdout:
+        item = json.loads(line)
+        if item.get("done"):
+            summary = item
+            continue
+        batch.append({**item, "pool_id": pool_id, "method": method, "computed_at": now})
+        if len(batch) >= WRITE_BATCH:
+            await rs.add_results(batch)
+            batch = []
+    await rs.add_results(batch)
+    err = (await errors).decode(errors="replace")[-2000:]
+    code = await proc.wait()
+    if code != 0 or not summary:
+        raise RuntimeError(f"aggregation of {pool_id} by {method} failed ({code}): {err}")
+    return summary
+
+
+async def _run_job(ctx: TasksContext, pool_id: str, method: str) -> None:
+    """One aggregation, claimed (another replica skips it): the job's lines written as they
+    come, all in one transaction (readers see the old results until it commits)."""
     async with ctx.uow() as uow:
         rs = _rs(uow)
+        if not await rs.claim(pool_id, method, _stale_before(ctx)):
+            return
+        now = ctx.clock()  # answers after this are left for the next run
         await rs.replace_results(pool_id, method)
-        now, batch = ctx.clock(), list[dict[str, Any]]()
-        async for line in proc.stdout:
-            item = json.loads(line)
-            if item.get("done"):
-                summary = item
-                continue
-            batch.append({**item, "pool_id": pool_id, "method": method, "computed_at": now})
-            if len(batch) >= WRITE_BATCH:
-                await rs.add_results(batch)
-                batch = []
-        await rs.add_results(batch)
-        err = (await proc.stderr.read()).decode(errors="replace")[-2000:]
-        code = await proc.wait()
-        if code != 0 or not summary:
-            raise RuntimeError(f"aggregation of {pool_id} by {method} failed ({code}): {err}")
+        env = {**os.environ, "TASKS_DATABASE_URL": ctx.settings.database_url}
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tasks_service.aggregate_job", pool_id, method, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, limit=1 << 20)
+        try:
+            summary = await _stream(rs, proc, pool_id, method, now)
+        finally:
+            if proc.returncode is None:  # failed half-way: the job must not outlive the run
+                proc.kill()
+                await proc.wait()
         await rs.done(pool_id, method, now, int(summary["answers_used"]),
                       float(summary["seconds"]), None)
     log.info("aggregated %s by %s: %s", pool_id, method, summary)
@@ -237,10 +258,11 @@ async def _run_job(ctx: TasksContext, pool_id: str, method: str) -> None:
 @router.periodic(lambda s: s.aggregate_interval_s, changes_state=True)
 async def refresh_aggregations(ctx: TasksContext) -> None:
     """Majority vote for every open pool with overlap; then each requested aggregation
-    whose pool got answers (or a new request) since it was computed."""
+    never computed, asked for again, or whose pool got answers since it was computed (at most
+    once per ``aggregate_min_gap_s``)."""
     async with ctx.uow() as uow:
         await _rs(uow).add_default_requests(ctx.clock())
-        due = await _rs(uow).due(DUE_PER_RUN)
+        due = await _rs(uow).due(DUE_PER_RUN, _stale_before(ctx))
     for pool_id, method in due:
         try:
             await _run_job(ctx, pool_id, method)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import tasks as rpc
@@ -45,12 +45,19 @@ _DEFAULT_REQUESTS = _new_request.from_select(
            bindparam("now", type_=pool_aggregations.c.requested_at.type))
     .where(P.status == "open", P.overlap > 1),
 ).on_conflict_do_nothing(index_elements=["pool_id", "method"])
-_newest_answer = (select(func.max(func.greatest(A.submitted_at, A.finished_at)))
-                  .where(A.pool_id == G.pool_id).scalar_subquery())
-_DUE = (select(G.pool_id, G.method)
-        .where(or_(G.computed_at.is_(None), G.requested_at > G.computed_at,
-                   _newest_answer > G.computed_at))
+# an answer submitted or decided since the last run (stops at the first one it finds); looked
+# at only for runs older than the minimum gap, so a big pool is not scanned every few seconds
+_answered_since = exists().where(A.pool_id == G.pool_id,
+                                 or_(A.submitted_at > G.computed_at,
+                                     A.finished_at > G.computed_at))
+_is_due = or_(G.computed_at.is_(None), G.requested_at > G.computed_at,
+              and_(G.computed_at < bindparam("stale_before"), _answered_since))
+_DUE = (select(G.pool_id, G.method).where(_is_due)
         .order_by(G.requested_at).limit(bindparam("n")))
+# the run's own claim: still due, and no other replica on it (held until the run commits)
+_CLAIM = (select(G.pool_id).where(G.pool_id == bindparam("pid"), G.method == bindparam("method"),
+                                  _is_due)
+          .with_for_update(skip_locked=True))
 _DONE = (update(pool_aggregations)
          .where(G.pool_id == bindparam("d_pid"), G.method == bindparam("d_method"))
          .values(computed_at=bindparam("d_at"), answers_used=bindparam("d_used"),
@@ -117,8 +124,15 @@ class ResultsStore:
     async def add_default_requests(self, now: datetime) -> None:
         await self.conn.execute(_DEFAULT_REQUESTS, {"now": now})
 
-    async def due(self, n: int) -> list[tuple[str, str]]:
-        return [(r.pool_id, r.method) for r in await self.conn.execute(_DUE, {"n": n})]
+    async def due(self, n: int, stale_before: datetime) -> list[tuple[str, str]]:
+        rows = await self.conn.execute(_DUE, {"n": n, "stale_before": stale_before})
+        return [(r.pool_id, r.method) for r in rows]
+
+    async def claim(self, pool_id: str, method: str, stale_before: datetime) -> bool:
+        """Lock the (pool, method) run until the commit if it is still due and free."""
+        row = (await self.conn.execute(_CLAIM, {"pid": pool_id, "method": method,
+                                                "stale_before": stale_before})).first()
+        return row is not None
 
     async def replace_results(self, pool_id: str, method: str) -> None:
         await self.conn.execute(_CLEAR, {"c_pid": pool_id, "c_method": method})
