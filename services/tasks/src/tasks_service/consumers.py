@@ -33,7 +33,7 @@ async def on_review_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWo
     if not await uow.store.accept(event.assignment_id, event.decided_at, event.comment):
         _not_submitted("accepted", event.assignment_id)
         return
-    await results.after_decision(uow, event, accepted=True)
+    await results.after_decision(uow, event, env, accepted=True)
 
 
 @router.consume("review.rejected", name="review-rejected")
@@ -43,7 +43,7 @@ async def on_review_rejected(event: ReviewRejected, env: Envelope, uow: UnitOfWo
     if not await uow.store.reject(event.assignment_id, event.decided_at, event.comment):
         _not_submitted("rejected", event.assignment_id)
         return
-    await results.after_decision(uow, event, accepted=False)
+    await results.after_decision(uow, event, env, accepted=False)
 
 
 @router.consume("rules.overlap.changed", name="overlap-changed")

@@ -17,12 +17,13 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from contracts.envelope import Envelope
 from contracts.events import ReviewAccepted, ReviewRejected
 from contracts.rpc import tasks as rpc
 from servicekit.errors import Conflict, Invalid, NotFound
 from servicekit.router import Router
 from servicekit.uow import UnitOfWork
-from tasks_service import domain
+from tasks_service import domain, workers
 from tasks_service.catalog import existing_pool
 from tasks_service.context import TasksContext
 from tasks_service.results_store import ResultsStore
@@ -176,7 +177,7 @@ async def training_feedback(req: rpc.AssignmentRef, ctx: TasksContext) -> rpc.Tr
 
 
 async def after_decision(uow: UnitOfWork[TasksStore], event: ReviewAccepted | ReviewRejected,
-                         *, accepted: bool) -> None:
+                         env: Envelope, *, accepted: bool) -> None:
     """Who decided (for the export); on acceptance, dynamic overlap and an exam's skill. Runs
     in the decision consumer's unit of work, after the decision was applied."""
     rs = _rs(uow)
@@ -189,9 +190,7 @@ async def after_decision(uow: UnitOfWork[TasksStore], event: ReviewAccepted | Re
     q = await rs.quality(row.pool_id)
     if q.kind == "exam" and q.exam_skill and row.control_answers:
         score = exam_score(await rs.control_answers_of(row.pool_id, row.worker_id))
-        skills = await uow.store.lock_worker_skills(row.worker_id, event.decided_at)
-        skills[q.exam_skill] = score
-        await uow.store.set_skills(row.worker_id, skills)
+        await workers.set_skill(uow, row.worker_id, q.exam_skill, score, event.decided_at, env)
     if q.dynamic_max_overlap is not None and not row.is_control:
         answers = await rs.accepted_answers(row.task_id)
         fields = sorted({k for a in answers for k in a})

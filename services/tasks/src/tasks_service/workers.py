@@ -3,6 +3,8 @@ and skills that the rules service applies (``rules.restriction.*``, ``rules.skil
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from contracts.envelope import Envelope
 from contracts.events import RestrictionApplied, RestrictionLifted, SkillSet, TaskAccessRevoked
 from contracts.rpc import tasks as rpc
@@ -90,26 +92,32 @@ async def on_restriction_lifted(event: RestrictionLifted, env: Envelope,
     await uow.store.lift_restriction(event.restriction_id, event.lifted_at)
 
 
-@router.consume("rules.skill.set", name="skill-set")
-async def on_skill_set(event: SkillSet, env: Envelope, uow: UnitOfWork[TasksStore],
-                       ctx: TasksContext) -> None:
+async def set_skill(uow: UnitOfWork[TasksStore], worker_id: str, skill: str, value: int,
+                    now: datetime, cause: Envelope | None = None) -> None:
     """Set one skill of the worker (pools' skill filters read it).
 
     Where the change shuts the worker out of a pool they have worked in (its skill filters
     passed before and fail now), ``task.access_revoked`` tells the rules service:
-    re-execution rules (access revoked by a skill change) react to it.
+    re-execution rules (access revoked by a skill change) react to it. Used for the rules'
+    skills and for exam scores (:mod:`tasks_service.results`).
     """
-    now = ctx.clock()
-    before = await uow.store.lock_worker_skills(event.worker_id, now)
-    skills = before | {event.skill: event.value}
-    await uow.store.set_skills(event.worker_id, skills)
-    if before.get(event.skill) == event.value:
+    before = await uow.store.lock_worker_skills(worker_id, now)
+    skills = before | {skill: value}
+    await uow.store.set_skills(worker_id, skills)
+    if before.get(skill) == value:
         return
-    for p in await uow.store.pools_worked_in(event.worker_id):
-        if not any(f.skill == event.skill for f in p.skill_filters):
+    for p in await uow.store.pools_worked_in(worker_id):
+        if not any(f.skill == skill for f in p.skill_filters):
             continue
         if domain.skills_pass(p.skill_filters, before) and \
                 not domain.skills_pass(p.skill_filters, skills):
-            uow.record(TaskAccessRevoked(worker_id=event.worker_id, pool_id=p.pool_id,
-                                         project_id=p.project_id, skill=event.skill,
-                                         revoked_at=now), cause=env)
+            uow.record(TaskAccessRevoked(worker_id=worker_id, pool_id=p.pool_id,
+                                         project_id=p.project_id, skill=skill,
+                                         revoked_at=now), cause=cause)
+
+
+@router.consume("rules.skill.set", name="skill-set")
+async def on_skill_set(event: SkillSet, env: Envelope, uow: UnitOfWork[TasksStore],
+                       ctx: TasksContext) -> None:
+    """Set one skill of the worker (see :func:`set_skill`)."""
+    await set_skill(uow, event.worker_id, event.skill, event.value, ctx.clock(), env)
