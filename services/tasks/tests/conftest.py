@@ -45,6 +45,26 @@ def _take_pool(pool: rpc.AdminPool, project: rpc.Project | None = None) -> real.
                     output_spec=[f.model_dump() for f in project.output_spec] if project else None)
 
 
+class FakeResultsStore:
+    """The results slice's store as the catalog and review consumers use it: no
+    aggregation computed, no pool quality settings; records who decided."""
+
+    def __init__(self) -> None:
+        self.decided_by: dict[str, str] = {}
+
+    async def computed_methods(self, pool_id: str) -> list[str]:
+        return []
+
+    async def for_tasks(self, task_ids: list[str]) -> dict:
+        return {}
+
+    async def set_decided_by(self, assignment_id: str, by: str) -> None:
+        self.decided_by[assignment_id] = by
+
+    async def decided_task(self, assignment_id: str) -> None:
+        return None
+
+
 class FakeTasksStore:
     """The methods of :class:`tasks_service.store.TasksStore`, on dicts."""
 
@@ -58,6 +78,7 @@ class FakeTasksStore:
         self.restrictions: dict[str, dict[str, Any]] = {}
         self.takes: dict[tuple[str, str], list[int]] = {}
         self.challenges: dict[str, real.Challenge] = {}
+        self.quality = FakeResultsStore()
 
     # ------------------------------------------------------------------ take
 

@@ -562,3 +562,114 @@ class PoolCost(BaseModel):
 
 POOL_COST = rpc("tasks", "pool_cost", PoolGet, PoolCost,
                 "A pool's maximum remaining cost (admin; for its budget)", roles=ADMIN)
+
+# ------------------------------------------------ results, aggregation, pool quality
+
+AggregationMethod = Literal["majority_vote", "wawa", "zero_based_skill", "gold_majority_vote",
+                            "dawid_skene"]
+PoolKind = Literal["real", "training", "exam"]
+
+
+class PoolQuality(BaseModel):
+    """A pool's quality settings. ``kind``: ``training`` (answers checked against the known
+    answer, the hint shown, no pay: the price must be 0), ``exam`` (the share of correct
+    answers, 0..100, becomes the worker's ``exam_skill``) or ``real``. The mixer (real pools,
+    when ``mixer_real + mixer_golden + mixer_training > 0``): each worker's takes go in
+    suites of that many real, golden and training tasks. Dynamic overlap: a task whose
+    majority-vote confidence after its overlap is below ``dynamic_confidence`` gets one more
+    answer, up to ``dynamic_max_overlap``."""
+
+    kind: PoolKind = "real"
+    exam_skill: Annotated[str, NoNul] | None = Field(None, min_length=1, max_length=64)
+    mixer_real: int = Field(0, ge=0, le=100)
+    mixer_golden: int = Field(0, ge=0, le=100)
+    mixer_training: int = Field(0, ge=0, le=100)
+    dynamic_max_overlap: Overlap | None = None
+    dynamic_confidence: float | None = Field(None, gt=0, le=1, allow_inf_nan=False)
+
+
+class PoolQualitySet(RpcRequest, PoolQuality):
+    pool_id: Id
+
+
+class PoolQualityView(PoolQuality):
+    pool_id: str
+
+
+class TaskHint(BaseModel):
+    task_id: Id
+    hint: Annotated[str, NoNul] = Field(min_length=1, max_length=5000)
+
+
+class TaskHintsSet(RpcRequest):
+    """Hints of known-answer tasks, shown to a worker after a training answer."""
+
+    pool_id: Id
+    hints: list[TaskHint] = Field(min_length=1, max_length=1000)
+
+
+class TaskHintsSaved(BaseModel):
+    saved: int
+
+
+class AggregationRequest(RpcRequest):
+    """Ask for a pool's aggregation by a method; a batch job computes it off the request path
+    and again whenever the pool gets new answers."""
+
+    pool_id: Id
+    method: AggregationMethod = "majority_vote"
+
+
+class AggregationState(BaseModel):
+    pool_id: str
+    method: AggregationMethod
+    requested_at: datetime
+    computed_at: datetime | None
+    answers_used: int
+    seconds: float | None
+    error: str | None
+
+
+class PoolResultsRequest(RpcRequest):
+    pool_id: Id
+    method: AggregationMethod = "majority_vote"
+    page: Page = Page()
+
+
+class TaskResult(BaseModel):
+    task_id: str
+    field: str
+    answer: Any
+    confidence: float = Field(description="0..1: the method's probability of the answer")
+    answers: int = Field(description="answers the task had")
+
+
+class PoolResults(BaseModel):
+    state: AggregationState | None = Field(description="null: never asked for")
+    items: list[TaskResult]
+    total: int
+
+
+class TrainingFeedback(BaseModel):
+    """What a training (or golden) answer gets back: whether it was right, and the hint."""
+
+    assignment_id: str
+    correct: bool | None
+    known_answers: dict[str, Any] | None
+    hint: str | None
+
+
+GET_POOL_QUALITY = rpc("tasks", "get_pool_quality", PoolGet, PoolQualityView,
+                       "A pool's kind, mixer and dynamic overlap (admin, manager)", roles=STAFF)
+SET_POOL_QUALITY = rpc("tasks", "set_pool_quality", PoolQualitySet, PoolQualityView,
+                       "Set a pool's kind, mixer and dynamic overlap (admin)", roles=ADMIN)
+SET_TASK_HINTS = rpc("tasks", "set_task_hints", TaskHintsSet, TaskHintsSaved,
+                     "Hints of a pool's known-answer tasks (admin)", roles=ADMIN)
+REQUEST_AGGREGATION = rpc("tasks", "request_aggregation", AggregationRequest, AggregationState,
+                          "Ask for a pool's aggregated results by a method (admin)",
+                          roles=ADMIN)
+POOL_RESULTS = rpc("tasks", "pool_results", PoolResultsRequest, PoolResults,
+                   "A pool's aggregated answers by one method (admin, manager)", roles=STAFF)
+TRAINING_FEEDBACK = rpc("tasks", "training_feedback", AssignmentRef, TrainingFeedback,
+                        "After submitting a training task: right or wrong, and its hint "
+                        "(worker)", roles=WORKER)

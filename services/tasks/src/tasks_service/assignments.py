@@ -25,7 +25,7 @@ from contracts.rpc import tasks as rpc
 from servicekit.errors import CommitThen, Conflict, Forbidden, Invalid, NotFound, ServiceError
 from servicekit.router import Router
 from servicekit.uow import UnitOfWork
-from tasks_service import captcha, domain
+from tasks_service import captcha, domain, results
 from tasks_service.catalog import pool_not_found
 from tasks_service.context import TasksContext
 from tasks_service.store import (
@@ -109,9 +109,14 @@ async def _candidates(store: TasksStore, c: TakeContext, pool_id: str | None,
     return [c.pool]
 
 
-async def _claim(store: TasksStore, worker_id: str,
-                 candidates: list[TakePool]) -> tuple[ClaimedTask, TakePool]:
-    """The oldest free task this worker never had, in the highest-priority pools first."""
+async def _claim(store: TasksStore, worker_id: str, candidates: list[TakePool],
+                 slot: str | None = None) -> tuple[ClaimedTask, TakePool]:
+    """The oldest free task this worker never had, in the highest-priority pools first; with
+    a mixer ``slot``, one of that kind first (any kind when none of it is left)."""
+    if slot is not None and len(candidates) == 1:
+        task = await store.claim_task(worker_id, [candidates[0].pool_id], slot)
+        if task is not None:
+            return task, candidates[0]
     ordered = sorted(candidates, key=lambda p: -p.priority)
     for _, same in groupby(ordered, key=lambda p: p.priority):
         group = {p.pool_id: p for p in same}
@@ -126,7 +131,10 @@ async def _take(uow: UnitOfWork[TasksStore], ctx: TasksContext, worker_id: str,
     now = ctx.clock()
     c = await uow.store.take_context(worker_id, pool_id, now)
     limits = _within_limits(c, now)
-    task, pool = await _claim(uow.store, worker_id, await _candidates(uow.store, c, pool_id, now))
+    slot = (results.mixer_slot(c.pool.mixer, c.pool_takes)
+            if c.pool is not None and c.pool.mixer is not None else None)
+    task, pool = await _claim(uow.store, worker_id, await _candidates(uow.store, c, pool_id, now),
+                              slot)
     need = await captcha.challenge_for_take(uow, ctx, worker_id=worker_id, pool_id=pool.pool_id,
                                             project_id=pool.project_id,
                                             frequency=pool.captcha_frequency, now=now)

@@ -301,11 +301,16 @@ async def export_results(req: rpc.ExportResults, ctx: TasksContext) -> rpc.Expor
         project = await existing_project(r.store, pool.project_id)
         total = await r.store.count_results(req.pool_id, req.status) if after is None else None
         rows = await r.store.results(req.pool_id, req.status, after)
-    kw = {"input_fields": [f.name for f in project.input_spec],
-          "output_fields": [f.name for f in project.output_spec]}
-    head = domain.results_header(req.format, **kw) if after is None else ""
-    content, taken = domain.results_page(head, domain.result_rows(rows, req.format, **kw),
-                                         req.format, max_bytes=req.max_bytes)
+        rs = r.store.quality
+        methods = tuple(await rs.computed_methods(req.pool_id))
+        aggregates = await rs.for_tasks([row["task_id"] for row in rows]) if methods else {}
+    inputs = [f.name for f in project.input_spec]
+    outputs = [f.name for f in project.output_spec]
+    head = (domain.results_header(req.format, input_fields=inputs, output_fields=outputs,
+                                  methods=methods) if after is None else "")
+    lines = domain.result_rows(rows, req.format, input_fields=inputs, output_fields=outputs,
+                               methods=methods, aggregates=aggregates)
+    content, taken = domain.results_page(head, lines, req.format, max_bytes=req.max_bytes)
     more = taken < len(rows) or len(rows) == EXPORT_PAGE_ROWS
     last = rows[taken - 1] if taken else None
     return rpc.ExportedResults(

@@ -12,6 +12,7 @@ from contracts.envelope import Envelope
 from contracts.events import OverlapChanged, ReviewAccepted, ReviewRejected
 from servicekit.router import Router
 from servicekit.uow import UnitOfWork
+from tasks_service import results
 from tasks_service.catalog import pool_opened
 from tasks_service.context import TasksContext
 from tasks_service.store import TasksStore
@@ -31,6 +32,8 @@ async def on_review_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWo
     """SUBMITTED -> ACCEPTED; the task counts one more accepted answer (one statement)."""
     if not await uow.store.accept(event.assignment_id, event.decided_at, event.comment):
         _not_submitted("accepted", event.assignment_id)
+        return
+    await results.after_decision(uow, event, env, accepted=True)
 
 
 @router.consume("review.rejected", name="review-rejected")
@@ -39,6 +42,8 @@ async def on_review_rejected(event: ReviewRejected, env: Envelope, uow: UnitOfWo
     """SUBMITTED -> REJECTED; the overlap slot frees, so the task returns to the pool."""
     if not await uow.store.reject(event.assignment_id, event.decided_at, event.comment):
         _not_submitted("rejected", event.assignment_id)
+        return
+    await results.after_decision(uow, event, env, accepted=False)
 
 
 @router.consume("rules.overlap.changed", name="overlap-changed")

@@ -96,6 +96,8 @@ assignments = Table(
     Column("deadline_at", DateTime(timezone=True), nullable=False),
     Column("submitted_at", DateTime(timezone=True), nullable=True),
     Column("finished_at", DateTime(timezone=True), nullable=True),
+    # who decided (a manager's id, 'auto' or 'rules'), for the results export
+    Column("decided_by", String(64), nullable=True),
     # A task never goes twice to the same worker, whatever became of the first assignment.
     UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_worker"),
     CheckConstraint("status IN ('ACTIVE', 'SUBMITTED', 'ACCEPTED', 'REJECTED', 'SKIPPED', "
@@ -155,6 +157,56 @@ captcha_challenges = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("used_at", DateTime(timezone=True), nullable=True),
+)
+
+# A pool's quality settings (results slice): what kind of pool it is, the mixer, dynamic
+# overlap and the default aggregation. No row = a real pool without mixer or dynamic overlap.
+pool_quality = Table(
+    "pool_quality", metadata,
+    Column("pool_id", String(36), ForeignKey("pools.pool_id"), primary_key=True),
+    Column("kind", String(8), nullable=False, server_default="real"),
+    Column("exam_skill", String(64), nullable=True),
+    Column("mixer_real", Integer, nullable=False, server_default="0"),
+    Column("mixer_golden", Integer, nullable=False, server_default="0"),
+    Column("mixer_training", Integer, nullable=False, server_default="0"),
+    Column("dynamic_max_overlap", Integer, nullable=True),
+    Column("dynamic_confidence", Float, nullable=True),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("kind IN ('real', 'training', 'exam')", name="ck_pool_quality_kind"),
+)
+
+# A known-answer task's hint, shown to a worker after a training answer.
+task_hints = Table(
+    "task_hints", metadata,
+    Column("task_id", String(36), ForeignKey("tasks.task_id"), primary_key=True),
+    Column("hint", Text, nullable=False),
+)
+
+# Which aggregations a pool wants and how far each got: the batch job recomputes one when
+# its pool has answers decided after ``computed_at`` (or it was asked for again).
+pool_aggregations = Table(
+    "pool_aggregations", metadata,
+    Column("pool_id", String(36), ForeignKey("pools.pool_id"), primary_key=True),
+    Column("method", String(32), primary_key=True),
+    Column("requested_at", DateTime(timezone=True), nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=True),
+    Column("answers_used", BigInteger, nullable=False, server_default="0"),
+    Column("seconds", Float, nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+# One aggregated answer per task, output field and method.
+task_results = Table(
+    "task_results", metadata,
+    Column("task_id", String(36), primary_key=True),
+    Column("method", String(32), primary_key=True),
+    Column("field", String(64), primary_key=True),
+    Column("pool_id", String(36), nullable=False),
+    Column("answer", JSON, nullable=True),
+    Column("confidence", Float, nullable=False),
+    Column("answers", Integer, nullable=False),
+    Column("computed_at", DateTime(timezone=True), nullable=False),
+    Index("ix_task_results_pool_method", "pool_id", "method", "task_id"),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

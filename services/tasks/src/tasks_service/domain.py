@@ -446,15 +446,21 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def results_header(fmt: str, *, input_fields: list[str], output_fields: list[str]) -> str:
-    """The first line of a CSV/TSV results file (JSON has none)."""
+def results_header(fmt: str, *, input_fields: list[str], output_fields: list[str],
+                   methods: tuple[str, ...] = ()) -> str:
+    """The first line of a CSV/TSV results file (JSON has none): the raw answer, then the
+    golden flag, decision time and reviewer, then per aggregation method and output field
+    the aggregated answer and its confidence."""
     if fmt == "json":
         return ""
     return _lines([["ASSIGNMENT:assignment_id", "ASSIGNMENT:task_id", "ASSIGNMENT:worker_id",
                     "ASSIGNMENT:status"] + [f"INPUT:{f}" for f in input_fields]
                    + [f"OUTPUT:{f}" for f in output_fields]
                    + ["ASSIGNMENT:comment", "ASSIGNMENT:proof", "ASSIGNMENT:started",
-                      "ASSIGNMENT:submitted"]], fmt)[0]
+                      "ASSIGNMENT:submitted", "ASSIGNMENT:golden", "ASSIGNMENT:decided",
+                      "ASSIGNMENT:reviewer"]
+                   + [f"RESULT:{m}:{f}{part}" for m in methods for f in output_fields
+                      for part in ("", ":confidence")]], fmt)[0]
 
 
 def _lines(cells: list[list[str]], fmt: str) -> list[str]:
@@ -472,28 +478,50 @@ def _lines(cells: list[list[str]], fmt: str) -> list[str]:
     return out
 
 
+def _iso(v: datetime | None) -> str | None:
+    return v.isoformat() if v else None
+
+
+# (task_id, method, field) -> (aggregated answer, confidence)
+Aggregates = dict[tuple[str, str, str], tuple[Any, float]]
+
+
 def result_rows(rows: list[dict[str, Any]], fmt: str, *, input_fields: list[str],
-                output_fields: list[str]) -> list[str]:
+                output_fields: list[str], methods: tuple[str, ...] = (),
+                aggregates: Aggregates | None = None) -> list[str]:
     """Each row as text: a CSV/TSV line, or a JSON object. Each row: assignment_id,
-    task_id, worker_id, status, input, answers, comment, proof, started_at, submitted_at
-    (UTC datetimes)."""
+    task_id, worker_id, status, input, answers, comment, proof, started_at, submitted_at,
+    golden, decided_at, reviewer (UTC datetimes); then the task's aggregated answers."""
+    agg = aggregates or {}
     if fmt == "json":
         return [json.dumps({
             "assignment_id": r["assignment_id"], "task_id": r["task_id"],
             "worker_id": r["worker_id"], "status": r["status"], "input": r["input"],
             "answers": r["answers"], "comment": r["comment"], "proof": r["proof"],
-            "started_at": r["started_at"].isoformat() if r["started_at"] else None,
-            "submitted_at": r["submitted_at"].isoformat() if r["submitted_at"] else None,
+            "started_at": _iso(r["started_at"]), "submitted_at": _iso(r["submitted_at"]),
+            "golden": bool(r.get("golden")), "decided_at": _iso(r.get("decided_at")),
+            "reviewer": r.get("reviewer"),
+            "results": {m: {f: {"answer": a[0], "confidence": a[1]}
+                            for f in output_fields
+                            if (a := agg.get((r["task_id"], m, f))) is not None}
+                        for m in methods},
         }, ensure_ascii=False) for r in rows]
     cells = []
     for r in rows:
         inp = r["input"] or {}
         ans = r["answers"] or {}
+        aggregated = []
+        for m in methods:
+            for f in output_fields:
+                a = agg.get((r["task_id"], m, f))
+                aggregated += [_cell(a[0]), f"{a[1]:.4f}"] if a else ["", ""]
         cells.append([r["assignment_id"], r["task_id"], r["worker_id"], r["status"]]
                      + [_cell(inp.get(f)) for f in input_fields]
                      + [_cell(ans.get(f)) for f in output_fields]
                      + [_cell(r["comment"]), _cell(r["proof"]), _cell(r["started_at"]),
-                        _cell(r["submitted_at"])])
+                        _cell(r["submitted_at"]), _cell(bool(r.get("golden"))),
+                        _cell(r.get("decided_at")), _cell(r.get("reviewer"))]
+                     + aggregated)
     return _lines(cells, fmt)
 
 

@@ -8,7 +8,15 @@ from pathlib import Path
 
 from servicekit.context import utcnow
 from servicekit.service import Service, run
-from tasks_service import assignments, budget_view, captcha, catalog, consumers, workers
+from tasks_service import (
+    assignments,
+    budget_view,
+    captcha,
+    catalog,
+    consumers,
+    results,
+    workers,
+)
 from tasks_service.db import metadata
 from tasks_service.settings import TasksSettings
 from tasks_service.store import TasksStore
@@ -20,8 +28,8 @@ def create_service(settings: TasksSettings | None = None, *,
                    clock: Callable[[], datetime] = utcnow) -> Service:
     return Service(settings or TasksSettings(), metadata, store=TasksStore, clock=clock,
                    routers=[assignments.router, captcha.router, catalog.router,
-                            workers.router, consumers.router,
-                            budget_view.router],
+                            workers.router, consumers.router, budget_view.router,
+                            results.router],
                    migrations_dir=SERVICE_DIR / "migrations")
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
@@ -30,14 +30,17 @@ from tasks_service.db import (
     assignments,
     captcha_challenges,
     outbox,
+    pool_quality,
     pools,
     projects,
     restrictions,
+    task_hints,
     tasks,
     trust_limits,
     worker_pool_takes,
     workers,
 )
+from tasks_service.results_store import ResultsStore
 
 A, T, P, W = assignments.c, tasks.c, pools.c, workers.c
 
@@ -63,6 +66,8 @@ class TakePool:
     assignment_timeout_s: int
     instructions: str | None = None
     output_spec: list[dict[str, Any]] | None = None
+    # the mixer (results slice): real, golden, training tasks per suite; None = no mixer
+    mixer: rpc.PoolQuality | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +82,7 @@ class TakeContext:
     earliest_deadline: datetime | None
     restricted: bool  # some restriction not lifted (maybe over: look at its ``until``)
     pool: TakePool | None  # the pool named by the take, if it exists
+    pool_takes: int = 0  # the worker's assignments in the named pool so far (the mixer's)
 
 
 @dataclass(frozen=True)
@@ -187,6 +193,18 @@ def _worker_counts(worker_id: Any) -> tuple[Any, ...]:
                            restrictions.c.lifted_at.is_(None)).label("restricted"))
 
 
+_MIXER_COLS = ("kind", "mixer_real", "mixer_golden", "mixer_training")
+
+
+def _mixer(m: Any) -> rpc.PoolQuality | None:
+    if m.get("q_kind") is None or not (m["q_mixer_real"] + m["q_mixer_golden"]
+                                       + m["q_mixer_training"]):
+        return None
+    return rpc.PoolQuality(kind=m["q_kind"], mixer_real=m["q_mixer_real"],
+                           mixer_golden=m["q_mixer_golden"],
+                           mixer_training=m["q_mixer_training"])
+
+
 def _take_context(with_pool: bool) -> Any:
     """Executed with wid, now (and pid): creates and locks the worker's profile, reads the
     limits of its trust level, its counts and the pool with its project's texts."""
@@ -206,6 +224,11 @@ def _take_context(with_pool: bool) -> Any:
         cols += [c.label(f"p_{c.name}") for c in _TAKE_POOL_COLS]
         cols += [projects.c.instructions.label("p_instructions"),
                  projects.c.output_spec.label("p_output_spec")]
+        # the mixer's settings and the worker's place in its suite
+        src = src.outerjoin(pool_quality, pool_quality.c.pool_id == P.pool_id)
+        cols += [pool_quality.c[c].label(f"q_{c}") for c in _MIXER_COLS]
+        cols.append(select(func.count()).where(A.worker_id == wid, A.pool_id == P.pool_id)
+                    .scalar_subquery().label("pool_takes"))
     return select(*cols).select_from(src)
 
 
@@ -226,6 +249,13 @@ def _claim(in_pools: Any) -> Any:
 
 # the common take names its pool: its claim is prebuilt apart from the any-pool one
 _CLAIM_IN_POOL = _claim(T.pool_id == _param("c_pid", T.pool_id))
+# the mixer's claims: a real task, a golden one (known answer, no hint), a training one
+_hinted = exists().where(task_hints.c.task_id == T.task_id)
+_CLAIM_SLOT = {
+    "real": _claim(and_(T.pool_id == _param("c_pid", T.pool_id), ~T.is_control)),
+    "golden": _claim(and_(T.pool_id == _param("c_pid", T.pool_id), T.is_control, ~_hinted)),
+    "training": _claim(and_(T.pool_id == _param("c_pid", T.pool_id), T.is_control, _hinted)),
+}
 _CLAIM_IN_POOLS = _claim(T.pool_id.in_(bindparam("c_pids", expanding=True)))
 _RELEASE_SLOT = (update(tasks).where(T.task_id == bindparam("r_tid"))
                  .values(live_count=T.live_count - 1))
@@ -392,7 +422,9 @@ _POOL_TASK_COUNTS = select(
 _POOL_ASSIGNMENT_COUNTS = (select(A.status, func.count()).where(A.pool_id == bindparam("pid"))
                            .group_by(A.status))
 _EXPORT_COLS = (A.assignment_id, A.task_id, A.worker_id, A.status, T.input, A.answers,
-                A.comment, A.proof, A.taken_at.label("started_at"), A.submitted_at)
+                A.comment, A.proof, A.taken_at.label("started_at"), A.submitted_at,
+                A.is_control.label("golden"), A.finished_at.label("decided_at"),
+                A.decided_by.label("reviewer"))
 
 EXPORT_PAGE_ROWS = 2000  # rows read per export page (the page's text is capped apart)
 
@@ -418,6 +450,7 @@ def _pool(row: Any) -> rpc.AdminPool:
 class TasksStore:
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        self.quality = ResultsStore(conn)  # the results slice's statements
 
     async def _first(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
         return (await self.conn.execute(stmt, params or {})).first()
@@ -442,11 +475,13 @@ class TasksStore:
             limits = rpc.TrustLevelLimits(level=m["level"], max_active=m["max_active"],
                                           min_pause_s=m["min_pause_s"],
                                           assignment_timeout_s=m["assignment_timeout_s"])
-        pool = _take_pool(m, "p_") if pool_id is not None and m["p_pool_id"] else None
+        pool = None
+        if pool_id is not None and m["p_pool_id"]:
+            pool = replace(_take_pool(m, "p_"), mixer=_mixer(m))
         return TakeContext(worker_id=m["worker_id"], skills=m["skills"] or {},
                            last_take_at=m["last_take_at"], limits=limits, active=m["active"],
                            earliest_deadline=m["earliest"], restricted=m["restricted"],
-                           pool=pool)
+                           pool=pool, pool_takes=m.get("pool_takes") or 0)
 
     async def active_restrictions(self, worker_id: str,
                                   now: datetime) -> list[domain.ActiveRestriction]:
@@ -456,9 +491,14 @@ class TasksStore:
     async def open_pools(self) -> list[TakePool]:
         return [_take_pool(r._mapping) for r in (await self.conn.execute(_OPEN_POOLS)).all()]
 
-    async def claim_task(self, worker_id: str, pool_ids: list[str]) -> ClaimedTask | None:
-        """Claim the oldest free task of the pools this worker never had (one statement)."""
-        if len(pool_ids) == 1:
+    async def claim_task(self, worker_id: str, pool_ids: list[str],
+                         slot: str | None = None) -> ClaimedTask | None:
+        """Claim the oldest free task of the pools this worker never had (one statement);
+        ``slot``: only of that kind (the mixer's real, golden or training) in the one pool."""
+        if slot is not None and len(pool_ids) == 1:
+            row = await self._first(_CLAIM_SLOT[slot], {"c_wid": worker_id,
+                                                        "c_pid": pool_ids[0]})
+        elif len(pool_ids) == 1:
             row = await self._first(_CLAIM_IN_POOL, {"c_wid": worker_id, "c_pid": pool_ids[0]})
         else:
             row = await self._first(_CLAIM_IN_POOLS, {"c_wid": worker_id, "c_pids": pool_ids})

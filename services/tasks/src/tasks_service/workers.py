@@ -3,6 +3,8 @@ and skills that the rules service applies (``rules.restriction.*``, ``rules.skil
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from contracts.envelope import Envelope
 from contracts.events import (
     RestrictionApplied,
@@ -96,29 +98,16 @@ async def on_restriction_lifted(event: RestrictionLifted, env: Envelope,
     await uow.store.lift_restriction(event.restriction_id, event.lifted_at)
 
 
-@router.consume("rules.skill.set", name="skill-set")
-async def on_skill_set(event: SkillSet, env: Envelope, uow: UnitOfWork[TasksStore],
-                       ctx: TasksContext) -> None:
-    """Set one skill of the worker (pools' skill filters read it)."""
-    await _change_skill(uow, ctx, env, event.worker_id, event.skill, event.value)
-
-
-@router.consume("rules.skill.removed", name="skill-removed")
-async def on_skill_removed(event: SkillRemoved, env: Envelope, uow: UnitOfWork[TasksStore],
-                           ctx: TasksContext) -> None:
-    """Remove one skill of the worker (a manager's hand)."""
-    await _change_skill(uow, ctx, env, event.worker_id, event.skill, None)
-
-
-async def _change_skill(uow: UnitOfWork[TasksStore], ctx: TasksContext, env: Envelope,
-                        worker_id: str, skill: str, value: int | None) -> None:
-    """Set (or, ``value`` None, remove) one skill.
+async def set_skill(uow: UnitOfWork[TasksStore], worker_id: str, skill: str,
+                    value: int | None, now: datetime, cause: Envelope | None = None) -> None:
+    """Set (or, ``value`` None, remove) one skill of the worker (pools' skill filters read
+    it).
 
     Where the change shuts the worker out of a pool they have worked in (its skill filters
     passed before and fail now), ``task.access_revoked`` tells the rules service:
-    re-execution rules (access revoked by a skill change) react to it.
+    re-execution rules (access revoked by a skill change) react to it. Used for the rules'
+    skills, a manager's hand and exam scores (:mod:`tasks_service.results`).
     """
-    now = ctx.clock()
     before = await uow.store.lock_worker_skills(worker_id, now)
     skills = {k: v for k, v in before.items() if k != skill}
     if value is not None:
@@ -133,4 +122,18 @@ async def _change_skill(uow: UnitOfWork[TasksStore], ctx: TasksContext, env: Env
                 not domain.skills_pass(p.skill_filters, skills):
             uow.record(TaskAccessRevoked(worker_id=worker_id, pool_id=p.pool_id,
                                          project_id=p.project_id, skill=skill,
-                                         revoked_at=now), cause=env)
+                                         revoked_at=now), cause=cause)
+
+
+@router.consume("rules.skill.set", name="skill-set")
+async def on_skill_set(event: SkillSet, env: Envelope, uow: UnitOfWork[TasksStore],
+                       ctx: TasksContext) -> None:
+    """Set one skill of the worker (see :func:`set_skill`)."""
+    await set_skill(uow, event.worker_id, event.skill, event.value, ctx.clock(), env)
+
+
+@router.consume("rules.skill.removed", name="skill-removed")
+async def on_skill_removed(event: SkillRemoved, env: Envelope, uow: UnitOfWork[TasksStore],
+                           ctx: TasksContext) -> None:
+    """Remove one skill of the worker (a manager's hand)."""
+    await set_skill(uow, event.worker_id, event.skill, None, ctx.clock(), env)

@@ -1,12 +1,12 @@
 import { useState } from "preact/hooks";
 import { api, get, post, request } from "../api";
 import { fieldErrors, fieldText } from "../errors";
-import { parseMoney } from "../format";
+import { parseMoney, percent } from "../format";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import type { Page, PoolView, Project } from "../types";
 import {
-  Alert, Badge, Button, Form, LoadState, Money, Section, SelectField, TextField, useAction, useLoad,
+  Alert, Badge, Button, Form, LoadState, Money, Section, SelectField, Table, TextField, useAction, useLoad,
 } from "../ui";
 
 interface UploadResult { created: number; control_tasks: number; task_ids: string[]; errors: { line: number; error: string }[] }
@@ -122,6 +122,118 @@ function Upload({ pool, onDone }: { pool: PoolView; onDone: () => void }) {
   );
 }
 
+type Method = "majority_vote" | "wawa" | "zero_based_skill" | "gold_majority_vote" | "dawid_skene";
+const METHODS: Method[] = ["majority_vote", "dawid_skene", "wawa", "zero_based_skill", "gold_majority_vote"];
+interface Quality {
+  kind: "real" | "training" | "exam"; exam_skill: string | null; mixer_real: number; mixer_golden: number;
+  mixer_training: number; dynamic_max_overlap: number | null; dynamic_confidence: number | null;
+}
+interface TaskResult { task_id: string; field: string; answer: unknown; confidence: number; answers: number }
+interface PoolResults {
+  state: { computed_at: string | null; answers_used: number; error: string | null } | null;
+  items: TaskResult[]; total: number;
+}
+
+const num = (v: string): number | null => (v.trim() === "" ? null : Number(v));
+
+function QualityForm({ pool }: { pool: PoolView }) {
+  const loaded = useLoad(() => get<Quality>(`/pools/${pool.pool_id}/quality`), [pool.pool_id]);
+  const q = loaded.data;
+  return <><LoadState loaded={loaded} />{q && <QualityFields pool={pool} q={q} />}</>;
+}
+
+function QualityFields({ pool, q }: { pool: PoolView; q: Quality }) {
+  const [kind, setKind] = useState<Quality["kind"]>(q.kind);
+  const [skill, setSkill] = useState(q.exam_skill ?? "");
+  const [real, setReal] = useState(String(q.mixer_real));
+  const [golden, setGolden] = useState(String(q.mixer_golden));
+  const [training, setTraining] = useState(String(q.mixer_training));
+  const [maxOverlap, setMaxOverlap] = useState(q.dynamic_max_overlap == null ? "" : String(q.dynamic_max_overlap));
+  const [confidence, setConfidence] = useState(q.dynamic_confidence == null ? "" : String(q.dynamic_confidence));
+  const [errors, setErrors] = useState<Record<string, string>>({});
+  const [run, busy, notice] = useAction();
+  const save = () => run(async () => {
+    try {
+      await api("PUT", `/admin/pools/${pool.pool_id}/quality`, {
+        body: {
+          kind, exam_skill: skill.trim() || null, mixer_real: Number(real) || 0, mixer_golden: Number(golden) || 0,
+          mixer_training: Number(training) || 0, dynamic_max_overlap: num(maxOverlap), dynamic_confidence: num(confidence),
+        },
+      });
+      setErrors({});
+      return t("quality.saved");
+    } catch (e) {
+      setErrors(fieldErrors(e));
+      throw e;
+    }
+  });
+  return (
+    <div class="card-inner">
+      <h3>{t("quality.title")}</h3>
+      <Form onSubmit={() => void save()} label={t("quality.title")}>
+        <div class="row">
+          <SelectField label={t("quality.kind")} value={kind} onChange={setKind}
+            options={[["real", t("quality.kind.real")], ["training", t("quality.kind.training")], ["exam", t("quality.kind.exam")]]} />
+          {kind === "exam" && <TextField label={t("quality.exam_skill")} value={skill} onInput={setSkill} name="exam_skill"
+            error={errors.exam_skill} maxLength={64} hint={t("quality.exam_skill_hint")} />}
+        </div>
+        <p>{t("quality.mixer_explain")}</p>
+        <div class="row">
+          <TextField label={t("quality.mixer_real")} value={real} onInput={setReal} inputMode="numeric" name="mixer_real" error={errors.mixer_real} />
+          <TextField label={t("quality.mixer_golden")} value={golden} onInput={setGolden} inputMode="numeric" name="mixer_golden" error={errors.mixer_golden} />
+          <TextField label={t("quality.mixer_training")} value={training} onInput={setTraining} inputMode="numeric" name="mixer_training" error={errors.mixer_training} />
+        </div>
+        <p>{t("quality.dynamic_explain")}</p>
+        <div class="row">
+          <TextField label={t("quality.dynamic_max_overlap")} value={maxOverlap} onInput={setMaxOverlap} inputMode="numeric"
+            name="dynamic_max_overlap" error={errors.dynamic_max_overlap} />
+          <TextField label={t("quality.dynamic_confidence")} value={confidence} onInput={setConfidence} inputMode="decimal"
+            name="dynamic_confidence" error={errors.dynamic_confidence} hint={t("quality.dynamic_confidence_hint")} />
+        </div>
+        <Button type="submit" kind="primary" busy={busy}>{t("quality.save")}</Button>
+      </Form>
+      <Alert notice={notice} />
+    </div>
+  );
+}
+
+function Aggregated({ pool }: { pool: PoolView }) {
+  const [method, setMethod] = useState<Method>("majority_vote");
+  const loaded = useLoad(() => get<PoolResults>(`/pools/${pool.pool_id}/results?method=${method}&limit=100`), [pool.pool_id, method]);
+  const [run, busy, notice] = useAction();
+  const compute = () => run(async () => {
+    await post(`/admin/pools/${pool.pool_id}/aggregations`, { method });
+    return t("results.requested");
+  });
+  const r = loaded.data;
+  return (
+    <div class="card-inner">
+      <h3>{t("results.title")}</h3>
+      <div class="row">
+        <SelectField label={t("results.method")} value={method} onChange={setMethod}
+          options={METHODS.map((m) => [m, t(`results.method.${m}` as Key)])} />
+        <Button busy={busy} onClick={() => void compute()}>{t("results.compute")}</Button>
+      </div>
+      <Alert notice={notice} />
+      <LoadState loaded={loaded} />
+      {r && !r.state?.computed_at && <p>{t("results.not_yet")}</p>}
+      {r?.state?.error && <p class="alert alert-error" role="alert">{r.state.error}</p>}
+      {r && r.state?.computed_at && (
+        <>
+          <p>{t("results.summary", { tasks: r.total, answers: r.state.answers_used })}</p>
+          <Table rows={r.items} rowKey={(i) => `${i.task_id}:${i.field}`} caption={t("results.title")} columns={[
+            { label: t("results.task"), cell: (i) => <code>{i.task_id.slice(0, 8)}</code> },
+            { label: t("results.field"), cell: (i) => i.field },
+            { label: t("results.answer"), cell: (i) => typeof i.answer === "string" ? i.answer : JSON.stringify(i.answer) },
+            { label: t("results.confidence"), cell: (i) => percent(i.confidence) },
+            { label: t("results.answers"), cell: (i) => i.answers },
+          ]} />
+        </>
+      )}
+    </div>
+  );
+}
+
 async function download(pool: PoolView, format: string) {
   const r = await request("GET", `/admin/pools/${pool.pool_id}/results?format=${format}`);
   const blob = await r.blob();
@@ -134,6 +246,7 @@ async function download(pool: PoolView, format: string) {
 
 function PoolCard({ pool, project, onChange }: { pool: PoolView; project: string; onChange: () => void }) {
   const [open, setOpen] = useState(false);
+  const [panel, setPanel] = useState<"" | "quality" | "results">("");
   const [run, busy, notice] = useAction();
   const act = (what: "open" | "close" | "archive") => run(async () => {
     await post(`/admin/pools/${pool.pool_id}/${what}`);
@@ -151,10 +264,14 @@ function PoolCard({ pool, project, onChange }: { pool: PoolView; project: string
         {pool.status === "open" && <Button busy={busy} onClick={() => void act("close")}>{t("pools_admin.close")}</Button>}
         {(pool.status === "draft" || pool.status === "closed") && <Button busy={busy} onClick={() => void act("archive")}>{t("pools_admin.archive")}</Button>}
         {pool.status !== "archived" && <Button onClick={() => setOpen(!open)} name={`upload-toggle-${pool.pool_id}`}>{t("upload.title")}</Button>}
+        <Button onClick={() => setPanel(panel === "quality" ? "" : "quality")} name={`quality-${pool.pool_id}`}>{t("quality.title")}</Button>
+        <Button onClick={() => setPanel(panel === "results" ? "" : "results")} name={`aggregated-${pool.pool_id}`}>{t("results.title")}</Button>
         <Button kind="link" onClick={() => void run(async () => download(pool, "csv"))}>{t("pools_admin.results")}</Button>
       </div>
       <Alert notice={notice} />
       {open && <Upload pool={pool} onDone={onChange} />}
+      {panel === "quality" && <QualityForm pool={pool} />}
+      {panel === "results" && <Aggregated pool={pool} />}
     </Section>
   );
 }

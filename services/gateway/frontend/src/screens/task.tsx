@@ -11,6 +11,21 @@ import {
 
 type Values = Record<string, string | boolean>;
 
+/** What a training answer gets back (null fields: not a training task). */
+export interface Feedback { correct: boolean | null; known_answers: Record<string, unknown> | null; hint: string | null }
+
+function FeedbackView({ f }: { f: Feedback }) {
+  return (
+    <div class={`alert ${f.correct ? "alert-success" : "alert-error"}`} role="status">
+      <p><strong>{f.correct ? t("training.right") : t("training.wrong")}</strong></p>
+      {f.known_answers && (
+        <p>{t("training.known")}: {Object.entries(f.known_answers).map(([k, v]) => `${k} = ${String(v)}`).join(", ")}</p>
+      )}
+      {f.hint && <p>{t("training.hint")}: {f.hint}</p>}
+    </div>
+  );
+}
+
 /** A form value as the output spec's type wants it ("" = not given). */
 function typed(f: FieldSpec, v: string | boolean | undefined): unknown {
   if (f.type === "boolean") return !!v;
@@ -75,7 +90,7 @@ function Report({ a, onDone }: { a: TakeResult; onDone: () => void }) {
   );
 }
 
-function Work({ a, onGone }: { a: TakeResult; onGone: () => void }) {
+function Work({ a, onGone }: { a: TakeResult; onGone: (f: Feedback | null) => void }) {
   const [values, setValues] = useState<Values>({});
   const [proofUrl, setProofUrl] = useState("");
   const [proofText, setProofText] = useState("");
@@ -102,12 +117,13 @@ function Work({ a, onGone }: { a: TakeResult; onGone: () => void }) {
       throw e;
     }
     setNotice({ kind: "success", text: t("task.submitted") });
-    onGone();
+    const fb = await get<Feedback>(`/worker/assignments/${a.assignment_id}/feedback`).catch(() => null);
+    onGone(fb && fb.correct !== null ? fb : null);
   });
   const skip = () => run(async () => {
     if (!confirm(t("task.skip_confirm"))) return;
     await post(`/worker/assignments/${a.assignment_id}/skip`);
-    onGone();
+    onGone(null);
     return t("task.skipped");
   });
 
@@ -151,12 +167,14 @@ function Work({ a, onGone }: { a: TakeResult; onGone: () => void }) {
 function Task({ params }: { params: Record<string, string> }) {
   const loaded = useLoad(() => get<{ items: TakeResult[] }>("/worker/active"), [], ["assignments"]);
   const [finished, setFinished] = useState(false);
+  const [feedback, setFeedback] = useState<Feedback | null>(null);
   const items = loaded.data?.items ?? [];
   const current = items.find((a) => a.assignment_id === params.id) ?? (params.id ? undefined : items[0]);
   if (finished) {
     return (
       <Section>
         <p class="alert alert-success" role="status">{t("task.done")}</p>
+        {feedback && <FeedbackView f={feedback} />}
         <div class="row">
           <Button kind="primary" onClick={() => go("/pools")}>{t("task.next")}</Button>
           <a class="btn btn-secondary" href={href("/my-tasks")}>{t("nav.my_tasks")}</a>
@@ -181,7 +199,7 @@ function Task({ params }: { params: Record<string, string> }) {
           ))}
         </nav>
       )}
-      {current && <Work a={current} key={current.assignment_id} onGone={() => setFinished(true)} />}
+      {current && <Work a={current} key={current.assignment_id} onGone={(f) => { setFeedback(f); setFinished(true); }} />}
     </>
   );
 }

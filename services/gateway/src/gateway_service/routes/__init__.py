@@ -18,6 +18,7 @@ from gateway_service.routes import (
                                     legal,
                                     live,
                                     my_data,
+                                    results,
                                     review,
                                     rules,
                                     support,
@@ -30,6 +31,7 @@ from gateway_service.routes import (
 API_ROUTERS: list[APIRouter] = [
     review.router,
     tasks.router,
+    results.router,
     ledger.router,
     rules.router,
     support.router,

@@ -1,0 +1,116 @@
+"""Results and quality in the browser, in Russian: the owner sees a pool's aggregated answers
+by the method they pick (computed in the background by the tasks service's job process) and
+sets a pool's kind; a worker's training answer shows the right answer and the hint."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from tests.browser.conftest import unique
+
+SPEC = {"input_spec": [{"name": "item", "type": "integer"}],
+        "output_spec": [{"name": "label", "type": "string", "allowed_values": ["yes", "no"]}]}
+
+
+def _setup(web) -> dict:
+    """Two pools by API: a real one with overlap 2 and two answers per task, and a training
+    pool with one known-answer task and its hint; the worker who will train."""
+    with web.api() as c:
+        r = c.post("/api/auth/login", json={"login": "admin", "password": web.admin_password})
+        h = {"Authorization": f"Bearer {r.json()['token']}"}
+
+        def pool(name: str, rows: list, **kw) -> str:
+            r = c.post("/api/admin/projects", headers=h, json={
+                "name": f"{name} project", "instructions": "Yes or no?", **SPEC})
+            assert r.status_code == 201, r.text
+            r = c.post("/api/admin/pools", headers=h, json={
+                "project_id": r.json()["project_id"], "name": name, "price_minor": 0,
+                "review_mode": "auto", "auto_accept_after_s": 0, **kw})
+            pid = r.json()["pool_id"]
+            assert c.post(f"/api/admin/pools/{pid}/tasks", headers=h, json=rows).status_code == 200
+            assert c.post(f"/api/admin/pools/{pid}/open", headers=h).status_code == 200
+            return pid
+
+        def worker() -> tuple[str, str, dict]:
+            login = unique("worker")
+            r = c.post("/api/admin/users", headers=h, json={"login": login, "role": "worker"})
+            temporary = r.json()["temporary_password"]
+            r = c.post("/api/auth/login", json={"login": login, "password": temporary})
+            tok = r.json()["token"]
+            r = c.post("/api/auth/password", headers={"Authorization": f"Bearer {tok}"},
+                       json={"old_password": temporary, "new_password": login + "-Strong#P-26"})
+            return login, temporary, {"Authorization": f"Bearer {r.json()['token']}"}
+
+        real_name = unique("agg")
+        real = pool(real_name, [{"item": 1}, {"item": 2}], overlap=2)
+        for answer in ("yes", "no"):
+            _, _, wh = worker()
+            for _ in range(2):
+                for _attempt in range(20):  # the new worker's pause between takes
+                    r = c.post("/api/worker/tasks/take", headers=wh, json={"pool_id": real})
+                    if r.status_code != 429:
+                        break
+                    time.sleep(0.5)
+                assert r.status_code == 200, r.text
+                r = c.post(f"/api/worker/assignments/{r.json()['assignment_id']}/submit",
+                           headers=wh, json={"answers": {"label": answer}})
+                assert r.status_code == 200, r.text
+        train_name = unique("train")
+        train = pool(train_name, [{"item": 7, "GOLDEN:label": "yes"}])
+        r = c.put(f"/api/admin/pools/{train}/quality", headers=h, json={"kind": "training"})
+        assert r.status_code == 200, r.text
+        task_id = c.get(f"/api/pools/{train}/tasks", headers=h).json()["items"][0]["task_id"]
+        r = c.put(f"/api/admin/pools/{train}/hints", headers=h,
+                  json={"hints": [{"task_id": task_id, "hint": "Смотрите на угол картинки."}]})
+        assert r.status_code == 200, r.text
+        login, temporary, _ = worker()
+    return {"real": real_name, "train": train_name, "login": login,
+            "password": login + "-Strong#P-26"}
+
+
+@pytest.mark.timeout(240)
+def test_aggregated_answers_quality_settings_and_training_feedback(people, browser) -> None:
+    s = _setup(people)
+    admin = people.person(browser, "ru", {"width": 1280, "height": 900})
+    admin.login("admin", people.admin_password)
+    admin.go("/admin/pools")
+    card = admin.page.locator("section.card", has=admin.page.get_by_role("heading", name=s["real"]))
+    card.get_by_role("button", name=admin.t("results.title"), exact=True).click()
+    card.get_by_label(admin.t("results.method"), exact=True).select_option("dawid_skene")
+    card.get_by_role("button", name=admin.t("results.compute"), exact=True).click()
+    admin.success(admin.t("results.requested"))
+    for _ in range(30):  # the background job: re-pick the method to reload
+        if card.locator("table.table tbody tr").count() == 2:
+            break
+        time.sleep(1)
+        card.get_by_label(admin.t("results.method"), exact=True).select_option("majority_vote")
+        card.get_by_label(admin.t("results.method"), exact=True).select_option("dawid_skene")
+    rows = card.locator("table.table tbody tr")
+    assert rows.count() == 2
+    assert "label" in rows.first.inner_text() and "%" in rows.first.inner_text()
+    admin.shot("results-ru-aggregated")
+
+    tcard = admin.page.locator("section.card",
+                               has=admin.page.get_by_role("heading", name=s["train"]))
+    tcard.get_by_role("button", name=admin.t("quality.title"), exact=True).click()
+    kind = tcard.get_by_label(admin.t("quality.kind"), exact=True)
+    kind.wait_for()
+    assert kind.input_value() == "training"
+    admin.shot("results-ru-quality")
+
+    worker = people.person(browser, "ru")
+    worker.login(s["login"], s["password"])
+    worker.go("/pools")
+    wcard = worker.page.locator("section.card",
+                                has=worker.page.get_by_role("heading", name=s["train"]))
+    wcard.get_by_role("button", name=worker.t("pools.take"), exact=True).click()
+    worker.page.get_by_role("heading", name=worker.t("task.instructions")).wait_for()
+    worker.page.get_by_label("label *", exact=True).select_option("no")
+    worker.button("task.submit").click()
+    worker.success(worker.t("task.done"))
+    fb = worker.page.locator(".alert-error", has_text=worker.t("training.wrong"))
+    fb.wait_for()
+    assert "yes" in fb.inner_text() and "Смотрите на угол картинки." in fb.inner_text()
+    worker.shot("results-ru-training-feedback")
