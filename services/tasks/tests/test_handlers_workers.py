@@ -154,7 +154,7 @@ async def test_an_overlap_change_reopens_a_closed_pool_with_its_price(call, stor
     cause = await consume(call, consumers.on_overlap_changed,
                           change.model_copy(update={"task_ids": []}))
     assert store.pools[pool.pool_id].status == "open"
-    assert call.events == ["task.pool_opened", "task.pool_opened"]
+    assert call.events == ["task.pool_opened", "task.pool_closed", "task.pool_opened"]
     reopened = call.ctx.db.events[-1]
     assert (reopened.data["price_minor"], reopened.data["currency"], reopened.causation_id) == (
         call.price, "RUB", cause)
