@@ -106,6 +106,10 @@ async def test_budget_reserved_spent_and_released_to_the_minor_unit(stack) -> No
     assert b["remaining_minor"] == 0
     r = await c.get(f"/api/admin/requesters/{rid}", headers=admin)
     assert (r.json()["available_minor"], r.json()["reserved_minor"]) == (1000 - 602, 0)
+    # a pool that was open is not handed to a budget afterwards: one pool, one payer
+    r = await c.put(f"/api/admin/pools/{pool_id}/budget", headers=admin,
+                    json={"requester_id": rid})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "pool_not_draft", r.text
 
     # the budget pages are the owner's: a manager and a worker are refused
     for who in (manager, workers[0]):

@@ -107,9 +107,10 @@ async def test_every_opening_records_the_frozen_price(call) -> None:
     await call(rpc.CLOSE_POOL, catalog.close_pool, ref)
     assert (await call(rpc.ARCHIVE_POOL, catalog.archive_pool, ref)).status == "archived"
     assert (await call.error(rpc.OPEN_POOL, catalog.open_pool, ref)).code == "invalid_transition"
-    # each close records task.pool_closed too (a pool's budget releases what is left)
+    # every opening tells its frozen price; every closing is told too (webhooks)
     assert call.events == ["task.pool_opened", "task.pool_closed", "task.pool_opened",
                            "task.pool_closed"]
+    assert {e["pool_id"] for e in call.payloads("task.pool_closed")} == {pool.pool_id}
     assert {(e["pool_id"], e["price_minor"], e["currency"]) for e in call.payloads(
         "task.pool_opened")} == {(pool.pool_id, call.price, "RUB")}
     assert (await call.error(rpc.CLOSE_POOL, catalog.close_pool, rpc.PoolTransition(

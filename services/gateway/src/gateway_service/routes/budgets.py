@@ -18,6 +18,7 @@ from contracts.rpc import Actor, Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security
+from gateway_service.errors import ApiError
 from gateway_service.routes.bodies import body_of, request_of
 from gateway_service.routes.common import page
 from servicekit.rpc import RpcClient
@@ -127,11 +128,14 @@ async def top_up(actor: AdminActor, rpc: Rpc, security: Security, address: Addre
 
 @router.put("/admin/pools/{pool_id}/budget", response_model=ledger_rpc.PoolBudget,
             tags=["admin: budgets"],
-            summary="Fund a pool from a requester's budget (set once; audited)")
+            summary="Fund a draft pool from a requester's budget (set once; audited)")
 async def link_pool_budget(actor: AdminActor, rpc: Rpc, security: Security, address: Address,
                            pool_id: Id, body: PoolBudgetBody) -> ledger_rpc.PoolBudget:
     pool = await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(actor=actor,
                                                                       pool_id=pool_id))
+    if pool.status != "draft":  # its money so far came from the platform: keep one payer
+        raise ApiError(409, "pool_not_draft", "only a draft pool can be given a requester's "
+                                              "budget", details={"status": pool.status})
     budget = await rpc.call(ledger_rpc.LINK_POOL_BUDGET, request_of(
         body, ledger_rpc.LinkPoolBudget, actor=actor, pool_id=pool.pool_id,
         currency=pool.currency))
