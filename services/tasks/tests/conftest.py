@@ -246,6 +246,12 @@ class FakeTasksStore:
 
     async def accept(self, assignment_id, at, comment):
         t = self._decide(assignment_id, domain.ACCEPTED, at, comment)
+        if t is None:  # an upheld appeal of a rejection
+            a = self.assignments.get(assignment_id)
+            if a is not None and a["status"] == domain.REJECTED:
+                a.update(status=domain.ACCEPTED, finished_at=at, review_comment=comment)
+                t = self.tasks[a["task_id"]]
+                t["live_count"] += 1
         if t is not None:
             t["accepted_count"] += 1
         return t is not None

@@ -245,6 +245,22 @@ async def test_lifecycle_take_submit_skip_and_review(env: Env) -> None:
     assert stats["assignments"]["ACCEPTED"] == 1 and stats["assignments"]["REJECTED"] == 1
     assert stats["assignments"]["SKIPPED"] == 1 and stats["assignments"]["ACTIVE"] == 1
 
+    # an upheld appeal: review records review.accepted for the rejected answer; it counts,
+    # and it holds its slot again (delivered twice: counted once)
+    for _ in range(2):
+        await env.publish(ReviewAccepted(assignment_id=gold["assignment_id"],
+                                         **{**common, "task_id": gold["task_id"]},
+                                         comment="appeal upheld"))
+
+    async def upheld() -> Any:
+        s = await env.call(rpc.POOL_STATS, rpc.PoolStatsRequest, actor=MANAGER,
+                           pool_id=pool["pool_id"])
+        return s if s["assignments"].get("ACCEPTED") == 2 else None
+
+    stats = await env.eventually(upheld)
+    assert stats["assignments"].get("REJECTED", 0) == 0 and stats["tasks_completed"] == 2
+    assert stats["tasks_open"] == 0
+
 
 async def test_upload_tsv_reports_lines_and_all_or_nothing(env: Env) -> None:
     pool = await env.pool(n=0, open_=False, rows=[{"image": "https://img.example/0.png"}])

@@ -29,7 +29,8 @@ def _not_submitted(decision: str, assignment_id: str) -> None:
 @router.consume("review.accepted", name="review-accepted")
 async def on_review_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWork[TasksStore],
                              ctx: TasksContext) -> None:
-    """SUBMITTED -> ACCEPTED; the task counts one more accepted answer (one statement)."""
+    """SUBMITTED -> ACCEPTED (or REJECTED -> ACCEPTED: an upheld appeal); the task
+    counts one more accepted answer (one statement)."""
     if not await uow.store.accept(event.assignment_id, event.decided_at, event.comment):
         _not_submitted("accepted", event.assignment_id)
         return

@@ -348,11 +348,11 @@ _SLOTS_BACK = (update(tasks).where(T.task_id == bindparam("tid"))
 # ---------------------------------------------------------------- review statements
 
 
-def _decided(status: str, task_change: dict[str, Any]) -> Any:
-    """SUBMITTED -> ``status`` with the review's time and comment, and the task's count
-    changed, in one statement; returns the task id (no row: not a submitted assignment)."""
+def _decided(status: str, task_change: dict[str, Any], was: str = domain.SUBMITTED) -> Any:
+    """``was`` (SUBMITTED) -> ``status`` with the review's time and comment, and the task's
+    count changed, in one statement; returns the task id (no row: not in state ``was``)."""
     done = (update(assignments)
-            .where(A.assignment_id == bindparam("r_aid"), A.status == domain.SUBMITTED)
+            .where(A.assignment_id == bindparam("r_aid"), A.status == was)
             .values(status=status, finished_at=_param("r_at", A.finished_at),
                     review_comment=_param("r_comment", A.review_comment))
             .returning(A.task_id).cte("done"))
@@ -362,6 +362,11 @@ def _decided(status: str, task_change: dict[str, Any]) -> Any:
 
 _ACCEPT = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1})
 _REJECT = _decided(domain.REJECTED, {"live_count": T.live_count - 1})  # the slot frees
+# an upheld appeal turns a rejection into an acceptance: the answer counts, and it holds
+# its slot again (if the freed slot was taken meanwhile, the task has one answer more)
+_ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1,
+                                              "live_count": T.live_count + 1},
+                            was=domain.REJECTED)
 
 # ------------------------------------------------------------------ worker statements
 
@@ -621,10 +626,12 @@ class TasksStore:
     # ---------------------------------------------------------------------- reviews
 
     async def accept(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
-        """SUBMITTED -> ACCEPTED; the task counts one more accepted answer. False when it
-        is not a submitted assignment."""
-        return await self._first(_ACCEPT, {"r_aid": assignment_id, "r_at": at,
-                                           "r_comment": comment}) is not None
+        """SUBMITTED -> ACCEPTED, or REJECTED -> ACCEPTED after an upheld appeal; the task
+        counts one more accepted answer. False when it is neither (e.g. accepted already)."""
+        args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment}
+        if await self._first(_ACCEPT, args) is not None:
+            return True
+        return await self._first(_ACCEPT_REJECTED, args) is not None
 
     async def reject(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
         """SUBMITTED -> REJECTED; the task's slot frees. False when it is not a submitted
