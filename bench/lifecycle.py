@@ -174,9 +174,29 @@ def _max_gap(times: Any, start: float, end: float) -> float | None:
     return round(max(b - a for a, b in zip(inside, inside[1:], strict=False)), 2)
 
 
+class Pace:
+    """At most ``rate`` takes per second over all workers (0: as fast as they go). With the
+    same offered load, two runs do the same work per second, so their CPU per lifecycle
+    compares even when other work shares the machine."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.next = time.perf_counter()
+
+    async def wait(self) -> None:
+        if self.rate <= 0:
+            return
+        now = time.perf_counter()
+        self.next = max(self.next, now) + 1 / self.rate
+        if self.next - 1 / self.rate > now:
+            await asyncio.sleep(self.next - 1 / self.rate - now)
+
+
 async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
-                seconds: float, nats_auth: dict[str, str] | None = None) -> dict[str, Any]:
+                seconds: float, nats_auth: dict[str, str] | None = None,
+                rate: float = 0.0) -> dict[str, Any]:
     rec = Recorder()
+    pace = Pace(rate)
     pool_id = ctx["pool_id"]
     # as the bus's ops user where the bus has users (the launcher's stack has them)
     nc = await nats.connect(nats_url.split(","), **(nats_auth or {}))
@@ -196,6 +216,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
 
         async def worker(headers: dict[str, str]) -> None:
             while time.perf_counter() < stop_at:
+                await pace.wait()
                 status, body = await rec.call("take", http(
                     "POST", "/api/worker/tasks/take", headers, json={"pool_id": pool_id}))
                 if status != 200:
