@@ -102,18 +102,26 @@ def task_rows(start: int, n: int) -> list[dict[str, str]]:
 
 
 async def upload(c: httpx.AsyncClient, admin: dict[str, str], pool_id: str, tasks: int, *,
-                 rows_per_request: int = 2000, concurrency: int = 1) -> float:
-    """Upload ``tasks`` rows through ``POST /api/admin/pools/{id}/tasks``; seconds taken."""
+                 rows_per_request: int = 2000, concurrency: int = 1,
+                 tsv: bool = False) -> float:
+    """Upload ``tasks`` rows through ``POST /api/admin/pools/{id}/tasks`` (a JSON array, or
+    with ``tsv`` a TSV file with a header line); seconds taken."""
     t0 = time.perf_counter()
     starts = list(range(0, tasks, rows_per_request))
 
     async def one() -> None:
         while starts:
             i = starts.pop(0)
-            r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin,
-                             json=task_rows(i, min(rows_per_request, tasks - i)))
+            n = min(rows_per_request, tasks - i)
+            if tsv:
+                body = "word\n" + "".join(f"w{j}\n" for j in range(i, i + n))
+                r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers={
+                    **admin, "Content-Type": "text/tab-separated-values"}, content=body)
+            else:
+                r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin,
+                                 json=task_rows(i, n))
             r.raise_for_status()
-            assert r.json()["created"] == min(rows_per_request, tasks - i), r.text[:300]
+            assert r.json()["created"] == n, r.text[:300]
 
     await asyncio.gather(*(one() for _ in range(concurrency)))
     return time.perf_counter() - t0
