@@ -46,7 +46,7 @@ from gateway_service.security import SecurityLayer
 from gateway_service.security.addresses import host_name, parse_networks
 from gateway_service.security.store import GatewayStore
 from gateway_service.settings import GatewaySettings
-from servicekit.observability import uvicorn_log_options
+from servicekit.observability import FASTAPI_TELEMETRY_OFF, uvicorn_log_options
 from servicekit.service import Service
 
 log = logging.getLogger("gateway")
@@ -122,6 +122,7 @@ class Gateway:
 
         s = self.settings
         app = FastAPI(title="Microtask Engine gateway", version=s.version,
+                      telemetry=FASTAPI_TELEMETRY_OFF,
                       docs_url=None, redoc_url=None,
                       openapi_url="/api/openapi.json" if s.environment != "production" else None)
         app.state.gateway = self
