@@ -20,7 +20,7 @@ run: env ## the whole stack on this machine: PostgreSQL and nats-server from whe
 test: env ## unit, integration, end-to-end and browser tests (their own PostgreSQL and nats-server)
 	$(PY) -m pytest -q
 
-bench: env ## benchmarks with baselines measured in the same run
+bench: env ## every issue-15 figure with its target, baselines of the same run (about 8 min alone)
 	$(PY) -m bench
 
 chaos: env ## the long fault suite: 40 kills -9 under load on one server, then 40 on a 3-node cluster with stream-leader kills; the money invariants (JSON reports)

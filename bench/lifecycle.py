@@ -81,8 +81,8 @@ async def _user(c: httpx.AsyncClient, admin: dict[str, str], role: str) -> dict[
     return {"Authorization": f"Bearer {r.json()['token']}"}
 
 
-async def setup(c: httpx.AsyncClient, bootstrap_password: str, *, tasks: int, workers: int,
-                managers: int, price_minor: int = 100) -> dict[str, Any]:
+async def admin_login(c: httpx.AsyncClient, bootstrap_password: str) -> dict[str, str]:
+    """The bootstrap admin's first login and password change; its headers."""
     r = await c.post("/api/auth/login", json={"login": "admin", "password": bootstrap_password})
     r.raise_for_status()
     r = await c.post("/api/auth/password",
@@ -94,27 +94,84 @@ async def setup(c: httpx.AsyncClient, bootstrap_password: str, *, tasks: int, wo
     r = await c.put("/api/admin/trust-limits", headers=admin,
                     json={"level": "new", "max_active": 50, "min_pause_s": 0})
     r.raise_for_status()
+    return admin
+
+
+def task_rows(start: int, n: int) -> list[dict[str, str]]:
+    return [{"word": f"w{j}"} for j in range(start, start + n)]
+
+
+async def upload(c: httpx.AsyncClient, admin: dict[str, str], pool_id: str, tasks: int, *,
+                 rows_per_request: int = 2000, concurrency: int = 1,
+                 tsv: bool = False) -> float:
+    """Upload ``tasks`` rows through ``POST /api/admin/pools/{id}/tasks`` (a JSON array, or
+    with ``tsv`` a TSV file with a header line); seconds taken."""
+    t0 = time.perf_counter()
+    starts = list(range(0, tasks, rows_per_request))
+
+    async def one() -> None:
+        while starts:
+            i = starts.pop(0)
+            n = min(rows_per_request, tasks - i)
+            if tsv:
+                body = "word\n" + "".join(f"w{j}\n" for j in range(i, i + n))
+                r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers={
+                    **admin, "Content-Type": "text/tab-separated-values"}, content=body)
+            else:
+                r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin,
+                                 json=task_rows(i, n))
+            r.raise_for_status()
+            assert r.json()["created"] == n, r.text[:300]
+
+    await asyncio.gather(*(one() for _ in range(concurrency)))
+    return time.perf_counter() - t0
+
+
+async def make_pool(c: httpx.AsyncClient, admin: dict[str, str], *, tasks: int,
+                    price_minor: int = 100, name: str = "bench", open_pool: bool = True) -> str:
     r = await c.post("/api/admin/projects", headers=admin, json={
-        "name": "bench", "instructions": "Type the word.",
+        "name": name, "instructions": "Type the word.",
         "input_spec": [{"name": "word", "type": "string"}],
         "output_spec": [{"name": "text", "type": "string", "min_length": 1}]})
     r.raise_for_status()
     r = await c.post("/api/admin/pools", headers=admin, json={
-        "project_id": r.json()["project_id"], "name": "bench", "price_minor": price_minor,
+        "project_id": r.json()["project_id"], "name": name, "price_minor": price_minor,
         "assignment_timeout_s": 3600})
     r.raise_for_status()
-    pool_id = r.json()["pool_id"]
+    pool_id: str = r.json()["pool_id"]
     r = await c.put(f"/api/admin/pools/{pool_id}/worker-share", headers=admin,
                     json={"share": "0.6"})
     r.raise_for_status()
-    for i in range(0, tasks, 2000):
-        rows = [{"word": f"w{j}"} for j in range(i, min(tasks, i + 2000))]
-        r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin, json=rows)
-        r.raise_for_status()
+    await upload(c, admin, pool_id, tasks)
+    if open_pool:
+        await open_(c, admin, pool_id)
+    return pool_id
+
+
+async def open_(c: httpx.AsyncClient, admin: dict[str, str], pool_id: str) -> None:
     r = await c.post(f"/api/admin/pools/{pool_id}/open", headers=admin)
     r.raise_for_status()
-    ws = [await _user(c, admin, "worker") for _ in range(workers)]
-    ms = [await _user(c, admin, "manager") for _ in range(managers)]
+
+
+async def make_users(c: httpx.AsyncClient, admin: dict[str, str], role: str,
+                     n: int, concurrency: int = 4) -> list[dict[str, str]]:
+    """``n`` users of ``role``, a few at a time (each costs the gateway three password
+    hashes, in its worker threads)."""
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one() -> dict[str, str]:
+        async with gate:
+            return await _user(c, admin, role)
+
+    return list(await asyncio.gather(*(one() for _ in range(n))))
+
+
+async def setup(c: httpx.AsyncClient, bootstrap_password: str, *, tasks: int, workers: int,
+                managers: int, price_minor: int = 100) -> dict[str, Any]:
+    admin = await admin_login(c, bootstrap_password)
+    pool_id = await make_pool(c, admin, tasks=tasks, price_minor=price_minor)
+    ws = await make_users(c, admin, "worker", workers)
+    ms = await make_users(c, admin, "manager", managers)
     return {"admin": admin, "pool_id": pool_id, "workers": ws, "managers": ms}
 
 
@@ -125,12 +182,32 @@ def _max_gap(times: Any, start: float, end: float) -> float | None:
     return round(max(b - a for a, b in zip(inside, inside[1:], strict=False)), 2)
 
 
+class Pace:
+    """At most ``rate`` takes per second over all workers (0: as fast as they go). With the
+    same offered load, two runs do the same work per second, so their CPU per lifecycle
+    compares even when other work shares the machine."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.next = time.perf_counter()
+
+    async def wait(self) -> None:
+        if self.rate <= 0:
+            return
+        now = time.perf_counter()
+        self.next = max(self.next, now) + 1 / self.rate
+        if self.next - 1 / self.rate > now:
+            await asyncio.sleep(self.next - 1 / self.rate - now)
+
+
 async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                 seconds: float, nats_auth: dict[str, str] | None = None,
+                rate: float = 0.0,
                 seen_credits: list[float] | None = None) -> dict[str, Any]:
     """Full lifecycles for ``seconds``; ``seen_credits`` (when given) gets the wall-clock
     time each ``ledger.credited`` event reached this client."""
     rec = Recorder()
+    pace = Pace(rate)
     pool_id = ctx["pool_id"]
     # as the bus's ops user where the bus has users (the launcher's stack has them)
     nc = await nats.connect(nats_url.split(","), **(nats_auth or {}))
@@ -154,6 +231,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
 
         async def worker(headers: dict[str, str]) -> None:
             while time.perf_counter() < stop_at:
+                await pace.wait()
                 status, body = await rec.call("take", http(
                     "POST", "/api/worker/tasks/take", headers, json={"pool_id": pool_id}))
                 if status != 200:
@@ -208,5 +286,78 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                        for name, v in rec.latencies.items()},
         "accept_to_credit_ms": {"n": len(credit_lat), "p50": pct(credit_lat, 50),
                                 "p99": pct(credit_lat, 99)},
+        "errors": dict(rec.errors),
+    }
+
+
+async def drive_pairs(gateway_url: str, ctx: dict[str, Any], *, seconds: float,
+                      top_up: int = 250) -> dict[str, Any]:
+    """Take + submit pairs only (no review), the peer comparison's load: every worker of
+    ``ctx`` takes and submits in a loop. The pool is held at the number of open tasks it
+    started with: every ``top_up`` takes, ``top_up`` new tasks are uploaded (the same in
+    every run, so the uploads cost the same per pair whatever the pool's size)."""
+    rec = Recorder()
+    pool_id = ctx["pool_id"]
+    stop_at = time.perf_counter() + seconds
+    taken = 0
+    done = 0
+    uploaded = 0
+    wake = asyncio.Event()
+    connector = aiohttp.TCPConnector(limit=200)
+    async with aiohttp.ClientSession(base_url=gateway_url, connector=connector,
+                                     timeout=aiohttp.ClientTimeout(total=30)) as session:
+        http = Http(session)
+
+        async def worker(headers: dict[str, str]) -> None:
+            nonlocal taken, done
+            while time.perf_counter() < stop_at:
+                status, body = await rec.call("take", http(
+                    "POST", "/api/worker/tasks/take", headers, json={"pool_id": pool_id}))
+                if status != 200:
+                    rec.errors[f"take:{status}"] += 1
+                    await asyncio.sleep(0.05)
+                    continue
+                taken += 1
+                if taken - uploaded >= top_up:
+                    wake.set()
+                aid = body["assignment_id"]
+                status, _ = await rec.call("submit", http(
+                    "POST", f"/api/worker/assignments/{aid}/submit", headers,
+                    json={"answers": {"text": "ok"}}))
+                if status == 200:
+                    done += 1
+                else:
+                    rec.errors[f"submit:{status}"] += 1
+
+        async def refill() -> None:
+            nonlocal uploaded
+            while time.perf_counter() < stop_at:
+                try:
+                    await asyncio.wait_for(wake.wait(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                wake.clear()
+                while taken - uploaded >= top_up:
+                    status, _ = await rec.call("top_up", http(
+                        "POST", f"/api/admin/pools/{pool_id}/tasks", ctx["admin"],
+                        json=task_rows(10**9 + uploaded, top_up)))
+                    if status != 200:
+                        rec.errors[f"top_up:{status}"] += 1
+                        break
+                    uploaded += top_up
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker(h) for h in ctx["workers"]), refill())
+        elapsed = time.perf_counter() - start
+    pairs = done
+    return {
+        "seconds": round(elapsed, 1),
+        "workers": len(ctx["workers"]),
+        "pairs": pairs,
+        "pairs_per_s": round(pairs / elapsed, 1),
+        "topped_up": uploaded,
+        "latency_ms": {name: {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
+                              "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
+                       for name, v in rec.latencies.items()},
         "errors": dict(rec.errors),
     }

@@ -129,6 +129,9 @@ class Stack:
     # 1: one nats-server ("nats-server"); 3: a JetStream cluster on loopback ("nats-0".."nats-2",
     # R3 streams, fsync on every write) for the fault suite's leader kills
     nats_nodes: int = 1
+    # more than one process of a service (the bench's --replicas): "tasks", "tasks-2", ..
+    # share the service's database, bus user and durable consumers; each has its own port
+    replicas: dict[str, int] = field(default_factory=dict)
     _nats_monitor: dict[str, int] = field(default_factory=dict)
     _nats_clients: dict[str, int] = field(default_factory=dict)
     _password_seen: threading.Event = field(default_factory=threading.Event)
@@ -266,9 +269,14 @@ class Stack:
         self.nats_passwords = busauth.stored_passwords(self.data_dir / "nats-auth")
         return busauth.render(self.nats_passwords)
 
-    def env_for(self, name: str) -> dict[str, str]:
+    def replica_names(self, name: str) -> list[str]:
+        """The process names of a service: ``name`` and ``name-2``.. for its replicas."""
+        return [name] + [f"{name}-{i}" for i in range(2, self.replicas.get(name, 1) + 1)]
+
+    def env_for(self, name: str, port: int | None = None) -> dict[str, str]:
         p = name.upper() + "_"
-        env = {f"{p}NATS_URL": self.nats_url, f"{p}HTTP_PORT": str(self.ports[name]),
+        port = self.ports[name] if port is None else port
+        env = {f"{p}NATS_URL": self.nats_url, f"{p}HTTP_PORT": str(port),
                f"{p}ENVIRONMENT": self.environment, f"{p}DATABASE_URL": self.database_url(name),
                f"{p}LOG_JSON": os.environ.get("MTE_LOG_JSON", "false")}
         # argon2 hashes (19 MiB each, in worker threads) otherwise stay in per-thread malloc
@@ -291,15 +299,20 @@ class Stack:
         self.start_nats()
         for name in SERVICE_NAMES:
             upgrade(ROOT / "services" / name, self.database_url(name))
+        assert self.replicas.get("gateway", 1) == 1, "one gateway (its ops port is one)"
         for name in SERVICE_NAMES:  # all at once: each start is mostly imports
-            self._spawn(name, [sys.executable, "-m", f"{name}_service.main"],
-                        self.env_for(name), capture=(name == "gateway"))
-        for name in SERVICE_NAMES:
-            if not wait_http(f"http://127.0.0.1:{self.ports[name]}/readyz", self.procs[name], 120):
-                raise StackError(f"{name} did not become ready on port {self.ports[name]}")
-            extra = (f"/readyz; /metrics on :{self.gateway_ops_port}" if name == "gateway"
+            for proc_name in self.replica_names(name):
+                self.ports.setdefault(proc_name, free_port())
+                self._spawn(proc_name, [sys.executable, "-m", f"{name}_service.main"],
+                            self.env_for(name, self.ports[proc_name]),
+                            capture=(name == "gateway"))
+        for proc_name in [p for n in SERVICE_NAMES for p in self.replica_names(n)]:
+            port = self.ports[proc_name]
+            if not wait_http(f"http://127.0.0.1:{port}/readyz", self.procs[proc_name], 120):
+                raise StackError(f"{proc_name} did not become ready on port {port}")
+            extra = (f"/readyz; /metrics on :{self.gateway_ops_port}" if proc_name == "gateway"
                      else "/readyz /metrics")
-            self._say(f"  {name:<13} http://127.0.0.1:{self.ports[name]}  ({extra})")
+            self._say(f"  {proc_name:<13} http://127.0.0.1:{port}  ({extra})")
 
     # ------------------------------------------------------------ faults (bench.chaos)
 

@@ -118,6 +118,16 @@ async def test_every_answer_carries_a_request_id_and_its_traceparent(ctx: Ctx) -
     assert odd.headers["x-request-id"] != "bad id"  # not a token: replaced
 
 
+async def test_a_clients_traceparent_is_not_believed(ctx: Ctx) -> None:
+    """Only a trusted proxy's trace is joined (decision 30): a client's would put the
+    gateway's spans into someone else's trace, and a sampled one would make it record."""
+    forged = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    r = await ctx.client.get("/api/status", headers={"traceparent": forged})
+    assert r.headers["traceparent"].split("-")[1] != "0af7651916cd43dd8448eb211c80319c"
+    # not sampled (no exporter here), though the client's said "sampled"
+    assert int(r.headers["traceparent"].split("-")[3], 16) & 1 == 0
+
+
 async def test_one_access_log_line_per_request_with_its_request_id(
         ctx: Ctx, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="gateway.access"):

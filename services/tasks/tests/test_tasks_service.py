@@ -31,6 +31,7 @@ from contracts.events import (
 )
 from contracts.rpc import Actor
 from contracts.rpc import tasks as rpc
+from servicekit.db import COPY_MIN_ROWS
 from servicekit.errors import RpcCallError, ServiceError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
@@ -284,6 +285,41 @@ async def test_upload_tsv_reports_lines_and_all_or_nothing(env: Env) -> None:
     # A draft pool gives no work.
     assert (await env.error(rpc.TAKE, rpc.Take, actor=worker(), pool_id=pool["pool_id"])
             ).code == "pool_not_open"
+
+
+async def test_a_large_upload_is_stored_in_order_and_given_out_oldest_first(env: Env) -> None:
+    # enough rows for the store's COPY path (servicekit.db.insert_many)
+    n = COPY_MIN_ROWS * 2 + 17
+    pool = await env.pool(n=0, open_=False, rows=[{"image": "https://img.example/0.png"}])
+    rows = [{"image": f"https://img.example/{i}.png", **({"GOLDEN:label": "cat"} if i % 50 == 0
+                                                        else {})} for i in range(1, n + 1)]
+    statements: list[str] = []
+
+    def on_statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        statements.append(sql)
+
+    engine = env.svc.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        res = await env.call(rpc.UPLOAD_TASKS, rpc.TasksUpload, actor=ADMIN,
+                             pool_id=pool["pool_id"], format="json", content=rows)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+    assert res["created"] == n and res["control_tasks"] == n // 50 and not res["errors"]
+    assert not [s for s in statements if s.startswith("INSERT INTO tasks")]  # one COPY
+    listed = await env.call(rpc.LIST_TASKS, rpc.TaskList, actor=ADMIN, pool_id=pool["pool_id"],
+                            page={"limit": 500, "offset": 0})
+    assert listed["total"] == n + 1
+    uploaded = listed["items"][1:]
+    assert [t["input"]["image"] for t in uploaded] == [r["image"] for r in rows[:499]]
+    assert uploaded[49]["control_answers"] == {"label": "cat"} and uploaded[49]["is_control"]
+    assert uploaded[0]["control_answers"] is None and not uploaded[0]["is_control"]
+    assert {t["task_id"] for t in uploaded} <= set(res["task_ids"])
+    await env.call(rpc.OPEN_POOL, rpc.PoolTransition, actor=ADMIN, pool_id=pool["pool_id"])
+    first = await env.call(rpc.TAKE, rpc.Take, actor=worker(), pool_id=pool["pool_id"])
+    second = await env.call(rpc.TAKE, rpc.Take, actor=worker(), pool_id=pool["pool_id"])
+    assert [first["input"]["image"], second["input"]["image"]] == [
+        "https://img.example/0.png", "https://img.example/1.png"]
 
 
 async def test_bad_spec_and_pool_transitions(env: Env) -> None:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, func, select, text, tuple_
+from sqlalchemy import ColumnElement, Table, bindparam, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 insert = pg_insert  # INSERT with ON CONFLICT: the one dialect's, everywhere
@@ -39,6 +40,48 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 0,
         to_async_url(url), echo=echo, pool_size=pool_size, max_overflow=max_overflow,
         pool_recycle=1800, connect_args={"server_settings": server_settings},
     )
+
+
+# from this many rows up, insert_many streams them with COPY
+COPY_MIN_ROWS = 200
+
+
+async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` (all with the same keys) into ``table`` in the transaction of ``conn``.
+
+    Many rows go as one binary ``COPY`` stream on the same connection: every constraint,
+    index and trigger applies as to an INSERT, and the rows commit or roll back with the
+    rest of the unit of work. Each value passes its column type's bind processor first (JSON
+    is serialized as the INSERT would). Fewer rows, a column with a Python-side default
+    missing from the rows, or no open transaction on the driver's connection: one
+    executemany INSERT instead.
+    """
+    if not rows:
+        return
+    keys = list(rows[0])
+    missing_defaults = [c for c in table.columns if c.name not in keys and c.default is not None]
+    if len(rows) < COPY_MIN_ROWS or missing_defaults:
+        await conn.execute(table.insert(), rows)
+        return
+    raw = await conn.get_raw_connection()
+    driver: Any = raw.driver_connection
+    if driver is None or not driver.is_in_transaction():
+        await conn.execute(table.insert(), rows)
+        return
+    procs = [(k, table.c[k].type.bind_processor(conn.dialect)) for k in keys]
+    records = [tuple(p(r[k]) if p is not None else r[k] for k, p in procs) for r in rows]
+    try:
+        await driver.copy_records_to_table(table.name, records=records, columns=keys,
+                                           schema_name=table.schema)
+    except Exception as exc:
+        # raised as an INSERT's would be: the dialect's DBAPI class (IntegrityError, ...)
+        # wrapped in SQLAlchemy's, with the server's sqlstate
+        try:
+            raw.dbapi_connection._handle_exception(exc)  # type: ignore[union-attr]
+        except Exception as dbapi_exc:
+            raise DBAPIError.instance(f"COPY {table.name}", None, dbapi_exc,
+                                      conn.dialect.loaded_dbapi.Error) from exc
+        raise
 
 
 async def ping(conn: AsyncConnection) -> None:

@@ -20,16 +20,23 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command, context
-from alembic.config import Config
 from sqlalchemy import MetaData, pool
 from sqlalchemy.ext.asyncio import async_engine_from_config
 
 from servicekit.db import to_async_url
 
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# alembic is imported where it runs (upgrade, env.py), not by the services that only read
+# their head revision at start
+
 
 def alembic_config(service_dir: Path | str, url: str) -> Config:
+    from alembic.config import Config
+
     service_dir = Path(service_dir)
     cfg = Config()
     cfg.set_main_option("script_location", str(service_dir / "migrations"))
@@ -39,11 +46,53 @@ def alembic_config(service_dir: Path | str, url: str) -> Config:
 
 def upgrade(service_dir: Path | str, url: str, revision: str = "head") -> None:
     """Run a service's migrations up to ``revision`` (blocking; call before start)."""
+    from alembic import command
+
     command.upgrade(alembic_config(service_dir, url), revision)
 
 
+def _declared(path: Path) -> tuple[str, tuple[str, ...]] | None:
+    """A revision file's ``revision`` and ``down_revision`` (module-level literals)."""
+    import ast
+
+    values: dict[str, object] = {}
+    for node in ast.parse(path.read_text()).body:
+        target, value = None, None
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign):
+            target, value = node.target, node.value
+        if isinstance(target, ast.Name) and target.id in ("revision", "down_revision") \
+                and value is not None:
+            try:
+                values[target.id] = ast.literal_eval(value)
+            except ValueError:
+                return None
+    rev, down = values.get("revision"), values.get("down_revision")
+    if not isinstance(rev, str):
+        return None
+    downs = (down,) if isinstance(down, str) else tuple(down or ())  # type: ignore[arg-type]
+    if not all(isinstance(d, str) for d in downs):
+        return None
+    return rev, downs
+
+
 def head_revision(service_dir: Path | str) -> str | None:
-    """The newest revision of a service's migrations."""
+    """The newest revision of a service's migrations.
+
+    Read from the revision files' literals without importing alembic (a service checks its
+    schema at every start, and alembic's modules stay in its memory: about 11 MB RSS in
+    each process); alembic's own reading where the files are not that simple or the
+    history has more than one head.
+    """
+    versions = Path(service_dir) / "migrations" / "versions"
+    declared = [_declared(p) for p in sorted(versions.glob("*.py"))]
+    if declared and all(d is not None for d in declared):
+        revs = {d[0] for d in declared if d is not None}
+        downs = {x for d in declared if d is not None for x in d[1]}
+        heads = revs - downs
+        if len(heads) == 1 and downs <= revs:
+            return heads.pop()
     from alembic.script import ScriptDirectory
 
     return ScriptDirectory(str(Path(service_dir) / "migrations")).get_current_head()
@@ -55,6 +104,8 @@ def version_table(service: str) -> str:
 
 def run_env(metadata: MetaData, *, version_table: str) -> None:
     """Body of a service's alembic ``env.py`` (online mode, async engine)."""
+    from alembic import context
+
     config = context.config
     url = config.get_main_option("sqlalchemy.url")
 

@@ -46,6 +46,7 @@ from servicekit.emergency import EmergencyWatch
 from servicekit.messaging_tables import add_messaging_tables
 from servicekit.migrations import head_revision, version_table
 from servicekit.observability import (
+    FASTAPI_TELEMETRY_OFF,
     nats_callbacks,
     setup_logging,
     setup_telemetry,
@@ -450,7 +451,8 @@ class Service:
     # --------------------------------------------------------------------- http
 
     def _make_http(self) -> FastAPI:
-        app = FastAPI(title=f"{self.name} service", docs_url=None, redoc_url=None)
+        app = FastAPI(title=f"{self.name} service", docs_url=None, redoc_url=None,
+                      telemetry=FASTAPI_TELEMETRY_OFF)
 
         @app.get("/healthz")
         async def healthz() -> dict[str, str]:

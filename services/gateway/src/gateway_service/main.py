@@ -46,8 +46,7 @@ from gateway_service.security import SecurityLayer
 from gateway_service.security.addresses import host_name, parse_networks
 from gateway_service.security.store import GatewayStore
 from gateway_service.settings import GatewaySettings
-from servicekit.migrations import upgrade
-from servicekit.observability import uvicorn_log_options
+from servicekit.observability import FASTAPI_TELEMETRY_OFF, uvicorn_log_options
 from servicekit.service import Service
 
 log = logging.getLogger("gateway")
@@ -123,6 +122,7 @@ class Gateway:
 
         s = self.settings
         app = FastAPI(title="Microtask Engine gateway", version=s.version,
+                      telemetry=FASTAPI_TELEMETRY_OFF,
                       docs_url=None, redoc_url=None,
                       openapi_url="/api/openapi.json" if s.environment != "production" else None)
         app.state.gateway = self
@@ -166,6 +166,8 @@ class Gateway:
     async def start(self) -> str | None:
         """Connect and get ready; the bootstrap admin's one-time password if it was created."""
         if self.settings.migrate_on_start:
+            from servicekit.migrations import upgrade  # alembic only where it runs
+
             await asyncio.to_thread(upgrade, SERVICE_DIR, self.settings.database_url)
         await self.svc.start()
         assert self.svc.nc is not None

@@ -35,7 +35,7 @@ from starlette.routing import BaseRoute, Mount, compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway_service.security.addresses import Network, trusted_peer
-from servicekit.observability import REQUEST_ID
+from servicekit.observability import FASTAPI_TELEMETRY_OFF, REQUEST_ID
 from servicekit.service import Service
 
 access_log = logging.getLogger("gateway.access")
@@ -201,7 +201,8 @@ def add_probes(app: FastAPI, svc: Service) -> None:
 
 def ops_app(svc: Service) -> FastAPI:
     """The app of the ops port: the probes and ``/metrics``, nothing of the public API."""
-    app = FastAPI(title="gateway ops", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="gateway ops", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=FASTAPI_TELEMETRY_OFF)
     add_probes(app, svc)
 
     @app.get("/metrics", include_in_schema=False)

@@ -23,7 +23,7 @@ from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import tasks as rpc
-from servicekit.db import insert
+from servicekit.db import insert, insert_many
 from servicekit.outbox import outbox_insert_from
 from tasks_service import domain
 from tasks_service.db import (
@@ -741,7 +741,7 @@ class TasksStore:
         return [_pool(r) for r in rows], total
 
     async def add_tasks(self, rows: list[dict[str, Any]]) -> None:
-        await self.conn.execute(tasks.insert(), rows)
+        await insert_many(self.conn, tasks, rows)  # COPY for a large upload
 
     async def list_tasks(self, pool_id: str, limit: int,
                          offset: int) -> tuple[list[rpc.TaskItem], int]:

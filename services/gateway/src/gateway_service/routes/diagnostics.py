@@ -17,7 +17,6 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
-import httpx
 from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
@@ -216,6 +215,8 @@ def _peers_from_streams(infos: list[Any]) -> list[Peer]:
 
 
 async def _jsz(url: str) -> dict[str, Any]:
+    import httpx  # here: the one use, and ~5 MB of the gateway's memory at import
+
     async with httpx.AsyncClient(timeout=CHECK_TIMEOUT_S) as client:
         r = await client.get(url.rstrip("/") + "/jsz")
         r.raise_for_status()
