@@ -312,6 +312,10 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
 # parts, each under the limit; row numbers in errors are mapped back to the whole upload.
 UPLOAD_CHUNK_BYTES = 768 * 1024
 RPC_ENVELOPE_RESERVE = 8 * 1024
+# The reply lists every created task id (about 40 bytes each in JSON): at most this many rows
+# per part keep it under the same limit (60,000 short rows fit in 768 KiB, their ids do not,
+# and a reply lost that way would have the caller upload them again)
+MAX_ROWS_PER_PART = 20_000
 
 
 def _max_payload(rpc: Any) -> int:
@@ -335,7 +339,7 @@ def _json_chunks(rows: list[Any], budget: int) -> list[tuple[int, Any]]:
         n = _size(row) + 1
         if n + 2 > budget:
             raise _too_large_row(i + 1)
-        if size + n > budget and i > start:
+        if (size + n > budget or i - start >= MAX_ROWS_PER_PART) and i > start:
             chunks.append((start, rows[start:i]))
             start, size = i, 2
         size += n
@@ -345,7 +349,7 @@ def _json_chunks(rows: list[Any], budget: int) -> list[tuple[int, Any]]:
 
 def _tsv_chunks(text: str, budget: int) -> list[tuple[int, Any]]:
     """(offset, text): every part repeats the header; a part's line n is offset + n."""
-    if _size(text) <= budget:
+    if _size(text) <= budget and text.count("\n") <= MAX_ROWS_PER_PART:
         return [(0, text)]
     header, *lines = text.splitlines()
     base = _size(header) + 2
@@ -355,7 +359,7 @@ def _tsv_chunks(text: str, budget: int) -> list[tuple[int, Any]]:
         n = _size(line)              # the line, its escaped newline, less the quotes: <= this
         if base + n > budget:
             raise _too_large_row(i + 2)
-        if size + n > budget and i > start:
+        if (size + n > budget or i - start >= MAX_ROWS_PER_PART) and i > start:
             chunks.append((start, "\n".join([header, *lines[start:i]]) + "\n"))
             start, size = i, base
         size += n
