@@ -85,7 +85,7 @@ async def hook_ctx(database_url: str, clock) -> AsyncIterator[Context]:
 async def deliver(ctx: Context, handler, event) -> Any:
     env = new_envelope(event, producer="x")
     async with ctx.uow() as uow:
-        await handler(event, env, uow, ctx)
+        await handler([(event, env)], uow, ctx)
     return env
 
 
@@ -133,7 +133,7 @@ async def test_each_event_once_per_attempt_signed_and_caught_up_after_downtime(
     env = new_envelope(accepted(1), producer="review")
     for _ in range(2):
         async with ctx.uow() as uow:
-            await webhooks.on_accepted(accepted(1), env, uow, ctx)
+            await webhooks.on_accepted([(accepted(1), env)], uow, ctx)
     await deliver(ctx, webhooks.on_rejected, ReviewRejected(**accepted(2).model_dump()))
     await deliver(ctx, webhooks.on_payout_approved, PayoutApproved(
         payout_id="po-1", worker_id="w1", amount_minor=500, currency="RUB",

@@ -30,7 +30,6 @@ import httpx
 
 from contracts.envelope import Envelope
 from contracts.events import (
-    Event,
     PayoutApproved,
     PayoutRejected,
     PayoutRequested,
@@ -117,55 +116,61 @@ async def _resolves_private(host: str) -> bool:
 
 
 async def fan_out(uow: UnitOfWork[SupportStore], ctx: SupportContext, kind: str,
-                  event: Event, env: Envelope) -> None:
-    """One pending delivery per active subscription to ``kind``."""
+                  items: list[tuple[Any, Envelope]]) -> None:
+    """One pending delivery per active subscription to ``kind`` for each event of a batch
+    (the subscriptions are read once per batch: with none, the batch costs one query)."""
+    subs = await uow.store.subscribers(kind)
+    if not subs:
+        return
     now = ctx.clock()
-    for sub in await uow.store.subscribers(kind):
-        delivery_id = str(uuid.uuid4())
-        await uow.store.add_delivery({
-            "delivery_id": delivery_id, "subscription_id": sub.subscription_id,
-            "event_id": env.event_id, "kind": kind, "status": "pending", "attempts": 0,
-            "give_up_after": ctx.settings.webhook_max_attempts, "next_attempt_at": now,
-            "created_at": now, "payload": {
-                "event_id": env.event_id, "kind": kind, "type": env.type,
-                "occurred_at": env.occurred_at.isoformat(),
-                "data": event.model_dump(mode="json")}})
+    for event, env in items:
+        for sub in subs:
+            await uow.store.add_delivery({
+                "delivery_id": str(uuid.uuid4()), "subscription_id": sub.subscription_id,
+                "event_id": env.event_id, "kind": kind, "status": "pending", "attempts": 0,
+                "give_up_after": ctx.settings.webhook_max_attempts, "next_attempt_at": now,
+                "created_at": now, "payload": {
+                    "event_id": env.event_id, "kind": kind, "type": env.type,
+                    "occurred_at": env.occurred_at.isoformat(),
+                    "data": event.model_dump(mode="json")}})
 
 
-@router.consume("review.accepted", name="webhook-accepted")
-async def on_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWork[SupportStore],
-                      ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "task.accepted", event, env)
+# every decision event reaches these consumers: batches keep them to one transaction (and
+# one subscription lookup) per batch instead of one per event
+@router.consume_batch("review.accepted", name="webhook-accepted")
+async def on_accepted(items: list[tuple[ReviewAccepted, Envelope]],
+                      uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
+    await fan_out(uow, ctx, "task.accepted", items)
 
 
-@router.consume("review.rejected", name="webhook-rejected")
-async def on_rejected(event: ReviewRejected, env: Envelope, uow: UnitOfWork[SupportStore],
-                      ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "task.rejected", event, env)
+@router.consume_batch("review.rejected", name="webhook-rejected")
+async def on_rejected(items: list[tuple[ReviewRejected, Envelope]],
+                      uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
+    await fan_out(uow, ctx, "task.rejected", items)
 
 
-@router.consume("task.pool_closed", name="webhook-pool-closed")
-async def on_pool_closed(event: PoolClosed, env: Envelope, uow: UnitOfWork[SupportStore],
-                         ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "pool.closed", event, env)
+@router.consume_batch("task.pool_closed", name="webhook-pool-closed")
+async def on_pool_closed(items: list[tuple[PoolClosed, Envelope]],
+                         uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
+    await fan_out(uow, ctx, "pool.closed", items)
 
 
-@router.consume("ledger.payout.requested", name="webhook-payout-requested")
-async def on_payout_requested(event: PayoutRequested, env: Envelope,
+@router.consume_batch("ledger.payout.requested", name="webhook-payout-requested")
+async def on_payout_requested(items: list[tuple[PayoutRequested, Envelope]],
                               uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "payout.changed", event, env)
+    await fan_out(uow, ctx, "payout.changed", items)
 
 
-@router.consume("ledger.payout.approved", name="webhook-payout-approved")
-async def on_payout_approved(event: PayoutApproved, env: Envelope,
+@router.consume_batch("ledger.payout.approved", name="webhook-payout-approved")
+async def on_payout_approved(items: list[tuple[PayoutApproved, Envelope]],
                              uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "payout.changed", event, env)
+    await fan_out(uow, ctx, "payout.changed", items)
 
 
-@router.consume("ledger.payout.rejected", name="webhook-payout-rejected")
-async def on_payout_rejected(event: PayoutRejected, env: Envelope,
+@router.consume_batch("ledger.payout.rejected", name="webhook-payout-rejected")
+async def on_payout_rejected(items: list[tuple[PayoutRejected, Envelope]],
                              uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "payout.changed", event, env)
+    await fan_out(uow, ctx, "payout.changed", items)
 
 
 # ------------------------------------------------------------------- sending
