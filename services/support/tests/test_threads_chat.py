@@ -187,7 +187,7 @@ async def taken(ctx, worker="w1", assignment="as-1", pool="p1") -> None:
     event = TaskTaken(assignment_id=assignment, task_id="t1", pool_id=pool, project_id="pr",
                       worker_id=worker, taken_at=ctx.clock())
     async with ctx.db.consumer_unit() as uow:
-        await chat.on_task_taken(event, new_envelope(event, producer="tasks"), uow, ctx)
+        await chat.on_task_taken([(event, new_envelope(event, producer="tasks"))], uow, ctx)
 
 
 async def test_task_chat_is_between_its_worker_and_staff(env) -> None:

@@ -24,13 +24,14 @@ from support_service.store import SupportStore
 router = Router()
 
 
-@router.consume("task.taken", name="chat-assignments")
-async def on_task_taken(event: TaskTaken, env: Envelope, uow: UnitOfWork[SupportStore],
+@router.consume_batch("task.taken", name="chat-assignments")
+async def on_task_taken(items: list[tuple[TaskTaken, Envelope]], uow: UnitOfWork[SupportStore],
                         ctx: SupportContext) -> None:
-    """Remember who works on an assignment: the task chat's worker."""
-    await uow.store.remember_assignment(
-        assignment_id=event.assignment_id, worker_id=event.worker_id, pool_id=event.pool_id,
-        task_id=event.task_id, taken_at=event.taken_at)
+    """Remember who works on each assignment: the task chat's worker (every take reaches
+    this consumer: one transaction and one statement per batch)."""
+    await uow.store.remember_assignments([{
+        "assignment_id": e.assignment_id, "worker_id": e.worker_id, "pool_id": e.pool_id,
+        "task_id": e.task_id, "taken_at": e.taken_at} for e, _ in items])
 
 
 @router.consume("task.pool_opened", name="chat-pools")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,11 +38,10 @@ def _message(row: object) -> rpc.ChatMessage:
 class ChatStore:
     conn: AsyncConnection
 
-    async def remember_assignment(self, *, assignment_id: str, worker_id: str, pool_id: str,
-                                  task_id: str, taken_at: datetime) -> None:
-        await self.conn.execute(_INSERT_ASSIGNMENT, {
-            "assignment_id": assignment_id, "worker_id": worker_id, "pool_id": pool_id,
-            "task_id": task_id, "taken_at": taken_at})
+    async def remember_assignments(self, rows: list[dict[str, Any]]) -> None:
+        """Each row: assignment_id, worker_id, pool_id, task_id, taken_at (known ones stay)."""
+        if rows:
+            await self.conn.execute(_INSERT_ASSIGNMENT, rows)
 
     async def remember_pool(self, pool_id: str, opened_at: datetime) -> None:
         await self.conn.execute(_INSERT_POOL, {"pool_id": pool_id, "opened_at": opened_at})
