@@ -7,7 +7,6 @@ moves), kept apart from the hot credit path.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -60,8 +59,11 @@ _SPENDING = ("assignment", "bonus")
 class BudgetStoreMixin:
     conn: AsyncConnection
 
-    if TYPE_CHECKING:
-        async def _move_balance(self, leg: Leg) -> None: ...
+    if TYPE_CHECKING:  # LedgerStore's posting steps
+        async def _insert_transfer(self, transfer: Transfer,
+                                   unique_key: str | None) -> bool: ...
+
+        async def _post_legs(self, transfer: Transfer, legs: list[Leg]) -> None: ...
 
     # ------------------------------------------------------------- requesters
 
@@ -155,26 +157,10 @@ class BudgetStoreMixin:
         per business key (False, nothing written, when it exists). ``InsufficientFunds``
         when a balance would go below zero (the database's CHECK refuses it)."""
         legs = balanced_legs(legs)
-        stmt = insert(transfers)
-        if unique_key is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=[unique_key])
-        if (await self.conn.execute(stmt, dataclasses.asdict(transfer))).rowcount != 1:
+        if not await self._insert_transfer(transfer, unique_key):
             return False
-        if not legs:
-            return True
-        now = transfer.created_at
-        accs = sorted({leg.account.account_id: leg.account for leg in legs}.values(),
-                      key=lambda a: a.account_id)
-        await self.conn.execute(insert(accounts).values([
-            {"account_id": a.account_id, "kind": a.kind, "currency": a.currency,
-             "owner_id": a.owner_id, "created_at": now} for a in accs]).on_conflict_do_nothing())
-        await self.conn.execute(entries.insert().values([
-            {"transfer_id": transfer.transfer_id, "account_id": leg.account.account_id,
-             "currency": leg.account.currency, "amount_minor": leg.amount_minor,
-             "created_at": now} for leg in legs]))
-        for leg in sorted((leg for leg in legs if leg.account.keeps_balance),
-                          key=lambda leg: leg.account.account_id):
-            await self._move_balance(leg)
+        if legs:
+            await self._post_legs(transfer, legs)
         return True
 
 

@@ -324,6 +324,11 @@ class LedgerStore(BudgetStoreMixin):
         """
         legs = balanced_legs(legs)
         await self._insert_transfer(transfer, None)
+        await self._post_legs(transfer, legs)
+
+    async def _post_legs(self, transfer: Transfer, legs: list[Leg]) -> None:
+        """The legs of a written transfer: lazily created accounts, the entries, and the
+        stored balances moved in account order (``InsufficientFunds`` below zero)."""
         now = transfer.created_at
         accs = sorted({leg.account.account_id: leg.account for leg in legs}.values(),
                       key=lambda a: a.account_id)
