@@ -5,38 +5,19 @@ back; a delivery can be sent again by hand."""
 from __future__ import annotations
 
 import json
-import socket
 import uuid
 from typing import Any
 
-from aiohttp import web
-
 from servicekit.testing import eventually
+from servicekit.testing.receiver import Receiver as BaseReceiver
 from support_service.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
 
 
-class Receiver:
+class Receiver(BaseReceiver):
+    """The kit's receiver, answering 200, that reads back the signed bodies of a pool."""
+
     def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.seen: list[dict[str, Any]] = []
-        self.runner: web.AppRunner | None = None
-
-    async def start(self) -> None:
-        async def hook(request: web.Request) -> web.Response:
-            self.seen.append({"headers": dict(request.headers), "body": await request.read()})
-            return web.Response(status=200)
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
+        super().__init__(status=200)
 
     def bodies(self, secret: str, pool_id: str) -> list[dict[str, Any]]:
         out = []

@@ -5,14 +5,12 @@ redeliver sends again, and URLs that are not http(s) or point inside are refused
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
 
 from contracts.envelope import new_envelope
 from contracts.events import PayoutApproved, ReviewAccepted, ReviewRejected
@@ -22,6 +20,7 @@ from servicekit.context import Context
 from servicekit.db import make_engine
 from servicekit.errors import ServiceError
 from servicekit.migrations import upgrade
+from servicekit.testing.receiver import Receiver
 from servicekit.uow import Database
 from support_service import webhooks
 from support_service.db import outbox
@@ -31,37 +30,6 @@ from support_service.store import SupportStore
 SERVICE_DIR = Path(__file__).parents[1]
 ADMIN = Actor(user_id="owner", role="admin")
 BASE_S = 10.0
-
-
-class Receiver:
-    """An HTTP server on 127.0.0.1 that keeps every request; stop() and start() again on
-    the same port to be down for a while."""
-
-    def __init__(self) -> None:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.seen: list[dict[str, Any]] = []
-        self.runner: web.AppRunner | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/hook"
-
-    async def start(self) -> None:
-        async def hook(request: web.Request) -> web.Response:
-            self.seen.append({"headers": dict(request.headers), "body": await request.read()})
-            return web.Response(status=204)
-
-        app = web.Application()
-        app.router.add_post("/hook", hook)
-        self.runner = web.AppRunner(app)
-        await self.runner.setup()
-        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
-
-    async def stop(self) -> None:
-        assert self.runner is not None
-        await self.runner.cleanup()
 
 
 def context(database_url: str, clock: Any, **settings: Any) -> Context:
