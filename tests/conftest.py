@@ -20,6 +20,7 @@ import pytest
 
 from launcher.services import settings_class
 from servicekit.migrations import upgrade
+from servicekit.testing import eventually
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ("tasks", "review", "ledger", "rules", "support")
@@ -99,6 +100,18 @@ class Stack:
             r = await c.post(f"/api/admin/pools/{pool_id}/open", headers=admin)
             assert r.status_code == 200, r.text
         return pool_id
+
+    async def take(self, worker: User, pool_id: str) -> dict[str, Any]:
+        """``worker``'s take from the pool once the trust level's pause between takes lets
+        it through (429 is waited out; anything else than 200 fails the test)."""
+        async def attempt() -> dict[str, Any] | None:
+            r = await self.client.post("/api/worker/tasks/take", headers=worker.headers,
+                                       json={"pool_id": pool_id})
+            if r.status_code == 429:
+                return None
+            assert r.status_code == 200, r.text
+            return r.json()
+        return await eventually(attempt)
 
     async def user(self, role: str) -> User:
         """Create a user of ``role`` as the admin, log in, change the temporary password."""

@@ -36,21 +36,14 @@ async def test_a_workers_data_export_holds_every_answer_they_gave(stack) -> None
                                price_minor=777, currency="RUB", overlap=2)
     given: dict[str, str] = {}
     for i in range(3):
-        async def take(who=worker):
-            r = await c.post("/api/worker/tasks/take", headers=who.headers,
-                             json={"pool_id": pool_id})
-            if r.status_code == 429:  # the trust level's pause between takes
-                return None
-            assert r.status_code == 200, r.text
-            return r.json()
-        a = await eventually(take)
+        a = await stack.take(worker, pool_id)
         answer = "yes" if i % 2 else "no"
         r = await c.post(f"/api/worker/assignments/{a['assignment_id']}/submit",
                          headers=worker.headers,
                          json={"answers": {"a": answer}, "comment": f"comment {i}"})
         assert r.status_code == 200, r.text
         given[a["assignment_id"]] = answer
-    theirs = await eventually(lambda: take(other))
+    theirs = await stack.take(other, pool_id)
     r = await c.post(f"/api/worker/assignments/{theirs['assignment_id']}/submit",
                      headers=other.headers, json={"answers": {"a": "yes"}})
     assert r.status_code == 200, r.text
