@@ -21,6 +21,7 @@ from contracts.rpc import support as support_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AnyActor, MfaAdmin, Rpc, Security, Session
 from gateway_service.errors import ApiError
+from gateway_service.security.accounts import cannot_erase_admin
 
 router = APIRouter(tags=["my data"])
 
@@ -91,9 +92,8 @@ async def _worker_part(actor: Any, rpc: Any) -> WorkerPart:
 
 
 async def _support_part(actor: Any, rpc: Any) -> tuple[list[Any], list[Any]]:
-    own = support_rpc.TicketList
-    tickets = await _every(lambda p: rpc.call(support_rpc.LIST_TICKETS, own(actor=actor, page=p)),
-                           "tickets")
+    tickets = await _every(lambda p: rpc.call(support_rpc.LIST_TICKETS, support_rpc.TicketList(
+        actor=actor, page=p)), "tickets")
     mine = [t for t in tickets if t.user_id == actor.user_id]
     threads = [await rpc.call(support_rpc.GET_TICKET, support_rpc.TicketRef(
         actor=actor, ticket_id=t.ticket_id)) for t in mine]
@@ -148,8 +148,7 @@ ERASURE_SUBJECT = "Удаление персональных данных / Eras
                          "account's opaque id.")
 async def request_erasure(actor: AnyActor, rpc: Rpc, body: ErasureRequest) -> support_rpc.Ticket:
     if actor.role == "admin":
-        raise ApiError(409, "cannot_erase_admin",
-                       "an admin account is not erased: another admin takes its role first")
+        raise cannot_erase_admin()
     text = "Прошу удалить мои персональные данные. / Please erase my personal data."
     if body.message and body.message.strip():
         text += "\n\n" + body.message.strip()
@@ -177,8 +176,7 @@ async def erase_user(session: MfaAdmin, rpc: Rpc, security: Security, address: A
                      ) -> ErasureDone:
     user = await security.accounts.get_user(user_id)
     if user.role == "admin":
-        raise ApiError(409, "cannot_erase_admin",
-                       "an admin account is not erased: take its role away first")
+        raise cannot_erase_admin()
     if user.role == "worker":
         balance = await rpc.call(ledger_rpc.BALANCE, ledger_rpc.BalanceRequest(
             actor=session.actor, worker_id=user_id))

@@ -93,6 +93,14 @@ class Me:
     session_expires_at: datetime | None
 
 
+def cannot_erase_admin() -> ApiError:
+    """Admins are not erased: their actions are the audit; an admin account that must
+    go is disabled instead."""
+    return ApiError(409, "cannot_erase_admin",
+                    "an admin account is not erased (its actions are the audit log): "
+                    "disable it instead")
+
+
 def account_disabled() -> ApiError:
     LOGINS.labels("disabled").inc()
     return ApiError(403, "account_disabled", "this account is disabled: ask an administrator")
@@ -297,8 +305,7 @@ class Accounts:
             if user is None:
                 raise ApiError(404, "user_not_found", f"no user {user_id}")
             if user.role == "admin":
-                raise ApiError(409, "cannot_erase_admin",
-                               "an admin account is not erased: take its role away first")
+                raise cannot_erase_admin()
             login = f"erased-{user_id[:12]}"
             revoked = 0
             if user.login != login:
