@@ -83,17 +83,18 @@ class RpcClient:
     def __init__(self, nc: NATS, *, timeout_s: float = 10.0) -> None:
         self.nc = nc
         self.timeout_s = timeout_s
-        self._waiting: set[asyncio.Future[Any]] = set()
-        self._dropped: set[asyncio.Future[Any]] = set()
+        # the tasks waiting for a reply now (no task of its own per call: the hot path)
+        self._waiting: set[asyncio.Task[Any]] = set()
+        self._dropped: set[asyncio.Task[Any]] = set()
 
     def connection_lost(self) -> None:
         """The connection dropped: no reply to a request already sent can reach this
         client any more (its inbox lived on the server that went away), so every waiting
         call ends now instead of at its timeout."""
-        for fut in list(self._waiting):
-            if not fut.done():
-                self._dropped.add(fut)
-                fut.cancel()
+        for task in list(self._waiting):
+            if not task.done():
+                self._dropped.add(task)
+                task.cancel()
 
     async def call(self, spec: RpcSpec[ReqT, RespT], request: ReqT, *,
                    timeout_s: float | None = None) -> RespT:
@@ -111,16 +112,18 @@ class RpcClient:
     async def call_raw(self, spec: RpcSpec[Any, Any], body: bytes, *,
                        timeout_s: float | None = None) -> RpcReply:
         """One request with an encoded body; the successful reply, undecoded."""
-        req = asyncio.ensure_future(self.nc.request(
-            spec.subject, body, timeout=timeout_s or self.timeout_s,
-            headers=current_trace_headers() or None))
-        self._waiting.add(req)
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
         try:
-            msg = await req
+            msg = await self.nc.request(spec.subject, body,
+                                        timeout=timeout_s or self.timeout_s,
+                                        headers=current_trace_headers() or None)
         except asyncio.CancelledError:
-            if req not in self._dropped:
+            if task not in self._dropped:
                 raise  # the caller was cancelled
-            self._dropped.discard(req)
+            self._dropped.discard(task)
+            task.uncancel()  # ended by connection_lost: a refusal, not a cancellation
             raise RpcCallError(ErrorBody(
                 code="service_timeout", status=504,
                 message=f"the bus connection dropped while {spec.subject} was answered: it "
@@ -140,7 +143,7 @@ class RpcClient:
                                          message=f"the bus is unavailable: {type(exc).__name__}")
                                ) from exc
         finally:
-            self._waiting.discard(req)
+            self._waiting.discard(task)
         reply = RpcReply.model_validate_json(msg.data)
         if not reply.ok:
             raise RpcCallError(reply.error or ErrorBody(code="internal_error", message="?",
