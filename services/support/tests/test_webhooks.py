@@ -201,3 +201,56 @@ async def test_a_name_resolving_inside_is_not_sent_to(hook_ctx: Context, databas
         assert d.attempts == 1 and "private" in (d.log[0].error or "")
     finally:
         await strict.db.engine.dispose()
+
+
+async def test_the_request_goes_to_the_address_that_was_checked(
+        hook_ctx: Context, database_url: str, clock, monkeypatch) -> None:
+    """DNS rebinding: the name is looked up once per attempt and the connection is made to
+    the address that lookup gave (checked), with the name in the Host header; a second lookup
+    by the HTTP client, which could answer a private address, never happens."""
+    receiver = Receiver()
+    await receiver.start()
+    lookups: list[str] = []
+    real = __import__("asyncio").get_running_loop().getaddrinfo
+
+    async def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        if host == "hooks.example.test":   # no such name: only this lookup knows it
+            return await real("127.0.0.1", *args, **kwargs)
+        return await real(host, *args, **kwargs)
+
+    loop = __import__("asyncio").get_running_loop()
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    url = f"http://hooks.example.test:{receiver.port}/hook"
+    made = await webhooks.create_webhook(rpc.WebhookCreate(
+        actor=ADMIN, url=url, kinds=["task.accepted"]), hook_ctx)
+    await deliver(hook_ctx, webhooks.on_accepted, accepted(11))
+    await webhooks.deliver_due(hook_ctx)
+    [d] = await deliveries(hook_ctx, made.subscription_id)
+    assert d.status == "delivered", d.log
+    [req] = receiver.seen
+    assert req["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
+    assert verified(receiver, made.secret)[0]["data"]["assignment_id"] == "as-11"
+    assert lookups == ["hooks.example.test"]
+    await receiver.stop()
+
+    # the same name answering a private address at the next attempt is refused there
+    strict = context(database_url, clock)
+    try:
+        await deliver(strict, webhooks.on_accepted, accepted(12))
+        await webhooks.deliver_due(strict)
+        refused = [x for x in await deliveries(strict, made.subscription_id)
+                   if x.status != "delivered"]
+        assert refused and "private" in (refused[0].log[0].error or "")
+    finally:
+        await strict.db.engine.dispose()
+
+
+def test_pinned_url_keeps_port_path_query_and_names_tls_after_the_host() -> None:
+    url, headers, ext = webhooks._pinned("https://hooks.example.com:8443/a/b?x=1", "203.0.113.7")
+    assert url == "https://203.0.113.7:8443/a/b?x=1"
+    assert headers == {"Host": "hooks.example.com:8443"} and ext == {"sni_hostname":
+                                                                    "hooks.example.com"}
+    url, headers, ext = webhooks._pinned("http://hooks.example.com/h", "2001:db8::1")
+    assert url == "http://[2001:db8::1]/h" and headers == {"Host": "hooks.example.com"}
+    assert ext == {}

@@ -8,6 +8,11 @@ Signature: ``X-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body
 with ``X-Webhook-Timestamp`` (unix seconds, new on every attempt), so a receiver can refuse
 stale or replayed requests. The body is JSON: ``delivery_id``, ``event_id``, ``kind``,
 ``occurred_at``, ``data`` (the event's own fields; events carry no price or share).
+
+Where it goes: the URL's host is resolved at every attempt, every address is checked (no
+loopback, private or link-local target unless allowed), and the request is sent to the
+checked address with the name in ``Host`` (and as the TLS server name), so a record that
+changes between the check and the connection cannot point it inside.
 """
 
 from __future__ import annotations
@@ -102,14 +107,27 @@ def check_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
-async def _resolves_private(host: str) -> bool:
-    """Any address of ``host`` private (a name that points inside is refused too)."""
+async def _resolve(host: str) -> list[str]:
+    """Every address of ``host`` (itself when it is an address literal)."""
     try:
-        return _private(host)
+        return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return any(_private(str(info[4][0]).split("%")[0]) for info in infos)
+    return list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL with its host replaced by ``address``, the Host header the receiver expects
+    and, for https, the name TLS checks the certificate against (SNI): the request goes to
+    the address that was checked, never to what a second lookup of the name returns (a name
+    whose record changes between the check and the connection, "DNS rebinding", cannot
+    point the request inside)."""
+    parts = httpx.URL(url)
+    literal = f"[{address}]" if ":" in address else address
+    host_header = parts.netloc.decode("ascii").rsplit("@", 1)[-1]
+    extensions: dict[str, Any] = {"sni_hostname": parts.host} if parts.scheme == "https" else {}
+    return str(parts.copy_with(host=literal.strip("[]"))), {"Host": host_header}, extensions
 
 
 # ------------------------------------------------------------------- fan-out
@@ -185,11 +203,15 @@ async def _send(client: httpx.AsyncClient, row: Any, *,
                 allow_private: bool) -> tuple[int | None, str | None]:
     host = urlsplit(row.url).hostname or ""
     try:
-        if not allow_private and await _resolves_private(host):
+        addresses = await _resolve(host)
+        if not addresses:
+            return None, "the host has no address"
+        if not allow_private and any(_private(a) for a in addresses):
             return None, "refused: the host resolves to a private address"
+        url, host_header, extensions = _pinned(row.url, addresses[0])
         body, ts = _body(row), int(time.time())
-        r = await client.post(row.url, content=body, headers={
-            "Content-Type": "application/json", TIMESTAMP_HEADER: str(ts),
+        r = await client.post(url, content=body, extensions=extensions, headers={
+            **host_header, "Content-Type": "application/json", TIMESTAMP_HEADER: str(ts),
             SIGNATURE_HEADER: sign(row.secret, ts, body), "X-Webhook-Event": row.kind,
             "X-Webhook-Delivery": row.delivery_id, "User-Agent": "microtask-webhooks/1"})
     except Exception as exc:  # any failure is this attempt's: logged, then retried
