@@ -254,3 +254,60 @@ def test_pinned_url_keeps_port_path_query_and_names_tls_after_the_host() -> None
     url, headers, ext = webhooks._pinned("http://hooks.example.com/h", "2001:db8::1")
     assert url == "http://[2001:db8::1]/h" and headers == {"Host": "hooks.example.com"}
     assert ext == {}
+
+
+async def _stored_secret(ctx: Context, sid: str) -> str:
+    from sqlalchemy import text
+
+    async with ctx.db.engine.connect() as conn:
+        return str((await conn.execute(text(
+            "SELECT secret FROM webhook_subscriptions WHERE subscription_id = :s"),
+            {"s": sid})).scalar_one())
+
+
+async def test_the_signing_secret_is_sealed_at_rest_and_rotates(
+        hook_ctx: Context, database_url: str, clock) -> None:
+    from sqlalchemy import text
+
+    receiver = Receiver()
+    await receiver.start()
+    made = await webhooks.create_webhook(rpc.WebhookCreate(
+        actor=ADMIN, url=receiver.url, kinds=["task.accepted"]), hook_ctx)
+    stored = await _stored_secret(hook_ctx, made.subscription_id)
+    assert stored.startswith("v1:") and made.secret not in stored
+
+    # a row made before sealing (plain) is used, then sealed under the newest key
+    async with hook_ctx.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_subscriptions SET secret = :p "
+                                "WHERE subscription_id = :s"),
+                           {"p": made.secret, "s": made.subscription_id})
+    await deliver(hook_ctx, webhooks.on_accepted, accepted(21))
+    await webhooks.deliver_due(hook_ctx)
+    assert verified(receiver, made.secret)[-1]["data"]["assignment_id"] == "as-21"
+    resealed = await _stored_secret(hook_ctx, made.subscription_id)
+    assert resealed.startswith("v1:") and made.secret not in resealed
+
+    # a new key with the old one kept as previous: still signs with the same secret and
+    # seals it again under the new key
+    rotated = context(database_url, clock, webhook_allow_private=True,
+                      webhook_secret_key="a-new-key-" + "k" * 32,
+                      webhook_previous_keys=["dev-webhook-secret-key-not-for-production"])
+    lost = context(database_url, clock, webhook_allow_private=True,
+                   webhook_secret_key="yet-another-key-" + "z" * 32)
+    try:
+        await deliver(rotated, webhooks.on_accepted, accepted(22))
+        await webhooks.deliver_due(rotated)
+        assert verified(receiver, made.secret)[-1]["data"]["assignment_id"] == "as-22"
+        assert await _stored_secret(rotated, made.subscription_id) != resealed
+
+        # without the key that sealed it: not sent, the attempt says why, nothing raised
+        await deliver(lost, webhooks.on_accepted, accepted(23))
+        await webhooks.deliver_due(lost)
+        [d] = [x for x in await deliveries(lost, made.subscription_id)
+               if x.status != "delivered"]
+        assert d.attempts == 1 and "cannot be opened" in (d.log[0].error or "")
+        assert len(receiver.seen) == 2
+    finally:
+        await rotated.db.engine.dispose()
+        await lost.db.engine.dispose()
+        await receiver.stop()

@@ -13,11 +13,16 @@ Where it goes: the URL's host is resolved at every attempt, every address is che
 loopback, private or link-local target unless allowed), and the request is sent to the
 checked address with the name in ``Host`` (and as the TLS server name), so a record that
 changes between the check and the connection cannot point it inside.
+
+The signing secret is shown once, at creation, and kept sealed (``servicekit.secretbox``,
+``SUPPORT_WEBHOOK_SECRET_KEY``); a subscription made before sealing keeps its plain secret
+until it is next used, when it is sealed (as is one sealed under a previous key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -45,6 +50,7 @@ from contracts.events import (
 from contracts.rpc import support as rpc
 from servicekit.errors import Invalid, NotFound
 from servicekit.router import Router
+from servicekit.secretbox import InvalidToken, SecretBox
 from servicekit.uow import UnitOfWork
 from support_service.context import SupportContext
 from support_service.store import SupportStore
@@ -199,7 +205,34 @@ def _body(row: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-async def _send(client: httpx.AsyncClient, row: Any, *,
+@functools.lru_cache(maxsize=4)
+def _box_for(keys: tuple[str, ...]) -> SecretBox:
+    return SecretBox(*keys)
+
+
+def _box(ctx: SupportContext) -> SecretBox:
+    return _box_for(tuple(ctx.settings.webhook_keys()))
+
+
+async def _signing_secret(ctx: SupportContext, row: Any) -> str | None:
+    """The subscription's secret, sealed again under the newest key when it was plain (made
+    before sealing) or sealed under a previous key; None when no configured key opens it."""
+    box, stored = _box(ctx), row.secret
+    if not stored.startswith(SecretBox.PREFIX):
+        secret = stored
+    else:
+        try:
+            secret = box.open(stored)
+        except InvalidToken:
+            return None
+        if box.sealed_with_newest(stored):
+            return secret
+    async with ctx.uow() as uow:
+        await uow.store.reseal_secret(row.subscription_id, box.seal(secret))
+    return secret
+
+
+async def _send(client: httpx.AsyncClient, row: Any, secret: str, *,
                 allow_private: bool) -> tuple[int | None, str | None]:
     host = urlsplit(row.url).hostname or ""
     try:
@@ -212,7 +245,7 @@ async def _send(client: httpx.AsyncClient, row: Any, *,
         body, ts = _body(row), int(time.time())
         r = await client.post(url, content=body, extensions=extensions, headers={
             **host_header, "Content-Type": "application/json", TIMESTAMP_HEADER: str(ts),
-            SIGNATURE_HEADER: sign(row.secret, ts, body), "X-Webhook-Event": row.kind,
+            SIGNATURE_HEADER: sign(secret, ts, body), "X-Webhook-Event": row.kind,
             "X-Webhook-Delivery": row.delivery_id, "User-Agent": "microtask-webhooks/1"})
     except Exception as exc:  # any failure is this attempt's: logged, then retried
         return None, f"{type(exc).__name__}: {exc}"[:500]
@@ -237,7 +270,16 @@ async def deliver_due(ctx: SupportContext) -> None:
 
 async def _attempt(ctx: SupportContext, client: httpx.AsyncClient, row: Any) -> None:
     started = time.monotonic()
-    code, error = await _send(client, row, allow_private=ctx.settings.webhook_allow_private)
+    secret = await _signing_secret(ctx, row)
+    code: int | None
+    error: str | None
+    if secret is None:
+        code, error = None, ("the signing secret cannot be opened with the configured keys "
+                             "(SUPPORT_WEBHOOK_SECRET_KEY changed without keeping the old one "
+                             "in SUPPORT_WEBHOOK_PREVIOUS_KEYS?)")
+    else:
+        code, error = await _send(client, row, secret,
+                                  allow_private=ctx.settings.webhook_allow_private)
     await _record(ctx, row, code, error, int((time.monotonic() - started) * 1000))
 
 
@@ -268,13 +310,14 @@ async def _record(ctx: SupportContext, row: Any, code: int | None, error: str | 
 async def create_webhook(req: rpc.WebhookCreate, ctx: SupportContext) -> rpc.WebhookCreated:
     """Subscribe; the secret is in this reply only."""
     url = check_url(req.url, allow_private=ctx.settings.webhook_allow_private)
+    secret = secrets.token_urlsafe(32)
     row: dict[str, Any] = {
         "subscription_id": str(uuid.uuid4()), "url": url, "kinds": sorted(set(req.kinds)),
-        "description": req.description, "secret": secrets.token_urlsafe(32), "active": True,
+        "description": req.description, "secret": _box(ctx).seal(secret), "active": True,
         "created_by": req.actor.user_id, "created_at": ctx.clock()}
     async with ctx.uow() as uow:
         await uow.store.add_webhook(row)
-    return rpc.WebhookCreated(**row)
+    return rpc.WebhookCreated(**{**row, "secret": secret})
 
 
 @router.rpc(rpc.LIST_WEBHOOKS)
