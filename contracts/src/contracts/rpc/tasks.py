@@ -547,9 +547,20 @@ SET_TRUST_LEVEL = rpc("tasks", "set_trust_level", SetTrustLevel, WorkerProfile,
 
 
 
+class PoolCostRequest(RpcRequest):
+    """A pool's maximum remaining cost, optionally as it would be after a change: with
+    ``extra_tasks`` more tasks uploaded, or with ``dynamic_max_overlap`` set to this value
+    (the gateway reserves for a change before making it)."""
+
+    pool_id: Id
+    extra_tasks: int = Field(0, ge=0, le=10_000_000)
+    dynamic_max_overlap: Overlap | None = None
+
+
 class PoolCost(BaseModel):
     """What a pool can cost at most: its price times every answer its tasks may still be
-    paid for (each task's overlap less its accepted answers), for the budget reservation."""
+    paid for (each task's overlap, or the dynamic overlap's maximum when that is higher and
+    the task is not a control task, less its accepted answers), for the budget reservation."""
 
     pool_id: str
     status: PoolStatus
@@ -558,9 +569,11 @@ class PoolCost(BaseModel):
     tasks: int
     answers_left: int
     max_cost_minor: int
+    answers_per_task: int = Field(1, description="the most answers a task uploaded now may be "
+                                                 "paid for (overlap or dynamic maximum)")
 
 
-POOL_COST = rpc("tasks", "pool_cost", PoolGet, PoolCost,
+POOL_COST = rpc("tasks", "pool_cost", PoolCostRequest, PoolCost,
                 "A pool's maximum remaining cost (admin; for its budget)", roles=ADMIN)
 
 # ------------------------------------------------ results, aggregation, pool quality

@@ -305,6 +305,9 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
                        "this upload is too large to be applied all-or-nothing in one piece: "
                        "split it into smaller files or upload without all_or_nothing",
                        details={"parts_needed": len(chunks)})
+    rows = (len(content) if isinstance(content, list)
+            else max(0, sum(1 for line in content.splitlines() if line.strip()) - 1))
+    await budgets.reserve_for_change(actor, rpc, pool_id, extra_tasks=rows)
     return await _upload_in_parts(rpc, actor, pool_id, fmt, chunks, all_or_nothing)
 
 
