@@ -52,7 +52,7 @@ transfers = Table(
     Column("kind", String(32), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("worker_id", String(64), nullable=True, index=True),
-    Column("pool_id", String(64), nullable=True),
+    Column("pool_id", String(64), nullable=True, index=True),  # a pool's budget figures
     Column("project_id", String(64), nullable=True),
     # Business keys: one credit per assignment, one per bonus.
     Column("assignment_id", String(64), nullable=True, unique=True),

@@ -77,6 +77,10 @@ async def reserve_for_change(actor: Actor, rpc: RpcClient, pool_id: str, *, extr
     higher dynamic overlap), reserve the cost it will have: 409 ``budget_insufficient`` and
     no change when the requester's budget is short. A draft reserves when it opens; a pool
     the platform funds moves nothing. What a change did not use is released on close."""
+    funding = await rpc.call(ledger_rpc.GET_POOL_BUDGET, ledger_rpc.PoolBudgetRequest(
+        actor=actor, pool_id=pool_id))
+    if funding.funded_by != "requester":  # one key lookup; no count over the pool's tasks
+        return
     cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolCostRequest(
         actor=actor, pool_id=pool_id, extra_tasks=extra_tasks,
         dynamic_max_overlap=dynamic_max_overlap))
