@@ -79,6 +79,7 @@ class FakeTasksStore:
         self.takes: dict[tuple[str, str], list[int]] = {}
         self.challenges: dict[str, real.Challenge] = {}
         self.quality = FakeResultsStore()
+        self.pace: dict[tuple[str, int], int] = {}  # (pool, seconds) -> accepted
 
     # ------------------------------------------------------------------ take
 
@@ -255,6 +256,19 @@ class FakeTasksStore:
         if t is not None:
             t["accepted_count"] += 1
         return t is not None
+
+    async def record_pace(self, assignment_id):
+        a = self.assignments[assignment_id]
+        if a.get("submitted_at") is not None:
+            # PostgreSQL's round: a half goes up
+            seconds = max(1, int((a["submitted_at"] - a["taken_at"]).total_seconds() + 0.5))
+            key = (a["pool_id"], seconds)
+            self.pace[key] = self.pace.get(key, 0) + 1
+
+    async def pool_paces(self, pool_ids):
+        return [(pid, self.pools[pid].expected_seconds_per_task,
+                 [(s, n) for (p, s), n in self.pace.items() if p == pid])
+                for pid in sorted(pool_ids) if pid in self.pools]
 
     async def reject(self, assignment_id, at, comment):
         t = self._decide(assignment_id, domain.REJECTED, at, comment)

@@ -18,7 +18,7 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 
 from contracts.money import AmountMinor, Currency
 from contracts.rpc import ADMIN, STAFF, WORKER, Page, RpcRequest, rpc
@@ -74,6 +74,8 @@ AutoAcceptAfterS = Annotated[int, Field(ge=0, le=MAX_AUTO_ACCEPT_AFTER_S)]
 Overlap = Annotated[int, Field(ge=1, le=1000)]
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
 SkillValue = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+# the requester's declared time per task, until enough accepted work measures it (fair pay)
+ExpectedSecondsPerTask = Annotated[StrictInt, Field(ge=1, le=MAX_ASSIGNMENT_TIMEOUT_S)]
 
 
 def _bounded_answers(value: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +170,9 @@ class PoolCreate(RpcRequest):
     captcha_frequency: CaptchaFrequency = "none"
     skill_filters: list[SkillFilter] = Field([], max_length=50)
     priority: Priority = 0
+    expected_seconds_per_task: ExpectedSecondsPerTask | None = Field(
+        None, description="the requester's expected seconds per task: the fair-pay estimate "
+                          "until enough accepted work measures it")
 
 
 class PoolUpdate(RpcRequest):
@@ -186,6 +191,8 @@ class PoolUpdate(RpcRequest):
     captcha_frequency: CaptchaFrequency | None = None
     skill_filters: list[SkillFilter] | None = Field(None, max_length=50)
     priority: Priority | None = None
+    expected_seconds_per_task: ExpectedSecondsPerTask | None = Field(
+        None, description="null clears it")
 
 
 class PoolGet(RpcRequest):
@@ -213,6 +220,7 @@ class _PoolSettings(BaseModel):
     captcha_frequency: CaptchaFrequency
     skill_filters: list[SkillFilter]
     priority: int
+    expected_seconds_per_task: int | None = None
     status: PoolStatus
     created_at: datetime
     updated_at: datetime
@@ -575,6 +583,30 @@ class PoolCost(BaseModel):
 
 POOL_COST = rpc("tasks", "pool_cost", PoolCostRequest, PoolCost,
                 "A pool's maximum remaining cost (admin; for its budget)", roles=ADMIN)
+
+
+class PoolPaceRequest(RpcRequest):
+    pool_ids: list[Id] = Field(max_length=500)
+
+
+class PoolPace(BaseModel):
+    """How long a pool's accepted work took: the median of take -> submit over its accepted
+    assignments (whole seconds each; a half second when the count is even), and the
+    requester's declared figure. No money: the gateway prices it (fair pay)."""
+
+    pool_id: str
+    accepted_timed: int = Field(description="accepted assignments with a submit time")
+    median_seconds: float | None
+    expected_seconds_per_task: int | None
+
+
+class PoolPaces(BaseModel):
+    items: list[PoolPace]
+
+
+POOL_PACE = rpc("tasks", "pool_pace", PoolPaceRequest, PoolPaces,
+                "Median seconds per accepted task of pools (admin; for the fair-pay estimate)",
+                roles=ADMIN)
 
 # ------------------------------------------------ results, aggregation, pool quality
 

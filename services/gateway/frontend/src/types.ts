@@ -71,7 +71,7 @@ export interface Submission {
 export interface PoolView {
   pool_id: string; project_id: string; name: string; overlap: number; assignment_timeout_s: number;
   auto_accept_after_s: number | null; review_mode: "manual" | "auto";
-  captcha_frequency: "none" | "low" | "high"; priority: number;
+  captcha_frequency: "none" | "low" | "high"; priority: number; expected_seconds_per_task?: number | null;
   status: "draft" | "open" | "closed" | "archived"; created_at: string; updated_at: string;
   price_minor?: number | null; currency?: string | null;
 }

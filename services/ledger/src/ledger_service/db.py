@@ -193,4 +193,14 @@ topups = Table(
     Index(TOPUP_KEY_UNIQUE, "requester_id", "idempotency_key", unique=True),
 )
 
+# The owner's fair-pay floor per currency (minor units per hour of work); no row = off.
+fair_pay_floors = Table(
+    "fair_pay_floors", metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("floor_minor_per_hour", BigInteger, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("floor_minor_per_hour > 0", name="ck_fair_pay_floors_positive"),
+)
+
 outbox, inbox = add_messaging_tables(metadata)

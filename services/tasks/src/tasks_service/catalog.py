@@ -131,7 +131,8 @@ async def create_pool(req: rpc.PoolCreate, ctx: TasksContext) -> rpc.AdminPool:
         assignment_timeout_s=req.assignment_timeout_s,
         auto_accept_after_s=req.auto_accept_after_s, review_mode=req.review_mode,
         captcha_frequency=req.captcha_frequency, skill_filters=req.skill_filters,
-        priority=req.priority, status="draft", created_at=now, updated_at=now)
+        priority=req.priority, expected_seconds_per_task=req.expected_seconds_per_task,
+        status="draft", created_at=now, updated_at=now)
     async with ctx.uow() as uow:
         await existing_project(uow.store, req.project_id)
         await uow.store.add_pool(pool)

@@ -12,7 +12,7 @@ from contracts.envelope import Envelope
 from contracts.events import OverlapChanged, ReviewAccepted, ReviewRejected
 from servicekit.router import Router
 from servicekit.uow import UnitOfWork
-from tasks_service import results
+from tasks_service import pace, results
 from tasks_service.catalog import pool_opened
 from tasks_service.context import TasksContext
 from tasks_service.store import TasksStore
@@ -30,10 +30,12 @@ def _not_submitted(decision: str, assignment_id: str) -> None:
 async def on_review_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWork[TasksStore],
                              ctx: TasksContext) -> None:
     """SUBMITTED -> ACCEPTED (or REJECTED -> ACCEPTED: an upheld appeal); the task
-    counts one more accepted answer (one statement)."""
+    counts one more accepted answer (one statement), and the pool's pace one more
+    duration (fair pay)."""
     if not await uow.store.accept(event.assignment_id, event.decided_at, event.comment):
         _not_submitted("accepted", event.assignment_id)
         return
+    await pace.record_accepted(uow.store, event.assignment_id)
     await results.after_decision(uow, event, env, accepted=True)
 
 

@@ -50,6 +50,8 @@ pools = Table(
     Column("captcha_frequency", String(8), nullable=False),
     Column("skill_filters", JSON, nullable=False),
     Column("priority", Integer, nullable=False, server_default="0"),
+    # the requester's declared seconds per task: the fair-pay estimate until measured
+    Column("expected_seconds_per_task", Integer, nullable=True),
     Column("status", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
@@ -207,6 +209,17 @@ task_results = Table(
     Column("answers", Integer, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
     Index("ix_task_results_pool_method", "pool_id", "method", "task_id"),
+)
+
+# How long accepted work took, per pool: a histogram of take -> submit in whole seconds,
+# one upsert per acceptance (never on the take or submit path). The fair-pay estimate's
+# median is read from it, so it costs the distinct durations, not the assignments.
+pool_pace = Table(
+    "pool_pace", metadata,
+    Column("pool_id", String(36), primary_key=True),
+    Column("seconds", Integer, primary_key=True),
+    Column("accepted", BigInteger, nullable=False),
+    CheckConstraint("seconds >= 1 AND accepted >= 1", name="ck_pool_pace_positive"),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

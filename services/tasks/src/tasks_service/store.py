@@ -19,7 +19,20 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import tasks as rpc
@@ -30,6 +43,7 @@ from tasks_service.db import (
     assignments,
     captcha_challenges,
     outbox,
+    pool_pace,
     pool_quality,
     pools,
     projects,
@@ -368,6 +382,23 @@ _ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count
                                               "live_count": T.live_count + 1},
                             was=domain.REJECTED)
 
+# ----------------------------------------------------------- fair pay: the pace
+
+PP = pool_pace.c
+# take -> submit to the nearest second (PostgreSQL's round: a half goes up), at least 1
+_SECONDS = cast(func.greatest(1, func.round(extract("epoch", A.submitted_at - A.taken_at))),
+                Integer)
+_add_pace = insert(pool_pace).from_select(
+    ["pool_id", "seconds", "accepted"],
+    select(A.pool_id, _SECONDS, literal(1)).where(A.assignment_id == bindparam("aid"),
+                                                  A.submitted_at.is_not(None)))
+_RECORD_PACE = _add_pace.on_conflict_do_update(index_elements=["pool_id", "seconds"],
+                                               set_={"accepted": PP.accepted + 1})
+_PACES = (select(PP.pool_id, PP.seconds, PP.accepted)
+          .where(PP.pool_id.in_(bindparam("pids", expanding=True))))
+_DECLARED = (select(P.pool_id, P.expected_seconds_per_task)
+             .where(P.pool_id.in_(bindparam("pids", expanding=True))).order_by(P.pool_id))
+
 # ------------------------------------------------------------------ worker statements
 
 _RESTRICTIONS = (
@@ -632,6 +663,20 @@ class TasksStore:
         if await self._first(_ACCEPT, args) is not None:
             return True
         return await self._first(_ACCEPT_REJECTED, args) is not None
+
+    async def record_pace(self, assignment_id: str) -> None:
+        """Count an accepted assignment's take -> submit in its pool's histogram."""
+        await self.conn.execute(_RECORD_PACE, {"aid": assignment_id})
+
+    async def pool_paces(self, pool_ids: list[str]
+                         ) -> list[tuple[str, int | None, list[tuple[int, int]]]]:
+        """(pool, declared seconds per task, [(seconds, accepted)]) of each existing pool."""
+        declared = (await self.conn.execute(_DECLARED, {"pids": pool_ids})).all()
+        counts: dict[str, list[tuple[int, int]]] = {}
+        for row in (await self.conn.execute(_PACES, {"pids": pool_ids})).all():
+            counts.setdefault(row.pool_id, []).append((row.seconds, row.accepted))
+        return [(row.pool_id, row.expected_seconds_per_task, counts.get(row.pool_id, []))
+                for row in declared]
 
     async def reject(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
         """SUBMITTED -> REJECTED; the task's slot frees. False when it is not a submitted

@@ -13,6 +13,7 @@ from gateway_service.routes import (
                                     dashboards,
                                     dead_letters,
                                     diagnostics,
+                                    fair_pay,
                                     leads,
                                     ledger,
                                     legal,
@@ -49,6 +50,7 @@ API_ROUTERS: list[APIRouter] = [
     my_data.router,
     budgets.router,
     webhooks.router,
+    fair_pay.router,
 ]
 
 __all__ = ["API_ROUTERS"]

@@ -22,6 +22,7 @@ from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security
 from gateway_service.errors import ApiError
+from gateway_service.routes import fair_pay
 from gateway_service.routes.bodies import body_of, request_of
 from gateway_service.routes.common import page
 from servicekit.rpc import RpcClient
@@ -53,8 +54,11 @@ PoolBudgetBody = body_of(ledger_rpc.LinkPoolBudget, "PoolBudgetBody",
 
 
 async def open_funded_pool(actor: Actor, rpc: RpcClient, pool_id: str) -> tasks_rpc.AdminPool:
-    """Reserve the pool's maximum cost (requester-funded pools only), then open it; a
-    failed open gives a new reservation back."""
+    """Refuse a pool below the fair-pay floor, reserve the pool's maximum cost
+    (requester-funded pools only), then open it; a failed open gives a new reservation
+    back."""
+    await fair_pay.check_floor(rpc, await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(
+        actor=actor, pool_id=pool_id)))
     cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolCostRequest(actor=actor,
                                                                          pool_id=pool_id))
     reserved = await rpc.call(ledger_rpc.RESERVE_POOL_BUDGET, ledger_rpc.ReservePoolBudget(

@@ -219,7 +219,8 @@ async def admin_get_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.
 
 @router.post("/admin/pools/{pool_id}/open", response_model=tasks_rpc.AdminPool,
              tags=["admin: pools"],
-             summary="Open a draft or closed pool to workers (a requester-funded pool first "
+             summary="Open a draft or closed pool to workers (409 below_fair_pay_floor or "
+                     "fair_pay_unknown under a fair-pay floor; a requester-funded pool first "
                      "reserves its maximum cost: 409 budget_insufficient)")
 async def open_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
     return await budgets.open_funded_pool(actor, rpc, pool_id)
