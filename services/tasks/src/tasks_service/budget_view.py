@@ -28,4 +28,4 @@ async def pool_cost(req: rpc.PoolGet, ctx: TasksContext) -> rpc.PoolCost:
     left = int(row.left)
     return rpc.PoolCost(pool_id=pool.pool_id, status=pool.status, price_minor=pool.price_minor,
                         currency=pool.currency, tasks=int(row.n), answers_left=left,
-                        max_cost_minor=pool.price_minor * left)
+                        max_cost_minor=pool.price_minor * left, sandbox=pool.sandbox)
