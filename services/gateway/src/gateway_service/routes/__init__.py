@@ -21,6 +21,7 @@ from gateway_service.routes import (
                                     results,
                                     review,
                                     rules,
+                                    sandbox,
                                     support,
                                     tasks,
                                     webhooks,
@@ -49,6 +50,7 @@ API_ROUTERS: list[APIRouter] = [
     my_data.router,
     budgets.router,
     webhooks.router,
+    sandbox.router,
 ]
 
 __all__ = ["API_ROUTERS"]

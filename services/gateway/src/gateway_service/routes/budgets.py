@@ -51,8 +51,12 @@ PoolBudgetBody = body_of(ledger_rpc.LinkPoolBudget, "PoolBudgetBody",
 
 async def open_funded_pool(actor: Actor, rpc: RpcClient, pool_id: str) -> tasks_rpc.AdminPool:
     """Reserve the pool's maximum cost (requester-funded pools only), then open it; a
-    failed open gives a new reservation back."""
+    failed open gives a new reservation back. A sandbox pool opens with no reserve: its
+    acceptances are never paid."""
     cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
+    if cost.sandbox:
+        return await rpc.call(tasks_rpc.OPEN_POOL, tasks_rpc.PoolTransition(
+            actor=actor, pool_id=pool_id))
     reserved = await rpc.call(ledger_rpc.RESERVE_POOL_BUDGET, ledger_rpc.ReservePoolBudget(
         actor=actor, pool_id=pool_id, max_cost_minor=cost.max_cost_minor,
         currency=cost.currency))

@@ -153,6 +153,12 @@ async def overview(actor: WorkerActor, rpc: Rpc) -> WorkerOverview:
             summary="My active assignments with their instructions and answer form "
                     "(to carry on after a reload or a new login)")
 async def active(actor: WorkerActor, rpc: Rpc) -> ActiveAssignments:
+    return await active_of(actor, rpc)
+
+
+async def active_of(actor: Actor, rpc: RpcClient) -> ActiveAssignments:
+    """The caller's active assignments with their pools' names and projects' texts (a
+    worker's, or staff's in sandbox pools)."""
     mine = await rpc.call(tasks_rpc.MY_ASSIGNMENTS, tasks_rpc.MyAssignments(
         actor=actor, status="ACTIVE", page=Page(limit=500)))
     project_ids = sorted({a.project_id for a in mine.items})
