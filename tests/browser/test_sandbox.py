@@ -1,9 +1,12 @@
 """The sandbox in the browser, in Russian: the owner creates a sandbox project (the
 checkbox), a priced pool of it with tasks, opens it with no budget at all, and tries a
 task as a worker would on the sandbox screen (the worker's task form), submitting it for
-review; the project, the pool and the task carry the "Песочница" mark."""
+review; the project, the pool, the task and the queued answer carry the "Песочница"
+mark."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 
@@ -69,4 +72,15 @@ def test_owner_creates_a_sandbox_project_and_tries_a_task(people, browser) -> No
     mine = admin.page.locator("section.card", has_text=admin.t("sandbox.mine"))
     mine.locator("tbody tr", has_text=admin.t("assignment.SUBMITTED")).wait_for()
     admin.shot("sandbox-ru-submitted")
+
+    # the try waits in the review queue like any answer, marked
+    admin.go("/review")
+    row = admin.page.locator("table.table tbody tr", has_text=name)
+    for _ in range(30):
+        if row.count():
+            break
+        time.sleep(0.5)
+        admin.go("/review")
+    assert admin.t("sandbox.mark") in row.first.inner_text()
+    admin.shot("sandbox-ru-review-queue")
     assert admin.csp_violations() == []
