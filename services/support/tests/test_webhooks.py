@@ -156,6 +156,24 @@ async def test_each_event_once_per_attempt_signed_and_caught_up_after_downtime(
     await receiver.stop()
 
 
+async def test_a_sandbox_event_is_delivered_marked(hook_ctx: Context) -> None:
+    """A requester tests an integration with a sandbox pool: its decisions arrive like any
+    other, with ``sandbox: true`` at the top (and in the data); real ones say false."""
+    ctx = hook_ctx
+    receiver = Receiver()
+    await receiver.start()
+    made = await webhooks.create_webhook(rpc.WebhookCreate(
+        actor=ADMIN, url=receiver.url, kinds=["task.accepted"]), ctx)
+    tried = accepted(10).model_copy(update={"sandbox": True, "worker_id": "owner"})
+    await deliver(ctx, webhooks.on_accepted, tried)
+    await deliver(ctx, webhooks.on_accepted, accepted(11))
+    await webhooks.deliver_due(ctx)
+    bodies = {b["data"]["assignment_id"]: b for b in verified(receiver, made.secret)}
+    assert (bodies["as-10"]["sandbox"], bodies["as-10"]["data"]["sandbox"]) == (True, True)
+    assert (bodies["as-11"]["sandbox"], bodies["as-11"]["data"]["sandbox"]) == (False, False)
+    await receiver.stop()
+
+
 def webhooks_delay(attempt: int):
     from datetime import timedelta
 

@@ -40,7 +40,7 @@ def _take_pool(pool: rpc.AdminPool, project: rpc.Project | None = None) -> real.
     return real.TakePool(pool_id=pool.pool_id, project_id=pool.project_id, name=pool.name,
                     status=pool.status, priority=pool.priority, skill_filters=pool.skill_filters,
                     captcha_frequency=pool.captcha_frequency,
-                    assignment_timeout_s=pool.assignment_timeout_s,
+                    assignment_timeout_s=pool.assignment_timeout_s, sandbox=pool.sandbox,
                     instructions=project.instructions if project else None,
                     output_spec=[f.model_dump() for f in project.output_spec] if project else None)
 
@@ -111,7 +111,8 @@ class FakeTasksStore:
                 and (r["until"] is None or r["until"] > now)]
 
     async def open_pools(self):
-        return [_take_pool(p) for p in self.pools.values() if p.status == "open"]
+        return [_take_pool(p) for p in self.pools.values()
+                if p.status == "open" and not p.sandbox]
 
     async def claim_task(self, worker_id, pool_ids) -> real.ClaimedTask | None:
         had = {a["task_id"] for a in self.assignments.values() if a["worker_id"] == worker_id}
@@ -225,7 +226,7 @@ class FakeTasksStore:
 
     async def open_pools_with_texts(self):
         return [_take_pool(p, self.projects[p.project_id]) for p in self.pools.values()
-                if p.status == "open"]
+                if p.status == "open" and not p.sandbox]
 
     async def free_task_counts(self, worker_id, pool_ids):
         had = {a["task_id"] for a in self.assignments.values() if a["worker_id"] == worker_id}
@@ -443,11 +444,13 @@ class Handlers:
         return Actor(user_id=name, role="worker")
 
     async def pool(self, *, n: int = 3, open_: bool = True, rows: list[Any] | None = None,
-                   **pool_kw: Any) -> tuple[rpc.AdminPool, list[str]]:
-        """A project, a pool of it with ``n`` uploaded tasks (opened), and the task ids."""
+                   sandbox: bool = False, **pool_kw: Any) -> tuple[rpc.AdminPool, list[str]]:
+        """A project (a sandbox one with ``sandbox``), a pool of it with ``n`` uploaded tasks
+        (opened), and the task ids."""
         project = await self(rpc.CREATE_PROJECT, catalog.create_project, rpc.ProjectCreate(
             actor=ADMIN, name="Cats", instructions="# Is it a cat?",
-            input_spec=[rpc.FieldSpec(name="image", type="url")], output_spec=OUTPUT_SPEC))
+            input_spec=[rpc.FieldSpec(name="image", type="url")], output_spec=OUTPUT_SPEC,
+            sandbox=sandbox))
         pool = await self(rpc.CREATE_POOL, catalog.create_pool, rpc.PoolCreate(
             actor=ADMIN, project_id=project.project_id, name="Cats pool", price_minor=PRICE,
             **pool_kw))

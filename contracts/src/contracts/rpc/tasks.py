@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 
 from contracts.money import AmountMinor, Currency
-from contracts.rpc import ADMIN, STAFF, WORKER, Page, RpcRequest, rpc
+from contracts.rpc import ADMIN, ROLES, STAFF, WORKER, Page, RpcRequest, rpc
 
 FieldType = Literal["string", "integer", "number", "boolean", "url", "json", "file"]
 PoolStatus = Literal["draft", "open", "closed", "archived"]
@@ -113,6 +113,8 @@ class ProjectCreate(RpcRequest):
     instructions: Annotated[str, NoNul] = Field("", max_length=100_000, description="Markdown")
     input_spec: list[FieldSpec] = Field(min_length=1, max_length=200)
     output_spec: list[FieldSpec] = Field(min_length=1, max_length=200)
+    sandbox: bool = Field(False, description="a sandbox project: staff try its pools as "
+                          "workers; no money moves, nothing is counted; fixed at creation")
 
 
 class ProjectUpdate(RpcRequest):
@@ -139,6 +141,7 @@ class Project(BaseModel):
     output_spec: list[FieldSpec]
     created_at: datetime
     updated_at: datetime
+    sandbox: bool = False
 
 
 class Projects(BaseModel):
@@ -224,6 +227,7 @@ class _PoolSettings(BaseModel):
     status: PoolStatus
     created_at: datetime
     updated_at: datetime
+    sandbox: bool = Field(False, description="its project's sandbox flag")
 
 
 class Pool(_PoolSettings):
@@ -340,6 +344,7 @@ class Assignment(BaseModel):
     deadline_at: datetime
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
+    sandbox: bool = Field(False, description="taken by staff trying a sandbox pool")
 
 
 class TakeResult(Assignment):
@@ -521,19 +526,23 @@ LIST_TASKS = rpc("tasks", "list_tasks", TaskList, Tasks,
                  roles=STAFF)
 
 TAKE = rpc("tasks", "take", Take, TakeResult,
-           "Take a task (worker); errors: no_tasks_available 404, take_limit 429, "
-           "captcha_required 428, restricted 403", roles=WORKER)
+           "Take a task (worker; staff only from a named sandbox pool); errors: "
+           "no_tasks_available 404, take_limit 429, captcha_required 428, restricted 403",
+           roles=ROLES)
 SUBMIT = rpc("tasks", "submit", Submit, Assignment,
-             "Submit answers (worker); invalid_answers 422 with an error per field, "
-             "assignment_expired 409 (the assignment expired on the way)", roles=WORKER)
-SKIP = rpc("tasks", "skip", AssignmentRef, Assignment, "Give an active assignment back (worker)",
-           roles=WORKER)
+             "Submit answers (worker, or staff for a sandbox assignment); invalid_answers 422 "
+             "with an error per field, assignment_expired 409 (the assignment expired on the "
+             "way)", roles=ROLES)
+SKIP = rpc("tasks", "skip", AssignmentRef, Assignment,
+           "Give an active assignment back (worker, or staff for a sandbox assignment)",
+           roles=ROLES)
 REPORT = rpc("tasks", "report", Report, ReportResult, "Report a problem with a task (worker)",
              roles=WORKER)
 CAPTCHA_ANSWER = rpc("tasks", "captcha_answer", CaptchaAnswer, CaptchaResult,
                      "Answer the captcha a take asked for (worker)", roles=WORKER)
 MY_ASSIGNMENTS = rpc("tasks", "my_assignments", MyAssignments, Assignments,
-                     "The calling worker's assignments", roles=WORKER)
+                     "The caller's own assignments (staff have sandbox ones only)",
+                     roles=ROLES)
 AVAILABLE_POOLS = rpc("tasks", "available_pools", AvailablePools, AvailablePoolList,
                       "Open pools the calling worker may take from, with free task counts",
                       roles=WORKER)
@@ -579,6 +588,7 @@ class PoolCost(BaseModel):
     max_cost_minor: int
     answers_per_task: int = Field(1, description="the most answers a task uploaded now may be "
                                                  "paid for (overlap or dynamic maximum)")
+    sandbox: bool = Field(False, description="a sandbox pool: opened without a reserve")
 
 
 POOL_COST = rpc("tasks", "pool_cost", PoolCostRequest, PoolCost,

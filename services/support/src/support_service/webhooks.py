@@ -142,7 +142,8 @@ def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]
 async def fan_out(uow: UnitOfWork[SupportStore], ctx: SupportContext, kind: str,
                   items: list[tuple[Any, Envelope]]) -> None:
     """One pending delivery per active subscription to ``kind`` for each event of a batch
-    (the subscriptions are read once per batch: with none, the batch costs one query)."""
+    (the subscriptions are read once per batch: with none, the batch costs one query);
+    ``sandbox`` in the body says an event is of a sandbox pool."""
     subs = await uow.store.subscribers(kind)
     if not subs:
         return
@@ -156,6 +157,9 @@ async def fan_out(uow: UnitOfWork[SupportStore], ctx: SupportContext, kind: str,
                 "created_at": now, "payload": {
                     "event_id": env.event_id, "kind": kind, "type": env.type,
                     "occurred_at": env.occurred_at.isoformat(),
+                    # a sandbox pool's events are delivered too, marked, so a requester
+                    # can try an integration without real work
+                    "sandbox": bool(getattr(event, "sandbox", False)),
                     "data": event.model_dump(mode="json")}})
 
 

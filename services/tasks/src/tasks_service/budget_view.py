@@ -36,4 +36,4 @@ async def pool_cost(req: rpc.PoolCostRequest, ctx: TasksContext) -> rpc.PoolCost
     return rpc.PoolCost(pool_id=pool.pool_id, status=pool.status, price_minor=pool.price_minor,
                         currency=pool.currency, tasks=int(row.n) + req.extra_tasks,
                         answers_left=left, max_cost_minor=pool.price_minor * left,
-                        answers_per_task=top)
+                        answers_per_task=top, sandbox=pool.sandbox)

@@ -33,6 +33,8 @@ projects = Table(
     Column("output_spec", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # fixed at creation and copied to the project's pools and their assignments
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
 )
 
 pools = Table(
@@ -55,6 +57,7 @@ pools = Table(
     Column("status", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
     CheckConstraint("status IN ('draft', 'open', 'closed', 'archived')", name="ck_pools_status"),
     CheckConstraint("price_minor >= 0", name="ck_pools_price"),
 )
@@ -100,6 +103,7 @@ assignments = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     # who decided (a manager's id, 'auto' or 'rules'), for the results export
     Column("decided_by", String(64), nullable=True),
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
     # A task never goes twice to the same worker, whatever became of the first assignment.
     UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_worker"),
     CheckConstraint("status IN ('ACTIVE', 'SUBMITTED', 'ACCEPTED', 'REJECTED', 'SKIPPED', "

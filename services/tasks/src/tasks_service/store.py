@@ -82,6 +82,7 @@ class TakePool:
     output_spec: list[dict[str, Any]] | None = None
     # the mixer (results slice): real, golden, training tasks per suite; None = no mixer
     mixer: rpc.PoolQuality | None = None
+    sandbox: bool = False  # its project's flag: staff try it, workers never see it
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,7 @@ class AssignmentRow:
     deadline_at: datetime
     submitted_at: datetime | None
     finished_at: datetime | None
+    sandbox: bool
 
     def model(self, **changes: Any) -> rpc.Assignment:
         values = {f.name: getattr(self, f.name) for f in fields(AssignmentRow)}
@@ -167,6 +169,7 @@ class Overdue:
     pool_id: str
     project_id: str
     worker_id: str
+    sandbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -187,13 +190,14 @@ def _take_pool(m: Any, prefix: str = "") -> TakePool:
         skill_filters=_filters(m[f"{prefix}skill_filters"]),
         captcha_frequency=m[f"{prefix}captcha_frequency"],
         assignment_timeout_s=m[f"{prefix}assignment_timeout_s"],
+        sandbox=m[f"{prefix}sandbox"],
         instructions=m.get(f"{prefix}instructions"), output_spec=m.get(f"{prefix}output_spec"))
 
 
 # ------------------------------------------------------------------ take statements
 
 _TAKE_POOL_COLS = (P.pool_id, P.project_id, P.name, P.status, P.priority, P.skill_filters,
-                   P.captcha_frequency, P.assignment_timeout_s)
+                   P.captcha_frequency, P.assignment_timeout_s, P.sandbox)
 
 
 def _worker_counts(worker_id: Any) -> tuple[Any, ...]:
@@ -273,12 +277,13 @@ _CLAIM_SLOT = {
 _CLAIM_IN_POOLS = _claim(T.pool_id.in_(bindparam("c_pids", expanding=True)))
 _RELEASE_SLOT = (update(tasks).where(T.task_id == bindparam("r_tid"))
                  .values(live_count=T.live_count - 1))
-_OPEN_POOLS = select(*_TAKE_POOL_COLS).where(P.status == "open")
+# the shared pool list: a sandbox pool is never in it (staff take from it by name)
+_OPEN_POOLS = select(*_TAKE_POOL_COLS).where(P.status == "open", ~P.sandbox)
 _PROJECT_TEXTS = select(projects.c.instructions, projects.c.output_spec).where(
     projects.c.project_id == bindparam("prid"))
 
 TAKE_COLS = ("assignment_id", "task_id", "pool_id", "project_id", "worker_id", "status",
-             "is_control", "taken_at", "deadline_at")
+             "is_control", "taken_at", "deadline_at", "sandbox")
 
 
 def _take_write() -> Any:
@@ -640,7 +645,8 @@ class TasksStore:
 
     async def open_pools_with_texts(self) -> list[TakePool]:
         q = (select(*_TAKE_POOL_COLS, projects.c.instructions)
-             .join(projects, projects.c.project_id == P.project_id).where(P.status == "open"))
+             .join(projects, projects.c.project_id == P.project_id)
+             .where(P.status == "open", ~P.sandbox))
         return [_take_pool(r._mapping) for r in (await self.conn.execute(q)).all()]
 
     async def free_task_counts(self, worker_id: str, pool_ids: list[str]) -> dict[str, int]:

@@ -3,10 +3,10 @@ import { api, get, post, request } from "../api";
 import { fieldErrors, fieldText } from "../errors";
 import { number, parseMoney, percent } from "../format";
 import { t, type Key } from "../i18n";
-import type { Screen } from "../router";
+import { href, type Screen } from "../router";
 import type { Page, PoolView, Project } from "../types";
 import {
-  Alert, Badge, Button, Form, LoadState, Money, Section, SelectField, Table, TextField, useAction, useLoad,
+  Alert, Badge, Button, Form, LoadState, Money, SandboxMark, Section, SelectField, Table, TextField, useAction, useLoad,
 } from "../ui";
 
 interface UploadResult { created: number; control_tasks: number; task_ids: string[]; errors: { line: number; error: string }[] }
@@ -303,7 +303,8 @@ function PoolCard({ pool, project, fp, onChange }: { pool: PoolView; project: st
     return t(`pools_admin.${what}_done` as Key);
   });
   return (
-    <Section title={pool.name} actions={<Badge value={pool.status} text={t(`pool.${pool.status}` as Key)} />}>
+    <Section title={pool.name} actions={<>{pool.sandbox && <SandboxMark />}<Badge value={pool.status} text={t(`pool.${pool.status}` as Key)} /></>}>
+      {pool.sandbox && <p class="muted">{t("sandbox.pool_note")}</p>}
       <p>
         {project} · {t("pools_admin.price")}: {pool.price_minor != null && pool.currency ? <Money minor={pool.price_minor} currency={pool.currency} /> : "—"}
         {" "}· {t("pools_admin.overlap")}: {pool.overlap} · {t("pools_admin.timeout")}: {pool.assignment_timeout_s}
@@ -312,6 +313,7 @@ function PoolCard({ pool, project, fp, onChange }: { pool: PoolView; project: st
       <div class="row">
         {(pool.status === "draft" || pool.status === "closed") && <Button kind="primary" busy={busy} onClick={() => void act("open")}>{t("pools_admin.open")}</Button>}
         {pool.status === "open" && <Button busy={busy} onClick={() => void act("close")}>{t("pools_admin.close")}</Button>}
+        {pool.status === "open" && pool.sandbox && <a class="btn btn-primary" href={href("/sandbox")}>{t("sandbox.try")}</a>}
         {(pool.status === "draft" || pool.status === "closed") && <Button busy={busy} onClick={() => void act("archive")}>{t("pools_admin.archive")}</Button>}
         {pool.status !== "archived" && <Button onClick={() => setOpen(!open)} name={`upload-toggle-${pool.pool_id}`}>{t("upload.title")}</Button>}
         <Button onClick={() => setPanel(panel === "quality" ? "" : "quality")} name={`quality-${pool.pool_id}`}>{t("quality.title")}</Button>

@@ -22,6 +22,7 @@ from gateway_service.routes import (
                                     results,
                                     review,
                                     rules,
+                                    sandbox,
                                     support,
                                     tasks,
                                     webhooks,
@@ -51,6 +52,7 @@ API_ROUTERS: list[APIRouter] = [
     budgets.router,
     webhooks.router,
     fair_pay.router,
+    sandbox.router,
 ]
 
 __all__ = ["API_ROUTERS"]

@@ -56,11 +56,15 @@ PoolBudgetBody = body_of(ledger_rpc.LinkPoolBudget, "PoolBudgetBody",
 async def open_funded_pool(actor: Actor, rpc: RpcClient, pool_id: str) -> tasks_rpc.AdminPool:
     """Refuse a pool below the fair-pay floor, reserve the pool's maximum cost
     (requester-funded pools only), then open it; a failed open gives a new reservation
-    back."""
-    await fair_pay.check_floor(rpc, await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(
-        actor=actor, pool_id=pool_id)))
+    back. A sandbox pool opens with no reserve and no floor: its acceptances are never
+    paid."""
     cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolCostRequest(actor=actor,
                                                                          pool_id=pool_id))
+    if cost.sandbox:
+        return await rpc.call(tasks_rpc.OPEN_POOL, tasks_rpc.PoolTransition(
+            actor=actor, pool_id=pool_id))
+    await fair_pay.check_floor(rpc, await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(
+        actor=actor, pool_id=pool_id)))
     reserved = await rpc.call(ledger_rpc.RESERVE_POOL_BUDGET, ledger_rpc.ReservePoolBudget(
         actor=actor, pool_id=pool_id, max_cost_minor=cost.max_cost_minor,
         currency=cost.currency))
@@ -88,7 +92,7 @@ async def reserve_for_change(actor: Actor, rpc: RpcClient, pool_id: str, *, extr
     cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolCostRequest(
         actor=actor, pool_id=pool_id, extra_tasks=extra_tasks,
         dynamic_max_overlap=dynamic_max_overlap))
-    if cost.status != "open":
+    if cost.status != "open" or cost.sandbox:
         return
     await rpc.call(ledger_rpc.RESERVE_POOL_BUDGET, ledger_rpc.ReservePoolBudget(
         actor=actor, pool_id=pool_id, max_cost_minor=cost.max_cost_minor,

@@ -16,7 +16,7 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from contracts.rpc import Page
+from contracts.rpc import Actor, Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.composed import GATEWAY_ACTOR, worker_credit
@@ -151,6 +151,12 @@ async def overview(actor: WorkerActor, rpc: Rpc) -> WorkerOverview:
             summary="My active assignments with their instructions and answer form "
                     "(to carry on after a reload or a new login)")
 async def active(actor: WorkerActor, rpc: Rpc) -> ActiveAssignments:
+    return await active_of(actor, rpc)
+
+
+async def active_of(actor: Actor, rpc: RpcClient) -> ActiveAssignments:
+    """The caller's active assignments with their pools' names and projects' texts (a
+    worker's, or staff's in sandbox pools)."""
     mine = await rpc.call(tasks_rpc.MY_ASSIGNMENTS, tasks_rpc.MyAssignments(
         actor=actor, status="ACTIVE", page=Page(limit=500)))
     project_ids = sorted({a.project_id for a in mine.items})
