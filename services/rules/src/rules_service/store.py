@@ -32,7 +32,6 @@ from rules_service.db import (
     submissions,
 )
 from rules_service.domain import Fact, RuleDef
-from servicekit.db import insert
 
 Key = tuple[str, ...]
 
@@ -52,8 +51,14 @@ _DELETE_RULE = (update(rules).where(*_LIVE_RULE)
 
 # ------------------------------------------------------------- the hot path
 
-_INSERT_SUBMISSIONS = insert(submissions).on_conflict_do_nothing(
-    index_elements=["assignment_id"])
+# A batch's new submissions in one execution over arrays (an executemany ran one INSERT
+# per row in the server and processed every row's parameters in SQLAlchemy).
+_INSERT_SUBMISSIONS = text(
+    "INSERT INTO submissions (assignment_id, task_id, pool_id, project_id, worker_id, "
+    "status, review_mode, submitted_at) SELECT * FROM unnest(CAST(:a AS text[]), "
+    "CAST(:t AS text[]), CAST(:p AS text[]), CAST(:pr AS text[]), CAST(:w AS text[]), "
+    "CAST(:s AS text[]), CAST(:m AS text[]), CAST(:at AS timestamptz[])) "
+    "ON CONFLICT (assignment_id) DO NOTHING")
 _SUBMISSION_STATUSES = select(submissions.c.assignment_id, submissions.c.status).where(
     submissions.c.assignment_id.in_(bindparam("b_ids", expanding=True)))
 _SET_SUBMISSION_STATUS = (update(submissions)
@@ -251,7 +256,11 @@ class RulesStore:
     # ------------------------------------------------ submissions (facts)
 
     async def add_submissions(self, rows: list[dict[str, Any]]) -> None:
-        await self.conn.execute(_INSERT_SUBMISSIONS, rows)
+        await self.conn.execute(_INSERT_SUBMISSIONS, {
+            "a": [r["assignment_id"] for r in rows], "t": [r["task_id"] for r in rows],
+            "p": [r["pool_id"] for r in rows], "pr": [r["project_id"] for r in rows],
+            "w": [r["worker_id"] for r in rows], "s": [r["status"] for r in rows],
+            "m": [r["review_mode"] for r in rows], "at": [r["submitted_at"] for r in rows]})
 
     async def submission_statuses(self, assignment_ids: list[str]) -> dict[str, str]:
         return {r[0]: r[1] for r in await self.conn.execute(
