@@ -95,16 +95,16 @@ class FakeRulesStore:
         self.calls.append("lock_votes")
         return [((t,), dict(self.votes.setdefault(t, {}))) for t in sorted(task_ids)]
 
-    async def save_states(self, rows: list[tuple[tuple[str, str], dict[str, str]]],
-                          now: datetime) -> None:
-        self.calls.append("save_states")
-        for key, data in rows:
+    async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
+                   votes: list[tuple[str, dict[str, Any]]], fired: list[dict[str, Any]],
+                   now: datetime) -> None:
+        self.calls.append("save")
+        for key, data in states:
             self.states[key] = dict(data)
-
-    async def save_votes(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
-        self.calls.append("save_votes")
-        for task, data in rows:
-            self.votes[task] = dict(data)
+        for task, vdata in votes:
+            self.votes[task] = dict(vdata)
+        known = {f["firing_id"] for f in self.firings}
+        self.firings += [dict(r) for r in fired if r["firing_id"] not in known]
 
     async def record_facts(self, facts: list[Fact]) -> dict[str, int]:
         self.calls.append("record_facts")
@@ -114,11 +114,6 @@ class FakeRulesStore:
             self.facts.append((seq, f))
             out[f.event_id] = seq
         return out
-
-    async def add_firings(self, rows: list[dict[str, Any]]) -> None:
-        self.calls.append("add_firings")
-        known = {f["firing_id"] for f in self.firings}
-        self.firings += [dict(r) for r in rows if r["firing_id"] not in known]
 
     # ------------------------------------------------------------- actions
 

@@ -193,3 +193,29 @@ def test_a_revoked_fact_id_fits_the_recorded_facts_column() -> None:
     fact_id = domain.revoked_fact_id(firing, pool)
     assert len(fact_id) <= 80 and fact_id == domain.revoked_fact_id(firing, pool)
     assert fact_id != domain.revoked_fact_id(firing, str(uuid.uuid4()))
+
+
+def test_compiled_conditions_decide_as_the_conditions_do() -> None:
+    """A rule's conditions are compiled once; the check agrees with conditions_hold for
+    every operator, number, string, missing value and null target."""
+    from rules_service.domain import OPERATORS, compile_conditions, conditions_hold
+    values: list[object] = [None, 0, 1, 2.5, 3, -1, "accept", "reject", True]
+    targets: list[object] = [None, 0, 1, 2.5, "accept", True]
+    checked = 0
+    for op in OPERATORS:
+        for target in targets:
+            conds = [{"field": "x", "operator": op, "value": target}]
+            check = compile_conditions(conds)
+            for v in values:
+                assert check({"x": v}) == conditions_hold(conds, {"x": v}), (op, target, v)
+                checked += 1
+            assert check({}) is False
+    two = [{"field": "x", "operator": ">=", "value": 1},
+           {"field": "y", "operator": "<", "value": 5}]
+    three = [*two, {"field": "z", "operator": "==", "value": "accept"}]
+    for conds in (two, three, []):
+        check = compile_conditions(conds)
+        for x, y, z in [(1, 4, "accept"), (0, 4, "accept"), (1, 5, "accept"), (2, 1, "reject")]:
+            vals = {"x": x, "y": y, "z": z}
+            assert check(vals) == conditions_hold(conds, vals)
+    assert checked == len(OPERATORS) * len(targets) * len(values)

@@ -273,7 +273,7 @@ async def test_a_batch_is_evaluated_as_one_unit(ctx: RulesContext,
     await feed(ctx, *events)
     assert emitted(ctx, "rules.skill.set")  # rules fired inside the batch
     for name in ("add_submissions", "submission_statuses", "lock_votes", "lock_states",
-                 "record_facts", "save_states", "save_votes", "add_firings"):
+                 "record_facts", "save"):
         assert store.called(name) == 1, name
     assert store.called("set_submission_status") <= 2
     assert ctx.db.commits == commits + 1
@@ -329,10 +329,10 @@ async def test_a_batch_that_fails_records_no_event(ctx: RulesContext, store: Fak
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     await add_rule(ctx, "captcha", ON_CAPTCHA_FAILURE, SKILL)
 
-    async def broken(rows: list[dict[str, Any]]) -> None:
+    async def broken(*args: Any) -> None:
         raise ConnectionError("the database went away")
 
-    monkeypatch.setattr(store, "add_firings", broken)
+    monkeypatch.setattr(store, "save", broken)
     with pytest.raises(ConnectionError):
         await feed(ctx, captcha(False))
     assert ctx.db.events == [] and ctx.db.rollbacks == 1  # the consumer retries the batch

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
 from contracts.envelope import new_envelope
 from contracts.events import CaptchaAnswered
@@ -16,7 +19,7 @@ from contracts.rpc import Actor
 from contracts.rpc import rules as rpc
 from rules_service import explain, facts, rules_api
 from rules_service.context import RulesContext
-from rules_service.db import collector_state, firings, recorded_facts
+from rules_service.db import collector_state, firings, recorded_facts, task_votes
 from rules_service.main import create_service
 from rules_service.settings import RulesSettings
 from servicekit.errors import NotFound
@@ -94,3 +97,76 @@ async def test_a_batch_keeps_its_state_in_one_row_per_worker_and_pool(svc: Servi
     # a project rule's backtest replays the project's recorded facts
     result = await explain.backtest(rpc.Backtest(actor=MANAGER, rule=draft()), ctx)
     assert (result.events_scanned, result.workers) == (4, ["w1", "w2"])
+
+
+async def _lock_timeout(uow: object, ms: int) -> None:
+    await uow.conn.execute(text(f"SET LOCAL lock_timeout = '{ms}ms'"))  # type: ignore[attr-defined]
+
+
+async def test_a_batch_locks_its_vote_and_state_rows_whether_new_or_old(svc: Service) -> None:
+    """The vote rows of a batch, the missing ones created by the same statement, and its
+    state rows are all locked until it commits; another batch on the same task or worker
+    waits (here: gives up at its lock timeout)."""
+    now = datetime.now(UTC)
+    async with svc.db.consumer_unit() as uow:
+        assert await uow.store.lock_votes(["t1"]) == [(("t1",), {})]
+        assert await uow.store.lock_states([("w1", "p1")], now) == [(("w1", "p1"), {})]
+        await uow.store.save([(("w1", "p1"), {"r1": '{"c":{"s":1}}'})],
+                             [("t1", {"r1": {"a": {"w1": "x"}, "m": None}})], [], now)
+    async with svc.db.consumer_unit() as first:
+        votes = await first.store.lock_votes(["t1", "t2"])  # t1 stored, t2 new
+        assert votes == [(("t1",), {"r1": {"a": {"w1": "x"}, "m": None}}), (("t2",), {})]
+        states = await first.store.lock_states([("w1", "p1"), ("w2", "p1")], now)
+        assert sorted(states) == [(("w1", "p1"), {"r1": '{"c":{"s":1}}'}), (("w2", "p1"), {})]
+        for task in ("t1", "t2"):
+            with pytest.raises(DBAPIError) as waited:
+                async with svc.db.consumer_unit() as second:
+                    await _lock_timeout(second, 100)
+                    await second.store.lock_votes([task])
+            assert "lock" in str(waited.value)
+        for key in (("w1", "p1"), ("w2", "p1")):
+            with pytest.raises(DBAPIError):
+                async with svc.db.consumer_unit() as second:
+                    await _lock_timeout(second, 100)
+                    await second.store.lock_states([key], now)
+
+
+async def test_a_vote_row_created_by_a_concurrent_batch_is_read_after_it_commits(
+        svc: Service) -> None:
+    """The batch that waited on another's new vote row gets that row as committed (the
+    second read), not an empty one that would overwrite its votes."""
+    now = datetime.now(UTC)
+    started = asyncio.Event()
+
+    async def second() -> list[Any]:
+        async with svc.db.consumer_unit() as uow:
+            started.set()
+            return await uow.store.lock_votes(["t9", "t8"])
+
+    async with svc.db.consumer_unit() as first:
+        assert await first.store.lock_votes(["t9"]) == [(("t9",), {})]
+        waiting = asyncio.create_task(second())
+        await started.wait()
+        await asyncio.sleep(0.3)
+        assert not waiting.done()  # it waits on the uncommitted row
+        await first.store.save([], [("t9", {"r1": {"a": {"w1": "y"}, "m": None}})], [], now)
+    assert sorted(await waiting) == [(("t8",), {}),
+                                     (("t9",), {"r1": {"a": {"w1": "y"}, "m": None}})]
+
+
+async def test_a_batch_writes_states_votes_and_firings_in_one_statement(svc: Service) -> None:
+    now = datetime.now(UTC)
+    firing = {"firing_id": str(uuid.uuid4()), "rule_id": "r1", "worker_id": "w1",
+              "pool_id": "p1", "project_id": None, "fired_at": now,
+              "action": {"type": "set_skill", "skill": "s", "value": 1}, "outcome": "rules.x",
+              "facts": {"values": {"rate": 12.5}, "trigger_seq": 3}, "rule_version": 2}
+    async with svc.db.consumer_unit() as uow:
+        await uow.store.save([(("w1", "p1"), {"r1": "{}"})], [("t1", {"r1": {"m": "a"}})],
+                             [firing, dict(firing)], now)  # the same firing twice: once
+        await uow.store.save([], [], [dict(firing, outcome="again")], now)
+    async with svc.engine.connect() as conn:
+        rows = (await conn.execute(select(firings))).mappings().all()
+        state = (await conn.execute(select(collector_state.c.data))).scalar_one()
+        vote = (await conn.execute(select(task_votes.c.data))).scalar_one()
+    assert [dict(r) for r in rows] == [firing]
+    assert state == {"r1": "{}"} and vote == {"r1": {"m": "a"}}

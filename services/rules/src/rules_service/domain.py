@@ -166,10 +166,13 @@ class RuleDef:
     version: int = 1  # the rule's version: firings and restrictions name it
     spec: Collector = field(init=False, repr=False, compare=False)
     act: Action = field(init=False, repr=False, compare=False)
+    # the conditions compiled once: values -> whether they all hold (conditions_hold)
+    holds: Callable[[dict[str, Any]], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "spec", COLLECTORS[self.collector["kind"]])
         object.__setattr__(self, "act", ACTIONS[self.action["type"]])
+        object.__setattr__(self, "holds", compile_conditions(self.conditions))
 
     @property
     def kind(self) -> str:
@@ -241,6 +244,37 @@ def _compare(v: Any, op: str, target: Any) -> bool:
 
 def conditions_hold(conditions: Iterable[dict[str, Any]], values: dict[str, Any]) -> bool:
     return all(_compare(values.get(c["field"]), c["operator"], c["value"]) for c in conditions)
+
+
+def _compiled(cond: dict[str, Any]) -> Callable[[dict[str, Any]], bool]:
+    """One condition as a check of the collector's values, the same as ``_compare``: the
+    operator looked up and a numeric target converted once, not on every event."""
+    name, op, target = cond["field"], cond["operator"], cond["value"]
+    fn = OPERATORS.get(op)
+    if target is None or isinstance(target, str) or fn is None:
+        return lambda values: _compare(values.get(name), op, target)
+    number = float(target)
+
+    def check(values: dict[str, Any]) -> bool:
+        v = values.get(name)
+        if v is None:
+            return False
+        if isinstance(v, str):
+            return _compare(v, op, target)
+        return fn(float(v), number)
+    return check
+
+
+def compile_conditions(conditions: list[dict[str, Any]]
+                       ) -> Callable[[dict[str, Any]], bool]:
+    """All of a rule's conditions as one check (they all hold), built once per rule."""
+    checks = [_compiled(c) for c in conditions]
+    if len(checks) == 1:
+        return checks[0]
+    if len(checks) == 2:
+        first, second = checks
+        return lambda values: first(values) and second(values)
+    return lambda values: all(check(values) for check in checks)
 
 
 # ------------------------------------------------------------------- engine
@@ -365,7 +399,7 @@ class Engine:
             if len(ev) > RECENT_EVENTS:
                 del ev[0]
         values = rule.spec.values(st, fact.at)
-        holds = conditions_hold(rule.conditions, values)
+        holds = rule.holds(values)
         fire = holds
         if not rule.spec.momentary:
             fire = holds and not st.get("f")

@@ -160,9 +160,11 @@ class BatchRun:
                      p, pr, None, {"reason": "restriction"}) for p, pr in outcome.revoked]
 
     async def flush(self) -> None:
-        """Write back every row with a changed rule state (one statement per table)."""
+        """Write back every row with a changed rule state, the changed vote rows and the
+        firings (one statement)."""
         engine = self.engine
         rows = {(k[1], k[2]) for k in engine.dirty_states}
+        states: list[tuple[tuple[str, str], dict[str, str]]] = []
         if rows:
             data: dict[tuple[str, str], dict[str, str]] = {r: {} for r in rows}
             dumps = orjson.dumps
@@ -170,16 +172,17 @@ class BatchRun:
                 d = data.get((w, p))
                 if d is not None:
                     d[rule_id] = st if st.__class__ is str else dumps(st).decode()
-            await self.store.save_states(sorted(data.items()), self.now)
+            states = sorted(data.items())
         tasks = {k[1] for k in engine.dirty_votes}
+        votes: list[tuple[str, dict[str, Any]]] = []
         if tasks:
-            votes: dict[str, dict[str, Any]] = {t: {} for t in tasks}
+            by_task: dict[str, dict[str, Any]] = {t: {} for t in tasks}
             for (rule_id, t), v in engine.votes.items():
-                if t in votes:
-                    votes[t][rule_id] = v
-            await self.store.save_votes(sorted(votes.items()))
-        if self.fired:
-            await self.store.add_firings(self.fired)
+                if t in by_task:
+                    by_task[t][rule_id] = v
+            votes = sorted(by_task.items())
+        if states or votes or self.fired:
+            await self.store.save(states, votes, self.fired, self.now)
 
 
 async def process(facts: list[Fact], uow: UnitOfWork[RulesStore], *, rules: RuleCache,

@@ -3,21 +3,22 @@ facts, rule definitions or plain rows.
 
 The hot path (a consumer's batch) costs a fixed number of statements however many events
 it holds: one insert of new submissions, one read and at most two updates of reviewed
-ones, one locking read of the state rows (and of the vote rows), one insert of the
-recorded facts, one write of the changed state rows (and vote rows), one insert of the
-firings; the kit adds the inbox claim and one outbox insert. Batch statements take
-arrays (``unnest``), so one prepared statement serves every batch size.
+ones, one locking read of the state rows (two more when some are missing), one statement
+that creates the missing vote rows and locks the others, one insert of the recorded facts,
+one statement writing the changed state rows, the changed vote rows and the firings; the
+kit adds the inbox claim and one outbox insert. Batch statements take arrays (``unnest``),
+so one prepared statement, built once, serves every batch size.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, bindparam, func, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import rules as rpc
@@ -29,10 +30,8 @@ from rules_service.db import (
     rule_versions,
     rules,
     submissions,
-    task_votes,
 )
 from rules_service.domain import Fact, RuleDef
-from servicekit.db import insert, keys_in
 
 Key = tuple[str, ...]
 
@@ -52,32 +51,66 @@ _DELETE_RULE = (update(rules).where(*_LIVE_RULE)
 
 # ------------------------------------------------------------- the hot path
 
-_INSERT_SUBMISSIONS = insert(submissions).on_conflict_do_nothing(
-    index_elements=["assignment_id"])
+# A batch's new submissions in one execution over arrays (an executemany ran one INSERT
+# per row in the server and processed every row's parameters in SQLAlchemy).
+_INSERT_SUBMISSIONS = text(
+    "INSERT INTO submissions (assignment_id, task_id, pool_id, project_id, worker_id, "
+    "status, review_mode, submitted_at) SELECT * FROM unnest(CAST(:a AS text[]), "
+    "CAST(:t AS text[]), CAST(:p AS text[]), CAST(:pr AS text[]), CAST(:w AS text[]), "
+    "CAST(:s AS text[]), CAST(:m AS text[]), CAST(:at AS timestamptz[])) "
+    "ON CONFLICT (assignment_id) DO NOTHING")
 _SUBMISSION_STATUSES = select(submissions.c.assignment_id, submissions.c.status).where(
     submissions.c.assignment_id.in_(bindparam("b_ids", expanding=True)))
 _SET_SUBMISSION_STATUS = (update(submissions)
                           .where(submissions.c.assignment_id.in_(
                               bindparam("b_ids", expanding=True)))
                           .values(status=bindparam("b_status")))
-_INSERT_EMPTY_STATES = insert(collector_state).on_conflict_do_nothing(
-    index_elements=["worker_id", "pool_key"])
-_INSERT_EMPTY_VOTES = insert(task_votes).on_conflict_do_nothing(index_elements=["task_id"])
-_STATE_COLS = [collector_state.c.worker_id, collector_state.c.pool_key]
-_VOTE_COLS = [task_votes.c.task_id]
-
-# A batch's state rows written by one statement over arrays (one execution instead of
-# one per row; measured on the rules path as its most expensive statement).
-_SAVE_STATES = text(
+# The locking reads take their keys as arrays (one prepared statement for every batch
+# size, built once), zipped back by unnest; see servicekit.db.keys_in for why not a
+# literal list of row values. JSON documents come back as text, decoded by the store.
+_LOCK_STATES = text(
+    "SELECT worker_id, pool_key, data FROM collector_state "
+    "WHERE (worker_id, pool_key) IN (SELECT w, p FROM unnest("
+    "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p)) "
+    "ORDER BY worker_id, pool_key FOR UPDATE")
+_INSERT_EMPTY_STATES = text(
     "INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
+    "SELECT w, p, '{}', CAST(:now AS timestamptz) FROM unnest("
+    "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p) ORDER BY w, p "
+    "ON CONFLICT (worker_id, pool_key) DO NOTHING")
+# The missing vote rows inserted empty and the others locked, in one round trip: the two
+# parts share a snapshot, so each row comes back from exactly one of them.
+_LOCK_VOTES = text(
+    "WITH k AS (SELECT DISTINCT t FROM unnest(CAST(:t AS text[])) AS k(t)), "
+    "new AS (INSERT INTO task_votes (task_id, data) SELECT t, '{}' FROM k ORDER BY t "
+    "ON CONFLICT (task_id) DO NOTHING RETURNING task_id, data), "
+    "old AS (SELECT task_id, data FROM task_votes WHERE task_id IN (SELECT t FROM k) "
+    "ORDER BY task_id FOR UPDATE) "
+    "SELECT task_id, data FROM old UNION ALL SELECT task_id, data FROM new")
+_RELOCK_VOTES = text(
+    "SELECT task_id, data FROM task_votes "
+    "WHERE task_id IN (SELECT unnest(CAST(:t AS text[]))) ORDER BY task_id FOR UPDATE")
+
+# What a batch changed, written by one statement over arrays (one round trip instead of
+# one per table, one execution instead of one per row): its state rows, its vote rows and
+# its firings. Every data-modifying part of a WITH runs to completion, referenced or not;
+# empty arrays write nothing.
+_SAVE_BATCH = text(
+    "WITH s AS (INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
     "SELECT w, p, d, CAST(:now AS timestamptz) FROM unnest("
-    "CAST(:w AS text[]), CAST(:p AS text[]), CAST(:d AS text[])) AS u(w, p, d) "
+    "CAST(:sw AS text[]), CAST(:sp AS text[]), CAST(:sd AS text[])) AS u(w, p, d) "
     "ON CONFLICT (worker_id, pool_key) DO UPDATE "
-    "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at")
-_SAVE_VOTES = text(
-    "INSERT INTO task_votes (task_id, data) "
-    "SELECT t, d FROM unnest(CAST(:t AS text[]), CAST(:d AS text[])) AS u(t, d) "
-    "ON CONFLICT (task_id) DO UPDATE SET data = EXCLUDED.data")
+    "SET data = EXCLUDED.data, updated_at = EXCLUDED.updated_at), "
+    "v AS (INSERT INTO task_votes (task_id, data) "
+    "SELECT t, d FROM unnest(CAST(:vt AS text[]), CAST(:vd AS text[])) AS u(t, d) "
+    "ON CONFLICT (task_id) DO UPDATE SET data = EXCLUDED.data) "
+    "INSERT INTO firings (firing_id, rule_id, worker_id, pool_id, project_id, fired_at, "
+    "action, outcome, facts, rule_version) "
+    "SELECT * FROM unnest(CAST(:fid AS text[]), CAST(:frule AS text[]), "
+    "CAST(:fw AS text[]), CAST(:fp AS text[]), CAST(:fpr AS text[]), "
+    "CAST(:fat AS timestamptz[]), CAST(:fact AS text[]), CAST(:fout AS text[]), "
+    "CAST(:ffacts AS text[]), CAST(:fv AS integer[])) "
+    "ON CONFLICT (firing_id) DO NOTHING")
 # The batch's facts in one statement, numbered (seq) in the order they are evaluated.
 _RECORD_FACTS = text(
     "INSERT INTO recorded_facts (event_id, kind, at, worker_id, pool_id, project_id, task_id, "
@@ -85,7 +118,6 @@ _RECORD_FACTS = text(
     "CAST(:k AS text[]), CAST(:at AS timestamptz[]), CAST(:w AS text[]), CAST(:p AS text[]), "
     "CAST(:pr AS text[]), CAST(:t AS text[]), CAST(:d AS text[])) WITH ORDINALITY "
     "AS u(e, k, at, w, p, pr, t, d, n) ORDER BY n RETURNING event_id, seq")
-_INSERT_FIRINGS = insert(firings).on_conflict_do_nothing(index_elements=["firing_id"])
 
 # ------------------------------------------------------------------ actions
 
@@ -224,7 +256,11 @@ class RulesStore:
     # ------------------------------------------------ submissions (facts)
 
     async def add_submissions(self, rows: list[dict[str, Any]]) -> None:
-        await self.conn.execute(_INSERT_SUBMISSIONS, rows)
+        await self.conn.execute(_INSERT_SUBMISSIONS, {
+            "a": [r["assignment_id"] for r in rows], "t": [r["task_id"] for r in rows],
+            "p": [r["pool_id"] for r in rows], "pr": [r["project_id"] for r in rows],
+            "w": [r["worker_id"] for r in rows], "s": [r["status"] for r in rows],
+            "m": [r["review_mode"] for r in rows], "at": [r["submitted_at"] for r in rows]})
 
     async def submission_statuses(self, assignment_ids: list[str]) -> dict[str, str]:
         return {r[0]: r[1] for r in await self.conn.execute(
@@ -236,52 +272,66 @@ class RulesStore:
 
     # ---------------------------------------------------- state and votes
 
-    async def _lock_rows(self, table: Table, cols: list[Any], keys: list[Key],
-                         insert_empty: Any, empty_row: Callable[[Key], dict[str, Any]]
-                         ) -> list[tuple[Key, Any]]:
-        """Lock rows by key (in key order), creating the missing ones empty first.
-
-        In the steady state every row exists and this is one SELECT ... FOR UPDATE, so
-        concurrent deliveries for the same worker (or task) queue instead of
-        overwriting each other's counts.
-        """
-        def select_for_update(ks: list[Key]) -> Any:
-            return (select(*cols, table.c.data).where(keys_in(cols, ks))
-                    .order_by(*cols).with_for_update())
-
-        found = [(tuple(r[:-1]), r[-1]) for r in await self.conn.execute(
-            select_for_update(keys))]
-        missing = sorted(set(keys) - {k for k, _ in found})
-        if missing:
-            await self.conn.execute(insert_empty, [empty_row(k) for k in missing])
-            found += [(tuple(r[:-1]), r[-1])
-                      for r in await self.conn.execute(select_for_update(missing))]
-        return found
-
     async def lock_states(self, keys: list[tuple[str, str]],
                           now: datetime) -> list[tuple[Key, dict[str, str]]]:
-        """The state rows of these (worker, pool key)s, locked: {rule_id: encoded state}."""
-        return await self._lock_rows(
-            collector_state, _STATE_COLS, list(keys), _INSERT_EMPTY_STATES,
-            lambda k: {"worker_id": k[0], "pool_key": k[1], "data": {}, "updated_at": now})
+        """The state rows of these (worker, pool key)s, locked: {rule_id: encoded state}.
+
+        Locked in key order, so concurrent deliveries for the same worker queue instead
+        of overwriting each other's counts. In the steady state every row exists and this
+        is one SELECT ... FOR UPDATE; missing rows are created empty first (one insert,
+        one more locking read, whose new snapshot sees a row another batch just created).
+        """
+        w, p = [k[0] for k in keys], [k[1] for k in keys]
+        loads = orjson.loads
+        found: list[tuple[Key, dict[str, str]]] = [
+            ((r[0], r[1]), loads(r[2]))
+            for r in await self.conn.execute(_LOCK_STATES, {"w": w, "p": p})]
+        if len(found) < len(keys):
+            have = {k for k, _ in found}
+            missing = sorted(k for k in set(keys) if k not in have)
+            mw, mp = [k[0] for k in missing], [k[1] for k in missing]
+            await self.conn.execute(_INSERT_EMPTY_STATES, {"w": mw, "p": mp, "now": now})
+            found += [((r[0], r[1]), loads(r[2])) for r in await self.conn.execute(
+                _LOCK_STATES, {"w": mw, "p": mp})]
+        return found
 
     async def lock_votes(self, task_ids: list[str]) -> list[tuple[Key, dict[str, Any]]]:
-        """The vote rows of these tasks, locked: {rule_id: votes}."""
-        return await self._lock_rows(task_votes, _VOTE_COLS, [(t,) for t in task_ids],
-                                     _INSERT_EMPTY_VOTES,
-                                     lambda k: {"task_id": k[0], "data": {}})
+        """The vote rows of these tasks, locked: {rule_id: votes}.
 
-    async def save_states(self, rows: list[tuple[tuple[str, str], dict[str, str]]],
-                          now: datetime) -> None:
-        """Write ((worker, pool key), {rule_id: encoded state}) rows in one statement."""
+        One statement creates the missing rows (a new task's first answers: most batches
+        have some) and locks the others in task order. A row that another batch created
+        after this statement's snapshot is neither inserted nor seen by it: such rows are
+        locked by a second read (a new snapshot).
+        """
+        loads = orjson.loads
+        found: list[tuple[Key, dict[str, Any]]] = [
+            ((r[0],), loads(r[1]))
+            for r in await self.conn.execute(_LOCK_VOTES, {"t": task_ids})]
+        if len(found) < len(task_ids):
+            have = {k[0] for k, _ in found}
+            late = sorted(t for t in set(task_ids) if t not in have)
+            found += [((r[0],), loads(r[1])) for r in await self.conn.execute(
+                _RELOCK_VOTES, {"t": late})]
+        return found
+
+    async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
+                   votes: list[tuple[str, dict[str, Any]]], fired: list[dict[str, Any]],
+                   now: datetime) -> None:
+        """Write a batch's changes in one statement: ((worker, pool key), {rule_id: encoded
+        state}) rows, (task, {rule_id: votes}) rows and firings (once each by id)."""
         dumps = orjson.dumps
-        await self.conn.execute(_SAVE_STATES, {
-            "w": [w for (w, _), _ in rows], "p": [p for (_, p), _ in rows],
-            "d": [dumps(d).decode() for _, d in rows], "now": now})
-
-    async def save_votes(self, rows: list[tuple[str, dict[str, Any]]]) -> None:
-        await self.conn.execute(_SAVE_VOTES, {
-            "t": [t for t, _ in rows], "d": [orjson.dumps(d).decode() for _, d in rows]})
+        await self.conn.execute(_SAVE_BATCH, {
+            "now": now,
+            "sw": [w for (w, _), _ in states], "sp": [p for (_, p), _ in states],
+            "sd": [dumps(d).decode() for _, d in states],
+            "vt": [t for t, _ in votes], "vd": [dumps(d).decode() for _, d in votes],
+            "fid": [f["firing_id"] for f in fired], "frule": [f["rule_id"] for f in fired],
+            "fw": [f["worker_id"] for f in fired], "fp": [f["pool_id"] for f in fired],
+            "fpr": [f["project_id"] for f in fired], "fat": [f["fired_at"] for f in fired],
+            "fact": [dumps(f["action"]).decode() for f in fired],
+            "fout": [f["outcome"] for f in fired],
+            "ffacts": [dumps(f["facts"]).decode() for f in fired],
+            "fv": [f["rule_version"] for f in fired]})
 
     async def record_facts(self, facts: list[Fact]) -> dict[str, int]:
         """Record facts in this order; their sequence numbers by event id."""
@@ -292,9 +342,6 @@ class RulesStore:
             "p": [f.pool_id for f in facts], "pr": [f.project_id for f in facts],
             "t": [f.task_id for f in facts], "d": [dumps(f.data).decode() for f in facts]})
         return {r[0]: r[1] for r in rows}
-
-    async def add_firings(self, rows: list[dict[str, Any]]) -> None:
-        await self.conn.execute(_INSERT_FIRINGS, rows)
 
     # ------------------------------------------------------------- actions
 
