@@ -11,7 +11,7 @@ from tests.browser.conftest import DESKTOP, unique
 from tests.browser.test_emergency_and_screens import api_user
 
 
-def _setup(web) -> tuple[str, str, dict]:
+def _setup(web) -> tuple[str, str, dict, str]:
     """A pool of its own and a rule on it (so the rule never touches another test's workers)."""
     with web.api() as c:
         r = c.post("/api/auth/login", json={"login": "admin", "password": web.admin_password})
@@ -20,8 +20,9 @@ def _setup(web) -> tuple[str, str, dict]:
             "name": unique("rules-edit"), "instructions": "Do it.",
             "input_spec": [{"name": "q"}], "output_spec": [{"name": "a"}]})
         assert r.status_code == 201, r.text
+        project_id = r.json()["project_id"]
         r = c.post("/api/admin/pools", headers=h, json={
-            "project_id": r.json()["project_id"], "name": unique("Пул"), "price_minor": 100,
+            "project_id": project_id, "name": unique("Пул"), "price_minor": 100,
             "currency": "RUB"})
         assert r.status_code == 201, r.text
         name = unique("Много отклонений")
@@ -32,14 +33,14 @@ def _setup(web) -> tuple[str, str, dict]:
             "action": {"type": "restriction", "scope": "pool", "duration_unit": "hours",
                        "duration": 2, "private_comment": "too many rejections"}})
         assert r.status_code == 201, r.text
-        return r.json()["rule_id"], name, h
+        return r.json()["rule_id"], name, h, project_id
 
 
 @pytest.mark.timeout(180)
 @pytest.mark.parametrize("lang", ["ru", "en"])
 def test_edit_a_rule_into_a_new_version(people, browser, lang) -> None:
     web = people
-    rule_id, name, h = _setup(web)
+    rule_id, name, h, project_id = _setup(web)
     admin = web.person(browser, lang, DESKTOP)
     admin.login("admin", web.admin_password)
     admin.go("/rules")
@@ -102,6 +103,25 @@ def test_edit_a_rule_into_a_new_version(people, browser, lang) -> None:
     assert "50" in first and admin.t("rules.current") not in first
     assert "admin" in newest and "admin" in first     # the login, not the user id
     admin.shot(f"rules-edit-{lang}-versions")
+
+    # a new rule can act on a whole project: the editor offers the projects
+    editor = admin.page.locator("section.card", has_text=admin.t("rules.new"))
+    editor.get_by_label(admin.t("rules.name"), exact=True).fill(name + " project")
+    editor.get_by_label(admin.t("rules.scope"), exact=True).select_option("project")
+    editor.get_by_label(admin.t("rules.project"), exact=True).select_option(project_id)
+    editor.get_by_label(admin.t("rules.kind"), exact=True).select_option("skipped_in_row")
+    editor.get_by_label(admin.t("rules.field"), exact=True).select_option("skipped_in_row_count")
+    editor.get_by_label(admin.t("rules.operator"), exact=True).select_option(">=")
+    editor.get_by_label(admin.t("rules.value"), exact=True).fill("20")
+    editor.get_by_label(admin.t("rules.action"), exact=True).select_option("set_skill")
+    editor.get_by_label(admin.t("rules.param.skill"), exact=True).fill("skipper")
+    editor.get_by_label(admin.t("rules.param.value"), exact=True).fill("0")
+    admin.button("rules.save").click()
+    admin.success(admin.t("rules.saved"))
+    with web.api() as c:
+        made = [r for r in c.get("/api/rules?limit=500", headers=h).json()["items"]
+                if r["name"] == name + " project"]
+    assert [(r["scope"], r["project_id"]) for r in made] == [("project", project_id)]
 
     manager = web.person(browser, lang, DESKTOP)
     manager.login(*api_user(web, "manager"))

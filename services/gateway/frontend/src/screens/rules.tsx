@@ -301,9 +301,11 @@ function EditRule({ rule, names, onSaved, onClose }: {
     return t("rules.edited", { from, version: saved.version });
   });
   const backtest = () => call(() => post<Hits>("/rules/backtest", { rule: draft() }));
+  const project = useLoad(() => (current.project_id ? get<Project>(`/projects/${current.project_id}`) : Promise.resolve(null)),
+    [current.project_id]);
   const c = current.collector;
   const where = current.scope === "pool" ? names?.pool(current.pool_id) ?? "…"
-    : current.scope === "project" ? current.project_id ?? "—" : t("rules.scope.platform");
+    : current.scope === "project" ? project.data?.name ?? current.project_id ?? "—" : t("rules.scope.platform");
   const title = t("rules.edit_title", { name: current.name });
   const facts: [string, string][] = [
     [t("rules.scope"), where],
