@@ -123,7 +123,7 @@ def test_edit_a_rule_into_a_new_version(people, browser, lang) -> None:
                 if r["name"] == name + " project"]
     assert [(r["scope"], r["project_id"]) for r in made] == [("project", project_id)]
 
-    manager = web.person(browser, lang, DESKTOP)
+    manager = web.person(browser, lang)                  # on a phone: rows become cards
     manager.login(*api_user(web, "manager"))
     manager.go("/rules")
     mrow = manager.page.locator("tr", has_text=new_name)
@@ -134,4 +134,5 @@ def test_edit_a_rule_into_a_new_version(people, browser, lang) -> None:
         "rules.versions_title", name=new_name)).locator("tbody tr")
     mversions.nth(1).wait_for()
     assert "admin" in mversions.nth(1).inner_text()   # a manager sees the login too
+    manager.shot(f"rules-edit-{lang}-390-manager-versions")
     assert not admin.csp_violations() and not manager.csp_violations()

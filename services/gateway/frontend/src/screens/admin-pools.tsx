@@ -279,7 +279,7 @@ function TaskList({ pool }: { pool: PoolView }) {
         <>
           <p class="muted">{t("hints.count", { n: d.total, from: offset + 1, to: offset + d.items.length })}</p>
           <Table rows={d.items} rowKey={(x) => x.task_id} columns={[
-            { label: t("results.task"), cell: (x) => <><code>{x.task_id.slice(0, 8)}</code><br /><span class="break">{pairs(x.input)}</span></> },
+            { label: t("results.task"), cell: (x) => <span><code>{x.task_id.slice(0, 8)}</code><br /><span class="break">{pairs(x.input)}</span></span> },
             { label: t("hints.known"), cell: (x) => (x.is_control ? <strong>{pairs(x.control_answers)}</strong> : <span class="muted">{t("hints.no_known")}</span>) },
             { label: t("hints.hint"), cell: (x) => (x.is_control ? <HintEditor pool={pool} task={x} key={x.task_id} /> : "—") },
           ]} />

@@ -353,12 +353,12 @@ function Versions({ rule, names, onClose }: { rule: Rule; names: Names | null; o
       {items.length > 0 && (
         <Table rows={items} rowKey={(v) => String(v.version)} columns={[
           { label: t("rules.version"), cell: (v) => v.version === rule.version
-            ? <>{v.version} <Badge value="open" text={t("rules.current")} /></> : v.version },
+            ? <span>{v.version} <Badge value="open" text={t("rules.current")} /></span> : v.version },
           { label: t("rules.name"), cell: (v) => changed(v, (x) => x.name) },
           { label: t("rules.if"), cell: (v) => changed(v, (x) => conditionsText(x.conditions)) },
           { label: t("rules.then"), cell: (v) => changed(v, (x) => actionText(x.action)) },
           { label: t("rules.evidence"), cell: (v) => changed(v, (x) => (x.evidence_public ? t("common.yes") : t("common.no"))) },
-          { label: t("rules.edited_by"), cell: (v) => <>{v.edited_by_login ?? names?.user(v.edited_by) ?? "…"}<br /><When at={v.edited_at} /></> },
+          { label: t("rules.edited_by"), cell: (v) => <span>{v.edited_by_login ?? names?.user(v.edited_by) ?? "…"}<br /><When at={v.edited_at} /></span> },
         ]} />
       )}
     </Section>
@@ -423,10 +423,10 @@ function Rules() {
           <Table rows={items} rowKey={(r) => r.rule_id} columns={[
             { label: t("rules.name"), cell: (r) => r.name },
             { label: t("rules.scope"), cell: (r) => r.scope === "pool" ? (names.data?.pool(r.pool_id) ?? "…") : t(`rules.scope.${r.scope}` as Key) },
-            { label: t("rules.if"), cell: (r) => <><span class="muted">{t(`rules.kind.${r.collector.kind}` as Key)}:</span> {conditionsText(r.conditions)}</> },
+            { label: t("rules.if"), cell: (r) => <span><span class="muted">{t(`rules.kind.${r.collector.kind}` as Key)}:</span> {conditionsText(r.conditions)}</span> },
             { label: t("rules.action"), cell: (r) => t(`rules.action.${r.action.type}` as Key) },
             { label: t("common.status"), cell: (r) => (
-              <div class="stack">
+              <div class="stack start">
                 <Badge value={r.enabled ? "ok" : "muted"} text={r.enabled ? t("rules.enabled") : t("rules.disabled")} />
                 <Button kind="link" name={`versions-${r.rule_id}`} onClick={() => pick(r.rule_id, "versions")}>
                   {t("rules.version_n", { version: r.version })}
