@@ -52,8 +52,15 @@ def test_propose_confirm_revert_and_patch_money(people, browser, lang) -> None:
     timeout = lambda: _admin_get(web, f"/admin/pools/{pool_id}")["assignment_timeout_s"]  # noqa: E731
 
     manager = web.person(browser, lang, DESKTOP)
-    manager.login(*api_user(web, "manager"))
+    manager_login = api_user(web, "manager")
+    manager.login(*manager_login)
     manager.go("/admin/changes")
+    # a manager finds it among the settings, not under the owner's group they do not have
+    setup = manager.page.locator(".nav-group", has=manager.page.get_by_role(
+        "heading", name=manager.t("nav.group.setup"), exact=True))
+    setup.get_by_role("link", name=manager.t("changes.title"), exact=True).wait_for()
+    assert manager.page.get_by_role("heading", name=manager.t("nav.group.owner"),
+                                    exact=True).count() == 0
     manager.field("changes.setting").select_option("pool.assignment_timeout_s")
     manager.field("changes.target").select_option(pool_id)
     manager.field("changes.new_timeout").fill("900")
@@ -62,7 +69,9 @@ def test_propose_confirm_revert_and_patch_money(people, browser, lang) -> None:
     sec = lambda n: manager.t("changes.seconds", n=n)  # noqa: E731
     manager.success(manager.t("changes.proposed_now", before=sec(600), after=sec(900)))
     assert timeout() == 600                      # nothing changes before the confirmation
-    manager.page.locator("tr", has_text=pool_name).wait_for()
+    mine = manager.page.locator("tr", has_text=pool_name)
+    mine.wait_for()
+    assert manager_login[0] in mine.inner_text()  # a manager may not list users: the API names
     manager.shot(f"changes-proposed-{lang}")
 
     admin = web.person(browser, lang, DESKTOP)
@@ -70,6 +79,7 @@ def test_propose_confirm_revert_and_patch_money(people, browser, lang) -> None:
     admin.go("/admin/changes")
     row = admin.page.locator("tr", has_text=pool_name)
     assert f"{sec(600)} → {sec(900)}" in row.inner_text()
+    assert manager_login[0] in row.inner_text()  # the proposer by login, not by id
     row.get_by_role("button", name=admin.t("changes.confirm"), exact=True).click()
     admin.success(admin.t("changes.confirm_done"))
     assert timeout() == 900

@@ -46,7 +46,9 @@ async def test_proposal_waits_for_confirmation_and_revert_restores(stack) -> Non
     r = await c.get(f"/api/admin/pools/{pool_id}", headers=admin)
     assert r.json()["assignment_timeout_s"] == 600
     r = await c.get("/api/admin/changes", headers=manager.headers, params={"state": "proposed"})
-    assert change["change_id"] in [x["change_id"] for x in r.json()["items"]]
+    [listed] = [x for x in r.json()["items"] if x["change_id"] == change["change_id"]]
+    # named by login: a manager may not list the users to look it up
+    assert (listed["proposed_by_login"], listed["decided_by_login"]) == (manager.login, None)
     r = await c.post(f"/api/admin/changes/{change['change_id']}/confirm", headers=manager.headers)
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     r = await c.get(f"/api/admin/pools/{pool_id}", headers=admin)
@@ -57,6 +59,9 @@ async def test_proposal_waits_for_confirmation_and_revert_restores(stack) -> Non
     assert r.status_code == 200, r.text
     applied = r.json()
     assert applied["state"] == "applied" and applied["decided_by"] == stack.admin.user_id
+    r = await c.get(f"/api/admin/changes/{change['change_id']}", headers=manager.headers)
+    assert (r.json()["proposed_by_login"], r.json()["decided_by_login"]) == (
+        manager.login, stack.admin.login)
     r = await c.get(f"/api/admin/pools/{pool_id}", headers=admin)
     assert r.json()["assignment_timeout_s"] == 900
     # confirming again (a retry whose first answer was lost) changes nothing
@@ -163,6 +168,7 @@ async def test_rule_threshold_validated_by_rules_then_patched(stack) -> None:
     assert r.status_code == 200, r.text
     assert [(v["version"], v["conditions"][0]["value"]) for v in r.json()["items"]] == [
         (2, 8), (1, 5)]
+    assert {v["edited_by_login"] for v in r.json()["items"]} == {stack.admin.login}
 
 
 async def _mfa_admin(stack):

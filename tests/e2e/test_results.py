@@ -207,6 +207,14 @@ async def test_training_answers_get_the_known_answer_and_hint(stack) -> None:
     r = await c.put(f"/api/admin/pools/{training}/hints", headers=admin,
                     json={"hints": [{"task_id": task_id, "hint": "Look at the corner."}]})
     assert r.status_code == 200 and r.json()["saved"] == 1, r.text
+    # the task list shows an admin the hint beside the known answer (the hint form's
+    # starting value); a manager sees neither
+    r = await c.get(f"/api/pools/{training}/tasks", headers=admin)
+    assert r.json()["items"][0]["hint"] == "Look at the corner."
+    manager = await stack.user("manager")
+    r = await c.get(f"/api/pools/{training}/tasks", headers=manager.headers)
+    assert r.json()["items"][0]["hint"] is None
+    assert r.json()["items"][0]["control_answers"] is None
     [worker] = await _workers(stack, 1)
     a = await _take(stack, worker, training)
     r = await c.get(f"/api/worker/assignments/{a['assignment_id']}/feedback",

@@ -59,6 +59,9 @@ class FakeGatewayStore:
                 for u in self.users.values()]
         return rows[offset:offset + limit], len(rows)
 
+    async def logins(self, user_ids: list[str]) -> dict[str, str]:
+        return {u: self.users[u].login for u in user_ids if u in self.users}
+
     async def has_marker(self, name: str) -> bool:
         return name in self.markers
 

@@ -59,6 +59,15 @@ async def test_create_user_records_the_event_and_the_audit_entry_once() -> None:
     assert user.must_change_password and user.password_hash.startswith("$argon2id$")
 
 
+async def test_logins_name_known_accounts_and_skip_the_rest() -> None:
+    sec = layer()
+    ann = await sec.accounts.create_user(login="ann", role="manager", password=None,
+                                         created_by="boss")
+    assert await sec.accounts.logins([ann.user_id, None, "gone", ann.user_id]) == {
+        ann.user_id: "ann"}
+    assert await sec.accounts.logins([None]) == {}
+
+
 @pytest.mark.parametrize(("login", "role", "password", "code"), [
     ("x", "worker", None, "invalid_login"), ("bad login!", "worker", None, "invalid_login"),
     ("carol", "owner", None, "invalid_role"), ("bob", "worker", "12345678", "weak_password"),

@@ -291,6 +291,7 @@ class TaskItem(BaseModel):
     input: dict[str, Any]
     is_control: bool
     control_answers: dict[str, Any] | None = Field(None, description="admins only")
+    hint: str | None = Field(None, description="shown after a training answer; admins only")
     overlap: int
     live_assignments: int
     created_at: datetime

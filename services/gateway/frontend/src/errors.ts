@@ -71,6 +71,13 @@ export function fieldText(error: string): string {
     [/^must be at least (\S+)$/i, "field.min_value"],
     [/^must be at most (\S+)$/i, "field.max_value"],
     [/^expected (\d+) columns/i, "field.columns"],
+    // pydantic's own wording (schema errors of a request body)
+    [/^Input should be greater than or equal to (\S+)$/i, "field.min_value"],
+    [/^Input should be less than or equal to (\S+)$/i, "field.max_value"],
+    [/^Input should be a valid integer/i, "field.integer"],
+    [/^Input should be a valid number/i, "field.number"],
+    [/^Input should be a valid boolean/i, "field.boolean"],
+    [/^Input should be (('[^']*'(, | or )?)+)$/i, "field.one_of"],
   ];
   for (const [re, key] of rules) {
     const m = re.exec(error.trim());

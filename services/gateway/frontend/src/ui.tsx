@@ -37,10 +37,14 @@ export interface Loaded<T> {
   reload: () => Promise<void>;
 }
 
-/** ``fn``'s result, loaded now and again when ``deps`` change or a live ``topics`` hint comes. */
+/** ``fn``'s result, loaded now and again when ``deps`` change or a live ``topics`` hint comes.
+ * A result belongs to the ``deps`` it was loaded for: when they change (another pool, another
+ * filter) ``data`` is null and ``loading`` true until the new one arrives, never the old one. */
 export function useLoad<T>(fn: () => Promise<T>, deps: unknown[] = [], topics: Topic[] = []): Loaded<T> {
-  const [data, setData] = useState<T | null>(null);
-  const [error, setError] = useState<unknown>(null);
+  // a new object whenever ``deps`` change: what a stored result was loaded for
+  const epoch = useMemo(() => ({}), deps);
+  const [state, setState] = useState<{ of: object | null; data: T | null; error: unknown }>(
+    { of: null, data: null, error: null });
   const [loading, setLoading] = useState(true);
   const live = useStore(liveStore);
   const seq = useRef(0);
@@ -49,21 +53,21 @@ export function useLoad<T>(fn: () => Promise<T>, deps: unknown[] = [], topics: T
     setLoading(true);
     try {
       const value = await fn();
-      if (mine === seq.current) {
-        setData(value);
-        setError(null);
-      }
+      if (mine === seq.current) setState({ of: epoch, data: value, error: null });
     } catch (e) {
-      if (mine === seq.current) setError(e);
+      // a failed reload of the same deps keeps what is shown, beside the error
+      if (mine === seq.current) setState((s) => ({ of: epoch, data: s.of === epoch ? s.data : null, error: e }));
     } finally {
       if (mine === seq.current) setLoading(false);
     }
-  }, deps);
+  }, [epoch]);
   const liveKey = topics.map((tp) => live[tp] ?? 0).join(",");
   useEffect(() => {
     void reload();
   }, [reload, liveKey]);
-  return { data, error, loading, reload };
+  const current = state.of === epoch;
+  return { data: current ? state.data : null, error: current ? state.error : null,
+           loading: loading || !current, reload };
 }
 
 /** Runs an action with a busy flag and its outcome as a notice. */

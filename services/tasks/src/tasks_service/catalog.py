@@ -273,12 +273,12 @@ async def upload_tasks(req: rpc.TasksUpload, ctx: TasksContext) -> rpc.UploadRes
 
 @router.rpc(rpc.LIST_TASKS)
 async def list_tasks(req: rpc.TaskList, ctx: TasksContext) -> rpc.Tasks:
-    """Tasks of a pool, oldest first; control answers for admins only."""
+    """Tasks of a pool, oldest first; control answers and hints for admins only."""
     async with ctx.read() as r:
         await existing_pool(r.store, req.pool_id)
         items, total = await r.store.list_tasks(req.pool_id, req.page.limit, req.page.offset)
     if req.actor.role != "admin":
-        items = [t.model_copy(update={"control_answers": None}) for t in items]
+        items = [t.model_copy(update={"control_answers": None, "hint": None}) for t in items]
     return rpc.Tasks(items=items, total=total)
 
 

@@ -796,12 +796,14 @@ class TasksStore:
 
     async def list_tasks(self, pool_id: str, limit: int,
                          offset: int) -> tuple[list[rpc.TaskItem], int]:
-        """A pool's tasks, oldest first, with their control answers."""
-        rows, total = await self._page(select(tasks).where(T.pool_id == pool_id),
-                                       [T.created_at, T.position], limit, offset)
+        """A pool's tasks, oldest first, with their control answers and hints."""
+        q = (select(tasks, task_hints.c.hint)
+             .select_from(tasks.outerjoin(task_hints, task_hints.c.task_id == T.task_id))
+             .where(T.pool_id == pool_id))
+        rows, total = await self._page(q, [T.created_at, T.position], limit, offset)
         return [rpc.TaskItem(task_id=r.task_id, pool_id=r.pool_id, input=r.input,
                              is_control=r.is_control, control_answers=r.control_answers,
-                             overlap=r.overlap, live_assignments=r.live_count,
+                             hint=r.hint, overlap=r.overlap, live_assignments=r.live_count,
                              created_at=r.created_at) for r in rows], total
 
     async def count_results(self, pool_id: str, status: str | None) -> int:

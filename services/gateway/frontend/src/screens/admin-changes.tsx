@@ -3,7 +3,7 @@
 // applied change is undone by a revert, itself a change. Money settings ask for the TOTP code.
 import { useState } from "preact/hooks";
 import { api, get, meStore, post } from "../api";
-import { percent } from "../format";
+import { percent, shortId } from "../format";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import { loadNames, type Names } from "../staff";
@@ -18,7 +18,8 @@ interface Limits { max_active: number; min_pause_s: number; assignment_timeout_s
 interface Change {
   change_id: string; kind: Kind; target: string | null; before: unknown; after: unknown; money: boolean;
   state: State; patch: boolean; reason: string; reverts: string | null; reverted_by: string | null;
-  proposed_by: string; created_at: string; decided_by: string | null; decided_at: string | null;
+  proposed_by: string; proposed_by_login: string | null; created_at: string; decided_by: string | null;
+  decided_by_login: string | null; decided_at: string | null;
   decision_reason: string | null; current: unknown; error: { code: string; message: string } | null;
 }
 interface Rule { rule_id: string; name: string; conditions: Condition[]; deleted: boolean }
@@ -176,11 +177,11 @@ function AdminChanges() {
                 <del class="diff-old">{show(c.kind, c.before)}</del> → <ins class="diff-new">{show(c.kind, c.after)}</ins>
                 {c.state === "stale" && <><br /><span class="muted">{t("changes.found", { value: show(c.kind, c.current) })}</span></>}
               </span>) },
-            { label: t("changes.by"), cell: (c) => <>{n ? n.user(c.proposed_by) : "…"}{c.patch && <> · {t("changes.patch_mark")}</>}{c.reverts && <> · {t("changes.revert_mark")}</>}
+            { label: t("changes.by"), cell: (c) => <><span data-testid={`by-${c.change_id}`}>{c.proposed_by_login ?? shortId(c.proposed_by)}</span>{c.patch && <> · {t("changes.patch_mark")}</>}{c.reverts && <> · {t("changes.revert_mark")}</>}
               {c.reason && <><br /><span class="pre">{c.reason}</span></>}</> },
             { label: t("common.status"), cell: (c) => <>
               <Badge value={TONE[c.state]} text={t(`changes.state.${c.state}` as Key)} />
-              {c.decided_by && <><br /><span class="muted">{n ? n.user(c.decided_by) : "…"}{c.decision_reason ? `: ${c.decision_reason}` : ""}</span></>}
+              {c.decided_by && <><br /><span class="muted">{c.decided_by_login ?? shortId(c.decided_by)}{c.decision_reason ? `: ${c.decision_reason}` : ""}</span></>}
               {c.error && <><br /><span class="muted">{c.error.message}</span></>}
               {c.reverted_by && <><br /><span class="muted">{t("changes.reverted")}</span></>}
             </> },
@@ -195,6 +196,7 @@ function AdminChanges() {
 
 const screen: Screen = {
   path: "/admin/changes", access: ["manager", "admin"], title: "changes.title", component: AdminChanges,
-  nav: { group: "owner", order: 7 },
+  // managers propose and admins confirm: the group both see, beside the other settings
+  nav: { group: "setup", order: 3 },
 };
 export default screen;

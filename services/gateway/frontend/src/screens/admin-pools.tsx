@@ -1,12 +1,12 @@
 import { useState } from "preact/hooks";
-import { api, get, post, request } from "../api";
+import { ApiError, api, get, post, request } from "../api";
 import { fieldErrors, fieldText } from "../errors";
 import { number, parseMoney, percent } from "../format";
 import { t, type Key } from "../i18n";
 import { href, type Screen } from "../router";
 import type { Page, PoolView, Project } from "../types";
 import {
-  Alert, Badge, Button, Form, LoadState, Money, SandboxMark, Section, SelectField, Table, TextField, useAction, useLoad,
+  Alert, Badge, Button, Form, LoadState, Money, Pager, SandboxMark, Section, SelectField, Table, TextField, useAction, useLoad,
 } from "../ui";
 
 interface UploadResult { created: number; control_tasks: number; task_ids: string[]; errors: { line: number; error: string }[] }
@@ -283,6 +283,63 @@ function FairPayLine({ pool, fp, onChange }: { pool: PoolView; fp: FairPay | und
   );
 }
 
+interface TaskItem {
+  task_id: string; input: Record<string, unknown>; is_control: boolean; control_answers: Record<string, unknown> | null;
+  hint: string | null; overlap: number; live_assignments: number; created_at: string;
+}
+const TASKS_PAGE = 50;
+const valueText = (v: unknown) => (typeof v === "string" ? v : JSON.stringify(v));
+const pairs = (o: Record<string, unknown> | null) => Object.entries(o ?? {}).map(([k, v]) => `${k}: ${valueText(v)}`).join(", ");
+
+/** A known-answer task's hint: what a worker reads after a training answer. */
+function HintEditor({ pool, task }: { pool: PoolView; task: TaskItem }) {
+  const [text, setText] = useState(task.hint ?? "");
+  const [saved, setSaved] = useState(task.hint ?? "");
+  const [run, busy, notice] = useAction();
+  const save = () => run(async () => {
+    const r = await api<{ saved: number }>("PUT", `/admin/pools/${pool.pool_id}/hints`, {
+      body: { hints: [{ task_id: task.task_id, hint: text.trim() }] } });
+    if (r.saved !== 1) throw new ApiError(404, "task_not_found", "the task is not in this pool");
+    setSaved(text.trim());
+    return t("hints.saved");
+  });
+  return (
+    <div class="stack">
+      <TextField label={t("hints.hint")} value={text} onInput={setText} multiline rows={2} maxLength={5000}
+        name={`hint-${task.task_id}`} />
+      <Button busy={busy} disabled={!text.trim() || text.trim() === saved} onClick={() => void save()}>{t("hints.save")}</Button>
+      <Alert notice={notice} />
+    </div>
+  );
+}
+
+/** A pool's tasks, a page at a time; known-answer tasks get their hint set here. */
+function TaskList({ pool }: { pool: PoolView }) {
+  const [offset, setOffset] = useState(0);
+  const loaded = useLoad(() => get<Page<TaskItem>>(`/pools/${pool.pool_id}/tasks?limit=${TASKS_PAGE}&offset=${offset}`),
+    [pool.pool_id, offset]);
+  const d = loaded.data;
+  return (
+    <div class="card-inner">
+      <h3>{t("hints.title")}</h3>
+      <p>{t("hints.explain")}</p>
+      <LoadState loaded={loaded} empty={!!d && d.items.length === 0} />
+      {d && d.items.length > 0 && (
+        <>
+          <p class="muted">{t("hints.count", { n: d.total, from: offset + 1, to: offset + d.items.length })}</p>
+          <Table rows={d.items} rowKey={(x) => x.task_id} columns={[
+            { label: t("results.task"), cell: (x) => <span><code>{x.task_id.slice(0, 8)}</code><br /><span class="break">{pairs(x.input)}</span></span> },
+            { label: t("hints.known"), cell: (x) => (x.is_control ? <strong>{pairs(x.control_answers)}</strong> : <span class="muted">{t("hints.no_known")}</span>) },
+            { label: t("hints.hint"), cell: (x) => (x.is_control ? <HintEditor pool={pool} task={x} key={x.task_id} /> : "—") },
+          ]} />
+          <Pager onNewer={offset > 0 ? () => setOffset(Math.max(0, offset - TASKS_PAGE)) : null}
+            onOlder={offset + d.items.length < d.total ? () => setOffset(offset + TASKS_PAGE) : null} />
+        </>
+      )}
+    </div>
+  );
+}
+
 async function download(pool: PoolView, format: string) {
   const r = await request("GET", `/admin/pools/${pool.pool_id}/results?format=${format}`);
   const blob = await r.blob();
@@ -295,7 +352,7 @@ async function download(pool: PoolView, format: string) {
 
 function PoolCard({ pool, project, fp, onChange }: { pool: PoolView; project: string; fp: FairPay | undefined; onChange: () => void }) {
   const [open, setOpen] = useState(false);
-  const [panel, setPanel] = useState<"" | "quality" | "results">("");
+  const [panel, setPanel] = useState<"" | "quality" | "results" | "tasks">("");
   const [run, busy, notice] = useAction();
   const act = (what: "open" | "close" | "archive") => run(async () => {
     await post(`/admin/pools/${pool.pool_id}/${what}`);
@@ -318,12 +375,14 @@ function PoolCard({ pool, project, fp, onChange }: { pool: PoolView; project: st
         {pool.status !== "archived" && <Button onClick={() => setOpen(!open)} name={`upload-toggle-${pool.pool_id}`}>{t("upload.title")}</Button>}
         <Button onClick={() => setPanel(panel === "quality" ? "" : "quality")} name={`quality-${pool.pool_id}`}>{t("quality.title")}</Button>
         <Button onClick={() => setPanel(panel === "results" ? "" : "results")} name={`aggregated-${pool.pool_id}`}>{t("results.title")}</Button>
+        <Button onClick={() => setPanel(panel === "tasks" ? "" : "tasks")} name={`tasks-${pool.pool_id}`}>{t("hints.title")}</Button>
         <Button kind="link" onClick={() => void run(async () => download(pool, "csv"))}>{t("pools_admin.results")}</Button>
       </div>
       <Alert notice={notice} />
       {open && <Upload pool={pool} onDone={onChange} />}
       {panel === "quality" && <QualityForm pool={pool} />}
       {panel === "results" && <Aggregated pool={pool} />}
+      {panel === "tasks" && <TaskList pool={pool} />}
     </Section>
   );
 }

@@ -6,7 +6,7 @@ import { go, href, type Screen } from "../router";
 import type { FieldSpec, TakeResult } from "../types";
 import {
   Alert, Button, CheckField, Countdown, Facts, Form, LoadState, Markdown, SafeLink, SandboxMark, Section,
-  SelectField, TextField, useAction, useLoad,
+  SelectField, Table, TextField, useAction, useLoad,
 } from "../ui";
 
 type Values = Record<string, string | boolean>;
@@ -14,14 +14,42 @@ type Values = Record<string, string | boolean>;
 /** What a training answer gets back (null fields: not a training task). */
 export interface Feedback { correct: boolean | null; known_answers: Record<string, unknown> | null; hint: string | null }
 
-function FeedbackView({ f }: { f: Feedback }) {
+const shown = (v: unknown) => (v === undefined || v === null || v === "" ? "—" : typeof v === "string" ? v : JSON.stringify(v));
+
+/** After a training answer: right or wrong, each known answer beside the worker's, the hint,
+ * and another task of the same pool (training is practice: the next try is one click). */
+function FeedbackView({ f, answers, poolId }: { f: Feedback; answers: Record<string, unknown>; poolId: string }) {
+  const [run, busy, notice] = useAction();
+  const again = () => run(async () => {
+    const a = await post<TakeResult>("/worker/tasks/take", { pool_id: poolId });
+    go(`/task/${a.assignment_id}`);
+  });
+  const known = Object.entries(f.known_answers ?? {});
   return (
-    <div class={`alert ${f.correct ? "alert-success" : "alert-error"}`} role="status">
-      <p><strong>{f.correct ? t("training.right") : t("training.wrong")}</strong></p>
-      {f.known_answers && (
-        <p>{t("training.known")}: {Object.entries(f.known_answers).map(([k, v]) => `${k} = ${String(v)}`).join(", ")}</p>
+    <div class="card-inner feedback" data-testid="training-feedback">
+      <h2>{t("training.title")}</h2>
+      <p class={`alert ${f.correct ? "alert-success" : "alert-error"}`} role="status">
+        <span aria-hidden="true" class="alert-icon">{f.correct ? "✓" : "✗"}</span>{" "}
+        <strong>{f.correct ? t("training.right") : t("training.wrong")}</strong>{" "}
+        {f.correct ? t("training.right_explain") : t("training.wrong_explain")}
+      </p>
+      {known.length > 0 && (
+        <Table rows={known} rowKey={([k]) => k} columns={[
+          { label: t("training.field"), cell: ([k]) => k },
+          { label: t("training.yours"), cell: ([k]) => shown(answers[k]) },
+          { label: t("training.known"), cell: ([, v]) => <strong>{shown(v)}</strong> },
+        ]} />
       )}
-      {f.hint && <p>{t("training.hint")}: {f.hint}</p>}
+      {f.hint && (
+        <div class="hint-box">
+          <h3>{t("training.hint")}</h3>
+          <p class="pre">{f.hint}</p>
+        </div>
+      )}
+      <div class="row">
+        <Button kind="primary" busy={busy} onClick={() => void again()}>{t("training.again")}</Button>
+      </div>
+      <Alert notice={notice} />
     </div>
   );
 }
@@ -93,7 +121,7 @@ function Report({ a, onDone }: { a: TakeResult; onDone: () => void }) {
 /** The task as a worker works on it. ``base`` is where its answers go: "/worker", or
  * "/sandbox" for staff trying a sandbox pool (no report, chat or training feedback there). */
 export function Work({ a, onGone, base = "/worker" }: {
-  a: TakeResult; onGone: (f: Feedback | null) => void; base?: "/worker" | "/sandbox";
+  a: TakeResult; onGone: (f: Feedback | null, answers: Record<string, unknown>) => void; base?: "/worker" | "/sandbox";
 }) {
   const sandbox = base === "/sandbox";
   const [values, setValues] = useState<Values>({});
@@ -124,12 +152,12 @@ export function Work({ a, onGone, base = "/worker" }: {
     setNotice({ kind: "success", text: t("task.submitted") });
     const fb = sandbox ? null
       : await get<Feedback>(`/worker/assignments/${a.assignment_id}/feedback`).catch(() => null);
-    onGone(fb && fb.correct !== null ? fb : null);
+    onGone(fb && fb.correct !== null ? fb : null, answers);
   });
   const skip = () => run(async () => {
     if (!confirm(t("task.skip_confirm"))) return;
     await post(`${base}/assignments/${a.assignment_id}/skip`);
-    onGone(null);
+    onGone(null, {});
     return t("task.skipped");
   });
 
@@ -174,16 +202,16 @@ export function Work({ a, onGone, base = "/worker" }: {
 function Task({ params }: { params: Record<string, string> }) {
   const loaded = useLoad(() => get<{ items: TakeResult[] }>("/worker/active"), [], ["assignments"]);
   const [finished, setFinished] = useState(false);
-  const [feedback, setFeedback] = useState<Feedback | null>(null);
+  const [feedback, setFeedback] = useState<{ f: Feedback; answers: Record<string, unknown>; poolId: string } | null>(null);
   const items = loaded.data?.items ?? [];
   const current = items.find((a) => a.assignment_id === params.id) ?? (params.id ? undefined : items[0]);
   if (finished) {
     return (
       <Section>
         <p class="alert alert-success" role="status">{t("task.done")}</p>
-        {feedback && <FeedbackView f={feedback} />}
+        {feedback && <FeedbackView f={feedback.f} answers={feedback.answers} poolId={feedback.poolId} />}
         <div class="row">
-          <Button kind="primary" onClick={() => go("/pools")}>{t("task.next")}</Button>
+          <Button kind={feedback ? "secondary" : "primary"} onClick={() => go("/pools")}>{t("task.next")}</Button>
           <a class="btn btn-secondary" href={href("/my-tasks")}>{t("nav.my_tasks")}</a>
         </div>
       </Section>
@@ -206,7 +234,9 @@ function Task({ params }: { params: Record<string, string> }) {
           ))}
         </nav>
       )}
-      {current && <Work a={current} key={current.assignment_id} onGone={(f) => { setFeedback(f); setFinished(true); }} />}
+      {current && <Work a={current} key={current.assignment_id} onGone={(f, answers) => {
+        setFeedback(f ? { f, answers, poolId: current.pool_id } : null); setFinished(true);
+      }} />}
     </>
   );
 }

@@ -64,6 +64,25 @@ class RevertBody(StepUp):
                                            "proposing it")
 
 
+class ChangeView(support_rpc.Change):
+    proposed_by_login: str | None = Field(None, description="the proposer's login")
+    decided_by_login: str | None = Field(None, description="the login of who decided it")
+
+
+class ChangesView(BaseModel):
+    items: list[ChangeView]
+    total: int
+
+
+async def _named(security: SecurityLayer, items: list[support_rpc.Change]) -> list[ChangeView]:
+    """The changes with the logins of who proposed and decided them: the gateway keeps the
+    accounts, and a manager may not list users to look them up."""
+    logins = await security.accounts.logins(
+        [u for c in items for u in (c.proposed_by, c.decided_by)])
+    return [ChangeView(**c.model_dump(), proposed_by_login=logins.get(c.proposed_by),
+                       decided_by_login=logins.get(c.decided_by or "")) for c in items]
+
+
 def _admin(session: SessionInfo) -> Actor:
     if session.role != "admin":
         raise ApiError(403, "forbidden", "this needs the role admin")
@@ -127,22 +146,26 @@ async def _confirm(rpc: RpcClient, security: SecurityLayer, session: SessionInfo
     return done
 
 
-@router.get("/admin/changes", response_model=support_rpc.Changes,
+@router.get("/admin/changes", response_model=ChangesView,
             summary="Configuration changes with their diffs, newest first (managers see no "
                     "money setting)")
-async def list_changes(actor: StaffActor, rpc: Rpc, p: PageQ,
+async def list_changes(actor: StaffActor, rpc: Rpc, security: Security, p: PageQ,
                        state: Annotated[support_rpc.ChangeState | None, Query()] = None,
                        kind: Annotated[support_rpc.ChangeKind | None, Query()] = None,
-                       ) -> support_rpc.Changes:
-    return await rpc.call(support_rpc.LIST_CHANGES, support_rpc.ChangeList(
+                       ) -> ChangesView:
+    page_ = await rpc.call(support_rpc.LIST_CHANGES, support_rpc.ChangeList(
         actor=actor, state=state, kind=kind, page=p))
+    return ChangesView(items=await _named(security, page_.items), total=page_.total)
 
 
-@router.get("/admin/changes/{change_id}", response_model=support_rpc.Change,
+@router.get("/admin/changes/{change_id}", response_model=ChangeView,
             summary="One configuration change: the setting, its value then and the proposed one")
-async def get_change(actor: StaffActor, rpc: Rpc, change_id: ChangeId) -> support_rpc.Change:
-    return await rpc.call(support_rpc.GET_CHANGE, support_rpc.ChangeRef(
+async def get_change(actor: StaffActor, rpc: Rpc, security: Security,
+                     change_id: ChangeId) -> ChangeView:
+    change = await rpc.call(support_rpc.GET_CHANGE, support_rpc.ChangeRef(
         actor=actor, change_id=change_id))
+    [named] = await _named(security, [change])
+    return named
 
 
 @router.post("/admin/changes", response_model=support_rpc.Change,

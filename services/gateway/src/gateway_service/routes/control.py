@@ -55,11 +55,24 @@ async def edit_rule(actor: AdminActor, rpc: Rpc, rule_id: Id, body: EditRuleBody
     return edited
 
 
-@router.get("/rule-versions/{rule_id}", response_model=rules_rpc.RuleVersions,
-            tags=["rules"], summary="Every version of a rule, newest first")
-async def rule_versions(actor: StaffActor, rpc: Rpc, rule_id: Id) -> rules_rpc.RuleVersions:
-    return await rpc.call(rules_rpc.RULE_VERSIONS, rules_rpc.RuleRef(actor=actor,
-                                                                     rule_id=rule_id))
+class RuleVersionView(rules_rpc.RuleVersion):
+    edited_by_login: str | None = Field(None, description="the login of who wrote it")
+
+
+class RuleVersionsView(BaseModel):
+    items: list[RuleVersionView]
+
+
+@router.get("/rule-versions/{rule_id}", response_model=RuleVersionsView,
+            tags=["rules"], summary="Every version of a rule, newest first, with who wrote it")
+async def rule_versions(actor: StaffActor, rpc: Rpc, security: Security,
+                        rule_id: Id) -> RuleVersionsView:
+    versions = await rpc.call(rules_rpc.RULE_VERSIONS, rules_rpc.RuleRef(actor=actor,
+                                                                         rule_id=rule_id))
+    logins = await security.accounts.logins(v.edited_by for v in versions.items)
+    return RuleVersionsView(items=[
+        RuleVersionView(**v.model_dump(), edited_by_login=logins.get(v.edited_by))
+        for v in versions.items])
 
 
 # -------------------------------------------------------------- manual control

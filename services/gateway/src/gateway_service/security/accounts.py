@@ -14,6 +14,7 @@ import asyncio
 import logging
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, get_args
@@ -321,6 +322,13 @@ class Accounts:
         async with self.ctx.read() as r:
             items, total = await r.store.list_users(limit=limit, offset=offset)
         return UsersPage(items, total)
+
+    async def logins(self, user_ids: Iterable[str | None]) -> dict[str, str]:
+        """Logins by user id, for staff screens that name who did something (a manager
+        may not list the users, so a screen cannot look them up itself)."""
+        ids = sorted({u for u in user_ids if u})
+        async with self.ctx.read() as r:
+            return await r.store.logins(ids)
 
     async def get_user(self, user_id: str) -> User:
         async with self.ctx.read() as r:

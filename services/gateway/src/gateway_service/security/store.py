@@ -100,6 +100,8 @@ _LIST_USERS = (select(users.c.user_id, users.c.login, users.c.role, users.c.must
                .order_by(users.c.created_at, users.c.login)
                .limit(_p("limit")).offset(_p("offset")))
 
+_LOGINS = select(users.c.user_id, users.c.login).where(
+    users.c.user_id.in_(bindparam("p_ids", expanding=True)))
 _MARKER = select(gateway_markers.c.name).where(gateway_markers.c.name == _p("name"))
 _ADD_MARKER = insert(gateway_markers).on_conflict_do_nothing()
 
@@ -222,6 +224,13 @@ class GatewayStore:
                            must_change_password=r.must_change_password, created_at=r.created_at,
                            disabled=r.disabled_at is not None,
                            mfa_enabled=r.confirmed_at is not None) for r in rows], int(total)
+
+    async def logins(self, user_ids: Sequence[str]) -> dict[str, str]:
+        """The login of each of ``user_ids`` that is an account (others are left out)."""
+        if not user_ids:
+            return {}
+        rows = await self.conn.execute(_LOGINS, {"p_ids": list(user_ids)})
+        return {r.user_id: r.login for r in rows}
 
     async def has_marker(self, name: str) -> bool:
         return (await self.conn.execute(_MARKER, {"p_name": name})).first() is not None
