@@ -331,10 +331,20 @@ async def test_staff_pool_views_never_carry_the_price(gw) -> None:
     assert r.json()["price_minor"] == 1000
 
 
+async def serve_platform_funding(stubs: Stubs) -> None:
+    """The ledger's answer for a pool the platform funds: an upload reserves nothing (the
+    gateway asks before every upload into a pool)."""
+    from contracts.rpc import ledger as led
+
+    await stubs.serve(led.GET_POOL_BUDGET, lambda req: {"pool_id": req["pool_id"],
+                                                        "funded_by": "platform"})
+
+
 async def test_task_upload_json_and_tsv_and_results_export(gw) -> None:
     from contracts.rpc import tasks as t
 
     client, _, stubs = gw
+    await serve_platform_funding(stubs)
     await stubs.serve(t.UPLOAD_TASKS, lambda req: {
         "created": 2 if req["format"] == "json" else 1, "control_tasks": 0,
         "task_ids": ["t1"], "errors": []})
@@ -510,6 +520,7 @@ async def test_big_uploads_go_in_parts_with_row_numbers_of_the_whole_file(gw, mo
                 "task_ids": [f"t{n}" for n, _ in rows if n not in bad],
                 "errors": [{"line": n, "error": "bad row"} for n in bad]}
 
+    await serve_platform_funding(stubs)
     await stubs.serve(t.UPLOAD_TASKS, answer)
     rows = [{"INPUT:q": f"question number {i:03d}"} for i in range(30)]
     rows[17] = {"INPUT:q": "bad"}
