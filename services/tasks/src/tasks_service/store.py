@@ -94,6 +94,21 @@ class ClaimedTask:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """What a review decision's statement returns of the assignment and its task: enough
+    for the results slice's follow-ups, which read more only when ``quality`` says the pool
+    has an exam or dynamic overlap."""
+
+    task_id: str
+    pool_id: str
+    worker_id: str
+    is_control: bool
+    overlap: int
+    control_answers: dict[str, Any] | None
+    quality: bool
+
+
+@dataclass(frozen=True)
 class AssignmentRow:
     """An assignment with its task's input."""
 
@@ -227,8 +242,12 @@ def _take_context(with_pool: bool) -> Any:
         # the mixer's settings and the worker's place in its suite
         src = src.outerjoin(pool_quality, pool_quality.c.pool_id == P.pool_id)
         cols += [pool_quality.c[c].label(f"q_{c}") for c in _MIXER_COLS]
-        cols.append(select(func.count()).where(A.worker_id == wid, A.pool_id == P.pool_id)
-                    .scalar_subquery().label("pool_takes"))
+        # counted only for a pool with a mixer: the count grows with the worker's takes
+        q = pool_quality.c
+        has_mixer = (q.mixer_real + q.mixer_golden + q.mixer_training) > 0
+        cols.append(case((has_mixer, select(func.count())
+                          .where(A.worker_id == wid, A.pool_id == P.pool_id)
+                          .scalar_subquery()), else_=0).label("pool_takes"))
     return select(*cols).select_from(src)
 
 
@@ -349,15 +368,22 @@ _SLOTS_BACK = (update(tasks).where(T.task_id == bindparam("tid"))
 
 
 def _decided(status: str, task_change: dict[str, Any], was: str = domain.SUBMITTED) -> Any:
-    """``was`` (SUBMITTED) -> ``status`` with the review's time and comment, and the task's
-    count changed, in one statement; returns the task id (no row: not in state ``was``)."""
+    """``was`` (SUBMITTED) -> ``status`` with the review's time, comment and reviewer, and the
+    task's count changed, in one statement; returns the :class:`Decided` columns (no row:
+    not in state ``was``)."""
     done = (update(assignments)
             .where(A.assignment_id == bindparam("r_aid"), A.status == was)
             .values(status=status, finished_at=_param("r_at", A.finished_at),
-                    review_comment=_param("r_comment", A.review_comment))
-            .returning(A.task_id).cte("done"))
+                    review_comment=_param("r_comment", A.review_comment),
+                    decided_by=_param("r_by", A.decided_by))
+            .returning(A.task_id, A.pool_id, A.worker_id, A.is_control).cte("done"))
+    q = pool_quality.c
+    follow_up = (exists().where(q.pool_id == done.c.pool_id,
+                                or_(q.kind == "exam", q.dynamic_max_overlap.is_not(None)))
+                 .correlate(done).label("quality"))
     return (update(tasks).where(T.task_id == done.c.task_id).values(**task_change)
-            .returning(T.task_id))
+            .returning(T.task_id, done.c.pool_id, done.c.worker_id, done.c.is_control,
+                       T.overlap, T.control_answers, follow_up))
 
 
 _ACCEPT = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1})
@@ -625,19 +651,20 @@ class TasksStore:
 
     # ---------------------------------------------------------------------- reviews
 
-    async def accept(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
+    async def accept(self, assignment_id: str, at: datetime, comment: str | None,
+                     by: str) -> Decided | None:
         """SUBMITTED -> ACCEPTED, or REJECTED -> ACCEPTED after an upheld appeal; the task
-        counts one more accepted answer. False when it is neither (e.g. accepted already)."""
-        args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment}
-        if await self._first(_ACCEPT, args) is not None:
-            return True
-        return await self._first(_ACCEPT_REJECTED, args) is not None
+        counts one more accepted answer. None when it is neither (e.g. accepted already)."""
+        args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment, "r_by": by}
+        row = await self._first(_ACCEPT, args) or await self._first(_ACCEPT_REJECTED, args)
+        return Decided(**row._mapping) if row is not None else None
 
-    async def reject(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
+    async def reject(self, assignment_id: str, at: datetime, comment: str | None,
+                     by: str) -> bool:
         """SUBMITTED -> REJECTED; the task's slot frees. False when it is not a submitted
         assignment."""
         return await self._first(_REJECT, {"r_aid": assignment_id, "r_at": at,
-                                           "r_comment": comment}) is not None
+                                           "r_comment": comment, "r_by": by}) is not None
 
     async def add_overlap(self, pool_id: str, task_ids: list[str], add: int) -> None:
         if task_ids:
