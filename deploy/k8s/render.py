@@ -108,6 +108,7 @@ def service_env(service: str) -> list[dict]:
         env.append(secret_env("SUPPORT_GENERATOR_API_KEY", secret, "GENERATOR_API_KEY",
                               optional=True))
         env.append(secret_env("SUPPORT_LEAD_ADDRESS_KEY", secret, "LEAD_ADDRESS_KEY"))
+        env.append(secret_env("SUPPORT_WEBHOOK_SECRET_KEY", secret, "WEBHOOK_SECRET_KEY"))
     return env
 
 
@@ -338,6 +339,7 @@ def secrets() -> list[dict]:
             data["MFA_ENCRYPTION_KEY"] = "REPLACE: 64 random hex characters"
         if s == "support":
             data["LEAD_ADDRESS_KEY"] = "REPLACE: 64 random hex characters"
+            data["WEBHOOK_SECRET_KEY"] = "REPLACE: 64 random hex characters"
             data["GENERATOR_API_KEY"] = ("REPLACE (optional): the assistant's generator key, "
                                          "used only with SUPPORT_GENERATOR_URL set")
         out.append(secret(f"microtask-{s}", data))

@@ -132,3 +132,68 @@ async def test_budget_reserved_spent_and_released_to_the_minor_unit(stack) -> No
     r = await c.post("/api/worker/payouts", headers=w.headers, json={
         "amount_minor": 1, "currency": CURRENCY, "comment": "x", "destination_method": "card"})
     assert r.status_code == 422, r.text
+
+
+async def test_an_open_pool_reserves_before_it_grows(stack) -> None:
+    """Tasks uploaded into an open funded pool, and a higher dynamic overlap, are reserved
+    first: refused with nothing changed when the budget is short, so no acceptance of a
+    funded pool is ever left without money set aside for it."""
+    c, admin = stack.client, stack.admin.headers
+    r = await c.post("/api/admin/requesters", headers=admin,
+                     json={"name": f"Grow {uuid.uuid4().hex[:4]}", "currency": CURRENCY})
+    rid = r.json()["requester_id"]
+    r = await c.post(f"/api/admin/requesters/{rid}/top-ups", headers=admin,
+                     json={"amount_minor": 1000, "comment": "invoice 20"})
+    assert r.status_code == 201, r.text
+    r = await c.post("/api/admin/projects", headers=admin, json={
+        "name": f"grow-{uuid.uuid4().hex[:6]}", "instructions": "Name the colour.",
+        "input_spec": [{"name": "n", "type": "integer"}],
+        "output_spec": [{"name": "colour", "type": "string", "allowed_values": ["red", "blue"]}]})
+    r = await c.post("/api/admin/pools", headers=admin, json={
+        "project_id": r.json()["project_id"], "name": "growing", "price_minor": 100,
+        "currency": CURRENCY, "overlap": 2})
+    pool_id = r.json()["pool_id"]
+    r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin,
+                     json=[{"n": 1}, {"n": 2}])
+    assert r.status_code == 200 and r.json()["created"] == 2, r.text
+    r = await c.put(f"/api/admin/pools/{pool_id}/budget", headers=admin,
+                    json={"requester_id": rid})
+    r = await c.post(f"/api/admin/pools/{pool_id}/open", headers=admin)
+    assert r.status_code == 200, r.text
+
+    async def money() -> tuple[int, int]:
+        r = await c.get(f"/api/admin/requesters/{rid}", headers=admin)
+        return r.json()["available_minor"], r.json()["reserved_minor"]
+
+    assert await money() == (600, 400)                    # 2 tasks x 2 answers x 100
+
+    # three more tasks (600) fit exactly; then one more (200) does not, and is not uploaded
+    tsv = {**admin, "Content-Type": "text/tab-separated-values"}
+    r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=tsv, content="n\n3\n4\n5\n")
+    assert r.status_code == 200 and r.json()["created"] == 3, r.text
+    assert await money() == (0, 1000)
+    r = await c.post(f"/api/admin/pools/{pool_id}/tasks", headers=admin, json=[{"n": 6}])
+    assert r.status_code == 409, r.text
+    err = r.json()["error"]
+    assert err["code"] == "budget_insufficient" and err["details"]["required_minor"] == 200
+    r = await c.get(f"/api/pools/{pool_id}/tasks", headers=admin)
+    assert r.json()["total"] == 5
+
+    # a dynamic overlap up to 3 answers would cost 5 more answers: refused, the setting kept
+    r = await c.put(f"/api/admin/pools/{pool_id}/quality", headers=admin, json={
+        "dynamic_max_overlap": 3, "dynamic_confidence": 0.9})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "budget_insufficient", r.text
+    assert r.json()["error"]["details"]["required_minor"] == 500
+    r = await c.get(f"/api/pools/{pool_id}/quality", headers=admin)
+    assert r.json()["dynamic_max_overlap"] is None
+    r = await c.post(f"/api/admin/requesters/{rid}/top-ups", headers=admin,
+                     json={"amount_minor": 500, "comment": "invoice 21"})
+    r = await c.put(f"/api/admin/pools/{pool_id}/quality", headers=admin, json={
+        "dynamic_max_overlap": 3, "dynamic_confidence": 0.9})
+    assert r.status_code == 200, r.text
+    assert await money() == (0, 1500)
+
+    # closing gives back everything not spent
+    r = await c.post(f"/api/admin/pools/{pool_id}/close", headers=admin)
+    assert r.status_code == 200, r.text
+    assert await money() == (1500, 0)

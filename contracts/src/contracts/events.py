@@ -83,6 +83,8 @@ class _AssignmentRef(Event):
     pool_id: str
     project_id: str
     worker_id: str
+    sandbox: bool = Field(False, description="a sandbox project's assignment (staff trying "
+                          "the pool): no money moves, no rule, statistic or skill counts it")
 
 
 @event("task.taken")
@@ -125,6 +127,7 @@ class PoolOpened(Event):
     price_minor: AmountMinor
     currency: Currency
     opened_at: datetime
+    sandbox: bool = Field(False, description="a sandbox pool: its acceptances are not paid")
 
 
 @event("task.pool_closed")
@@ -135,6 +138,7 @@ class PoolClosed(Event):
     pool_id: str
     project_id: str
     closed_at: datetime
+    sandbox: bool = False
 
 
 @event("task.skipped")

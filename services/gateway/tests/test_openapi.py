@@ -21,6 +21,7 @@ BOUNDED_ELSEWHERE = {
     "POST /api/admin/pools/{pool_id}/tasks body[]",
     # answers: at most 200 fields and MAX_ANSWERS_CHARS of JSON (contracts.rpc.tasks)
     "POST /api/worker/assignments/{assignment_id}/submit body>SubmitBody.answers",
+    "POST /api/sandbox/assignments/{assignment_id}/submit body>SubmitBody.answers",
 }
 
 

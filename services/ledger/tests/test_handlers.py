@@ -321,6 +321,24 @@ async def test_the_pools_share_else_the_default_else_the_built_in_one_applies() 
     assert available(store) == 100 + 700 + 250
 
 
+async def test_a_sandbox_acceptance_moves_no_money() -> None:
+    ctx, store = make()
+    # a sandbox pool's opening keeps no price, and its acceptance does not wait for one
+    await consume(ctx, postings.on_pool_opened,
+                  opened(pool="sb", price=1000).model_copy(update={"sandbox": True}))
+    assert "sb" not in store.state["pools"]
+    await consume(ctx, postings.credit_accepted_assignment,
+                  accepted("a-sb", "sb", "owner").model_copy(update={"sandbox": True}))
+    # even in a pool whose price the ledger knows, a sandbox acceptance credits nothing
+    await consume(ctx, postings.on_pool_opened, opened(pool="p1", price=1000))
+    await consume(ctx, postings.credit_accepted_assignment,
+                  accepted("a-sb2", "p1", "owner").model_copy(update={"sandbox": True}))
+    assert store.state["transfers"] == [] and store.state["balances"] == {}
+    assert ctx.db.events == []  # no ledger.credited
+    await consume(ctx, postings.credit_accepted_assignment, accepted("a1", "p1"))
+    assert available(store) == 500 and len(store.state["transfers"]) == 1
+
+
 async def test_a_bonus_is_credited_in_full_once_per_bonus_id() -> None:
     ctx, store = make()
     await consume(ctx, postings.credit_bonus, bonus(amount=250))

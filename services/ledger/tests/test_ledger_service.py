@@ -372,6 +372,35 @@ async def test_share_is_admin_only_validated_and_audited(ledger: Ledger) -> None
             await conn.execute(text("DELETE FROM share_audit"))
 
 
+async def test_the_fair_pay_floor_is_admin_only_set_replaced_and_turned_off(
+        ledger: Ledger) -> None:
+    for actor in (worker(), MANAGER):
+        for spec, req in (
+            (rpc.LIST_FAIR_PAY_FLOORS, rpc.ListFairPayFloors(actor=actor)),
+            (rpc.SET_FAIR_PAY_FLOOR, rpc.SetFairPayFloor(actor=actor, currency="NOK",
+                                                         floor_minor_per_hour=1)),
+        ):
+            err = await ledger.error(spec, req)
+            assert (err.status, err.code) == (403, "forbidden"), spec.subject
+
+    def nok(found: dict[str, Any]) -> list[dict[str, Any]]:
+        return [f for f in found["items"] if f["currency"] == "NOK"]
+
+    set_ = rpc.SET_FAIR_PAY_FLOOR
+    assert await ledger.call(set_, rpc.SetFairPayFloor(
+        actor=ADMIN, currency="NOK", floor_minor_per_hour=30000)) == {
+        "currency": "NOK", "old_minor_per_hour": None, "new_minor_per_hour": 30000}
+    assert (await ledger.call(set_, rpc.SetFairPayFloor(
+        actor=ADMIN, currency="NOK", floor_minor_per_hour=45000)))["old_minor_per_hour"] == 30000
+    [floor] = nok(await ledger.call(rpc.LIST_FAIR_PAY_FLOORS, rpc.ListFairPayFloors(actor=ADMIN)))
+    assert (floor["floor_minor_per_hour"], floor["updated_by"]) == (45000, ADMIN.user_id)
+    off = await ledger.call(set_, rpc.SetFairPayFloor(actor=ADMIN, currency="NOK",
+                                                      floor_minor_per_hour=None))
+    assert (off["old_minor_per_hour"], off["new_minor_per_hour"]) == (45000, None)
+    assert nok(await ledger.call(rpc.LIST_FAIR_PAY_FLOORS,
+                                 rpc.ListFairPayFloors(actor=ADMIN))) == []
+
+
 async def test_payout_request_approve_and_reject(ledger: Ledger) -> None:
     w = worker()
     await ledger.bonus(w, 100)

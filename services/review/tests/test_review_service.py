@@ -358,7 +358,7 @@ async def test_concurrent_accepts_decide_once_and_emit_one_event(start_review) -
     assert len(h.events("review.accepted", sub.assignment_id)) == 1
     assert event.data == {
         "assignment_id": sub.assignment_id, "task_id": sub.task_id, "pool_id": sub.pool_id,
-        "project_id": sub.project_id, "worker_id": sub.worker_id,
+        "project_id": sub.project_id, "worker_id": sub.worker_id, "sandbox": False,
         "decided_by": M1.user_id, "decided_at": event.data["decided_at"], "comment": "good"}
     assert event.producer == "review"
     assert ReviewAccepted.model_validate(event.data).decided_by == M1.user_id
@@ -501,6 +501,34 @@ async def test_stats_and_decision_history(start_review) -> None:
                       (rpc.LOCK, rpc.SubmissionRef(actor=worker,
                                                    assignment_id=subs[4].assignment_id))):
         assert (await h.refused(spec, req)).status == 403
+
+
+async def test_a_sandbox_submission_is_reviewed_marked_and_never_counted(start_review) -> None:
+    """Staff's try in a sandbox pool: queued and decided as usual, its decision event says
+    ``sandbox`` (for the ledger, rules and webhooks), the statistics leave it out."""
+    h = await start_review()
+    await h.tap_review_events()
+    pool = uid("pool")
+    tester, worker = uid("admin"), uid("w")
+    try_ = submitted(pool_id=pool, worker_id=tester, sandbox=True)
+    auto = submitted(pool_id=pool, worker_id=tester, sandbox=True, review_mode="auto")
+    real = submitted(pool_id=pool, worker_id=worker)
+    await enqueue(h, try_, auto, real)
+    queued = await h.call(rpc.GET, rpc.SubmissionRef(actor=M1, assignment_id=try_.assignment_id))
+    assert (queued["status"], queued["sandbox"]) == ("pending", True)
+    for s in (try_, real):
+        await h.call(rpc.LOCK, rpc.SubmissionRef(actor=M1, assignment_id=s.assignment_id))
+        await h.call(rpc.ACCEPT, rpc.Accept(actor=M1, assignment_id=s.assignment_id))
+    for s, sandbox in ((try_, True), (auto, True), (real, False)):
+        [event] = await eventually(lambda s=s: _ready(h.events("review.accepted", s.assignment_id)))
+        assert event.data["sandbox"] is sandbox and event.data["worker_id"] == s.worker_id
+    st = await h.call(rpc.STATS, rpc.StatsRequest(actor=M1, pool_id=pool))
+    assert (st["pending"], st["accepted"], st["rejected"]) == (0, 1, 0)
+    assert st["top_workers"] == [{"worker_id": worker, "accepted": 1}]
+    assert sum(b["decisions"] for b in st["throughput_per_hour"]) == 1
+    history = await h.call(rpc.MY_DECISIONS, rpc.DecisionsRequest(actor=M1, pool_id=pool))
+    assert sorted((i["worker_id"] == tester, i["sandbox"]) for i in history["items"]) == [
+        (False, False), (True, True), (True, True)]
 
 
 def test_no_response_model_has_a_money_field() -> None:

@@ -336,3 +336,24 @@ async def test_a_batch_that_fails_records_no_event(ctx: RulesContext, store: Fak
     with pytest.raises(ConnectionError):
         await feed(ctx, captcha(False))
     assert ctx.db.events == [] and ctx.db.rollbacks == 1  # the consumer retries the batch
+
+
+async def test_sandbox_events_make_no_fact_state_firing_or_action(
+        ctx: RulesContext, store: FakeRulesStore) -> None:
+    """Staff trying a sandbox pool: a rule that fires on the first acceptance (and one on
+    the first submission) stays silent, and nothing of theirs is kept."""
+    await add_rule(ctx, "acceptance_rate", [("total_reviewed_count", ">=", 1)],
+                   {"type": "restriction", "scope": "all", "duration_unit": "permanent",
+                    "private_comment": "x"})
+    await add_rule(ctx, "submitted_answers", [("submitted_count_24h", ">=", 1)], SKILL)
+    sb = {"sandbox": True}
+    await feed(ctx, submitted("owner", assignment="sb1").model_copy(update=sb),
+               TaskSkipped(**ref("owner", "t2"), skipped_at=T0).model_copy(update=sb))
+    await feed(ctx, decided(ReviewAccepted, "sb1", "owner").model_copy(update=sb),
+               decided(ReviewRejected, "sb2", "owner").model_copy(update=sb))
+    assert ctx.db.events == [] and store.firings == [] and store.restrictions == {}
+    assert store.facts == [] and store.states == {} and store.submissions == {}
+    # the same events outside a sandbox fire both rules
+    await feed(ctx, submitted("w1", assignment="a1"))
+    await feed(ctx, decided(ReviewAccepted, "a1", "w1"))
+    assert {e.type for e in ctx.db.events} == {"rules.skill.set", "rules.restriction.applied"}

@@ -29,14 +29,26 @@ def test_production_refuses_the_development_key() -> None:
     with pytest.raises(ValidationError, match="SUPPORT_LEAD_ADDRESS_KEY"):
         SupportSettings(environment="production", database_url="postgresql://x/y",
                         nats_user="support", nats_password="p" * 32, lead_address_key="short")
+    with pytest.raises(ValidationError, match="SUPPORT_WEBHOOK_SECRET_KEY"):
+        SupportSettings(environment="production", database_url="postgresql://x/y",
+                        nats_user="support", nats_password="p" * 32,
+                        lead_address_key="0123456789abcdef" * 4)
+    with pytest.raises(ValidationError, match="SUPPORT_WEBHOOK_SECRET_KEY"):
+        SupportSettings(environment="production", database_url="postgresql://x/y",
+                        nats_user="support", nats_password="p" * 32,
+                        lead_address_key="0123456789abcdef" * 4,
+                        webhook_secret_key="fedcba9876543210" * 4,
+                        webhook_previous_keys=["dev-webhook-secret-key-not-for-production"])
     ok = SupportSettings(environment="production", database_url="postgresql://x/y",
                          nats_user="support", nats_password="p" * 32,
-                         lead_address_key="0123456789abcdef" * 4)
+                         lead_address_key="0123456789abcdef" * 4,
+                         webhook_secret_key="fedcba9876543210" * 4)
     assert len(ok.lead_address_key.get_secret_value()) == 64
 
 
 def test_production_needs_no_generator_key_while_the_generator_is_off() -> None:
     s = SupportSettings(environment="production", database_url="postgresql://x/y",
                         nats_user="support", nats_password="p" * 32,
-                        lead_address_key="0123456789abcdef" * 4)
+                        lead_address_key="0123456789abcdef" * 4,
+                        webhook_secret_key="fedcba9876543210" * 4)
     assert s.generator_url == "" and s.generator_api_key.get_secret_value() == ""

@@ -156,6 +156,24 @@ async def test_each_event_once_per_attempt_signed_and_caught_up_after_downtime(
     await receiver.stop()
 
 
+async def test_a_sandbox_event_is_delivered_marked(hook_ctx: Context) -> None:
+    """A requester tests an integration with a sandbox pool: its decisions arrive like any
+    other, with ``sandbox: true`` at the top (and in the data); real ones say false."""
+    ctx = hook_ctx
+    receiver = Receiver()
+    await receiver.start()
+    made = await webhooks.create_webhook(rpc.WebhookCreate(
+        actor=ADMIN, url=receiver.url, kinds=["task.accepted"]), ctx)
+    tried = accepted(10).model_copy(update={"sandbox": True, "worker_id": "owner"})
+    await deliver(ctx, webhooks.on_accepted, tried)
+    await deliver(ctx, webhooks.on_accepted, accepted(11))
+    await webhooks.deliver_due(ctx)
+    bodies = {b["data"]["assignment_id"]: b for b in verified(receiver, made.secret)}
+    assert (bodies["as-10"]["sandbox"], bodies["as-10"]["data"]["sandbox"]) == (True, True)
+    assert (bodies["as-11"]["sandbox"], bodies["as-11"]["data"]["sandbox"]) == (False, False)
+    await receiver.stop()
+
+
 def webhooks_delay(attempt: int):
     from datetime import timedelta
 
@@ -201,3 +219,113 @@ async def test_a_name_resolving_inside_is_not_sent_to(hook_ctx: Context, databas
         assert d.attempts == 1 and "private" in (d.log[0].error or "")
     finally:
         await strict.db.engine.dispose()
+
+
+async def test_the_request_goes_to_the_address_that_was_checked(
+        hook_ctx: Context, database_url: str, clock, monkeypatch) -> None:
+    """DNS rebinding: the name is looked up once per attempt and the connection is made to
+    the address that lookup gave (checked), with the name in the Host header; a second lookup
+    by the HTTP client, which could answer a private address, never happens."""
+    receiver = Receiver()
+    await receiver.start()
+    lookups: list[str] = []
+    real = __import__("asyncio").get_running_loop().getaddrinfo
+
+    async def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        lookups.append(host)
+        if host == "hooks.example.test":   # no such name: only this lookup knows it
+            return await real("127.0.0.1", *args, **kwargs)
+        return await real(host, *args, **kwargs)
+
+    loop = __import__("asyncio").get_running_loop()
+    monkeypatch.setattr(loop, "getaddrinfo", getaddrinfo)
+    url = f"http://hooks.example.test:{receiver.port}/hook"
+    made = await webhooks.create_webhook(rpc.WebhookCreate(
+        actor=ADMIN, url=url, kinds=["task.accepted"]), hook_ctx)
+    await deliver(hook_ctx, webhooks.on_accepted, accepted(11))
+    await webhooks.deliver_due(hook_ctx)
+    [d] = await deliveries(hook_ctx, made.subscription_id)
+    assert d.status == "delivered", d.log
+    [req] = receiver.seen
+    assert req["headers"]["Host"] == f"hooks.example.test:{receiver.port}"
+    assert verified(receiver, made.secret)[0]["data"]["assignment_id"] == "as-11"
+    assert lookups == ["hooks.example.test"]
+    await receiver.stop()
+
+    # the same name answering a private address at the next attempt is refused there
+    strict = context(database_url, clock)
+    try:
+        await deliver(strict, webhooks.on_accepted, accepted(12))
+        await webhooks.deliver_due(strict)
+        refused = [x for x in await deliveries(strict, made.subscription_id)
+                   if x.status != "delivered"]
+        assert refused and "private" in (refused[0].log[0].error or "")
+    finally:
+        await strict.db.engine.dispose()
+
+
+def test_pinned_url_keeps_port_path_query_and_names_tls_after_the_host() -> None:
+    url, headers, ext = webhooks._pinned("https://hooks.example.com:8443/a/b?x=1", "203.0.113.7")
+    assert url == "https://203.0.113.7:8443/a/b?x=1"
+    assert headers == {"Host": "hooks.example.com:8443"} and ext == {"sni_hostname":
+                                                                    "hooks.example.com"}
+    url, headers, ext = webhooks._pinned("http://hooks.example.com/h", "2001:db8::1")
+    assert url == "http://[2001:db8::1]/h" and headers == {"Host": "hooks.example.com"}
+    assert ext == {}
+
+
+async def _stored_secret(ctx: Context, sid: str) -> str:
+    from sqlalchemy import text
+
+    async with ctx.db.engine.connect() as conn:
+        return str((await conn.execute(text(
+            "SELECT secret FROM webhook_subscriptions WHERE subscription_id = :s"),
+            {"s": sid})).scalar_one())
+
+
+async def test_the_signing_secret_is_sealed_at_rest_and_rotates(
+        hook_ctx: Context, database_url: str, clock) -> None:
+    from sqlalchemy import text
+
+    receiver = Receiver()
+    await receiver.start()
+    made = await webhooks.create_webhook(rpc.WebhookCreate(
+        actor=ADMIN, url=receiver.url, kinds=["task.accepted"]), hook_ctx)
+    stored = await _stored_secret(hook_ctx, made.subscription_id)
+    assert stored.startswith("v1:") and made.secret not in stored
+
+    # a row made before sealing (plain) is used, then sealed under the newest key
+    async with hook_ctx.db.engine.begin() as conn:
+        await conn.execute(text("UPDATE webhook_subscriptions SET secret = :p "
+                                "WHERE subscription_id = :s"),
+                           {"p": made.secret, "s": made.subscription_id})
+    await deliver(hook_ctx, webhooks.on_accepted, accepted(21))
+    await webhooks.deliver_due(hook_ctx)
+    assert verified(receiver, made.secret)[-1]["data"]["assignment_id"] == "as-21"
+    resealed = await _stored_secret(hook_ctx, made.subscription_id)
+    assert resealed.startswith("v1:") and made.secret not in resealed
+
+    # a new key with the old one kept as previous: still signs with the same secret and
+    # seals it again under the new key
+    rotated = context(database_url, clock, webhook_allow_private=True,
+                      webhook_secret_key="a-new-key-" + "k" * 32,
+                      webhook_previous_keys=["dev-webhook-secret-key-not-for-production"])
+    lost = context(database_url, clock, webhook_allow_private=True,
+                   webhook_secret_key="yet-another-key-" + "z" * 32)
+    try:
+        await deliver(rotated, webhooks.on_accepted, accepted(22))
+        await webhooks.deliver_due(rotated)
+        assert verified(receiver, made.secret)[-1]["data"]["assignment_id"] == "as-22"
+        assert await _stored_secret(rotated, made.subscription_id) != resealed
+
+        # without the key that sealed it: not sent, the attempt says why, nothing raised
+        await deliver(lost, webhooks.on_accepted, accepted(23))
+        await webhooks.deliver_due(lost)
+        [d] = [x for x in await deliveries(lost, made.subscription_id)
+               if x.status != "delivered"]
+        assert d.attempts == 1 and "cannot be opened" in (d.log[0].error or "")
+        assert len(receiver.seen) == 2
+    finally:
+        await rotated.db.engine.dispose()
+        await lost.db.engine.dispose()
+        await receiver.stop()

@@ -40,7 +40,7 @@ def _take_pool(pool: rpc.AdminPool, project: rpc.Project | None = None) -> real.
     return real.TakePool(pool_id=pool.pool_id, project_id=pool.project_id, name=pool.name,
                     status=pool.status, priority=pool.priority, skill_filters=pool.skill_filters,
                     captcha_frequency=pool.captcha_frequency,
-                    assignment_timeout_s=pool.assignment_timeout_s,
+                    assignment_timeout_s=pool.assignment_timeout_s, sandbox=pool.sandbox,
                     instructions=project.instructions if project else None,
                     output_spec=[f.model_dump() for f in project.output_spec] if project else None)
 
@@ -70,6 +70,7 @@ class FakeTasksStore:
         self.takes: dict[tuple[str, str], list[int]] = {}
         self.challenges: dict[str, real.Challenge] = {}
         self.quality = FakeResultsStore()
+        self.pace: dict[tuple[str, int], int] = {}  # (pool, seconds) -> accepted
 
     # ------------------------------------------------------------------ take
 
@@ -101,7 +102,8 @@ class FakeTasksStore:
                 and (r["until"] is None or r["until"] > now)]
 
     async def open_pools(self):
-        return [_take_pool(p) for p in self.pools.values() if p.status == "open"]
+        return [_take_pool(p) for p in self.pools.values()
+                if p.status == "open" and not p.sandbox]
 
     async def claim_task(self, worker_id, pool_ids) -> real.ClaimedTask | None:
         had = {a["task_id"] for a in self.assignments.values() if a["worker_id"] == worker_id}
@@ -215,7 +217,7 @@ class FakeTasksStore:
 
     async def open_pools_with_texts(self):
         return [_take_pool(p, self.projects[p.project_id]) for p in self.pools.values()
-                if p.status == "open"]
+                if p.status == "open" and not p.sandbox]
 
     async def free_task_counts(self, worker_id, pool_ids):
         had = {a["task_id"] for a in self.assignments.values() if a["worker_id"] == worker_id}
@@ -250,6 +252,19 @@ class FakeTasksStore:
                             worker_id=a["worker_id"], is_control=t["is_control"],
                             overlap=t["overlap"], control_answers=t.get("control_answers"),
                             quality=False)  # no pool quality settings here
+
+    async def record_pace(self, assignment_id):
+        a = self.assignments[assignment_id]
+        if a.get("submitted_at") is not None:
+            # PostgreSQL's round: a half goes up
+            seconds = max(1, int((a["submitted_at"] - a["taken_at"]).total_seconds() + 0.5))
+            key = (a["pool_id"], seconds)
+            self.pace[key] = self.pace.get(key, 0) + 1
+
+    async def pool_paces(self, pool_ids):
+        return [(pid, self.pools[pid].expected_seconds_per_task,
+                 [(s, n) for (p, s), n in self.pace.items() if p == pid])
+                for pid in sorted(pool_ids) if pid in self.pools]
 
     async def reject(self, assignment_id, at, comment, by):
         t = self._decide(assignment_id, domain.REJECTED, at, comment, by)
@@ -424,11 +439,13 @@ class Handlers:
         return Actor(user_id=name, role="worker")
 
     async def pool(self, *, n: int = 3, open_: bool = True, rows: list[Any] | None = None,
-                   **pool_kw: Any) -> tuple[rpc.AdminPool, list[str]]:
-        """A project, a pool of it with ``n`` uploaded tasks (opened), and the task ids."""
+                   sandbox: bool = False, **pool_kw: Any) -> tuple[rpc.AdminPool, list[str]]:
+        """A project (a sandbox one with ``sandbox``), a pool of it with ``n`` uploaded tasks
+        (opened), and the task ids."""
         project = await self(rpc.CREATE_PROJECT, catalog.create_project, rpc.ProjectCreate(
             actor=ADMIN, name="Cats", instructions="# Is it a cat?",
-            input_spec=[rpc.FieldSpec(name="image", type="url")], output_spec=OUTPUT_SPEC))
+            input_spec=[rpc.FieldSpec(name="image", type="url")], output_spec=OUTPUT_SPEC,
+            sandbox=sandbox))
         pool = await self(rpc.CREATE_POOL, catalog.create_pool, rpc.PoolCreate(
             actor=ADMIN, project_id=project.project_id, name="Cats pool", price_minor=PRICE,
             **pool_kw))

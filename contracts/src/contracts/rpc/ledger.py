@@ -430,3 +430,44 @@ RESERVE_POOL_BUDGET = rpc("ledger", "reserve_pool_budget", ReservePoolBudget, Po
                           "(409 budget_insufficient)", roles=ADMIN)
 RELEASE_POOL_BUDGET = rpc("ledger", "release_pool_budget", PoolBudgetRequest, PoolBudget,
                           "Admin: give back what a closed pool did not spend", roles=ADMIN)
+
+# ------------------------------------------------------------------ fair-pay floor
+
+
+class FairPayFloor(BaseModel):
+    """The owner's floor of a worker's effective hourly earning in one currency: pools
+    estimated below it do not open (the gateway checks at open)."""
+
+    currency: Currency
+    floor_minor_per_hour: int = Field(description="minor units per hour of work")
+    updated_by: str
+    updated_at: datetime
+
+
+class ListFairPayFloors(RpcRequest):
+    pass
+
+
+class FairPayFloors(BaseModel):
+    items: list[FairPayFloor] = Field(description="only currencies with a floor: none = off")
+
+
+class SetFairPayFloor(RpcRequest):
+    """Set the floor of ``currency`` (an absolute setter); null turns it off."""
+
+    currency: Currency
+    floor_minor_per_hour: PositiveAmountMinor | None
+
+
+class FairPayFloorChange(BaseModel):
+    currency: Currency
+    old_minor_per_hour: int | None
+    new_minor_per_hour: int | None
+
+
+LIST_FAIR_PAY_FLOORS = rpc("ledger", "list_fair_pay_floors", ListFairPayFloors, FairPayFloors,
+                           "Admin: the fair-pay floor of every currency that has one",
+                           roles=ADMIN)
+SET_FAIR_PAY_FLOOR = rpc("ledger", "set_fair_pay_floor", SetFairPayFloor, FairPayFloorChange,
+                         "Admin (owner): set or turn off a currency's fair-pay floor",
+                         roles=ADMIN)

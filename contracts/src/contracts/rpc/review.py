@@ -102,6 +102,8 @@ class Submission(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     review_comment: str | None = None
+    sandbox: bool = Field(False, description="staff trying a sandbox pool: decided as usual, "
+                          "never paid or counted")
 
 
 class Submissions(BaseModel):
@@ -139,6 +141,7 @@ class Decision(BaseModel):
     decided_by: str | None = None
     cause: Literal["manager", "auto", "rules"] | None = Field(
         None, description="who decided: a manager, auto-accept or a quality rule")
+    sandbox: bool = Field(False, description="a sandbox pool's (never paid or counted)")
 
 
 class Decisions(BaseModel):

@@ -18,10 +18,10 @@ import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StrictInt
 
 from contracts.money import AmountMinor, Currency
-from contracts.rpc import ADMIN, STAFF, WORKER, Page, RpcRequest, rpc
+from contracts.rpc import ADMIN, ROLES, STAFF, WORKER, Page, RpcRequest, rpc
 
 FieldType = Literal["string", "integer", "number", "boolean", "url", "json", "file"]
 PoolStatus = Literal["draft", "open", "closed", "archived"]
@@ -74,6 +74,8 @@ AutoAcceptAfterS = Annotated[int, Field(ge=0, le=MAX_AUTO_ACCEPT_AFTER_S)]
 Overlap = Annotated[int, Field(ge=1, le=1000)]
 Priority = Annotated[int, Field(ge=-1000, le=1000)]
 SkillValue = Annotated[int, Field(ge=-(2**31), le=2**31 - 1)]
+# the requester's declared time per task, until enough accepted work measures it (fair pay)
+ExpectedSecondsPerTask = Annotated[StrictInt, Field(ge=1, le=MAX_ASSIGNMENT_TIMEOUT_S)]
 
 
 def _bounded_answers(value: dict[str, Any]) -> dict[str, Any]:
@@ -111,6 +113,8 @@ class ProjectCreate(RpcRequest):
     instructions: Annotated[str, NoNul] = Field("", max_length=100_000, description="Markdown")
     input_spec: list[FieldSpec] = Field(min_length=1, max_length=200)
     output_spec: list[FieldSpec] = Field(min_length=1, max_length=200)
+    sandbox: bool = Field(False, description="a sandbox project: staff try its pools as "
+                          "workers; no money moves, nothing is counted; fixed at creation")
 
 
 class ProjectUpdate(RpcRequest):
@@ -137,6 +141,7 @@ class Project(BaseModel):
     output_spec: list[FieldSpec]
     created_at: datetime
     updated_at: datetime
+    sandbox: bool = False
 
 
 class Projects(BaseModel):
@@ -168,6 +173,9 @@ class PoolCreate(RpcRequest):
     captcha_frequency: CaptchaFrequency = "none"
     skill_filters: list[SkillFilter] = Field([], max_length=50)
     priority: Priority = 0
+    expected_seconds_per_task: ExpectedSecondsPerTask | None = Field(
+        None, description="the requester's expected seconds per task: the fair-pay estimate "
+                          "until enough accepted work measures it")
 
 
 class PoolUpdate(RpcRequest):
@@ -186,6 +194,8 @@ class PoolUpdate(RpcRequest):
     captcha_frequency: CaptchaFrequency | None = None
     skill_filters: list[SkillFilter] | None = Field(None, max_length=50)
     priority: Priority | None = None
+    expected_seconds_per_task: ExpectedSecondsPerTask | None = Field(
+        None, description="null clears it")
 
 
 class PoolGet(RpcRequest):
@@ -213,9 +223,11 @@ class _PoolSettings(BaseModel):
     captcha_frequency: CaptchaFrequency
     skill_filters: list[SkillFilter]
     priority: int
+    expected_seconds_per_task: int | None = None
     status: PoolStatus
     created_at: datetime
     updated_at: datetime
+    sandbox: bool = Field(False, description="its project's sandbox flag")
 
 
 class Pool(_PoolSettings):
@@ -332,6 +344,7 @@ class Assignment(BaseModel):
     deadline_at: datetime
     submitted_at: datetime | None = None
     finished_at: datetime | None = None
+    sandbox: bool = Field(False, description="taken by staff trying a sandbox pool")
 
 
 class TakeResult(Assignment):
@@ -513,19 +526,23 @@ LIST_TASKS = rpc("tasks", "list_tasks", TaskList, Tasks,
                  roles=STAFF)
 
 TAKE = rpc("tasks", "take", Take, TakeResult,
-           "Take a task (worker); errors: no_tasks_available 404, take_limit 429, "
-           "captcha_required 428, restricted 403", roles=WORKER)
+           "Take a task (worker; staff only from a named sandbox pool); errors: "
+           "no_tasks_available 404, take_limit 429, captcha_required 428, restricted 403",
+           roles=ROLES)
 SUBMIT = rpc("tasks", "submit", Submit, Assignment,
-             "Submit answers (worker); invalid_answers 422 with an error per field, "
-             "assignment_expired 409 (the assignment expired on the way)", roles=WORKER)
-SKIP = rpc("tasks", "skip", AssignmentRef, Assignment, "Give an active assignment back (worker)",
-           roles=WORKER)
+             "Submit answers (worker, or staff for a sandbox assignment); invalid_answers 422 "
+             "with an error per field, assignment_expired 409 (the assignment expired on the "
+             "way)", roles=ROLES)
+SKIP = rpc("tasks", "skip", AssignmentRef, Assignment,
+           "Give an active assignment back (worker, or staff for a sandbox assignment)",
+           roles=ROLES)
 REPORT = rpc("tasks", "report", Report, ReportResult, "Report a problem with a task (worker)",
              roles=WORKER)
 CAPTCHA_ANSWER = rpc("tasks", "captcha_answer", CaptchaAnswer, CaptchaResult,
                      "Answer the captcha a take asked for (worker)", roles=WORKER)
 MY_ASSIGNMENTS = rpc("tasks", "my_assignments", MyAssignments, Assignments,
-                     "The calling worker's assignments", roles=WORKER)
+                     "The caller's own assignments (staff have sandbox ones only)",
+                     roles=ROLES)
 AVAILABLE_POOLS = rpc("tasks", "available_pools", AvailablePools, AvailablePoolList,
                       "Open pools the calling worker may take from, with free task counts",
                       roles=WORKER)
@@ -547,9 +564,20 @@ SET_TRUST_LEVEL = rpc("tasks", "set_trust_level", SetTrustLevel, WorkerProfile,
 
 
 
+class PoolCostRequest(RpcRequest):
+    """A pool's maximum remaining cost, optionally as it would be after a change: with
+    ``extra_tasks`` more tasks uploaded, or with ``dynamic_max_overlap`` set to this value
+    (the gateway reserves for a change before making it)."""
+
+    pool_id: Id
+    extra_tasks: int = Field(0, ge=0, le=10_000_000)
+    dynamic_max_overlap: Overlap | None = None
+
+
 class PoolCost(BaseModel):
     """What a pool can cost at most: its price times every answer its tasks may still be
-    paid for (each task's overlap less its accepted answers), for the budget reservation."""
+    paid for (each task's overlap, or the dynamic overlap's maximum when that is higher and
+    the task is not a control task, less its accepted answers), for the budget reservation."""
 
     pool_id: str
     status: PoolStatus
@@ -558,10 +586,37 @@ class PoolCost(BaseModel):
     tasks: int
     answers_left: int
     max_cost_minor: int
+    answers_per_task: int = Field(1, description="the most answers a task uploaded now may be "
+                                                 "paid for (overlap or dynamic maximum)")
+    sandbox: bool = Field(False, description="a sandbox pool: opened without a reserve")
 
 
-POOL_COST = rpc("tasks", "pool_cost", PoolGet, PoolCost,
+POOL_COST = rpc("tasks", "pool_cost", PoolCostRequest, PoolCost,
                 "A pool's maximum remaining cost (admin; for its budget)", roles=ADMIN)
+
+
+class PoolPaceRequest(RpcRequest):
+    pool_ids: list[Id] = Field(max_length=500)
+
+
+class PoolPace(BaseModel):
+    """How long a pool's accepted work took: the median of take -> submit over its accepted
+    assignments (whole seconds each; a half second when the count is even), and the
+    requester's declared figure. No money: the gateway prices it (fair pay)."""
+
+    pool_id: str
+    accepted_timed: int = Field(description="accepted assignments with a submit time")
+    median_seconds: float | None
+    expected_seconds_per_task: int | None
+
+
+class PoolPaces(BaseModel):
+    items: list[PoolPace]
+
+
+POOL_PACE = rpc("tasks", "pool_pace", PoolPaceRequest, PoolPaces,
+                "Median seconds per accepted task of pools (admin; for the fair-pay estimate)",
+                roles=ADMIN)
 
 # ------------------------------------------------ results, aggregation, pool quality
 

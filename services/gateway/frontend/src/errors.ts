@@ -1,7 +1,7 @@
 // Every refusal as a sentence in the viewer's language: the API's code picks the message
 // (error.<code>), its details fill it in; an unknown code falls back to the API's own text.
 import { ApiError } from "./api";
-import { dateTime, clock } from "./format";
+import { dateTime, clock, money } from "./format";
 import { has, t, type Key } from "./i18n";
 
 type Details = Record<string, unknown>;
@@ -36,6 +36,15 @@ export function errorText(e: unknown): string {
                            : t("error.chat_muted");
     case "rule_incomplete":
       return t("error.rule_incomplete");
+    case "below_fair_pay_floor": {
+      const cur = String(d.currency ?? "");
+      return t("error.below_fair_pay_floor", {
+        estimate: money(Number(d.estimate_minor_per_hour ?? 0), cur),
+        floor: money(Number(d.floor_minor_per_hour ?? 0), cur),
+      });
+    }
+    case "fair_pay_unknown":
+      return t("error.fair_pay_unknown", { floor: money(Number(d.floor_minor_per_hour ?? 0), String(d.currency ?? "")) });
     default: {
       const key = `error.${e.code}`;
       if (has(key)) return t(key as Key);

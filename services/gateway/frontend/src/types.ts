@@ -31,6 +31,8 @@ export interface Assignment {
   deadline_at: string;
   submitted_at?: string | null;
   finished_at?: string | null;
+  /** taken by staff trying a sandbox pool */
+  sandbox?: boolean;
 }
 
 export interface TakeResult extends Assignment {
@@ -66,19 +68,20 @@ export interface Submission {
   auto_accept_at?: string | null; is_control: boolean; control_correct?: boolean | null;
   status: "pending" | "accepted" | "rejected"; lock_holder?: string | null; lock_until?: string | null;
   decided_by?: string | null; decided_at?: string | null; review_comment?: string | null;
+  sandbox?: boolean;
 }
 
 export interface PoolView {
   pool_id: string; project_id: string; name: string; overlap: number; assignment_timeout_s: number;
   auto_accept_after_s: number | null; review_mode: "manual" | "auto";
-  captcha_frequency: "none" | "low" | "high"; priority: number;
+  captcha_frequency: "none" | "low" | "high"; priority: number; expected_seconds_per_task?: number | null;
   status: "draft" | "open" | "closed" | "archived"; created_at: string; updated_at: string;
-  price_minor?: number | null; currency?: string | null;
+  price_minor?: number | null; currency?: string | null; sandbox?: boolean;
 }
 
 export interface Project {
   project_id: string; name: string; instructions: string; input_spec: FieldSpec[];
-  output_spec: FieldSpec[]; created_at: string; updated_at: string;
+  output_spec: FieldSpec[]; created_at: string; updated_at: string; sandbox?: boolean;
 }
 
 export type TicketStatus = "open" | "answered" | "closed";

@@ -141,6 +141,11 @@ export function Badge({ value, text }: { value: string; text: string }) {
   return <span class={`badge badge-${BADGE_TONE[value] ?? "muted"}`}>{text}</span>;
 }
 
+/** The mark of a sandbox project, pool or assignment: staff's tries, never paid or counted. */
+export function SandboxMark() {
+  return <span class="badge badge-sandbox" title={t("sandbox.explain")} data-testid="sandbox-mark">{t("sandbox.mark")}</span>;
+}
+
 // ------------------------------------------------------------------ Markdown
 
 DOMPurify.addHook("afterSanitizeAttributes", (node) => {

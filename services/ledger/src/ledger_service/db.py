@@ -52,7 +52,7 @@ transfers = Table(
     Column("kind", String(32), nullable=False),
     Column("currency", String(3), nullable=False),
     Column("worker_id", String(64), nullable=True, index=True),
-    Column("pool_id", String(64), nullable=True),
+    Column("pool_id", String(64), nullable=True, index=True),  # a pool's budget figures
     Column("project_id", String(64), nullable=True),
     # Business keys: one credit per assignment, one per bonus.
     Column("assignment_id", String(64), nullable=True, unique=True),
@@ -191,6 +191,16 @@ topups = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     CheckConstraint("amount_minor > 0", name="ck_topups_positive"),
     Index(TOPUP_KEY_UNIQUE, "requester_id", "idempotency_key", unique=True),
+)
+
+# The owner's fair-pay floor per currency (minor units per hour of work); no row = off.
+fair_pay_floors = Table(
+    "fair_pay_floors", metadata,
+    Column("currency", String(3), primary_key=True),
+    Column("floor_minor_per_hour", BigInteger, nullable=False),
+    Column("updated_by", String(64), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("floor_minor_per_hour > 0", name="ck_fair_pay_floors_positive"),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from ledger_service import budgets, payouts, postings, reports, shares
+from ledger_service import budgets, fair_pay, payouts, postings, reports, shares
 from ledger_service.db import metadata
 from ledger_service.settings import LedgerSettings
 from ledger_service.store import LedgerStore
@@ -21,7 +21,7 @@ def create_service(settings: LedgerSettings | None = None, *,
                    clock: Callable[[], datetime] = utcnow) -> Service:
     return Service(settings or LedgerSettings(), metadata, store=LedgerStore, clock=clock,
                    routers=[postings.router, payouts.router, shares.router, reports.router,
-                            budgets.router],
+                            budgets.router, fair_pay.router],
                    migrations_dir=SERVICE_DIR / "migrations")
 
 

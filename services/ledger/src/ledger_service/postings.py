@@ -57,7 +57,9 @@ async def on_pool_opened(event: PoolOpened, env: Envelope, uow: UnitOfWork[Ledge
                          ctx: LedgerContext) -> None:
     """Keep a pool's price, frozen when it opened (sent again on every re-open, with the
     same price); a re-open with another price is refused (dead-lettered) and the first
-    price stays."""
+    price stays. A sandbox pool's price is not kept: nothing of it is ever paid."""
+    if event.sandbox:
+        return
     kept = await uow.store.open_pool(pool_id=event.pool_id, project_id=event.project_id,
                                      price_minor=event.price_minor,
                                      currency=check_currency(event.currency),
@@ -73,7 +75,11 @@ async def credit_accepted_assignment(event: ReviewAccepted, env: Envelope,
                                      uow: UnitOfWork[LedgerStore], ctx: LedgerContext) -> None:
     """Credit the worker's share of the pool's frozen price, once per assignment; the
     platform keeps the rest. Waits (retried in place, never dead-lettered) while the
-    ledger does not know the pool's price yet."""
+    ledger does not know the pool's price yet. A sandbox acceptance (staff trying a sandbox
+    pool) moves no money: only the inbox records that it came."""
+    if event.sandbox:
+        log.info("sandbox acceptance %s: nothing credited", event.assignment_id)
+        return
     terms = await uow.store.pool_terms(event.pool_id)
     if terms is None:
         raise NotReady(f"the price of pool {event.pool_id} is not known yet "

@@ -99,7 +99,7 @@ async def decide_appeal(req: rpc.DecideAppeal, ctx: ReviewContext) -> rpc.Appeal
                 uow.record(ReviewAccepted(
                     assignment_id=row.assignment_id, task_id=row.task_id,
                     pool_id=row.pool_id, project_id=row.project_id, worker_id=row.worker_id,
-                    decided_by=me, decided_at=now, comment=req.reply))
+                    sandbox=row.sandbox, decided_by=me, decided_at=now, comment=req.reply))
         uow.record(AppealDecided(appeal_id=appeal.appeal_id, worker_id=appeal.worker_id,
                                  kind=appeal.kind, subject_id=appeal.subject_id,
                                  outcome=req.outcome, decided_by=me, decided_at=now))

@@ -45,6 +45,8 @@ submissions = Table(
     Column("decided_at", DateTime(timezone=True), nullable=True),
     Column("review_comment", Text, nullable=True),
     Column("received_at", DateTime(timezone=True), nullable=False),
+    # staff trying a sandbox pool: reviewed as usual, left out of every statistic
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
     CheckConstraint("status IN ('pending', 'accepted', 'rejected')",
                     name="ck_submissions_status"),
     CheckConstraint("review_mode IN ('manual', 'auto')", name="ck_submissions_review_mode"),

@@ -51,7 +51,7 @@ def record_decisions(uow: UnitOfWork[ReviewStore], rows: Sequence[Decided], *, s
     model = _EVENT_MODEL[status]
     for r in rows:
         uow.record(model(assignment_id=r.assignment_id, task_id=r.task_id, pool_id=r.pool_id,
-                         project_id=r.project_id, worker_id=r.worker_id,
+                         project_id=r.project_id, worker_id=r.worker_id, sandbox=r.sandbox,
                          decided_by=decided_by, decided_at=decided_at, comment=comment),
                    cause=cause)
     if rows:
@@ -72,7 +72,7 @@ def _submission_row(event: TaskSubmitted, now: datetime) -> dict[str, Any]:
         "is_control": event.is_control, "control_correct": event.control_correct,
         "status": "accepted" if auto else "pending", "lock_holder": None, "lock_until": None,
         "decided_by": domain.AUTO if auto else None, "decided_at": now if auto else None,
-        "review_comment": None, "received_at": now}
+        "review_comment": None, "received_at": now, "sandbox": event.sandbox}
 
 
 @router.consume("task.submitted", name="task-submitted")
@@ -85,7 +85,7 @@ async def on_task_submitted(event: TaskSubmitted, env: Envelope, uow: UnitOfWork
     uow.after_commit(lambda: SUBMISSIONS_RECEIVED.labels(event.review_mode).inc())
     if event.review_mode == "auto":
         record_decisions(uow, [Decided(event.assignment_id, event.task_id, event.pool_id,
-                                       event.project_id, event.worker_id)],
+                                       event.project_id, event.worker_id, event.sandbox)],
                          status="accepted", decided_by=domain.AUTO, decided_at=now,
                          comment=None, cause=env)
 

@@ -24,7 +24,8 @@ from servicekit.db import insert
 
 # What a manager sees of a submission: all but when it reached review.
 PUBLIC_COLUMNS = tuple(c for c in s.c if c.name != "received_at")
-_DECIDED = (s.c.assignment_id, s.c.task_id, s.c.pool_id, s.c.project_id, s.c.worker_id)
+_DECIDED = (s.c.assignment_id, s.c.task_id, s.c.pool_id, s.c.project_id, s.c.worker_id,
+            s.c.sandbox)
 
 _AID = bindparam("q_assignment_id", type_=s.c.assignment_id.type)
 _ME = bindparam("q_me", type_=s.c.lock_holder.type)
@@ -50,6 +51,7 @@ class Decided:
     pool_id: str
     project_id: str
     worker_id: str
+    sandbox: bool = False
 
 
 # The SET clause of a bulk decision (the rules' and the sweeper's).
@@ -122,14 +124,15 @@ WITH d AS (
         review_comment = :d_comment, lock_holder = NULL, lock_until = NULL
     WHERE assignment_id = :d_assignment_id AND status = 'pending'
       AND lock_holder = :d_me AND lock_until > CAST(:d_now AS TIMESTAMPTZ)
-    RETURNING task_id, pool_id, project_id, worker_id
+    RETURNING task_id, pool_id, project_id, worker_id, sandbox
 ), o AS (
     INSERT INTO outbox (event_id, subject, payload, headers, created_at)
     SELECT :ob_event_id, :ob_subject,
            CAST(jsonb_set(CAST(:ob_payload AS JSONB), '{data}',
                           (CAST(:ob_payload AS JSONB) -> 'data') || jsonb_build_object(
                               'task_id', d.task_id, 'pool_id', d.pool_id,
-                              'project_id', d.project_id, 'worker_id', d.worker_id))
+                              'project_id', d.project_id, 'worker_id', d.worker_id,
+                              'sandbox', d.sandbox))
                 AS TEXT),
            :ob_headers, CAST(:ob_created_at AS TIMESTAMPTZ)
     FROM d
@@ -138,17 +141,19 @@ SELECT count(*) FROM d
 """)
 
 _HOUR = func.date_trunc("hour", s.c.decided_at, "UTC")
-_POOL_COUNTS = (select(s.c.status, func.count().label("n")).where(s.c.pool_id == _POOL)
-                .group_by(s.c.status))
+# the statistics never count a sandbox submission (staff trying a sandbox pool)
+_POOL_COUNTS = (select(s.c.status, func.count().label("n"))
+                .where(s.c.pool_id == _POOL, ~s.c.sandbox).group_by(s.c.status))
 _POOL_HOURLY = (select(_HOUR.label("hour"), func.count().label("n"))
-                .where(s.c.pool_id == _POOL, s.c.decided_at >= _NOW).group_by(_HOUR))
+                .where(s.c.pool_id == _POOL, s.c.decided_at >= _NOW, ~s.c.sandbox)
+                .group_by(_HOUR))
 _POOL_TOP = (select(s.c.worker_id, func.count().label("n"))
-             .where(s.c.pool_id == _POOL, s.c.status == "accepted")
+             .where(s.c.pool_id == _POOL, s.c.status == "accepted", ~s.c.sandbox)
              .group_by(s.c.worker_id).order_by(func.count().desc(), s.c.worker_id)
              .limit(_LIMIT))
 _DECISION_COLS = (s.c.assignment_id, s.c.task_id, s.c.pool_id, s.c.project_id, s.c.worker_id,
                   s.c.status, s.c.review_comment.label("comment"), s.c.submitted_at,
-                  s.c.decided_at, s.c.decided_by)
+                  s.c.decided_at, s.c.decided_by, s.c.sandbox)
 
 
 @dataclass(frozen=True)

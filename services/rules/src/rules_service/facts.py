@@ -68,6 +68,11 @@ FACT_OF: dict[type[Event], Callable[[Any, str], Fact]] = {
 REVIEWED: dict[type[Event], str] = {ReviewAccepted: "accepted", ReviewRejected: "rejected"}
 
 
+def is_sandbox(event: Event) -> bool:
+    """Whether the event is of a sandbox pool (only assignment and pool events say so)."""
+    return bool(getattr(event, "sandbox", False))
+
+
 def _submission(e: TaskSubmitted) -> dict[str, Any]:
     return {"assignment_id": e.assignment_id, "task_id": e.task_id, "pool_id": e.pool_id,
             "project_id": e.project_id, "worker_id": e.worker_id, "status": "pending",
@@ -78,12 +83,15 @@ async def facts_for(items: list[tuple[Event, Envelope]], store: RulesStore) -> l
     """The facts some events contribute, with the bookkeeping of submissions.
 
     Batched: one insert for new submissions, one read and at most two updates for the
-    review decisions, however many events.
+    review decisions, however many events. A sandbox event (staff trying a sandbox pool)
+    contributes nothing: no fact, no submission, so no rule state, firing or action.
     """
     facts: list[Fact | None] = []
     new_subs: list[dict[str, Any]] = []
     reviews: list[tuple[int, ReviewAccepted | ReviewRejected, str, str]] = []
     for event, env in items:
+        if is_sandbox(event):
+            continue
         if isinstance(event, ReviewAccepted | ReviewRejected):
             reviews.append((len(facts), event, env.event_id, REVIEWED[type(event)]))
             facts.append(None)

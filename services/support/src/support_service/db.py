@@ -180,7 +180,7 @@ webhook_subscriptions = Table(
     Column("url", Text, nullable=False),
     Column("kinds", JSON, nullable=False),
     Column("description", String(200), nullable=False),
-    Column("secret", String(100), nullable=False),
+    Column("secret", String(255), nullable=False),
     Column("active", Boolean, nullable=False),
     Column("created_by", String(64), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),

@@ -35,14 +35,29 @@ class SupportSettings(ServiceSettings):
     lead_captcha_ttl_s: int = Field(300, ge=1)
     # the key of the addresses' hashes (HMAC): a random secret in production
     lead_address_key: SecretStr = SecretStr("dev-lead-address-key-not-for-production")
+    # Seals webhook signing secrets at rest (servicekit.secretbox); keys used before, newest
+    # first (a JSON list), still open what they sealed: rotate by moving the key there.
+    webhook_secret_key: SecretStr = SecretStr("dev-webhook-secret-key-not-for-production")
+    webhook_previous_keys: list[SecretStr] = []
 
     @model_validator(mode="after")
-    def _refuse_the_dev_key(self) -> SupportSettings:
-        key = self.lead_address_key.get_secret_value()
-        if self.environment == "production" and (key.startswith("dev-") or len(key) < 32):
-            raise ValueError("SUPPORT_LEAD_ADDRESS_KEY must be a random secret of at least "
-                             "32 characters in production")
+    def _refuse_the_dev_keys(self) -> SupportSettings:
+        if self.environment != "production":
+            return self
+        for name, keys in (("SUPPORT_LEAD_ADDRESS_KEY", [self.lead_address_key]),
+                           ("SUPPORT_WEBHOOK_SECRET_KEY (and every previous key)",
+                            [self.webhook_secret_key, *self.webhook_previous_keys])):
+            for key in keys:
+                value = key.get_secret_value()
+                if value.startswith("dev-") or len(value) < 32:
+                    raise ValueError(f"{name} must be a random secret of at least 32 "
+                                     "characters in production")
         return self
+
+    def webhook_keys(self) -> list[str]:
+        """Every webhook key, newest (the one that seals) first."""
+        return [k.get_secret_value()
+                for k in (self.webhook_secret_key, *self.webhook_previous_keys)]
 
 
     # Webhooks: outbound deliveries with exponential backoff (base * 2^(attempt-1), capped)

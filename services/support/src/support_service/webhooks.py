@@ -8,11 +8,21 @@ Signature: ``X-Webhook-Signature: v1=<hex HMAC-SHA256(secret, "<timestamp>.<body
 with ``X-Webhook-Timestamp`` (unix seconds, new on every attempt), so a receiver can refuse
 stale or replayed requests. The body is JSON: ``delivery_id``, ``event_id``, ``kind``,
 ``occurred_at``, ``data`` (the event's own fields; events carry no price or share).
+
+Where it goes: the URL's host is resolved at every attempt, every address is checked (no
+loopback, private or link-local target unless allowed), and the request is sent to the
+checked address with the name in ``Host`` (and as the TLS server name), so a record that
+changes between the check and the connection cannot point it inside.
+
+The signing secret is shown once, at creation, and kept sealed (``servicekit.secretbox``,
+``SUPPORT_WEBHOOK_SECRET_KEY``); a subscription made before sealing keeps its plain secret
+until it is next used, when it is sealed (as is one sealed under a previous key).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -41,6 +51,7 @@ from contracts.events import (
 from contracts.rpc import support as rpc
 from servicekit.errors import Invalid, NotFound
 from servicekit.router import Router
+from servicekit.secretbox import InvalidToken, SecretBox
 from servicekit.uow import UnitOfWork
 from support_service.context import SupportContext
 from support_service.store import SupportStore
@@ -103,14 +114,27 @@ def check_url(url: str, *, allow_private: bool) -> str:
     return url
 
 
-async def _resolves_private(host: str) -> bool:
-    """Any address of ``host`` private (a name that points inside is refused too)."""
+async def _resolve(host: str) -> list[str]:
+    """Every address of ``host`` (itself when it is an address literal)."""
     try:
-        return _private(host)
+        return [str(ipaddress.ip_address(host))]
     except ValueError:
         pass
     infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
-    return any(_private(str(info[4][0]).split("%")[0]) for info in infos)
+    return list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in infos))
+
+
+def _pinned(url: str, address: str) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The URL with its host replaced by ``address``, the Host header the receiver expects
+    and, for https, the name TLS checks the certificate against (SNI): the request goes to
+    the address that was checked, never to what a second lookup of the name returns (a name
+    whose record changes between the check and the connection, "DNS rebinding", cannot
+    point the request inside)."""
+    parts = httpx.URL(url)
+    literal = f"[{address}]" if ":" in address else address
+    host_header = parts.netloc.decode("ascii").rsplit("@", 1)[-1]
+    extensions: dict[str, Any] = {"sni_hostname": parts.host} if parts.scheme == "https" else {}
+    return str(parts.copy_with(host=literal.strip("[]"))), {"Host": host_header}, extensions
 
 
 # ------------------------------------------------------------------- fan-out
@@ -119,7 +143,8 @@ async def _resolves_private(host: str) -> bool:
 async def fan_out(uow: UnitOfWork[SupportStore], ctx: SupportContext, kind: str,
                   items: list[tuple[Any, Envelope]]) -> None:
     """One pending delivery per active subscription to ``kind`` for each event of a batch
-    (the subscriptions are read once per batch: with none, the batch costs one query)."""
+    (the subscriptions are read once per batch: with none, the batch costs one query);
+    ``sandbox`` in the body says an event is of a sandbox pool."""
     subs = await uow.store.subscribers(kind)
     if not subs:
         return
@@ -133,6 +158,9 @@ async def fan_out(uow: UnitOfWork[SupportStore], ctx: SupportContext, kind: str,
                 "created_at": now, "payload": {
                     "event_id": env.event_id, "kind": kind, "type": env.type,
                     "occurred_at": env.occurred_at.isoformat(),
+                    # a sandbox pool's events are delivered too, marked, so a requester
+                    # can try an integration without real work
+                    "sandbox": bool(getattr(event, "sandbox", False)),
                     "data": event.model_dump(mode="json")}})
 
 
@@ -201,16 +229,47 @@ def _body(row: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
 
 
-async def _send(client: httpx.AsyncClient, row: Any, *,
+@functools.lru_cache(maxsize=4)
+def _box_for(keys: tuple[str, ...]) -> SecretBox:
+    return SecretBox(*keys)
+
+
+def _box(ctx: SupportContext) -> SecretBox:
+    return _box_for(tuple(ctx.settings.webhook_keys()))
+
+
+async def _signing_secret(ctx: SupportContext, row: Any) -> str | None:
+    """The subscription's secret, sealed again under the newest key when it was plain (made
+    before sealing) or sealed under a previous key; None when no configured key opens it."""
+    box, stored = _box(ctx), row.secret
+    if not stored.startswith(SecretBox.PREFIX):
+        secret = stored
+    else:
+        try:
+            secret = box.open(stored)
+        except InvalidToken:
+            return None
+        if box.sealed_with_newest(stored):
+            return secret
+    async with ctx.uow() as uow:
+        await uow.store.reseal_secret(row.subscription_id, box.seal(secret))
+    return secret
+
+
+async def _send(client: httpx.AsyncClient, row: Any, secret: str, *,
                 allow_private: bool) -> tuple[int | None, str | None]:
     host = urlsplit(row.url).hostname or ""
     try:
-        if not allow_private and await _resolves_private(host):
+        addresses = await _resolve(host)
+        if not addresses:
+            return None, "the host has no address"
+        if not allow_private and any(_private(a) for a in addresses):
             return None, "refused: the host resolves to a private address"
+        url, host_header, extensions = _pinned(row.url, addresses[0])
         body, ts = _body(row), int(time.time())
-        r = await client.post(row.url, content=body, headers={
-            "Content-Type": "application/json", TIMESTAMP_HEADER: str(ts),
-            SIGNATURE_HEADER: sign(row.secret, ts, body), "X-Webhook-Event": row.kind,
+        r = await client.post(url, content=body, extensions=extensions, headers={
+            **host_header, "Content-Type": "application/json", TIMESTAMP_HEADER: str(ts),
+            SIGNATURE_HEADER: sign(secret, ts, body), "X-Webhook-Event": row.kind,
             "X-Webhook-Delivery": row.delivery_id, "User-Agent": "microtask-webhooks/1"})
     except Exception as exc:  # any failure is this attempt's: logged, then retried
         return None, f"{type(exc).__name__}: {exc}"[:500]
@@ -235,7 +294,16 @@ async def deliver_due(ctx: SupportContext) -> None:
 
 async def _attempt(ctx: SupportContext, client: httpx.AsyncClient, row: Any) -> None:
     started = time.monotonic()
-    code, error = await _send(client, row, allow_private=ctx.settings.webhook_allow_private)
+    secret = await _signing_secret(ctx, row)
+    code: int | None
+    error: str | None
+    if secret is None:
+        code, error = None, ("the signing secret cannot be opened with the configured keys "
+                             "(SUPPORT_WEBHOOK_SECRET_KEY changed without keeping the old one "
+                             "in SUPPORT_WEBHOOK_PREVIOUS_KEYS?)")
+    else:
+        code, error = await _send(client, row, secret,
+                                  allow_private=ctx.settings.webhook_allow_private)
     await _record(ctx, row, code, error, int((time.monotonic() - started) * 1000))
 
 
@@ -266,13 +334,14 @@ async def _record(ctx: SupportContext, row: Any, code: int | None, error: str | 
 async def create_webhook(req: rpc.WebhookCreate, ctx: SupportContext) -> rpc.WebhookCreated:
     """Subscribe; the secret is in this reply only."""
     url = check_url(req.url, allow_private=ctx.settings.webhook_allow_private)
+    secret = secrets.token_urlsafe(32)
     row: dict[str, Any] = {
         "subscription_id": str(uuid.uuid4()), "url": url, "kinds": sorted(set(req.kinds)),
-        "description": req.description, "secret": secrets.token_urlsafe(32), "active": True,
+        "description": req.description, "secret": _box(ctx).seal(secret), "active": True,
         "created_by": req.actor.user_id, "created_at": ctx.clock()}
     async with ctx.uow() as uow:
         await uow.store.add_webhook(row)
-    return rpc.WebhookCreated(**row)
+    return rpc.WebhookCreated(**{**row, "secret": secret})
 
 
 @router.rpc(rpc.LIST_WEBHOOKS)

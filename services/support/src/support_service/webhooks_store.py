@@ -77,6 +77,10 @@ class WebhooksStore:
             .where(D.c.delivery_id.in_(ids)).order_by(D.c.created_at))).all()
         return list(rows)
 
+    async def reseal_secret(self, subscription_id: str, sealed: str) -> None:
+        await self.conn.execute(update(S).where(S.c.subscription_id == subscription_id)
+                                .values(secret=sealed))
+
     async def record_attempt(self, *, delivery_id: str, attempt: int, at: datetime,
                              status_code: int | None, error: str | None, duration_ms: int,
                              status: str, next_attempt_at: datetime | None) -> None:

@@ -51,10 +51,10 @@ def no_tasks() -> NotFound:
     return NotFound("no_tasks_available", "no task is available for you right now")
 
 
-_REF = ("assignment_id", "task_id", "pool_id", "project_id", "worker_id")
+_REF = ("assignment_id", "task_id", "pool_id", "project_id", "worker_id", "sandbox")
 
 
-def _ref(row: AssignmentRow | Overdue) -> dict[str, str]:
+def _ref(row: AssignmentRow | Overdue) -> dict[str, str | bool]:
     """The fields every assignment event carries."""
     return {k: getattr(row, k) for k in _REF}
 
@@ -91,6 +91,21 @@ def _within_limits(c: TakeContext, now: datetime) -> rpc.TrustLevelLimits:
     return c.limits
 
 
+def sandbox_refusal(pool: TakePool | None, pool_id: str | None,
+                    role: str) -> ServiceError | None:
+    """Who may take where: a worker never from a sandbox pool (404, as for a pool they
+    cannot see); staff only from a named sandbox pool, to try it as a worker."""
+    if role == "worker":
+        return pool_not_found(pool.pool_id) if pool is not None and pool.sandbox else None
+    if pool_id is None:
+        return Forbidden("sandbox_only", "staff take tasks only from a named sandbox pool")
+    if pool is None:
+        return pool_not_found(pool_id)
+    if not pool.sandbox:
+        return Forbidden("not_sandbox", "staff may try only a sandbox project's pools")
+    return None
+
+
 async def _candidates(store: TasksStore, c: TakeContext, pool_id: str | None,
                       now: datetime) -> list[TakePool]:
     """The pools this take may claim from: the one named (or an error saying why not),
@@ -101,6 +116,10 @@ async def _candidates(store: TasksStore, c: TakeContext, pool_id: str | None,
                 if refusal_for(p, c.skills, restr, now) is None]
     if c.pool is None:
         raise pool_not_found(pool_id)
+    if c.pool.sandbox:  # staff trying it: no restriction or skill filter stands in the way
+        if c.pool.status != "open":
+            raise Conflict("pool_not_open", f"the pool is {c.pool.status}, not open")
+        return [c.pool]
     if c.pool.status != "open":
         raise Conflict("pool_not_open", f"the pool is {c.pool.status}, not open")
     refused = refusal_for(c.pool, c.skills, restr, now)
@@ -127,29 +146,34 @@ async def _claim(store: TasksStore, worker_id: str, candidates: list[TakePool],
 
 
 async def _take(uow: UnitOfWork[TasksStore], ctx: TasksContext, worker_id: str,
-                pool_id: str | None) -> rpc.TakeResult:
+                pool_id: str | None, role: str = "worker") -> rpc.TakeResult:
     now = ctx.clock()
     c = await uow.store.take_context(worker_id, pool_id, now)
-    limits = _within_limits(c, now)
+    refused = sandbox_refusal(c.pool, pool_id, role)
+    if refused is not None:
+        raise refused
+    sandbox = c.pool is not None and c.pool.sandbox
+    # a sandbox take is staff trying the pool: trust limits, pauses and captchas stay out
+    limit_s = None if sandbox else _within_limits(c, now).assignment_timeout_s
     slot = (results.mixer_slot(c.pool.mixer, c.pool_takes)
             if c.pool is not None and c.pool.mixer is not None else None)
     task, pool = await _claim(uow.store, worker_id, await _candidates(uow.store, c, pool_id, now),
                               slot)
-    need = await captcha.challenge_for_take(uow, ctx, worker_id=worker_id, pool_id=pool.pool_id,
-                                            project_id=pool.project_id,
-                                            frequency=pool.captcha_frequency, now=now)
+    need = None if sandbox else await captcha.challenge_for_take(
+        uow, ctx, worker_id=worker_id, pool_id=pool.pool_id, project_id=pool.project_id,
+        frequency=pool.captcha_frequency, now=now)
     if need is not None:
         await uow.store.release_slot(task.task_id)  # keep only the challenge
         raise CommitThen(need)
-    timeout = domain.assignment_timeout(pool.assignment_timeout_s, limits.assignment_timeout_s)
+    timeout = domain.assignment_timeout(pool.assignment_timeout_s, limit_s)
     row = {"assignment_id": str(uuid.uuid4()), "task_id": task.task_id,
            "pool_id": pool.pool_id, "project_id": pool.project_id, "worker_id": worker_id,
            "status": domain.ACTIVE, "is_control": task.is_control, "taken_at": now,
-           "deadline_at": now + timedelta(seconds=timeout)}
+           "deadline_at": now + timedelta(seconds=timeout), "sandbox": sandbox}
     _env, params = uow.outbox_params(TaskTaken(
         assignment_id=row["assignment_id"], task_id=task.task_id, pool_id=pool.pool_id,
         project_id=pool.project_id, worker_id=worker_id, taken_at=now,
-        is_control=task.is_control))
+        is_control=task.is_control, sandbox=sandbox))
     if not await uow.store.write_take(row, params):
         raise no_tasks()
     if pool.instructions is None or pool.output_spec is None:  # a take from any pool
@@ -160,7 +184,7 @@ async def _take(uow: UnitOfWork[TasksStore], ctx: TasksContext, worker_id: str,
         assignment_id=row["assignment_id"], task_id=task.task_id, pool_id=pool.pool_id,
         project_id=pool.project_id, worker_id=worker_id, status=domain.ACTIVE,
         input=task.input, taken_at=now, deadline_at=row["deadline_at"], pool_name=pool.name,
-        instructions=instructions,
+        instructions=instructions, sandbox=sandbox,
         output_spec=[rpc.FieldSpec.model_validate(f) for f in output_spec])
 
 
@@ -170,7 +194,7 @@ async def take(req: rpc.Take, ctx: TasksContext) -> rpc.TakeResult:
     their trust level's limits; a captcha first when one is due."""
     try:
         async with ctx.uow() as uow:
-            result = await _take(uow, ctx, req.actor.user_id, req.pool_id)
+            result = await _take(uow, ctx, req.actor.user_id, req.pool_id, req.actor.role)
     except captcha.CaptchaRequired as need:  # raised after the challenge was committed
         TAKES.labels(need.code).inc()
         raise need.with_image() from None

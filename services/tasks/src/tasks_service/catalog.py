@@ -31,7 +31,8 @@ def staff_view(pool: rpc.AdminPool) -> rpc.Pool:
 def pool_opened(pool: rpc.AdminPool, at: datetime) -> PoolOpened:
     """The event of a pool opening (also a re-open): its frozen price, for the ledger."""
     return PoolOpened(pool_id=pool.pool_id, project_id=pool.project_id,
-                      price_minor=pool.price_minor, currency=pool.currency, opened_at=at)
+                      price_minor=pool.price_minor, currency=pool.currency, opened_at=at,
+                      sandbox=pool.sandbox)
 
 
 def pool_not_found(pool_id: str) -> NotFound:
@@ -74,7 +75,8 @@ async def create_project(req: rpc.ProjectCreate, ctx: TasksContext) -> rpc.Proje
     now = ctx.clock()
     project = rpc.Project(project_id=str(uuid.uuid4()), name=req.name,
                           instructions=req.instructions, input_spec=req.input_spec,
-                          output_spec=req.output_spec, created_at=now, updated_at=now)
+                          output_spec=req.output_spec, created_at=now, updated_at=now,
+                          sandbox=req.sandbox)
     async with ctx.uow() as uow:
         await uow.store.add_project(project)
     return project
@@ -122,18 +124,21 @@ def _check_skill_filters(filters: list[rpc.SkillFilter]) -> None:
 
 @router.rpc(rpc.CREATE_POOL)
 async def create_pool(req: rpc.PoolCreate, ctx: TasksContext) -> rpc.AdminPool:
-    """Create a pool in status draft, with its price."""
+    """Create a pool in status draft, with its price; a sandbox project's pool is a sandbox
+    pool (the flag is copied: a project's never changes)."""
     _check_skill_filters(req.skill_filters)
     now = ctx.clock()
+    async with ctx.read() as r:
+        project = await existing_project(r.store, req.project_id)
     pool = rpc.AdminPool(
         pool_id=str(uuid.uuid4()), project_id=req.project_id, name=req.name,
         price_minor=req.price_minor, currency=req.currency, overlap=req.overlap,
         assignment_timeout_s=req.assignment_timeout_s,
         auto_accept_after_s=req.auto_accept_after_s, review_mode=req.review_mode,
         captcha_frequency=req.captcha_frequency, skill_filters=req.skill_filters,
-        priority=req.priority, status="draft", created_at=now, updated_at=now)
+        priority=req.priority, expected_seconds_per_task=req.expected_seconds_per_task,
+        status="draft", created_at=now, updated_at=now, sandbox=project.sandbox)
     async with ctx.uow() as uow:
-        await existing_project(uow.store, req.project_id)
         await uow.store.add_pool(pool)
     return pool
 
@@ -212,7 +217,7 @@ async def _transition(req: rpc.PoolTransition, ctx: TasksContext, to: str) -> rp
             uow.record(pool_opened(pool, now))
         elif to == "closed":
             uow.record(PoolClosed(pool_id=pool.pool_id, project_id=pool.project_id,
-                                  closed_at=now))
+                                  closed_at=now, sandbox=pool.sandbox))
         return pool
 
 
@@ -315,7 +320,9 @@ async def export_results(req: rpc.ExportResults, ctx: TasksContext) -> rpc.Expor
     last = rows[taken - 1] if taken else None
     return rpc.ExportedResults(
         content_type=domain.CONTENT_TYPES[req.format],
-        filename=f"results_{req.pool_id}.{req.format}", rows=taken, content=content,
+        # a sandbox pool's file says so in its name: its answers are staff's tries
+        filename=f"{'sandbox_' if pool.sandbox else ''}results_{req.pool_id}.{req.format}",
+        rows=taken, content=content,
         total_rows=total,
         next_cursor=(f"{last['started_at'].isoformat()}|{last['assignment_id']}"
                      if more and last is not None else None))

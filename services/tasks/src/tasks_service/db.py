@@ -33,6 +33,8 @@ projects = Table(
     Column("output_spec", JSON, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # fixed at creation and copied to the project's pools and their assignments
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
 )
 
 pools = Table(
@@ -50,9 +52,12 @@ pools = Table(
     Column("captcha_frequency", String(8), nullable=False),
     Column("skill_filters", JSON, nullable=False),
     Column("priority", Integer, nullable=False, server_default="0"),
+    # the requester's declared seconds per task: the fair-pay estimate until measured
+    Column("expected_seconds_per_task", Integer, nullable=True),
     Column("status", String(16), nullable=False, index=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
     CheckConstraint("status IN ('draft', 'open', 'closed', 'archived')", name="ck_pools_status"),
     CheckConstraint("price_minor >= 0", name="ck_pools_price"),
 )
@@ -98,6 +103,7 @@ assignments = Table(
     Column("finished_at", DateTime(timezone=True), nullable=True),
     # who decided (a manager's id, 'auto' or 'rules'), for the results export
     Column("decided_by", String(64), nullable=True),
+    Column("sandbox", Boolean, nullable=False, server_default=false()),
     # A task never goes twice to the same worker, whatever became of the first assignment.
     UniqueConstraint("task_id", "worker_id", name="uq_assignments_task_worker"),
     CheckConstraint("status IN ('ACTIVE', 'SUBMITTED', 'ACCEPTED', 'REJECTED', 'SKIPPED', "
@@ -207,6 +213,17 @@ task_results = Table(
     Column("answers", Integer, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
     Index("ix_task_results_pool_method", "pool_id", "method", "task_id"),
+)
+
+# How long accepted work took, per pool: a histogram of take -> submit in whole seconds,
+# one upsert per acceptance (never on the take or submit path). The fair-pay estimate's
+# median is read from it, so it costs the distinct durations, not the assignments.
+pool_pace = Table(
+    "pool_pace", metadata,
+    Column("pool_id", String(36), primary_key=True),
+    Column("seconds", Integer, primary_key=True),
+    Column("accepted", BigInteger, nullable=False),
+    CheckConstraint("seconds >= 1 AND accepted >= 1", name="ck_pool_pace_positive"),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

@@ -547,3 +547,27 @@ def proof_of(url: str | None, text: str | None) -> str | None:
         return url
     return f"{url}\n{text}" if url else text
 
+
+
+# ------------------------------------------------------------------ fair pay: the pace
+
+
+def histogram_median(counts: Iterable[tuple[int, int]]) -> tuple[int, float | None]:
+    """(how many, their median) of durations given as (seconds, how many) pairs in any
+    order: the middle one, or the mean of the two middle ones (a half second at most)."""
+    pairs = sorted((s, n) for s, n in counts if n > 0)
+    total = sum(n for _, n in pairs)
+    if total == 0:
+        return 0, None
+    lower_rank, upper_rank = (total + 1) // 2, total // 2 + 1  # 1-based ranks of the middle
+    lower = upper = None
+    seen = 0
+    for seconds, n in pairs:
+        seen += n
+        if lower is None and seen >= lower_rank:
+            lower = seconds
+        if seen >= upper_rank:
+            upper = seconds
+            break
+    assert lower is not None and upper is not None
+    return total, (lower + upper) / 2

@@ -14,6 +14,7 @@ from tasks_service import (
     captcha,
     catalog,
     consumers,
+    pace,
     results,
     workers,
 )
@@ -29,7 +30,7 @@ def create_service(settings: TasksSettings | None = None, *,
     return Service(settings or TasksSettings(), metadata, store=TasksStore, clock=clock,
                    routers=[assignments.router, captcha.router, catalog.router,
                             workers.router, consumers.router, budget_view.router,
-                            results.router],
+                            results.router, pace.router],
                    migrations_dir=SERVICE_DIR / "migrations")
 
 

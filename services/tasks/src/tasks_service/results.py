@@ -185,7 +185,8 @@ async def after_acceptance(uow: UnitOfWork[TasksStore], event: ReviewAccepted, e
         return
     rs = _rs(uow)
     q = await rs.quality(row.pool_id)
-    if q.kind == "exam" and q.exam_skill and row.control_answers:
+    # a sandbox answer (staff trying the pool) never gives anyone a skill
+    if q.kind == "exam" and q.exam_skill and row.control_answers and not event.sandbox:
         score = exam_score(await rs.control_answers_of(row.pool_id, row.worker_id))
         await workers.set_skill(uow, row.worker_id, q.exam_skill, score, event.decided_at, env)
     if q.dynamic_max_overlap is not None and not row.is_control:

@@ -19,7 +19,20 @@ from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import (
+    Integer,
+    and_,
+    bindparam,
+    case,
+    cast,
+    exists,
+    extract,
+    func,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import tasks as rpc
@@ -30,6 +43,7 @@ from tasks_service.db import (
     assignments,
     captcha_challenges,
     outbox,
+    pool_pace,
     pool_quality,
     pools,
     projects,
@@ -68,6 +82,7 @@ class TakePool:
     output_spec: list[dict[str, Any]] | None = None
     # the mixer (results slice): real, golden, training tasks per suite; None = no mixer
     mixer: rpc.PoolQuality | None = None
+    sandbox: bool = False  # its project's flag: staff try it, workers never see it
 
 
 @dataclass(frozen=True)
@@ -128,6 +143,7 @@ class AssignmentRow:
     deadline_at: datetime
     submitted_at: datetime | None
     finished_at: datetime | None
+    sandbox: bool
 
     def model(self, **changes: Any) -> rpc.Assignment:
         values = {f.name: getattr(self, f.name) for f in fields(AssignmentRow)}
@@ -168,6 +184,7 @@ class Overdue:
     pool_id: str
     project_id: str
     worker_id: str
+    sandbox: bool = False
 
 
 @dataclass(frozen=True)
@@ -188,13 +205,14 @@ def _take_pool(m: Any, prefix: str = "") -> TakePool:
         skill_filters=_filters(m[f"{prefix}skill_filters"]),
         captcha_frequency=m[f"{prefix}captcha_frequency"],
         assignment_timeout_s=m[f"{prefix}assignment_timeout_s"],
+        sandbox=m[f"{prefix}sandbox"],
         instructions=m.get(f"{prefix}instructions"), output_spec=m.get(f"{prefix}output_spec"))
 
 
 # ------------------------------------------------------------------ take statements
 
 _TAKE_POOL_COLS = (P.pool_id, P.project_id, P.name, P.status, P.priority, P.skill_filters,
-                   P.captcha_frequency, P.assignment_timeout_s)
+                   P.captcha_frequency, P.assignment_timeout_s, P.sandbox)
 
 
 def _worker_counts(worker_id: Any) -> tuple[Any, ...]:
@@ -278,12 +296,13 @@ _CLAIM_SLOT = {
 _CLAIM_IN_POOLS = _claim(T.pool_id.in_(bindparam("c_pids", expanding=True)))
 _RELEASE_SLOT = (update(tasks).where(T.task_id == bindparam("r_tid"))
                  .values(live_count=T.live_count - 1))
-_OPEN_POOLS = select(*_TAKE_POOL_COLS).where(P.status == "open")
+# the shared pool list: a sandbox pool is never in it (staff take from it by name)
+_OPEN_POOLS = select(*_TAKE_POOL_COLS).where(P.status == "open", ~P.sandbox)
 _PROJECT_TEXTS = select(projects.c.instructions, projects.c.output_spec).where(
     projects.c.project_id == bindparam("prid"))
 
 TAKE_COLS = ("assignment_id", "task_id", "pool_id", "project_id", "worker_id", "status",
-             "is_control", "taken_at", "deadline_at")
+             "is_control", "taken_at", "deadline_at", "sandbox")
 
 
 def _take_write() -> Any:
@@ -393,6 +412,23 @@ _REJECT = _decided(domain.REJECTED, {"live_count": T.live_count - 1})  # the slo
 _ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1,
                                               "live_count": T.live_count + 1},
                             was=domain.REJECTED)
+
+# ----------------------------------------------------------- fair pay: the pace
+
+PP = pool_pace.c
+# take -> submit to the nearest second (PostgreSQL's round: a half goes up), at least 1
+_SECONDS = cast(func.greatest(1, func.round(extract("epoch", A.submitted_at - A.taken_at))),
+                Integer)
+_add_pace = insert(pool_pace).from_select(
+    ["pool_id", "seconds", "accepted"],
+    select(A.pool_id, _SECONDS, literal(1)).where(A.assignment_id == bindparam("aid"),
+                                                  A.submitted_at.is_not(None)))
+_RECORD_PACE = _add_pace.on_conflict_do_update(index_elements=["pool_id", "seconds"],
+                                               set_={"accepted": PP.accepted + 1})
+_PACES = (select(PP.pool_id, PP.seconds, PP.accepted)
+          .where(PP.pool_id.in_(bindparam("pids", expanding=True))))
+_DECLARED = (select(P.pool_id, P.expected_seconds_per_task)
+             .where(P.pool_id.in_(bindparam("pids", expanding=True))).order_by(P.pool_id))
 
 # ------------------------------------------------------------------ worker statements
 
@@ -635,7 +671,8 @@ class TasksStore:
 
     async def open_pools_with_texts(self) -> list[TakePool]:
         q = (select(*_TAKE_POOL_COLS, projects.c.instructions)
-             .join(projects, projects.c.project_id == P.project_id).where(P.status == "open"))
+             .join(projects, projects.c.project_id == P.project_id)
+             .where(P.status == "open", ~P.sandbox))
         return [_take_pool(r._mapping) for r in (await self.conn.execute(q)).all()]
 
     async def free_task_counts(self, worker_id: str, pool_ids: list[str]) -> dict[str, int]:
@@ -658,6 +695,20 @@ class TasksStore:
         args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment, "r_by": by}
         row = await self._first(_ACCEPT, args) or await self._first(_ACCEPT_REJECTED, args)
         return Decided(**row._mapping) if row is not None else None
+
+    async def record_pace(self, assignment_id: str) -> None:
+        """Count an accepted assignment's take -> submit in its pool's histogram."""
+        await self.conn.execute(_RECORD_PACE, {"aid": assignment_id})
+
+    async def pool_paces(self, pool_ids: list[str]
+                         ) -> list[tuple[str, int | None, list[tuple[int, int]]]]:
+        """(pool, declared seconds per task, [(seconds, accepted)]) of each existing pool."""
+        declared = (await self.conn.execute(_DECLARED, {"pids": pool_ids})).all()
+        counts: dict[str, list[tuple[int, int]]] = {}
+        for row in (await self.conn.execute(_PACES, {"pids": pool_ids})).all():
+            counts.setdefault(row.pool_id, []).append((row.seconds, row.accepted))
+        return [(row.pool_id, row.expected_seconds_per_task, counts.get(row.pool_id, []))
+                for row in declared]
 
     async def reject(self, assignment_id: str, at: datetime, comment: str | None,
                      by: str) -> bool:

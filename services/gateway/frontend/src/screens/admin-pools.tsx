@@ -1,12 +1,12 @@
 import { useState } from "preact/hooks";
 import { api, get, post, request } from "../api";
 import { fieldErrors, fieldText } from "../errors";
-import { parseMoney, percent } from "../format";
+import { number, parseMoney, percent } from "../format";
 import { t, type Key } from "../i18n";
-import type { Screen } from "../router";
+import { href, type Screen } from "../router";
 import type { Page, PoolView, Project } from "../types";
 import {
-  Alert, Badge, Button, Form, LoadState, Money, Section, SelectField, Table, TextField, useAction, useLoad,
+  Alert, Badge, Button, Form, LoadState, Money, SandboxMark, Section, SelectField, Table, TextField, useAction, useLoad,
 } from "../ui";
 
 interface UploadResult { created: number; control_tasks: number; task_ids: string[]; errors: { line: number; error: string }[] }
@@ -27,6 +27,7 @@ function NewPool({ projects, onDone }: { projects: Project[]; onDone: () => void
   const [overlap, setOverlap] = useState("1");
   const [timeout, setTimeout_] = useState("600");
   const [captcha, setCaptcha] = useState<"none" | "low" | "high">("none");
+  const [expected, setExpected] = useState("");
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [run, busy, notice] = useAction();
   const submit = () => run(async () => {
@@ -39,6 +40,7 @@ function NewPool({ projects, onDone }: { projects: Project[]; onDone: () => void
       const p = await post<PoolView>("/admin/pools", {
         project_id: project, name: name.trim(), price_minor: minor, currency,
         overlap: Number(overlap) || 1, assignment_timeout_s: Number(timeout) || 600, captcha_frequency: captcha,
+        expected_seconds_per_task: expected.trim() ? Number(expected) : null,
       });
       setName(""); setPrice(""); setErrors({});
       onDone();
@@ -67,6 +69,8 @@ function NewPool({ projects, onDone }: { projects: Project[]; onDone: () => void
             error={errors.assignment_timeout_s} />
           <SelectField label={t("pools_admin.captcha")} value={captcha} onChange={setCaptcha}
             options={[["none", t("captcha.none")], ["low", t("captcha.low")], ["high", t("captcha.high")]]} />
+          <TextField label={t("fair_pay.expected")} value={expected} onInput={setExpected} inputMode="numeric" name="expected_seconds"
+            hint={t("fair_pay.expected_hint")} error={errors.expected_seconds_per_task} />
         </div>
         <Button type="submit" kind="primary" busy={busy}>{t("pools_admin.create")}</Button>
       </Form>
@@ -234,6 +238,51 @@ function Aggregated({ pool }: { pool: PoolView }) {
   );
 }
 
+export interface FairPay {
+  pool_id: string; currency: string; credit_minor: number; accepted_timed: number; min_measured: number;
+  measured_seconds: number | null; expected_seconds_per_task: number | null;
+  source: "measured" | "declared" | "unknown" | "unpaid"; seconds_per_task: number | null;
+  estimate_minor_per_hour: number | null; floor_minor_per_hour: number | null;
+  warning: "below_fair_pay_floor" | "fair_pay_unknown" | null;
+}
+
+/** The pool's estimated hourly earning for its worker, what it rests on, and its warning. */
+function FairPayLine({ pool, fp, onChange }: { pool: PoolView; fp: FairPay | undefined; onChange: () => void }) {
+  const [expected, setExpected] = useState(pool.expected_seconds_per_task == null ? "" : String(pool.expected_seconds_per_task));
+  const [run, busy, notice] = useAction();
+  const save = () => run(async () => {
+    await api("PATCH", `/admin/pools/${pool.pool_id}`, { body: { expected_seconds_per_task: expected.trim() ? Number(expected) : null } });
+    onChange();
+    return t("fair_pay.expected_saved");
+  });
+  if (!fp) return null;
+  return (
+    <div class="fair-pay">
+      <p>
+        {t("fair_pay.estimate")}:{" "}
+        {fp.estimate_minor_per_hour !== null
+          ? <strong><Money minor={fp.estimate_minor_per_hour} currency={fp.currency} />{t("fair_pay.per_hour")}</strong>
+          : t(`fair_pay.source.${fp.source}` as Key)}
+        {fp.estimate_minor_per_hour !== null && <> ({t(`fair_pay.source.${fp.source}` as Key, {
+          s: number(fp.seconds_per_task ?? 0, 1) })})</>}
+        {" "}· {t("fair_pay.measured", { count: fp.accepted_timed, min: fp.min_measured })}
+        {fp.floor_minor_per_hour !== null && <> · {t("fair_pay.floor")}: <Money minor={fp.floor_minor_per_hour} currency={fp.currency} />{t("fair_pay.per_hour")}</>}
+      </p>
+      {fp.warning && <p class="alert alert-error" role="alert">{t(`fair_pay.warning.${fp.warning}` as Key)}</p>}
+      {pool.status !== "archived" && (
+        <Form onSubmit={() => void save()} label={t("fair_pay.expected")}>
+          <div class="row">
+            <TextField label={t("fair_pay.expected")} value={expected} onInput={setExpected} inputMode="numeric"
+              name={`expected-${pool.pool_id}`} hint={t("fair_pay.expected_hint")} />
+            <Button type="submit" busy={busy}>{t("common.save")}</Button>
+          </div>
+        </Form>
+      )}
+      <Alert notice={notice} />
+    </div>
+  );
+}
+
 async function download(pool: PoolView, format: string) {
   const r = await request("GET", `/admin/pools/${pool.pool_id}/results?format=${format}`);
   const blob = await r.blob();
@@ -244,7 +293,7 @@ async function download(pool: PoolView, format: string) {
   setTimeout(() => URL.revokeObjectURL(a.href), 10000);
 }
 
-function PoolCard({ pool, project, onChange }: { pool: PoolView; project: string; onChange: () => void }) {
+function PoolCard({ pool, project, fp, onChange }: { pool: PoolView; project: string; fp: FairPay | undefined; onChange: () => void }) {
   const [open, setOpen] = useState(false);
   const [panel, setPanel] = useState<"" | "quality" | "results">("");
   const [run, busy, notice] = useAction();
@@ -254,14 +303,17 @@ function PoolCard({ pool, project, onChange }: { pool: PoolView; project: string
     return t(`pools_admin.${what}_done` as Key);
   });
   return (
-    <Section title={pool.name} actions={<Badge value={pool.status} text={t(`pool.${pool.status}` as Key)} />}>
+    <Section title={pool.name} actions={<>{pool.sandbox && <SandboxMark />}<Badge value={pool.status} text={t(`pool.${pool.status}` as Key)} /></>}>
+      {pool.sandbox && <p class="muted">{t("sandbox.pool_note")}</p>}
       <p>
         {project} · {t("pools_admin.price")}: {pool.price_minor != null && pool.currency ? <Money minor={pool.price_minor} currency={pool.currency} /> : "—"}
         {" "}· {t("pools_admin.overlap")}: {pool.overlap} · {t("pools_admin.timeout")}: {pool.assignment_timeout_s}
       </p>
+      <FairPayLine pool={pool} fp={fp} onChange={onChange} key={`${pool.pool_id}:${pool.expected_seconds_per_task ?? ""}`} />
       <div class="row">
         {(pool.status === "draft" || pool.status === "closed") && <Button kind="primary" busy={busy} onClick={() => void act("open")}>{t("pools_admin.open")}</Button>}
         {pool.status === "open" && <Button busy={busy} onClick={() => void act("close")}>{t("pools_admin.close")}</Button>}
+        {pool.status === "open" && pool.sandbox && <a class="btn btn-primary" href={href("/sandbox")}>{t("sandbox.try")}</a>}
         {(pool.status === "draft" || pool.status === "closed") && <Button busy={busy} onClick={() => void act("archive")}>{t("pools_admin.archive")}</Button>}
         {pool.status !== "archived" && <Button onClick={() => setOpen(!open)} name={`upload-toggle-${pool.pool_id}`}>{t("upload.title")}</Button>}
         <Button onClick={() => setPanel(panel === "quality" ? "" : "quality")} name={`quality-${pool.pool_id}`}>{t("quality.title")}</Button>
@@ -281,17 +333,20 @@ function AdminPools() {
   const [filter, setFilter] = useState(wanted);
   const projects = useLoad(() => get<Page<Project>>("/projects?limit=500"));
   const pools = useLoad(() => get<Page<PoolView>>(`/admin/pools?limit=500${filter ? `&project_id=${filter}` : ""}`), [filter]);
+  const fairPay = useLoad(() => get<Page<FairPay>>(`/admin/fair-pay/pools?limit=500${filter ? `&project_id=${filter}` : ""}`), [filter]);
   const ps = projects.data?.items ?? [];
   const name = new Map(ps.map((p) => [p.project_id, p.name]));
   const items = pools.data?.items ?? [];
+  const fps = new Map((fairPay.data?.items ?? []).map((f) => [f.pool_id, f]));
+  const reload = () => { void pools.reload(); void fairPay.reload(); };
   return (
     <>
       <LoadState loaded={projects} />
-      {projects.data && <NewPool projects={ps} onDone={() => void pools.reload()} />}
+      {projects.data && <NewPool projects={ps} onDone={reload} />}
       <SelectField label={t("pools_admin.project")} value={filter} onChange={setFilter}
         options={[["", t("common.all")], ...ps.map((p) => [p.project_id, p.name] as [string, string])]} />
       <LoadState loaded={pools} empty={!!pools.data && items.length === 0} />
-      {items.map((p) => <PoolCard key={p.pool_id} pool={p} project={name.get(p.project_id) ?? ""} onChange={() => void pools.reload()} />)}
+      {items.map((p) => <PoolCard key={p.pool_id} pool={p} project={name.get(p.project_id) ?? ""} fp={fps.get(p.pool_id)} onChange={reload} />)}
     </>
   );
 }

@@ -5,7 +5,8 @@ import { t } from "../i18n";
 import { href, type Screen } from "../router";
 import type { FieldSpec, FieldType, Page, Project } from "../types";
 import {
-  Alert, Button, CheckField, Form, LoadState, Markdown, Section, SelectField, Table, TextField, When, useAction, useLoad,
+  Alert, Button, CheckField, Form, LoadState, Markdown, SandboxMark, Section, SelectField, Table, TextField, When, useAction,
+  useLoad,
 } from "../ui";
 
 const TYPES: FieldType[] = ["string", "integer", "number", "boolean", "url", "json"];
@@ -47,11 +48,14 @@ function NewProject({ onDone }: { onDone: () => void }) {
   const [output, setOutput] = useState<Row[]>([{ name: "", type: "string", required: true, allowed: "" }]);
   const [errors, setErrors] = useState<Record<string, string>>({});
   const [preview, setPreview] = useState(false);
+  const [sandbox, setSandbox] = useState(false);
   const [run, busy, notice] = useAction();
   const submit = () => run(async () => {
     try {
-      const p = await post<Project>("/admin/projects", { name: name.trim(), instructions, input_spec: toSpec(input), output_spec: toSpec(output) });
-      setName(""); setInstructions("");
+      const p = await post<Project>("/admin/projects", {
+        name: name.trim(), instructions, input_spec: toSpec(input), output_spec: toSpec(output), sandbox,
+      });
+      setName(""); setInstructions(""); setSandbox(false);
       onDone();
       return t("projects.created", { name: p.name });
     } catch (e) {
@@ -70,6 +74,8 @@ function NewProject({ onDone }: { onDone: () => void }) {
         {preview && <div class="preview"><Markdown text={instructions} /></div>}
         <SpecEditor legend={t("projects.input_spec")} rows={input} onChange={setInput} error={specError("input_spec")} />
         <SpecEditor legend={t("projects.output_spec")} rows={output} onChange={setOutput} error={specError("output_spec")} />
+        <CheckField label={t("projects.sandbox")} checked={sandbox} onChange={setSandbox} />
+        <p class="hint muted">{t("projects.sandbox_hint")}</p>
         <Button type="submit" kind="primary" busy={busy}>{t("projects.create")}</Button>
       </Form>
       <Alert notice={notice} />
@@ -87,7 +93,7 @@ function Projects() {
         <LoadState loaded={projects} empty={!!projects.data && items.length === 0} />
         {items.length > 0 && (
           <Table rows={items} rowKey={(p) => p.project_id} columns={[
-            { label: t("projects.name"), cell: (p) => p.name },
+            { label: t("projects.name"), cell: (p) => <>{p.name}{p.sandbox && <SandboxMark />}</> },
             { label: t("projects.input_spec"), cell: (p) => p.input_spec.map((f) => f.name).join(", ") },
             { label: t("projects.output_spec"), cell: (p) => p.output_spec.map((f) => f.name).join(", ") },
             { label: t("common.created"), cell: (p) => <When at={p.created_at} /> },

@@ -1,10 +1,11 @@
 import { useState } from "preact/hooks";
 import { api, get } from "../api";
+import { moneyInput, parseMoney } from "../format";
 import { t, type Key } from "../i18n";
 import type { Screen } from "../router";
 import { loadNames } from "../staff";
 import type { Page } from "../types";
-import { Alert, Button, Form, LoadState, Section, Table, TextField, When, useAction, useLoad } from "../ui";
+import { Alert, Button, Form, LoadState, Money, Section, Table, TextField, When, useAction, useLoad } from "../ui";
 
 interface ShareView { pool_id: string | null; share: string; share_bps: number; source: string; updated_at?: string | null; updated_by?: string | null }
 interface Change { audit_id: number; pool_id: string | null; old_share: string | null; new_share: string; changed_by: string; changed_at: string }
@@ -25,6 +26,58 @@ function ShareForm({ label, current, path, onDone }: { label: string; current: s
       </div>
       <Alert notice={notice} />
     </Form>
+  );
+}
+
+interface Floor { currency: string; floor_minor_per_hour: number; updated_by: string; updated_at: string }
+
+/** The owner's fair-pay floor per currency: pools estimated below it do not open. */
+function FairPayFloors() {
+  const floors = useLoad(() => get<{ items: Floor[] }>("/admin/fair-pay/floors"));
+  const [currency, setCurrency] = useState("RUB");
+  const [amount, setAmount] = useState("");
+  const [error, setError] = useState<string | undefined>();
+  const [run, busy, notice] = useAction();
+  const cur = currency.trim().toUpperCase();
+  const save = (minor: number | null, which: string) => run(async () => {
+    await api("PUT", `/admin/fair-pay/floors/${which}`, { body: { floor_minor_per_hour: minor } });
+    void floors.reload();
+    return minor === null ? t("fair_pay.floor_off_done", { currency: which }) : t("fair_pay.floor_saved");
+  });
+  const submit = () => {
+    const minor = parseMoney(amount, cur);
+    if (minor === null || minor <= 0) { setError(t("fair_pay.floor_invalid")); return; }
+    setError(undefined);
+    void save(minor, cur);
+  };
+  const items = floors.data?.items ?? [];
+  const current = items.find((f) => f.currency === cur);
+  return (
+    <Section title={t("fair_pay.floor_title")}>
+      <p>{t("fair_pay.floor_explain")}</p>
+      <LoadState loaded={floors} />
+      {floors.data && items.length === 0 && <p class="muted">{t("fair_pay.floor_none")}</p>}
+      {items.length > 0 && (
+        <Table rows={items} rowKey={(f) => f.currency} caption={t("fair_pay.floor_title")} columns={[
+          { label: t("common.currency"), cell: (f) => f.currency },
+          { label: t("fair_pay.floor"), cell: (f) => <><Money minor={f.floor_minor_per_hour} currency={f.currency} />{t("fair_pay.per_hour")}</> },
+          { label: t("common.when"), cell: (f) => <When at={f.updated_at} /> },
+          { label: "", cell: (f) => (
+            <Button kind="link" busy={busy} name={`floor-off-${f.currency}`} onClick={() => void save(null, f.currency)}>{t("fair_pay.floor_off")}</Button>
+          ) },
+        ]} />
+      )}
+      <Form onSubmit={submit} label={t("fair_pay.floor_title")}>
+        <div class="row">
+          <TextField label={t("common.currency")} value={currency} onInput={(v) => setCurrency(v.toUpperCase())} name="floor_currency" maxLength={3} />
+          <TextField label={t("fair_pay.floor")} value={amount} onInput={setAmount} inputMode="decimal" name="floor_amount"
+            hint={t("fair_pay.floor_hint")} error={error}
+            placeholder={current ? moneyInput(current.floor_minor_per_hour, cur) : ""} />
+          <Button type="submit" kind="primary" busy={busy}>{t("common.save")}</Button>
+        </div>
+      </Form>
+      <Alert notice={notice} />
+    </Section>
   );
 }
 
@@ -57,6 +110,7 @@ function Share() {
           ))}
         </Section>
       )}
+      <FairPayFloors />
       <Section title={t("share.audit")}>
         <LoadState loaded={audit} empty={!!audit.data && audit.data.items.length === 0} />
         {audit.data && audit.data.items.length > 0 && (

@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ApiError, get, post } from "../api";
-import { clock } from "../format";
+import { clock, money } from "../format";
 import { t, type Key } from "../i18n";
 import { go, href, type Screen } from "../router";
 import type { TakeResult } from "../types";
@@ -12,6 +12,7 @@ import {
 interface Offer {
   pool_id: string; project_id: string; name: string; instructions: string; priority: number;
   available_tasks: number; credit_minor: number | null; currency: string | null;
+  hourly_minor: number | null; hourly_source: "measured" | "declared" | null;
 }
 interface TakeState {
   can_take: boolean; blocked_by: "max_active" | "min_pause" | null; trust_level: string;
@@ -124,6 +125,12 @@ function Pools() {
                   ? <>{t("pools.earn")}: <strong><Money minor={p.credit_minor} currency={p.currency} /></strong></>
                   : t("pools.earn_unknown")}
               </p>
+              {p.hourly_minor !== null && p.currency && (
+                <p class="hourly" title={t(`pools.hourly_source.${p.hourly_source ?? "declared"}` as Key)}>
+                  {t("pools.hourly", { money: money(p.hourly_minor, p.currency) })}{" "}
+                  <span class="muted">({t(`pools.hourly_source.${p.hourly_source ?? "declared"}` as Key)})</span>
+                </p>
+              )}
               <p>{t("pools.available", { n: p.available_tasks })}</p>
               <Button kind="primary" onClick={() => void take(p.pool_id)} busy={busyPool === p.pool_id}
                 disabled={!data.take.can_take || p.available_tasks === 0}>

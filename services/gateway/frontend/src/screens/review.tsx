@@ -5,7 +5,9 @@ import { go, href, type Screen } from "../router";
 import { loadNames } from "../staff";
 import { useStore } from "../store";
 import type { Page, Submission } from "../types";
-import { Alert, Button, CheckField, LoadState, Section, SelectField, Table, When, useAction, useLoad } from "../ui";
+import {
+  Alert, Button, CheckField, LoadState, SandboxMark, Section, SelectField, Table, When, useAction, useLoad,
+} from "../ui";
 
 function Review() {
   const me = useStore(meStore);
@@ -36,7 +38,7 @@ function Review() {
         {pending.data && pending.data.items.length > 0 && n && (
           <Table rows={pending.data.items} rowKey={(s) => s.assignment_id} columns={[
             { label: t("review.submitted"), cell: (s) => <a href={href(`/review/${s.assignment_id}`)}><When at={s.submitted_at} /></a> },
-            { label: t("common.pool"), cell: (s) => n.pool(s.pool_id) },
+            { label: t("common.pool"), cell: (s) => <>{n.pool(s.pool_id)}{s.sandbox && <SandboxMark />}</> },
             { label: t("common.worker"), cell: (s) => n.user(s.worker_id) },
             { label: t("review.lock"), cell: (s) => s.lock_holder && s.lock_until && new Date(s.lock_until) > new Date()
               ? <>{s.lock_holder === me?.user_id ? t("review.locked_by_me") : t("review.locked_by", { who: n.user(s.lock_holder) })}{" "}

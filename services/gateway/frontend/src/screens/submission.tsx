@@ -6,7 +6,8 @@ import { loadNames } from "../staff";
 import { useStore } from "../store";
 import type { Submission } from "../types";
 import {
-  Alert, Badge, Button, Countdown, Facts, Form, LoadState, SafeLink, Section, TextField, When, useAction, useLoad,
+  Alert, Badge, Button, Countdown, Facts, Form, LoadState, SafeLink, SandboxMark, Section, TextField, When, useAction,
+  useLoad,
 } from "../ui";
 
 function Proof({ proof }: { proof: string }) {
@@ -61,7 +62,7 @@ function SubmissionScreen({ params }: { params: Record<string, string> }) {
       <LoadState loaded={loaded} />
       {s && (
         <>
-          <Section title={t("review.submission")}>
+          <Section title={t("review.submission")} actions={s.sandbox ? <SandboxMark /> : undefined}>
             <Facts items={[
               [t("common.status"), <Badge value={s.status} text={t(`submission.${s.status}` as Key)} />],
               [t("common.pool"), n ? n.pool(s.pool_id) : "…"],

@@ -5,8 +5,8 @@ import { t, type Key } from "../i18n";
 import { go, href, type Screen } from "../router";
 import type { FieldSpec, TakeResult } from "../types";
 import {
-  Alert, Button, CheckField, Countdown, Facts, Form, LoadState, Markdown, SafeLink, Section, SelectField,
-  TextField, useAction, useLoad,
+  Alert, Button, CheckField, Countdown, Facts, Form, LoadState, Markdown, SafeLink, SandboxMark, Section,
+  SelectField, TextField, useAction, useLoad,
 } from "../ui";
 
 type Values = Record<string, string | boolean>;
@@ -90,7 +90,12 @@ function Report({ a, onDone }: { a: TakeResult; onDone: () => void }) {
   );
 }
 
-function Work({ a, onGone }: { a: TakeResult; onGone: (f: Feedback | null) => void }) {
+/** The task as a worker works on it. ``base`` is where its answers go: "/worker", or
+ * "/sandbox" for staff trying a sandbox pool (no report, chat or training feedback there). */
+export function Work({ a, onGone, base = "/worker" }: {
+  a: TakeResult; onGone: (f: Feedback | null) => void; base?: "/worker" | "/sandbox";
+}) {
+  const sandbox = base === "/sandbox";
   const [values, setValues] = useState<Values>({});
   const [proofUrl, setProofUrl] = useState("");
   const [proofText, setProofText] = useState("");
@@ -107,7 +112,7 @@ function Work({ a, onGone }: { a: TakeResult; onGone: (f: Feedback | null) => vo
     }
     setErrors({});
     try {
-      await post(`/worker/assignments/${a.assignment_id}/submit`, {
+      await post(`${base}/assignments/${a.assignment_id}/submit`, {
         answers, comment: comment.trim() || null, proof_url: proofUrl.trim() || null,
         proof_text: proofText.trim() || null,
       });
@@ -117,19 +122,21 @@ function Work({ a, onGone }: { a: TakeResult; onGone: (f: Feedback | null) => vo
       throw e;
     }
     setNotice({ kind: "success", text: t("task.submitted") });
-    const fb = await get<Feedback>(`/worker/assignments/${a.assignment_id}/feedback`).catch(() => null);
+    const fb = sandbox ? null
+      : await get<Feedback>(`/worker/assignments/${a.assignment_id}/feedback`).catch(() => null);
     onGone(fb && fb.correct !== null ? fb : null);
   });
   const skip = () => run(async () => {
     if (!confirm(t("task.skip_confirm"))) return;
-    await post(`/worker/assignments/${a.assignment_id}/skip`);
+    await post(`${base}/assignments/${a.assignment_id}/skip`);
     onGone(null);
     return t("task.skipped");
   });
 
   return (
     <>
-      <Section title={a.pool_name}>
+      <Section title={a.pool_name} actions={sandbox ? <SandboxMark /> : undefined}>
+        {sandbox && <p class="alert alert-info" role="status">{t("sandbox.trying")}</p>}
         <p><Countdown until={a.deadline_at} label={t("task.deadline")} /></p>
         <h3>{t("task.instructions")}</h3>
         <Markdown text={a.instructions} />
@@ -153,8 +160,8 @@ function Work({ a, onGone }: { a: TakeResult; onGone: (f: Feedback | null) => vo
           <div class="row">
             <Button type="submit" kind="primary" busy={busy}>{t("task.submit")}</Button>
             <Button onClick={() => void skip()} busy={busy}>{t("task.skip")}</Button>
-            <Button kind="link" onClick={() => setReporting(!reporting)}>{t("task.report")}</Button>
-            <a class="btn btn-link" href={href(`/chat/assignment/${a.assignment_id}`)}>{t("chat.ask_reviewer")}</a>
+            {!sandbox && <Button kind="link" onClick={() => setReporting(!reporting)}>{t("task.report")}</Button>}
+            {!sandbox && <a class="btn btn-link" href={href(`/chat/assignment/${a.assignment_id}`)}>{t("chat.ask_reviewer")}</a>}
           </div>
         </Form>
         <Alert notice={notice} />

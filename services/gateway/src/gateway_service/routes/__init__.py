@@ -13,6 +13,7 @@ from gateway_service.routes import (
                                     dashboards,
                                     dead_letters,
                                     diagnostics,
+                                    fair_pay,
                                     leads,
                                     ledger,
                                     legal,
@@ -21,6 +22,7 @@ from gateway_service.routes import (
                                     results,
                                     review,
                                     rules,
+                                    sandbox,
                                     support,
                                     tasks,
                                     webhooks,
@@ -49,6 +51,8 @@ API_ROUTERS: list[APIRouter] = [
     my_data.router,
     budgets.router,
     webhooks.router,
+    fair_pay.router,
+    sandbox.router,
 ]
 
 __all__ = ["API_ROUTERS"]

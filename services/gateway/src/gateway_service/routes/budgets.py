@@ -5,7 +5,10 @@ owner's top-ups, which requester funds a pool, and a pool's reserved/spent/relea
 Opening a pool funded by a requester goes through :func:`open_funded_pool`: tasks counts
 the pool's maximum remaining cost, the ledger reserves it (409 ``budget_insufficient``
 when short), then tasks opens the pool; if the open fails, the reservation is released.
-Closing a pool releases what it did not spend (:func:`close_funded_pool`).
+Closing a pool releases what it did not spend (:func:`close_funded_pool`). Uploading
+tasks into an open pool, or raising its dynamic overlap, first reserves the higher cost
+(:func:`reserve_for_change`), so every acceptance of a funded pool is paid from money set
+aside before the work was offered.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security
 from gateway_service.errors import ApiError
+from gateway_service.routes import fair_pay
 from gateway_service.routes.bodies import body_of, request_of
 from gateway_service.routes.common import page
 from servicekit.rpc import RpcClient
@@ -50,9 +54,17 @@ PoolBudgetBody = body_of(ledger_rpc.LinkPoolBudget, "PoolBudgetBody",
 
 
 async def open_funded_pool(actor: Actor, rpc: RpcClient, pool_id: str) -> tasks_rpc.AdminPool:
-    """Reserve the pool's maximum cost (requester-funded pools only), then open it; a
-    failed open gives a new reservation back."""
-    cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolGet(actor=actor, pool_id=pool_id))
+    """Refuse a pool below the fair-pay floor, reserve the pool's maximum cost
+    (requester-funded pools only), then open it; a failed open gives a new reservation
+    back. A sandbox pool opens with no reserve and no floor: its acceptances are never
+    paid."""
+    cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolCostRequest(actor=actor,
+                                                                         pool_id=pool_id))
+    if cost.sandbox:
+        return await rpc.call(tasks_rpc.OPEN_POOL, tasks_rpc.PoolTransition(
+            actor=actor, pool_id=pool_id))
+    await fair_pay.check_floor(rpc, await rpc.call(tasks_rpc.ADMIN_GET_POOL, tasks_rpc.PoolGet(
+        actor=actor, pool_id=pool_id)))
     reserved = await rpc.call(ledger_rpc.RESERVE_POOL_BUDGET, ledger_rpc.ReservePoolBudget(
         actor=actor, pool_id=pool_id, max_cost_minor=cost.max_cost_minor,
         currency=cost.currency))
@@ -65,6 +77,26 @@ async def open_funded_pool(actor: Actor, rpc: RpcClient, pool_id: str) -> tasks_
             await rpc.call(ledger_rpc.RELEASE_POOL_BUDGET, ledger_rpc.PoolBudgetRequest(
                 actor=actor, pool_id=pool_id))
         raise
+
+
+async def reserve_for_change(actor: Actor, rpc: RpcClient, pool_id: str, *, extra_tasks: int = 0,
+                             dynamic_max_overlap: int | None = None) -> None:
+    """Before a change that raises an open pool's maximum cost (tasks uploaded into it, a
+    higher dynamic overlap), reserve the cost it will have: 409 ``budget_insufficient`` and
+    no change when the requester's budget is short. A draft reserves when it opens; a pool
+    the platform funds moves nothing. What a change did not use is released on close."""
+    funding = await rpc.call(ledger_rpc.GET_POOL_BUDGET, ledger_rpc.PoolBudgetRequest(
+        actor=actor, pool_id=pool_id))
+    if funding.funded_by != "requester":  # one key lookup; no count over the pool's tasks
+        return
+    cost = await rpc.call(tasks_rpc.POOL_COST, tasks_rpc.PoolCostRequest(
+        actor=actor, pool_id=pool_id, extra_tasks=extra_tasks,
+        dynamic_max_overlap=dynamic_max_overlap))
+    if cost.status != "open" or cost.sandbox:
+        return
+    await rpc.call(ledger_rpc.RESERVE_POOL_BUDGET, ledger_rpc.ReservePoolBudget(
+        actor=actor, pool_id=pool_id, max_cost_minor=cost.max_cost_minor,
+        currency=cost.currency))
 
 
 async def close_funded_pool(actor: Actor, rpc: RpcClient, pool_id: str) -> tasks_rpc.AdminPool:

@@ -118,8 +118,9 @@ class OwnerDashboard(BaseModel):
 async def _task_flow(rpc: RpcClient, actor: Actor) -> TaskFlow:
     listed = await rpc.call(tasks_rpc.LIST_POOLS,
                             tasks_rpc.PoolList(actor=actor, page=Page(limit=500)))
-    by_status = Counter(p.status for p in listed.items)
-    live = sorted((p for p in listed.items if p.status != "archived"),
+    real = [p for p in listed.items if not p.sandbox]  # staff's tries are not the flow
+    by_status = Counter(p.status for p in real)
+    live = sorted((p for p in real if p.status != "archived"),
                   key=lambda p: (p.status != "open", -p.priority, p.created_at))
     shown = live[:MAX_POOLS_IN_FLOW]
     stats = await asyncio.gather(*(rpc.call(tasks_rpc.POOL_STATS, tasks_rpc.PoolStatsRequest(

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Path
 from contracts.rpc import Page
 from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import Address, AdminActor, Rpc, Security, StaffActor, WorkerActor
+from gateway_service.routes import budgets
 from gateway_service.routes.bodies import body_of, request_of
 from gateway_service.routes.common import page
 
@@ -45,8 +46,11 @@ async def get_quality(actor: StaffActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.Poo
             summary="Set a pool's kind (real, training, exam), mixer and dynamic overlap")
 async def set_quality(actor: AdminActor, rpc: Rpc, pool_id: Id, body: QualityBody,
                       security: Security, address: Address) -> tasks_rpc.PoolQualityView:
-    result = await rpc.call(tasks_rpc.SET_POOL_QUALITY, request_of(
-        body, tasks_rpc.PoolQualitySet, actor=actor, pool_id=pool_id))
+    req = request_of(body, tasks_rpc.PoolQualitySet, actor=actor, pool_id=pool_id)
+    if req.dynamic_max_overlap is not None:
+        await budgets.reserve_for_change(actor, rpc, pool_id,
+                                         dynamic_max_overlap=req.dynamic_max_overlap)
+    result = await rpc.call(tasks_rpc.SET_POOL_QUALITY, req)
     await security.audit.record("pool.quality_changed", actor.user_id, pool_id,
                                 result.model_dump(mode="json"), address=address)
     return result

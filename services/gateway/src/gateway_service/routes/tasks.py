@@ -219,7 +219,8 @@ async def admin_get_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.
 
 @router.post("/admin/pools/{pool_id}/open", response_model=tasks_rpc.AdminPool,
              tags=["admin: pools"],
-             summary="Open a draft or closed pool to workers (a requester-funded pool first "
+             summary="Open a draft or closed pool to workers (409 below_fair_pay_floor or "
+                     "fair_pay_unknown under a fair-pay floor; a requester-funded pool first "
                      "reserves its maximum cost: 409 budget_insufficient)")
 async def open_pool(actor: AdminActor, rpc: Rpc, pool_id: Id) -> tasks_rpc.AdminPool:
     return await budgets.open_funded_pool(actor, rpc, pool_id)
@@ -305,6 +306,9 @@ async def upload_tasks(actor: AdminActor, rpc: Rpc, pool_id: Id, request: Reques
                        "this upload is too large to be applied all-or-nothing in one piece: "
                        "split it into smaller files or upload without all_or_nothing",
                        details={"parts_needed": len(chunks)})
+    rows = (len(content) if isinstance(content, list)
+            else max(0, sum(1 for line in content.splitlines() if line.strip()) - 1))
+    await budgets.reserve_for_change(actor, rpc, pool_id, extra_tasks=rows)
     return await _upload_in_parts(rpc, actor, pool_id, fmt, chunks, all_or_nothing)
 
 

@@ -19,23 +19,12 @@ from pydantic import BaseModel, Field
 from contracts.rpc import Actor, Page
 from contracts.rpc import ledger as ledger_rpc
 from contracts.rpc import tasks as tasks_rpc
+from gateway_service.composed import GATEWAY_ACTOR, worker_credit
 from gateway_service.deps import Rpc, WorkerActor
+from gateway_service.routes import fair_pay
 from servicekit.rpc import RpcClient
 
 router = APIRouter(tags=["worker"])
-
-# The gateway itself, reading admin-only facts to compose a worker's view; a reply built
-# from them carries only what that worker may see (tested in tests/e2e).
-GATEWAY_ACTOR = Actor(user_id="gateway", role="admin")
-
-BPS_SCALE = 10_000
-
-
-def worker_credit(price_minor: int, share_bps: int) -> int:
-    """What the ledger credits the worker for one accepted task: the worker's part rounds
-    down (ledger's ``split_price``; tests/e2e checks the two agree on a real credit)."""
-    return price_minor * share_bps // BPS_SCALE
-
 
 class PoolOffer(BaseModel):
     """An open pool as its worker sees it: free tasks and what one accepted task earns."""
@@ -48,6 +37,12 @@ class PoolOffer(BaseModel):
     available_tasks: int
     credit_minor: int | None = Field(description="credited per accepted task (minor units)")
     currency: str | None
+    hourly_minor: int | None = Field(
+        None, description="my estimated earning per hour of work here, minor units "
+                          "(null: not known yet)")
+    hourly_source: Literal["measured", "declared"] | None = Field(
+        None, description="measured: the median time of accepted work here; declared: the "
+                          "requester's expected time per task")
 
 
 class TakeState(BaseModel):
@@ -133,17 +128,20 @@ async def overview(actor: WorkerActor, rpc: Rpc) -> WorkerOverview:
             actor=actor, worker_id=actor.user_id)),
         rpc.call(tasks_rpc.GET_TRUST_LIMITS, tasks_rpc.TrustLimitsGet(actor=GATEWAY_ACTOR)))
     pools = available.items
-    share_of = shares
-    by_pool = {s.pool_id: s.share_bps for s in share_of.pools}
+    priced_offers = [prices[p.pool_id] for p in pools if p.pool_id in prices]
+    estimated = await fair_pay.estimates(rpc, priced_offers, shares)
     offers: list[PoolOffer] = []
     for p in pools:
         priced = prices.get(p.pool_id)
-        credit = None
+        credit = est = None
         if priced is not None:
-            credit = worker_credit(priced.price_minor,
-                                   by_pool.get(p.pool_id, share_of.default.share_bps))
+            credit = worker_credit(priced.price_minor, fair_pay.share_of(shares, p.pool_id))
+            est = estimated.get(p.pool_id)
+        shown = est is not None and est.source in ("measured", "declared")
         offers.append(PoolOffer(**p.model_dump(), credit_minor=credit,
-                                currency=priced.currency if priced else None))
+                                currency=priced.currency if priced else None,
+                                hourly_minor=est.hourly_minor if est and shown else None,
+                                hourly_source=est.source if est and shown else None))
     restrictions = await _named_restrictions(rpc, profile.restrictions, prices)
     return WorkerOverview(pools=offers, take=take_state(profile, limits, datetime.now(UTC)),
                           restrictions=restrictions)
@@ -153,6 +151,12 @@ async def overview(actor: WorkerActor, rpc: Rpc) -> WorkerOverview:
             summary="My active assignments with their instructions and answer form "
                     "(to carry on after a reload or a new login)")
 async def active(actor: WorkerActor, rpc: Rpc) -> ActiveAssignments:
+    return await active_of(actor, rpc)
+
+
+async def active_of(actor: Actor, rpc: RpcClient) -> ActiveAssignments:
+    """The caller's active assignments with their pools' names and projects' texts (a
+    worker's, or staff's in sandbox pools)."""
     mine = await rpc.call(tasks_rpc.MY_ASSIGNMENTS, tasks_rpc.MyAssignments(
         actor=actor, status="ACTIVE", page=Page(limit=500)))
     project_ids = sorted({a.project_id for a in mine.items})

@@ -24,7 +24,6 @@ from datetime import datetime
 
 import pyotp
 import segno
-from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from prometheus_client import Counter
 
 from gateway_service.errors import ApiError
@@ -34,6 +33,7 @@ from gateway_service.security.sessions import SessionInfo, Sessions
 from gateway_service.security.store import GatewayStore, MfaCredential
 from gateway_service.security.throttle import Throttles
 from servicekit.errors import CommitThen
+from servicekit.secretbox import InvalidToken, SecretBox
 
 log = logging.getLogger("gateway.mfa")
 
@@ -43,37 +43,6 @@ ISSUER = "Microtask Engine"
 VALID_WINDOW = 1
 RECOVERY_CODES = 10
 _CODE = re.compile(r"^\d{6}$")
-
-
-class SecretBox:
-    """Seals TOTP secrets (Fernet: AES-128-CBC + HMAC-SHA256) under several keys, newest
-    first: the newest seals, any opens. The database holds ``v1:<token>``; a stolen dump
-    without a key gives no usable second factor."""
-
-    PREFIX = "v1:"
-
-    def __init__(self, *key_material: str) -> None:
-        if not key_material:
-            raise ValueError("SecretBox needs at least one key")
-        self._fernets = [Fernet(base64.urlsafe_b64encode(hashlib.sha256(k.encode()).digest()))
-                         for k in key_material]
-        self._all = MultiFernet(self._fernets)
-
-    def seal(self, secret: str) -> str:
-        return self.PREFIX + self._fernets[0].encrypt(secret.encode()).decode()
-
-    def open(self, stored: str) -> str:
-        """The secret; ``InvalidToken`` when no configured key opens it."""
-        if not stored.startswith(self.PREFIX):
-            raise InvalidToken
-        return self._all.decrypt(stored[len(self.PREFIX):].encode()).decode()
-
-    def sealed_with_newest(self, stored: str) -> bool:
-        try:
-            self._fernets[0].decrypt(stored[len(self.PREFIX):].encode())
-        except InvalidToken:
-            return False
-        return True
 
 
 def new_secret() -> str:
