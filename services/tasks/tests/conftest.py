@@ -248,13 +248,13 @@ class FakeTasksStore:
         if t is None or a is None:
             return None
         t["accepted_count"] += 1
+        self._record_pace(a)  # in the acceptance's statement, as the store does
         return real.Decided(task_id=t["task_id"], pool_id=t["pool_id"],
                             worker_id=a["worker_id"], is_control=t["is_control"],
                             overlap=t["overlap"], control_answers=t.get("control_answers"),
                             quality=False)  # no pool quality settings here
 
-    async def record_pace(self, assignment_id):
-        a = self.assignments[assignment_id]
+    def _record_pace(self, a):
         if a.get("submitted_at") is not None:
             # PostgreSQL's round: a half goes up
             seconds = max(1, int((a["submitted_at"] - a["taken_at"]).total_seconds() + 0.5))

@@ -12,7 +12,7 @@ from contracts.envelope import Envelope
 from contracts.events import OverlapChanged, ReviewAccepted, ReviewRejected
 from servicekit.router import Router
 from servicekit.uow import UnitOfWork
-from tasks_service import pace, results
+from tasks_service import results
 from tasks_service.catalog import pool_opened
 from tasks_service.context import TasksContext
 from tasks_service.store import TasksStore
@@ -30,15 +30,14 @@ def _not_submitted(decision: str, assignment_id: str) -> None:
 async def on_review_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWork[TasksStore],
                              ctx: TasksContext) -> None:
     """SUBMITTED -> ACCEPTED (or REJECTED -> ACCEPTED: an upheld appeal) with the reviewer;
-    the task counts one more accepted answer (one statement; the results slice reads more
-    only for a pool with an exam or dynamic overlap), and the pool's pace one more duration
-    (fair pay)."""
+    the task counts one more accepted answer and the pool's pace one more duration (fair
+    pay), in one statement; the results slice reads more only for a pool with an exam or
+    dynamic overlap."""
     decided = await uow.store.accept(event.assignment_id, event.decided_at, event.comment,
                                      event.decided_by)
     if decided is None:
         _not_submitted("accepted", event.assignment_id)
         return
-    await pace.record_accepted(uow.store, event.assignment_id)
     await results.after_acceptance(uow, event, env, decided)
 
 

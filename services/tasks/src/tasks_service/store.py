@@ -386,23 +386,51 @@ _SLOTS_BACK = (update(tasks).where(T.task_id == bindparam("tid"))
 # ---------------------------------------------------------------- review statements
 
 
+# ----------------------------------------------------------- fair pay: the pace
+
+PP = pool_pace.c
+
+
+def _seconds(submitted_at: Any, taken_at: Any) -> Any:
+    """take -> submit to the nearest second (PostgreSQL's round: a half goes up), at least 1"""
+    return cast(func.greatest(1, func.round(extract("epoch", submitted_at - taken_at))),
+                Integer)
+
+
+def _record_pace(source: Any) -> Any:
+    """One more accepted duration in the pool's histogram, for each row of ``source`` (the
+    accepted assignments' pool_id, submitted_at, taken_at)."""
+    add = insert(pool_pace).from_select(
+        ["pool_id", "seconds", "accepted"],
+        select(source.c.pool_id, _seconds(source.c.submitted_at, source.c.taken_at),
+               literal(1)).where(source.c.submitted_at.is_not(None)))
+    return add.on_conflict_do_update(index_elements=["pool_id", "seconds"],
+                                     set_={"accepted": PP.accepted + 1})
+
+
+
 def _decided(status: str, task_change: dict[str, Any], was: str = domain.SUBMITTED) -> Any:
     """``was`` (SUBMITTED) -> ``status`` with the review's time, comment and reviewer, and the
-    task's count changed, in one statement; returns the :class:`Decided` columns (no row:
-    not in state ``was``)."""
+    task's count changed, in one statement; an acceptance also counts its take -> submit in
+    the pool's pace (fair pay). Returns the :class:`Decided` columns (no row: not in state
+    ``was``)."""
     done = (update(assignments)
             .where(A.assignment_id == bindparam("r_aid"), A.status == was)
             .values(status=status, finished_at=_param("r_at", A.finished_at),
                     review_comment=_param("r_comment", A.review_comment),
                     decided_by=_param("r_by", A.decided_by))
-            .returning(A.task_id, A.pool_id, A.worker_id, A.is_control).cte("done"))
+            .returning(A.task_id, A.pool_id, A.worker_id, A.is_control, A.submitted_at,
+                       A.taken_at).cte("done"))
     q = pool_quality.c
     follow_up = (exists().where(q.pool_id == done.c.pool_id,
                                 or_(q.kind == "exam", q.dynamic_max_overlap.is_not(None)))
                  .correlate(done).label("quality"))
-    return (update(tasks).where(T.task_id == done.c.task_id).values(**task_change)
+    stmt = (update(tasks).where(T.task_id == done.c.task_id).values(**task_change)
             .returning(T.task_id, done.c.pool_id, done.c.worker_id, done.c.is_control,
                        T.overlap, T.control_answers, follow_up))
+    if status == domain.ACCEPTED:
+        stmt = stmt.add_cte(_record_pace(done).cte("pace"))
+    return stmt
 
 
 _ACCEPT = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1})
@@ -413,18 +441,6 @@ _ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count
                                               "live_count": T.live_count + 1},
                             was=domain.REJECTED)
 
-# ----------------------------------------------------------- fair pay: the pace
-
-PP = pool_pace.c
-# take -> submit to the nearest second (PostgreSQL's round: a half goes up), at least 1
-_SECONDS = cast(func.greatest(1, func.round(extract("epoch", A.submitted_at - A.taken_at))),
-                Integer)
-_add_pace = insert(pool_pace).from_select(
-    ["pool_id", "seconds", "accepted"],
-    select(A.pool_id, _SECONDS, literal(1)).where(A.assignment_id == bindparam("aid"),
-                                                  A.submitted_at.is_not(None)))
-_RECORD_PACE = _add_pace.on_conflict_do_update(index_elements=["pool_id", "seconds"],
-                                               set_={"accepted": PP.accepted + 1})
 _PACES = (select(PP.pool_id, PP.seconds, PP.accepted)
           .where(PP.pool_id.in_(bindparam("pids", expanding=True))))
 _DECLARED = (select(P.pool_id, P.expected_seconds_per_task)
@@ -691,14 +707,11 @@ class TasksStore:
     async def accept(self, assignment_id: str, at: datetime, comment: str | None,
                      by: str) -> Decided | None:
         """SUBMITTED -> ACCEPTED, or REJECTED -> ACCEPTED after an upheld appeal; the task
-        counts one more accepted answer. None when it is neither (e.g. accepted already)."""
+        counts one more accepted answer and the pool's pace one more duration. None when it
+        is neither (e.g. accepted already)."""
         args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment, "r_by": by}
         row = await self._first(_ACCEPT, args) or await self._first(_ACCEPT_REJECTED, args)
         return Decided(**row._mapping) if row is not None else None
-
-    async def record_pace(self, assignment_id: str) -> None:
-        """Count an accepted assignment's take -> submit in its pool's histogram."""
-        await self.conn.execute(_RECORD_PACE, {"aid": assignment_id})
 
     async def pool_paces(self, pool_ids: list[str]
                          ) -> list[tuple[str, int | None, list[tuple[int, int]]]]:
