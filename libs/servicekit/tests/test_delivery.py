@@ -410,3 +410,43 @@ async def test_a_waiting_message_holds_up_no_other(own_nats, database_url) -> No
         toy.WAIT_UNTIL_FREED.clear()
         await nc.close()
         await svc.stop()
+
+
+async def test_a_batch_consumer_with_nothing_wanted_acks_without_a_transaction(
+        own_nats, database_url) -> None:
+    """wanted() False: acked, no effect and no inbox row (a later event that is wanted is
+    applied through the inbox as always)."""
+    import toy
+    from sqlalchemy import text
+
+    await create_tables(database_url)
+    toy.FANOUT_WANTED[:] = [False]
+    svc = create_toy(own_nats.url, database_url, name="toywanted", with_fanout=True)
+    await svc.start()
+    nc = await nats.connect(own_nats.url)
+
+    async def settled() -> bool:
+        info = await js.consumer_info("GATEWAY", "toywanted__fanout")
+        return info.num_pending == 0 and info.num_ack_pending == 0
+
+    async def inbox_rows() -> int:
+        async with svc.engine.connect() as conn:
+            return int((await conn.execute(text(
+                "SELECT count(*) FROM inbox WHERE consumer = 'toywanted__fanout'"))).scalar_one())
+
+    try:
+        js = nc.jetstream()
+        await publish(js, user_created("unwanted"))
+        assert await wait_for(lambda: _eq(effect_count(svc, "unwanted"), 1))  # "count" ran
+        assert await wait_for(settled)
+        assert await effect_count(svc, "fanout:unwanted") == 0
+        assert await inbox_rows() == 0
+        toy.FANOUT_WANTED.append(True)
+        await publish(js, user_created("wanted"))
+        assert await wait_for(lambda: _eq(effect_count(svc, "fanout:wanted"), 1))
+        assert await wait_for(settled)
+        assert await inbox_rows() == 1
+    finally:
+        toy.FANOUT_WANTED.clear()
+        await nc.close()
+        await svc.stop()

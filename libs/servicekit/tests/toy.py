@@ -42,11 +42,23 @@ FAIL_PREFIXES = ["poison"]
 # "wait-..." logins are NotReady while WAIT_UNTIL_FREED holds and FREED is not set
 WAIT_UNTIL_FREED: list[bool] = []
 FREED = asyncio.Event()
+# the "fanout" batch consumer's wanted() answer (with_fanout=True): it has work only while
+# this holds a True
+FANOUT_WANTED: list[bool] = []
 
 
 def create_toy(nats_url: str, db_url: str, *, mode: str = "normal", max_deliver: int = 3,
-               ack_wait_s: float = 30.0, name: str = "toy") -> Service:
+               ack_wait_s: float = 30.0, name: str = "toy", with_fanout: bool = False) -> Service:
     router = Router()
+
+    if with_fanout:
+        async def fanout_wanted(ctx) -> bool:
+            return bool(FANOUT_WANTED and FANOUT_WANTED[-1])
+
+        @router.consume_batch("gateway.user.created", name="fanout", wanted=fanout_wanted)
+        async def fanout(items, uow, ctx) -> None:
+            for event, _env in items:
+                await uow.conn.execute(effects.insert().values(login=f"fanout:{event.login}"))
 
     @router.consume("gateway.user.created", name="count", backoff_s=(0.05, 0.1, 0.2))
     async def count(event: UserCreated, env, uow, ctx) -> None:

@@ -46,23 +46,14 @@ def _take_pool(pool: rpc.AdminPool, project: rpc.Project | None = None) -> real.
 
 
 class FakeResultsStore:
-    """The results slice's store as the catalog and review consumers use it: no
-    aggregation computed, no pool quality settings; records who decided."""
-
-    def __init__(self) -> None:
-        self.decided_by: dict[str, str] = {}
+    """The results slice's store as the catalog uses it: no aggregation computed, no pool
+    quality settings."""
 
     async def computed_methods(self, pool_id: str) -> list[str]:
         return []
 
     async def for_tasks(self, task_ids: list[str]) -> dict:
         return {}
-
-    async def set_decided_by(self, assignment_id: str, by: str) -> None:
-        self.decided_by[assignment_id] = by
-
-    async def decided_task(self, assignment_id: str) -> None:
-        return None
 
 
 class FakeTasksStore:
@@ -239,27 +230,31 @@ class FakeTasksStore:
 
     # --------------------------------------------------------------- reviews
 
-    def _decide(self, assignment_id, status, at, comment) -> dict[str, Any] | None:
+    def _decide(self, assignment_id, status, at, comment, by) -> dict[str, Any] | None:
         a = self.assignments.get(assignment_id)
         if a is None or a["status"] != domain.SUBMITTED:
             return None
-        a.update(status=status, finished_at=at, review_comment=comment)
+        a.update(status=status, finished_at=at, review_comment=comment, decided_by=by)
         return self.tasks[a["task_id"]]
 
-    async def accept(self, assignment_id, at, comment):
-        t = self._decide(assignment_id, domain.ACCEPTED, at, comment)
-        if t is None:  # an upheld appeal of a rejection
-            a = self.assignments.get(assignment_id)
-            if a is not None and a["status"] == domain.REJECTED:
-                a.update(status=domain.ACCEPTED, finished_at=at, review_comment=comment)
-                t = self.tasks[a["task_id"]]
-                t["live_count"] += 1
-        if t is not None:
-            t["accepted_count"] += 1
-        return t is not None
+    async def accept(self, assignment_id, at, comment, by) -> real.Decided | None:
+        t = self._decide(assignment_id, domain.ACCEPTED, at, comment, by)
+        a = self.assignments.get(assignment_id)
+        if t is None and a is not None and a["status"] == domain.REJECTED:  # upheld appeal
+            a.update(status=domain.ACCEPTED, finished_at=at, review_comment=comment,
+                     decided_by=by)
+            t = self.tasks[a["task_id"]]
+            t["live_count"] += 1
+        if t is None or a is None:
+            return None
+        t["accepted_count"] += 1
+        self._record_pace(a)  # in the acceptance's statement, as the store does
+        return real.Decided(task_id=t["task_id"], pool_id=t["pool_id"],
+                            worker_id=a["worker_id"], is_control=t["is_control"],
+                            overlap=t["overlap"], control_answers=t.get("control_answers"),
+                            quality=False)  # no pool quality settings here
 
-    async def record_pace(self, assignment_id):
-        a = self.assignments[assignment_id]
+    def _record_pace(self, a):
         if a.get("submitted_at") is not None:
             # PostgreSQL's round: a half goes up
             seconds = max(1, int((a["submitted_at"] - a["taken_at"]).total_seconds() + 0.5))
@@ -271,8 +266,8 @@ class FakeTasksStore:
                  [(s, n) for (p, s), n in self.pace.items() if p == pid])
                 for pid in sorted(pool_ids) if pid in self.pools]
 
-    async def reject(self, assignment_id, at, comment):
-        t = self._decide(assignment_id, domain.REJECTED, at, comment)
+    async def reject(self, assignment_id, at, comment, by):
+        t = self._decide(assignment_id, domain.REJECTED, at, comment, by)
         if t is not None:
             t["live_count"] -= 1
         return t is not None

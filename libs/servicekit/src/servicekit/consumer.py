@@ -121,6 +121,8 @@ class EventConsumer:
     batch_size: int = 50
     linger_s: float = 0.005  # how long a batch waits for more messages
     deliver_new_only: bool = False
+    # a batch handler's cheap "is there anything to do" read (Router.consume_batch)
+    wanted: Callable[[Any], Awaitable[bool]] | None = None
     stream: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -241,7 +243,10 @@ class ConsumerRunner:
         try:
             async with self._one_at_a_time:
                 with HANDLE_SECONDS.labels(self.c.service, self.c.name).time():
-                    fresh = await self._apply(parsed)
+                    if self.c.wanted is not None and not await self.c.wanted(self.ctx):
+                        fresh = len(parsed)  # nothing to do: no transaction, no inbox rows
+                    else:
+                        fresh = await self._apply(parsed)
         except Exception as exc:
             if len(parsed) > 1 and not self.stopping:
                 log.info("consumer %s: batch of %d failed (%s); applying one by one",

@@ -48,6 +48,7 @@ class ConsumerRoute:
     backoff_s: tuple[float, ...] | None = None
     ack_wait_s: float | None = None
     linger_s: float | None = None
+    wanted: Callable[[Any], Awaitable[bool]] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,19 +89,27 @@ class Router:
     def consume_batch(self, subject: str, *, name: str, max_deliver: int | None = None,
                       backoff_s: tuple[float, ...] | None = None,
                       ack_wait_s: float | None = None,
-                      linger_s: float | None = None) -> Callable[[F], F]:
+                      linger_s: float | None = None,
+                      wanted: Callable[[Any], Awaitable[bool]] | None = None
+                      ) -> Callable[[F], F]:
         """Like :meth:`consume`, for ``handler([(event, env), ...], uow, ctx)``: called once
         per batch with the events not seen before (a failing batch is retried message by
-        message, each as a batch of one)."""
+        message, each as a batch of one).
+
+        ``wanted(ctx)``: a cheap read before each batch, for a handler that often has nothing
+        to do (e.g. no subscriber to fan out to). False: the batch is acked with no
+        transaction and no inbox rows, as nothing was written; a redelivery is then judged
+        again. Only for handlers whose effect would be empty whenever it says False."""
         return self._consumer(subject, name, True, max_deliver, backoff_s, ack_wait_s,
-                              linger_s)
+                              linger_s, wanted)
 
     def _consumer(self, subject: str, name: str, batch: bool, max_deliver: int | None,
                   backoff_s: tuple[float, ...] | None, ack_wait_s: float | None,
-                  linger_s: float | None) -> Callable[[F], F]:
+                  linger_s: float | None,
+                  wanted: Callable[[Any], Awaitable[bool]] | None = None) -> Callable[[F], F]:
         def register(fn: F) -> F:
             self.consumers.append(ConsumerRoute(subject, name, fn, batch, max_deliver,
-                                                backoff_s, ack_wait_s, linger_s))
+                                                backoff_s, ack_wait_s, linger_s, wanted))
             return fn
 
         return register

@@ -144,7 +144,8 @@ class Service:
             batch_handler=route.batch, max_deliver=route.max_deliver or s.consumer_max_deliver,
             ack_wait_s=route.ack_wait_s or s.consumer_ack_wait_s,
             batch_size=s.consumer_batch_size,
-            linger_s=route.linger_s if route.linger_s is not None else s.consumer_linger_s)
+            linger_s=route.linger_s if route.linger_s is not None else s.consumer_linger_s,
+            wanted=route.wanted)
         if route.backoff_s:
             c.backoff_s = route.backoff_s
         return c

@@ -73,14 +73,19 @@ def reserve_needed(max_cost_minor: int, remaining_minor: int) -> int:
 
 async def funded_credit(uow: UnitOfWork[LedgerStore], transfer: Transfer, legs: list[Leg], *,
                         unique_key: Literal["assignment_id", "bonus_id"],
-                        prefer: Literal["reserve", "available"]) -> bool:
+                        prefer: Literal["reserve", "available"],
+                        link: BudgetLink | None | Literal["read"] = "read") -> bool:
     """Post a credit of ``transfer.pool_id``: from the requester's budget when the pool has
     one (the ``requester_clearing`` leg is paid from the pool's reserve or the requester's
     available money, ``prefer`` first), else as before. False when already posted.
 
     A budget too short for the credit dead-letters the event (``budget_insufficient``):
-    it is replayed from the dead letters once the owner has topped the requester up."""
-    link = await uow.store.pool_budget_of(transfer.pool_id) if transfer.pool_id else None
+    it is replayed from the dead letters once the owner has topped the requester up.
+
+    ``link``: the pool's budget link when the caller read it already (with the pool's
+    terms), else it is read here."""
+    if link == "read":
+        link = await uow.store.pool_budget_of(transfer.pool_id) if transfer.pool_id else None
     if link is None:
         return await uow.store.post_credit(transfer, legs, unique_key=unique_key)
     price = -sum(leg.amount_minor for leg in legs if leg.account.kind == "requester_clearing")

@@ -96,7 +96,7 @@ async def credit_accepted_assignment(event: ReviewAccepted, env: Envelope,
         assignment_id=event.assignment_id, cause_event_id=env.event_id,
         created_by=event.decided_by, created_at=now)
     if not await funded_credit(uow, transfer, legs, unique_key="assignment_id",
-                               prefer="reserve"):
+                               prefer="reserve", link=terms.budget):
         log.info("assignment %s already credited; event %s ignored", event.assignment_id,
                  env.event_id)
         return

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
 import contracts.rpc.ledger as rpc
-from ledger_service.budget_store import BudgetStoreMixin
+from ledger_service.budget_store import BudgetLink, BudgetStoreMixin
 from ledger_service.db import (
     BALANCE_NON_NEGATIVE,
     PAYOUT_KEY_UNIQUE,
@@ -45,6 +45,7 @@ from ledger_service.db import (
     default_share,
     entries,
     payouts,
+    pool_budgets,
     pools,
     share_audit,
     transfers,
@@ -79,6 +80,7 @@ class PoolTerms:
     currency: str
     pool_share: ShareSetting | None
     default_share: ShareSetting | None
+    budget: BudgetLink | None = None  # the requester whose budget pays, if one does
 
 
 def _pool_share(bps: int | None, at: datetime | None, by: str | None) -> ShareSetting | None:
@@ -95,9 +97,12 @@ _SHARE_COLS = (pools.c.share_bps, pools.c.share_updated_at, pools.c.share_update
                default_share.c.share_bps.label("d_bps"), default_share.c.updated_at,
                default_share.c.updated_by)
 _POOL = bindparam("p_pool", type_=pools.c.pool_id.type)
-# built once: every credit looks its pool up
-_POOL_TERMS = (select(pools.c.price_minor, pools.c.currency, *_SHARE_COLS)
-               .select_from(pools.outerjoin(default_share, true()))
+# built once: every credit looks its pool up, with its budget link (one round trip)
+_POOL_TERMS = (select(pools.c.price_minor, pools.c.currency, *_SHARE_COLS,
+                      pool_budgets.c.requester_id.label("b_requester"),
+                      pool_budgets.c.currency.label("b_currency"))
+               .select_from(pools.outerjoin(default_share, true())
+                            .outerjoin(pool_budgets, pool_budgets.c.pool_id == pools.c.pool_id))
                .where(pools.c.pool_id == _POOL))
 _ONE = select(literal(1).label("one")).subquery()
 _SHARES_OF = (select(*_SHARE_COLS)
@@ -221,9 +226,11 @@ class LedgerStore(BudgetStoreMixin):
         r = (await self.conn.execute(_POOL_TERMS, {"p_pool": pool_id})).first()
         if r is None or r.price_minor is None:
             return None
+        budget = (None if r.b_requester is None
+                  else BudgetLink(pool_id, r.b_requester, r.b_currency))
         return PoolTerms(int(r.price_minor), r.currency,
                          _pool_share(r.share_bps, r.share_updated_at, r.share_updated_by),
-                         _default_share(r.d_bps, r.updated_at, r.updated_by))
+                         _default_share(r.d_bps, r.updated_at, r.updated_by), budget)
 
     # ----------------------------------------------------------------- shares
 

@@ -32,6 +32,7 @@ import secrets
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -163,39 +164,58 @@ async def fan_out(uow: UnitOfWork[SupportStore], ctx: SupportContext, kind: str,
                     "data": event.model_dump(mode="json")}})
 
 
+def subscribed(kind: str) -> Callable[[SupportContext], Awaitable[bool]]:
+    """The consumers' ``wanted`` check: is any subscription to ``kind`` active? Without one
+    a batch is acked after this one read, with no transaction and no inbox rows (the fan-out
+    would write nothing); a subscription created meanwhile sees the next events."""
+
+    async def wanted(ctx: SupportContext) -> bool:
+        async with ctx.read() as r:
+            return bool(await r.store.subscribers(kind))
+
+    return wanted
+
+
 # every decision event reaches these consumers: batches keep them to one transaction (and
-# one subscription lookup) per batch instead of one per event
-@router.consume_batch("review.accepted", name="webhook-accepted")
+# one subscription lookup) per batch instead of one per event, and with no subscription to
+# the kind, to one read per batch
+@router.consume_batch("review.accepted", name="webhook-accepted",
+                      wanted=subscribed("task.accepted"))
 async def on_accepted(items: list[tuple[ReviewAccepted, Envelope]],
                       uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "task.accepted", items)
 
 
-@router.consume_batch("review.rejected", name="webhook-rejected")
+@router.consume_batch("review.rejected", name="webhook-rejected",
+                      wanted=subscribed("task.rejected"))
 async def on_rejected(items: list[tuple[ReviewRejected, Envelope]],
                       uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "task.rejected", items)
 
 
-@router.consume_batch("task.pool_closed", name="webhook-pool-closed")
+@router.consume_batch("task.pool_closed", name="webhook-pool-closed",
+                      wanted=subscribed("pool.closed"))
 async def on_pool_closed(items: list[tuple[PoolClosed, Envelope]],
                          uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "pool.closed", items)
 
 
-@router.consume_batch("ledger.payout.requested", name="webhook-payout-requested")
+@router.consume_batch("ledger.payout.requested", name="webhook-payout-requested",
+                      wanted=subscribed("payout.changed"))
 async def on_payout_requested(items: list[tuple[PayoutRequested, Envelope]],
                               uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "payout.changed", items)
 
 
-@router.consume_batch("ledger.payout.approved", name="webhook-payout-approved")
+@router.consume_batch("ledger.payout.approved", name="webhook-payout-approved",
+                      wanted=subscribed("payout.changed"))
 async def on_payout_approved(items: list[tuple[PayoutApproved, Envelope]],
                              uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "payout.changed", items)
 
 
-@router.consume_batch("ledger.payout.rejected", name="webhook-payout-rejected")
+@router.consume_batch("ledger.payout.rejected", name="webhook-payout-rejected",
+                      wanted=subscribed("payout.changed"))
 async def on_payout_rejected(items: list[tuple[PayoutRejected, Envelope]],
                              uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "payout.changed", items)

@@ -12,7 +12,7 @@ from contracts.envelope import Envelope
 from contracts.events import OverlapChanged, ReviewAccepted, ReviewRejected
 from servicekit.router import Router
 from servicekit.uow import UnitOfWork
-from tasks_service import pace, results
+from tasks_service import results
 from tasks_service.catalog import pool_opened
 from tasks_service.context import TasksContext
 from tasks_service.store import TasksStore
@@ -29,24 +29,26 @@ def _not_submitted(decision: str, assignment_id: str) -> None:
 @router.consume("review.accepted", name="review-accepted")
 async def on_review_accepted(event: ReviewAccepted, env: Envelope, uow: UnitOfWork[TasksStore],
                              ctx: TasksContext) -> None:
-    """SUBMITTED -> ACCEPTED (or REJECTED -> ACCEPTED: an upheld appeal); the task
-    counts one more accepted answer (one statement), and the pool's pace one more
-    duration (fair pay)."""
-    if not await uow.store.accept(event.assignment_id, event.decided_at, event.comment):
+    """SUBMITTED -> ACCEPTED (or REJECTED -> ACCEPTED: an upheld appeal) with the reviewer;
+    the task counts one more accepted answer and the pool's pace one more duration (fair
+    pay), in one statement; the results slice reads more only for a pool with an exam or
+    dynamic overlap."""
+    decided = await uow.store.accept(event.assignment_id, event.decided_at, event.comment,
+                                     event.decided_by)
+    if decided is None:
         _not_submitted("accepted", event.assignment_id)
         return
-    await pace.record_accepted(uow.store, event.assignment_id)
-    await results.after_decision(uow, event, env, accepted=True)
+    await results.after_acceptance(uow, event, env, decided)
 
 
 @router.consume("review.rejected", name="review-rejected")
 async def on_review_rejected(event: ReviewRejected, env: Envelope, uow: UnitOfWork[TasksStore],
                              ctx: TasksContext) -> None:
-    """SUBMITTED -> REJECTED; the overlap slot frees, so the task returns to the pool."""
-    if not await uow.store.reject(event.assignment_id, event.decided_at, event.comment):
+    """SUBMITTED -> REJECTED with the reviewer; the overlap slot frees, so the task returns
+    to the pool (one statement)."""
+    if not await uow.store.reject(event.assignment_id, event.decided_at, event.comment,
+                                  event.decided_by):
         _not_submitted("rejected", event.assignment_id)
-        return
-    await results.after_decision(uow, event, env, accepted=False)
 
 
 @router.consume("rules.overlap.changed", name="overlap-changed")

@@ -1,8 +1,9 @@
 """Fair pay, the tasks side: how long accepted work took per pool (no money here).
 
 Each acceptance adds its take -> submit duration, in whole seconds, to the pool's
-histogram (``pool_pace``), in the consumer's transaction: nothing is added to the take or
-submit path, and a redelivered acceptance adds nothing (the accept itself is then a no-op).
+histogram (``pool_pace``), in the acceptance's own statement (``store._decided``): nothing
+is added to the take or submit path, and a redelivered acceptance adds nothing (the accept
+itself is then a no-op).
 ``pool_pace`` answers the median and the count per pool; the gateway prices it with the
 worker's credit per task and compares it with the owner's floor.
 """
@@ -13,14 +14,8 @@ from contracts.rpc import tasks as rpc
 from servicekit.router import Router
 from tasks_service import domain
 from tasks_service.context import TasksContext
-from tasks_service.store import TasksStore
 
 router = Router()
-
-async def record_accepted(store: TasksStore, assignment_id: str) -> None:
-    """Count an assignment that has just become ACCEPTED in its pool's histogram."""
-    await store.record_pace(assignment_id)
-
 
 @router.rpc(rpc.POOL_PACE)
 async def get_pool_pace(req: rpc.PoolPaceRequest, ctx: TasksContext) -> rpc.PoolPaces:

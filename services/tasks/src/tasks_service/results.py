@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.envelope import Envelope
-from contracts.events import ReviewAccepted, ReviewRejected
+from contracts.events import ReviewAccepted
 from contracts.rpc import tasks as rpc
 from servicekit.errors import Conflict, Invalid, NotFound
 from servicekit.router import Router
@@ -27,7 +27,7 @@ from tasks_service import domain, workers
 from tasks_service.catalog import existing_pool
 from tasks_service.context import TasksContext
 from tasks_service.results_store import ResultsStore
-from tasks_service.store import TasksStore
+from tasks_service.store import Decided, TasksStore
 
 log = logging.getLogger("tasks_service.results")
 
@@ -176,17 +176,14 @@ async def training_feedback(req: rpc.AssignmentRef, ctx: TasksContext) -> rpc.Tr
 # ------------------------------------------------------ after a review decision
 
 
-async def after_decision(uow: UnitOfWork[TasksStore], event: ReviewAccepted | ReviewRejected,
-                         env: Envelope, *, accepted: bool) -> None:
-    """Who decided (for the export); on acceptance, dynamic overlap and an exam's skill. Runs
-    in the decision consumer's unit of work, after the decision was applied."""
+async def after_acceptance(uow: UnitOfWork[TasksStore], event: ReviewAccepted, env: Envelope,
+                           row: Decided) -> None:
+    """Dynamic overlap and an exam's skill, for a pool that has either (``row.quality``).
+    Runs in the decision consumer's unit of work, after the acceptance was applied (with
+    who decided, for the export)."""
+    if not row.quality:
+        return
     rs = _rs(uow)
-    await rs.set_decided_by(event.assignment_id, event.decided_by)
-    if not accepted:
-        return
-    row = await rs.decided_task(event.assignment_id)
-    if row is None:
-        return
     q = await rs.quality(row.pool_id)
     # a sandbox answer (staff trying the pool) never gives anyone a skill
     if q.kind == "exam" and q.exam_skill and row.control_answers and not event.sandbox:

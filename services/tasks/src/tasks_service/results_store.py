@@ -80,9 +80,6 @@ _FEEDBACK = (select(A.worker_id, A.status, A.answers, A.pool_id, T.control_answe
              .where(A.assignment_id == bindparam("aid")))
 _TASK_ANSWERS = (select(A.answers).where(A.task_id == bindparam("tid"),
                                          A.status == domain.ACCEPTED))
-_TASK_OF = (select(A.task_id, A.pool_id, A.worker_id, A.is_control, T.overlap, T.control_answers,
-                   A.answers).select_from(assignments.join(tasks, T.task_id == A.task_id))
-            .where(A.assignment_id == bindparam("aid")))
 _RAISE_OVERLAP = (update(tasks).where(T.task_id == bindparam("o_tid"),
                                       T.overlap == bindparam("o_was"))
                   .values(overlap=T.overlap + 1))
@@ -91,8 +88,6 @@ _CONTROL_DONE = (select(A.answers, T.control_answers)
                  .where(A.pool_id == bindparam("pid"), A.worker_id == bindparam("wid"),
                         T.control_answers.is_not(None),
                         A.status.in_([domain.SUBMITTED, domain.ACCEPTED])))
-_SET_DECIDED_BY = (update(assignments).where(A.assignment_id == bindparam("aid"))
-                   .values(decided_by=bindparam("by")))
 
 
 class ResultsStore:
@@ -171,9 +166,6 @@ class ResultsStore:
     async def feedback_row(self, assignment_id: str) -> Any:
         return (await self.conn.execute(_FEEDBACK, {"aid": assignment_id})).first()
 
-    async def decided_task(self, assignment_id: str) -> Any:
-        return (await self.conn.execute(_TASK_OF, {"aid": assignment_id})).first()
-
     async def accepted_answers(self, task_id: str) -> list[dict[str, Any]]:
         rows = await self.conn.execute(_TASK_ANSWERS, {"tid": task_id})
         return [r.answers or {} for r in rows]
@@ -186,6 +178,3 @@ class ResultsStore:
                                  worker_id: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         rows = await self.conn.execute(_CONTROL_DONE, {"pid": pool_id, "wid": worker_id})
         return [(r.answers or {}, r.control_answers) for r in rows]
-
-    async def set_decided_by(self, assignment_id: str, by: str) -> None:
-        await self.conn.execute(_SET_DECIDED_BY, {"aid": assignment_id, "by": by})

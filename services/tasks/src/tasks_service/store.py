@@ -109,6 +109,21 @@ class ClaimedTask:
 
 
 @dataclass(frozen=True)
+class Decided:
+    """What a review decision's statement returns of the assignment and its task: enough
+    for the results slice's follow-ups, which read more only when ``quality`` says the pool
+    has an exam or dynamic overlap."""
+
+    task_id: str
+    pool_id: str
+    worker_id: str
+    is_control: bool
+    overlap: int
+    control_answers: dict[str, Any] | None
+    quality: bool
+
+
+@dataclass(frozen=True)
 class AssignmentRow:
     """An assignment with its task's input."""
 
@@ -245,8 +260,12 @@ def _take_context(with_pool: bool) -> Any:
         # the mixer's settings and the worker's place in its suite
         src = src.outerjoin(pool_quality, pool_quality.c.pool_id == P.pool_id)
         cols += [pool_quality.c[c].label(f"q_{c}") for c in _MIXER_COLS]
-        cols.append(select(func.count()).where(A.worker_id == wid, A.pool_id == P.pool_id)
-                    .scalar_subquery().label("pool_takes"))
+        # counted only for a pool with a mixer: the count grows with the worker's takes
+        q = pool_quality.c
+        has_mixer = (q.mixer_real + q.mixer_golden + q.mixer_training) > 0
+        cols.append(case((has_mixer, select(func.count())
+                          .where(A.worker_id == wid, A.pool_id == P.pool_id)
+                          .scalar_subquery()), else_=0).label("pool_takes"))
     return select(*cols).select_from(src)
 
 
@@ -367,16 +386,51 @@ _SLOTS_BACK = (update(tasks).where(T.task_id == bindparam("tid"))
 # ---------------------------------------------------------------- review statements
 
 
+# ----------------------------------------------------------- fair pay: the pace
+
+PP = pool_pace.c
+
+
+def _seconds(submitted_at: Any, taken_at: Any) -> Any:
+    """take -> submit to the nearest second (PostgreSQL's round: a half goes up), at least 1"""
+    return cast(func.greatest(1, func.round(extract("epoch", submitted_at - taken_at))),
+                Integer)
+
+
+def _record_pace(source: Any) -> Any:
+    """One more accepted duration in the pool's histogram, for each row of ``source`` (the
+    accepted assignments' pool_id, submitted_at, taken_at)."""
+    add = insert(pool_pace).from_select(
+        ["pool_id", "seconds", "accepted"],
+        select(source.c.pool_id, _seconds(source.c.submitted_at, source.c.taken_at),
+               literal(1)).where(source.c.submitted_at.is_not(None)))
+    return add.on_conflict_do_update(index_elements=["pool_id", "seconds"],
+                                     set_={"accepted": PP.accepted + 1})
+
+
+
 def _decided(status: str, task_change: dict[str, Any], was: str = domain.SUBMITTED) -> Any:
-    """``was`` (SUBMITTED) -> ``status`` with the review's time and comment, and the task's
-    count changed, in one statement; returns the task id (no row: not in state ``was``)."""
+    """``was`` (SUBMITTED) -> ``status`` with the review's time, comment and reviewer, and the
+    task's count changed, in one statement; an acceptance also counts its take -> submit in
+    the pool's pace (fair pay). Returns the :class:`Decided` columns (no row: not in state
+    ``was``)."""
     done = (update(assignments)
             .where(A.assignment_id == bindparam("r_aid"), A.status == was)
             .values(status=status, finished_at=_param("r_at", A.finished_at),
-                    review_comment=_param("r_comment", A.review_comment))
-            .returning(A.task_id).cte("done"))
-    return (update(tasks).where(T.task_id == done.c.task_id).values(**task_change)
-            .returning(T.task_id))
+                    review_comment=_param("r_comment", A.review_comment),
+                    decided_by=_param("r_by", A.decided_by))
+            .returning(A.task_id, A.pool_id, A.worker_id, A.is_control, A.submitted_at,
+                       A.taken_at).cte("done"))
+    q = pool_quality.c
+    follow_up = (exists().where(q.pool_id == done.c.pool_id,
+                                or_(q.kind == "exam", q.dynamic_max_overlap.is_not(None)))
+                 .correlate(done).label("quality"))
+    stmt = (update(tasks).where(T.task_id == done.c.task_id).values(**task_change)
+            .returning(T.task_id, done.c.pool_id, done.c.worker_id, done.c.is_control,
+                       T.overlap, T.control_answers, follow_up))
+    if status == domain.ACCEPTED:
+        stmt = stmt.add_cte(_record_pace(done).cte("pace"))
+    return stmt
 
 
 _ACCEPT = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1})
@@ -387,18 +441,6 @@ _ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count
                                               "live_count": T.live_count + 1},
                             was=domain.REJECTED)
 
-# ----------------------------------------------------------- fair pay: the pace
-
-PP = pool_pace.c
-# take -> submit to the nearest second (PostgreSQL's round: a half goes up), at least 1
-_SECONDS = cast(func.greatest(1, func.round(extract("epoch", A.submitted_at - A.taken_at))),
-                Integer)
-_add_pace = insert(pool_pace).from_select(
-    ["pool_id", "seconds", "accepted"],
-    select(A.pool_id, _SECONDS, literal(1)).where(A.assignment_id == bindparam("aid"),
-                                                  A.submitted_at.is_not(None)))
-_RECORD_PACE = _add_pace.on_conflict_do_update(index_elements=["pool_id", "seconds"],
-                                               set_={"accepted": PP.accepted + 1})
 _PACES = (select(PP.pool_id, PP.seconds, PP.accepted)
           .where(PP.pool_id.in_(bindparam("pids", expanding=True))))
 _DECLARED = (select(P.pool_id, P.expected_seconds_per_task)
@@ -662,17 +704,14 @@ class TasksStore:
 
     # ---------------------------------------------------------------------- reviews
 
-    async def accept(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
+    async def accept(self, assignment_id: str, at: datetime, comment: str | None,
+                     by: str) -> Decided | None:
         """SUBMITTED -> ACCEPTED, or REJECTED -> ACCEPTED after an upheld appeal; the task
-        counts one more accepted answer. False when it is neither (e.g. accepted already)."""
-        args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment}
-        if await self._first(_ACCEPT, args) is not None:
-            return True
-        return await self._first(_ACCEPT_REJECTED, args) is not None
-
-    async def record_pace(self, assignment_id: str) -> None:
-        """Count an accepted assignment's take -> submit in its pool's histogram."""
-        await self.conn.execute(_RECORD_PACE, {"aid": assignment_id})
+        counts one more accepted answer and the pool's pace one more duration. None when it
+        is neither (e.g. accepted already)."""
+        args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment, "r_by": by}
+        row = await self._first(_ACCEPT, args) or await self._first(_ACCEPT_REJECTED, args)
+        return Decided(**row._mapping) if row is not None else None
 
     async def pool_paces(self, pool_ids: list[str]
                          ) -> list[tuple[str, int | None, list[tuple[int, int]]]]:
@@ -684,11 +723,12 @@ class TasksStore:
         return [(row.pool_id, row.expected_seconds_per_task, counts.get(row.pool_id, []))
                 for row in declared]
 
-    async def reject(self, assignment_id: str, at: datetime, comment: str | None) -> bool:
+    async def reject(self, assignment_id: str, at: datetime, comment: str | None,
+                     by: str) -> bool:
         """SUBMITTED -> REJECTED; the task's slot frees. False when it is not a submitted
         assignment."""
         return await self._first(_REJECT, {"r_aid": assignment_id, "r_at": at,
-                                           "r_comment": comment}) is not None
+                                           "r_comment": comment, "r_by": by}) is not None
 
     async def add_overlap(self, pool_id: str, task_ids: list[str], add: int) -> None:
         if task_ids:
