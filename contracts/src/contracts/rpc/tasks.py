@@ -566,7 +566,7 @@ POOL_COST = rpc("tasks", "pool_cost", PoolGet, PoolCost,
 # ------------------------------------------------ results, aggregation, pool quality
 
 AggregationMethod = Literal["majority_vote", "wawa", "zero_based_skill", "gold_majority_vote",
-                            "dawid_skene"]
+                            "dawid_skene", "one_coin_dawid_skene", "glad", "mace"]
 PoolKind = Literal["real", "training", "exam"]
 
 
