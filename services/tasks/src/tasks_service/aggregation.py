@@ -17,7 +17,9 @@ process that aggregates a pool, never by the service process itself.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import numpy.typing as npt
@@ -146,13 +148,45 @@ def _posterior(c: Coded, log_p: FloatArr) -> FloatArr:
     return _normalise(c, np.exp(log_p))
 
 
-def _one_coin_log_p(c: Coded, log_prior: FloatArr, log_right: FloatArr,
-                    log_wrong: FloatArr) -> FloatArr:
+CHUNK = 1 << 17  # answers per slice in the methods below: their temporaries stay a few MB
+
+PerAnswer = Callable[[slice], tuple[FloatArr, ...]]
+
+
+def _slices(n: int) -> Iterator[slice]:
+    for lo in range(0, n, CHUNK):
+        yield slice(lo, lo + CHUNK)
+
+
+def _sums_by(index: IntArr, size: int, per_answer: PerAnswer) -> list[FloatArr]:
+    """Sums by ``index`` (task or worker) of the arrays ``per_answer`` gives for each slice
+    of the answers: the per-answer arithmetic never holds more than one slice."""
+    out: list[FloatArr] = []
+    for sl in _slices(len(index)):
+        for k, v in enumerate(per_answer(sl)):
+            part = np.bincount(index[sl], weights=v, minlength=size)
+            if k < len(out):
+                out[k] += part
+            else:
+                out.append(part.astype(np.float64))
+    return out or [np.zeros(size)]
+
+
+def _one_coin_log_p(c: Coded, log_prior: FloatArr, per_answer: PerAnswer) -> FloatArr:
     """log P(true label = k | answers) up to a constant per task, for answers that are right
-    with per-answer log-probability ``log_right`` and each wrong label ``log_wrong``: every
-    answer adds ``log_wrong`` to every label and ``log_right - log_wrong`` to its own."""
-    base = np.bincount(c.t, weights=log_wrong, minlength=c.n_tasks)
-    return log_prior[None, :] + base[:, None] + _counts(c, log_right - log_wrong)
+    with log-probability ``log_right`` and each wrong label ``log_wrong``, which
+    ``per_answer(slice)`` gives: every answer adds ``log_wrong`` to every label and
+    ``log_right - log_wrong`` to its own."""
+    k_n = c.n_labels
+    base = np.zeros(c.n_tasks)
+    own = np.zeros(c.n_tasks * k_n)
+    for sl in _slices(len(c.t)):
+        log_right, log_wrong = per_answer(sl)
+        t = c.t[sl]
+        base += np.bincount(t, weights=log_wrong, minlength=c.n_tasks)
+        own += np.bincount(t.astype(np.int64) * k_n + c.lab[sl], weights=log_right - log_wrong,
+                           minlength=c.n_tasks * k_n)
+    return log_prior[None, :] + base[:, None] + own.reshape(c.n_tasks, k_n)
 
 
 def dawid_skene(c: Coded, *, n_iter: int = 100, tol: float = 1e-5) -> Aggregated:
@@ -185,6 +219,14 @@ def dawid_skene(c: Coded, *, n_iter: int = 100, tol: float = 1e-5) -> Aggregated
     return _with_gold(c, agg)
 
 
+def _posterior_of_answer(c: Coded, probs: FloatArr, sl: slice) -> tuple[FloatArr]:
+    return (probs[c.t[sl], c.lab[sl]],)
+
+
+def _by_worker(c: Coded, *per_worker: FloatArr) -> PerAnswer:
+    return lambda sl: tuple(v[c.w[sl]] for v in per_worker)
+
+
 def one_coin_dawid_skene(c: Coded, *, n_iter: int = 100, tol: float = 1e-5,
                          eps: float = 1e-10) -> Aggregated:
     """crowd-kit's OneCoinDawidSkene: Dawid-Skene with one skill per worker instead of a
@@ -198,15 +240,19 @@ def one_coin_dawid_skene(c: Coded, *, n_iter: int = 100, tol: float = 1e-5,
     prev = None
     for _ in range(n_iter):
         priors = np.clip(probs.mean(axis=0), eps, None)
-        skill = np.bincount(c.w, weights=probs[c.t, c.lab], minlength=c.n_workers) / seen
+        skill = _sums_by(c.w, c.n_workers, partial(_posterior_of_answer, c, probs))[0] / seen
         skill = np.clip(skill, eps, 1 - eps)
-        log_right = np.log(skill)[c.w]
-        log_wrong = np.log((1 - skill) / (c.n_labels - 1))[c.w]
-        probs = _posterior(c, _one_coin_log_p(c, np.log(priors), log_right, log_wrong))
+        right, wrong = np.log(skill), np.log((1 - skill) / (c.n_labels - 1))
+        probs = _posterior(c, _one_coin_log_p(c, np.log(priors),
+                                              _by_worker(c, right, wrong)))
         if prev is not None and np.abs(probs - prev).max() < tol:
             break
         prev = probs
     return _with_gold(c, _from_scores(c, probs))
+
+
+def _sigmoid(x: FloatArr) -> FloatArr:
+    return np.asarray(0.5 * (1.0 + np.tanh(0.5 * x)), dtype=np.float64)  # stable for any x
 
 
 def glad(c: Coded, *, n_iter: int = 100, tol: float = 1e-4, m_steps: int = 2) -> Aggregated:
@@ -215,55 +261,45 @@ def glad(c: Coded, *, n_iter: int = 100, tol: float = 1e-4, m_steps: int = 2) ->
     probability ``sigmoid(alpha * exp(beta))`` and each wrong label equally likely, normal
     priors N(1, 1) on both, uniform label priors. EM: the E step is the posterior of each
     task's label; the M step (crowd-kit: up to 25 conjugate-gradient steps) is here a few
-    diagonal Newton steps on alpha, then beta, on per-answer arrays reused in place (a 1M
-    answer pool: decision 40). Golden tasks are clamped to their known label."""
+    diagonal Newton steps on alpha, then beta, a slice of answers at a time (a 1M answer
+    pool: decision 40). Golden tasks are clamped to their known label."""
     if c.n_labels < 2:
         return majority_vote(c)
     alpha = np.ones(c.n_workers)
     beta = np.ones(c.n_tasks)
     log_k1 = np.log(c.n_labels - 1)
-    n = len(c.t)
-    eb, x, s, tmp = (np.empty(n) for _ in range(4))
 
     def e_step() -> FloatArr:
-        # log sigmoid(x) - log((1 - sigmoid(x)) / (K - 1)) = x + log(K - 1)
-        np.take(np.exp(beta), c.t, out=eb)
-        np.multiply(np.take(alpha, c.w), eb, out=x)
-        np.logaddexp(0.0, x, out=tmp)
-        np.subtract(-log_k1, tmp, out=tmp)
-        base = np.bincount(c.t, weights=tmp, minlength=c.n_tasks)
-        np.add(x, log_k1, out=tmp)
-        return _posterior(c, base[:, None] + _counts(c, tmp))
+        eb = np.exp(beta)
 
-    def sigmoid_x() -> None:  # s = sigmoid(x), stably: (1 + tanh(x / 2)) / 2
-        np.multiply(x, 0.5, out=s)
-        np.tanh(s, out=s)
-        np.add(s, 1.0, out=s)
-        np.multiply(s, 0.5, out=s)
+        def per_answer(sl: slice) -> tuple[FloatArr, FloatArr]:
+            x = alpha[c.w[sl]] * eb[c.t[sl]]
+            wrong = -np.logaddexp(0.0, x) - log_k1  # log((1 - sigmoid(x)) / (K - 1))
+            return wrong + x + log_k1, wrong  # log sigmoid(x) = log(1 - sigmoid(x)) + x
+        return _posterior(c, _one_coin_log_p(c, np.zeros(c.n_labels), per_answer))
 
-    def newton(right: FloatArr, index: IntArr, size: int, param: FloatArr,
-               scale: FloatArr) -> FloatArr:
-        # gradient sum((right - s) * scale) - (param - 1); curvature sum(s(1-s) scale^2) + 1
-        np.subtract(right, s, out=tmp)
-        np.multiply(tmp, scale, out=tmp)
-        grad = np.bincount(index, weights=tmp, minlength=size) - (param - 1.0)
-        np.subtract(1.0, s, out=tmp)
-        np.multiply(tmp, s, out=tmp)
-        np.multiply(tmp, scale, out=tmp)
-        np.multiply(tmp, scale, out=tmp)
-        return param + grad / (np.bincount(index, weights=tmp, minlength=size) + 1.0)
+    def newton(probs: FloatArr, by_worker: bool) -> FloatArr:
+        """One Newton step on alpha (``by_worker``) or beta: the gradient of the expected
+        log-likelihood sum((P(right) - s) dx) minus the prior's (param - 1), over its
+        curvature sum(s (1 - s) dx^2) + 1; dx/dalpha = exp(beta), dx/dbeta = x."""
+        eb = np.exp(beta)
+
+        def per_answer(sl: slice) -> tuple[FloatArr, FloatArr]:
+            t, w = c.t[sl], c.w[sl]
+            ebt = eb[t]
+            x = alpha[w] * ebt
+            s = _sigmoid(x)
+            d = ebt if by_worker else x
+            return (probs[t, c.lab[sl]] - s) * d, s * (1.0 - s) * d * d
+        param = alpha if by_worker else beta
+        grad, curv = _sums_by(c.w if by_worker else c.t, len(param), per_answer)
+        return param + (grad - (param - 1.0)) / (curv + 1.0)
 
     probs = e_step()
     for _ in range(n_iter):
-        right = probs[c.t, c.lab]  # the posterior that each answer is the true label
         for _ in range(m_steps):
-            sigmoid_x()
-            alpha = newton(right, c.w, c.n_workers, alpha, eb)  # dx/dalpha = exp(beta)
-            np.multiply(np.take(alpha, c.w), eb, out=x)
-            sigmoid_x()
-            beta = np.clip(newton(right, c.t, c.n_tasks, beta, x), -10.0, 10.0)  # dx/dbeta = x
-            np.take(np.exp(beta), c.t, out=eb)
-            np.multiply(np.take(alpha, c.w), eb, out=x)
+            alpha = newton(probs, True)
+            beta = np.clip(newton(probs, False), -10.0, 10.0)
         new = e_step()
         done = np.abs(new - probs).max() < tol
         probs = new
@@ -297,36 +333,37 @@ def mace(c: Coded, *, n_iter: int = 50, theta_prior: float = 0.5, strategy_prior
     answer is either the worker knowing the true label (probability ``knowing``) or spamming
     by the worker's own label distribution ``theta``; Beta(0.5, 0.5) and Dirichlet(10)
     priors. Random start from a fixed seed (crowd-kit's ten restarts use the same seed, so
-    they are one run); golden tasks are clamped to their known label."""
+    they are one run); golden tasks are clamped to their known label. A slice of answers at
+    a time, like GLAD."""
     k_n = c.n_labels
     rng = np.random.default_rng(seed)
     spam = rng.uniform(1.0, 2.5, (c.n_workers, 2))  # columns: spamming, knowing
     spam /= spam.sum(axis=1, keepdims=True)
     theta = rng.uniform(1.0, 2.5, (c.n_workers, k_n))
     theta /= theta.sum(axis=1, keepdims=True)
-    wl = c.w.astype(np.int64) * k_n + c.lab
-    a_buf, b_buf, knew, tmp = (np.empty(len(c.t)) for _ in range(4))
+
+    def ab(sl: slice) -> tuple[FloatArr, FloatArr]:
+        """Per answer: P(this answer | spamming) and P(knowing: it is the true label)."""
+        w = c.w[sl]
+        return spam[w, 0] * theta[w, c.lab[sl]], spam[w, 1]
 
     def e_step() -> tuple[FloatArr, FloatArr, FloatArr]:
-        # per answer: a = P(this answer | spamming), b = P(knowing: the true label); every
-        # label gets log(a), the answer's own log(a + b) on top (buffers reused in place)
-        np.multiply(spam[:, 0].take(c.w), theta.reshape(-1).take(wl), out=a_buf)
-        spam[:, 1].take(c.w, out=b_buf)
-        np.log(a_buf, out=tmp)
-        base = np.bincount(c.t, weights=tmp, minlength=c.n_tasks)
-        np.add(a_buf, b_buf, out=a_buf)  # a + b from here on
-        np.log(a_buf, out=knew)
-        np.subtract(knew, tmp, out=tmp)
-        probs = _posterior(c, base[:, None] + _counts(c, tmp))
-        # expected "knowing" of each answer: P(right) * b / (a + b)
-        np.multiply(probs[c.t, c.lab], b_buf, out=knew)
-        np.divide(knew, a_buf, out=knew)
-        np.subtract(1.0, knew, out=tmp)
-        strategy = np.bincount(wl, weights=tmp, minlength=c.n_workers * k_n)
-        knowing = np.stack([np.bincount(c.w, weights=tmp, minlength=c.n_workers),
-                            np.bincount(c.w, weights=knew, minlength=c.n_workers)], axis=1)
-        return (probs, np.asarray(strategy.reshape(c.n_workers, k_n), dtype=np.float64),
-                np.asarray(knowing, dtype=np.float64))
+        def log_p(sl: slice) -> tuple[FloatArr, FloatArr]:
+            a, b = ab(sl)  # every label gets log(a), the answer's own log(a + b)
+            return np.log(a + b), np.log(a)
+        probs = _posterior(c, _one_coin_log_p(c, np.zeros(k_n), log_p))
+        strategy = np.zeros(c.n_workers * k_n)
+        knowing = np.zeros((c.n_workers, 2))
+        for sl in _slices(len(c.t)):
+            a, b = ab(sl)
+            w = c.w[sl]
+            knew = probs[c.t[sl], c.lab[sl]] * b / (a + b)  # expected "knowing" per answer
+            spammed = 1.0 - knew
+            strategy += np.bincount(w.astype(np.int64) * k_n + c.lab[sl], weights=spammed,
+                                    minlength=c.n_workers * k_n)
+            knowing[:, 0] += np.bincount(w, weights=spammed, minlength=c.n_workers)
+            knowing[:, 1] += np.bincount(w, weights=knew, minlength=c.n_workers)
+        return probs, strategy.reshape(c.n_workers, k_n), knowing
 
     probs, strategy, knowing = e_step()
     for _ in range(n_iter):
