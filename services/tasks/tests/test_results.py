@@ -101,6 +101,21 @@ def test_one_coin_glad_and_mace_agree_with_crowd_kit(method: str, reference: str
     assert accuracy(method, c, truth) > accuracy("majority_vote", c, truth) + 0.03
 
 
+@pytest.mark.parametrize("method", ["one_coin_dawid_skene", "glad", "mace"])
+def test_slices_of_answers_give_the_same_result_as_one(method: str,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """The per-answer arithmetic runs a slice at a time (memory): 5,000 answers in one slice
+    and in slices of 700 (the last one short) give the same labels and confidences."""
+    from tasks_service import aggregation
+
+    c, _ = simulate(seed=5)
+    whole = aggregate(method, c)
+    monkeypatch.setattr(aggregation, "CHUNK", 700)
+    sliced = aggregate(method, c)
+    assert (whole.label == sliced.label).all()
+    assert np.allclose(whole.confidence, sliced.confidence, atol=1e-9)
+
+
 def test_golden_tasks_are_known_truth_and_sharpen_skills() -> None:
     c, truth = simulate(n_tasks=300, seed=3)
     gold = {i: int(truth[i]) for i in range(0, 300, 10)}
