@@ -162,6 +162,17 @@ def test_the_job_codes_string_answers_and_decodes_results() -> None:
     assert got[("t1", "note")]["answers"] == 3 and ("t2", "note") not in got
 
 
+@pytest.mark.parametrize("final", [[], ["t2"], ["t1", "t2", "unknown"]])
+def test_the_job_marks_final_tasks_in_lines_it_can_print(final: list[str]) -> None:
+    """``final`` per line: the tasks that needed no more answers (none, some, all), each line
+    printable as JSON as the job prints it."""
+    answers = [("t1", "w0", {"label": "cat"}), ("t2", "w0", {"label": "dog"}),
+               ("t2", "w1", {"label": "dog"})]
+    _, rows = run("majority_vote", ["label"], answers, [], final)
+    lines = [json.loads(json.dumps(r)) for r in rows]
+    assert {r["task_id"]: r["final"] for r in lines} == {t: t in final for t in ("t1", "t2")}
+
+
 def test_a_mixer_of_4_real_and_1_golden_serves_that_ratio() -> None:
     q = PoolQuality(mixer_real=4, mixer_golden=1)
     slots = [mixer_slot(q, n) for n in range(100)]

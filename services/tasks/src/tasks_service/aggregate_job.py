@@ -102,12 +102,12 @@ class PoolAnswers:
             agg = aggregate(method, coded)
             values = self.labels[f].values
             final = self.final
-            for t in np.flatnonzero(agg.label >= 0):
+            for t in map(int, np.flatnonzero(agg.label >= 0)):
                 yield {"task_id": self.tasks.values[t], "field": f,
                        "answer": json.loads(values[agg.label[t]]),
                        "confidence": round(float(agg.confidence[t]), 6),
                        "answers": int(agg.answers[t]),
-                       "final": t < len(final) and final[t] == 1}
+                       "final": bool(t < len(final) and final[t])}
 
 
 def run(method: str, fields: list[str], answers: Iterable[tuple[str, str, dict[str, Any]]],
