@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -65,7 +64,7 @@ class UnitOfWork(Generic[StoreT]):
         self.autocommit = autocommit
         self.pending: list[Envelope] = []  # recorded, written to the outbox at commit
         self.recorded: list[Envelope] = []  # everything this unit of work put in the outbox
-        self.flushed: Counter[str] = Counter()  # written early by flush(): counts per type
+        self.flushed: dict[str, int] = {}  # written early by flush(): counts per type
         self._after: list[Callable[[], Any]] = []
         self._outbox = outbox  # for flush(); None: the fakes
 
@@ -102,7 +101,8 @@ class UnitOfWork(Generic[StoreT]):
             return
         await write_outbox(self.conn, self._outbox, self.pending)
         done = {id(env) for env in self.pending}
-        self.flushed.update(env.type for env in self.pending)
+        for env in self.pending:
+            self.flushed[env.type] = self.flushed.get(env.type, 0) + 1
         self.recorded = [env for env in self.recorded if id(env) not in done]
         self.pending.clear()
 
