@@ -141,6 +141,33 @@ class PoolClosed(Event):
     sandbox: bool = False
 
 
+class FieldResult(BaseModel):
+    """One output field's aggregated answer."""
+
+    answer: Any = None
+    confidence: float = Field(ge=0, le=1, description="the method's confidence, 0..1")
+    answers: int = Field(ge=0, description="answers the field was aggregated from")
+
+
+@event("task.result_ready")
+class ResultReady(Event):
+    """A task's aggregated result by one method is final: the task needs no more answers
+    (its accepted answers reached its overlap, dynamic overlap included). Recorded by the
+    aggregation run that first computed it, once per (task, method, revision): a later run
+    whose answer differs in some field records it again with ``revision`` + 1 (a changed
+    confidence alone does not). The support service tells the webhooks subscribed to
+    ``result.ready``."""
+
+    pool_id: str
+    project_id: str
+    task_id: str
+    method: str = Field(description="the aggregation method, as in the results API")
+    revision: int = Field(ge=1, description="1 for the first final result, then +1 per change")
+    fields: dict[str, FieldResult] = Field(description="output field -> its result")
+    confidence: float = Field(ge=0, le=1, description="the lowest of the fields' confidences")
+    computed_at: datetime
+
+
 @event("task.skipped")
 class TaskSkipped(_AssignmentRef):
     """A worker gave an active assignment back without answering."""

@@ -66,6 +66,24 @@ async def test_a_failing_body_rolls_back_the_change_and_its_events(db) -> None:
     assert db.woken == [] and after == []
 
 
+async def test_flushed_events_let_go_of_memory_but_commit_or_roll_back_with_the_rest(db) -> None:
+    async with db.unit_of_work() as uow:
+        uow.record(created("a"))
+        uow.record(created("b"))
+        await uow.flush()
+        assert uow.pending == [] and uow.recorded == [] and uow.flushed["gateway.user.created"] == 2
+        uow.record(created("c"))
+        assert await counts(db) == (0, 0)  # written inside the transaction, not visible yet
+    assert await counts(db) == (0, 3)
+    assert db.woken == [1]
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work() as uow:
+            uow.record(created("d"))
+            await uow.flush()
+            raise RuntimeError("boom")
+    assert await counts(db) == (0, 3)
+
+
 async def test_commit_then_refuse_keeps_the_change_and_raises_the_refusal(db) -> None:
     with pytest.raises(Conflict) as refused:
         async with db.unit_of_work() as uow:

@@ -575,9 +575,10 @@ DECIDE_CHANGE = rpc("support", "decide_change", DecideChange, Change,
 # HMAC-SHA256 over "<timestamp>.<body>" (headers X-Webhook-Timestamp, X-Webhook-Signature:
 # "v1=<hex>"); the secret is shown once, when the subscription is made.
 
-WebhookKind = Literal["task.accepted", "task.rejected", "pool.closed", "payout.changed"]
+WebhookKind = Literal["task.accepted", "task.rejected", "pool.closed", "payout.changed",
+                      "result.ready"]
 WEBHOOK_KINDS: tuple[str, ...] = ("task.accepted", "task.rejected", "pool.closed",
-                                  "payout.changed")
+                                  "payout.changed", "result.ready")
 DeliveryStatus = Literal["pending", "delivered", "failed"]
 
 

@@ -622,7 +622,7 @@ POOL_PACE = rpc("tasks", "pool_pace", PoolPaceRequest, PoolPaces,
 # ------------------------------------------------ results, aggregation, pool quality
 
 AggregationMethod = Literal["majority_vote", "wawa", "zero_based_skill", "gold_majority_vote",
-                            "dawid_skene"]
+                            "dawid_skene", "one_coin_dawid_skene", "glad", "mace"]
 PoolKind = Literal["real", "training", "exam"]
 
 

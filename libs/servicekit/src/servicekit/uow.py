@@ -31,7 +31,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import Envelope, new_envelope
 from servicekit.errors import CommitThen
-from servicekit.outbox import count_recorded, current_trace_headers, outbox_row, write_outbox
+from servicekit.outbox import (
+    EVENTS_RECORDED,
+    count_recorded,
+    current_trace_headers,
+    outbox_row,
+    write_outbox,
+)
 
 StoreT = TypeVar("StoreT")
 StoreT_co = TypeVar("StoreT_co", covariant=True)
@@ -51,14 +57,16 @@ class UnitOfWork(Generic[StoreT]):
     """One transaction (or, with ``autocommit``, a run of self-committing statements)."""
 
     def __init__(self, conn: AsyncConnection, store: StoreT, *, producer: str,
-                 autocommit: bool = False) -> None:
+                 autocommit: bool = False, outbox: Table | None = None) -> None:
         self.conn = conn
         self.store = store
         self.producer = producer
         self.autocommit = autocommit
         self.pending: list[Envelope] = []  # recorded, written to the outbox at commit
         self.recorded: list[Envelope] = []  # everything this unit of work put in the outbox
+        self.flushed: dict[str, int] = {}  # written early by flush(): counts per type
         self._after: list[Callable[[], Any]] = []
+        self._outbox = outbox  # for flush(); None: the fakes
 
     def record(self, event: BaseModel, *, cause: Envelope | None = None,
                correlation_id: str | None = None) -> Envelope:
@@ -83,6 +91,20 @@ class UnitOfWork(Generic[StoreT]):
         self.recorded.append(env)
         row = outbox_row(env, json.dumps(current_trace_headers()))
         return env, {f"ob_{k}": v for k, v in row.items()}
+
+    async def flush(self) -> None:
+        """Write the events recorded so far to the outbox now, inside this transaction, and
+        let go of them, so that a unit of work recording very many events (every task of a
+        pool) keeps its memory flat. They still commit or roll back with the rest, and are
+        counted after the commit. Without a database (the fakes) the events stay recorded."""
+        if self._outbox is None or not self.pending:
+            return
+        await write_outbox(self.conn, self._outbox, self.pending)
+        done = {id(env) for env in self.pending}
+        for env in self.pending:
+            self.flushed[env.type] = self.flushed.get(env.type, 0) + 1
+        self.recorded = [env for env in self.recorded if id(env) not in done]
+        self.pending.clear()
 
     def after_commit(self, fn: Callable[[], Any]) -> None:
         """Call ``fn`` (no arguments) once the changes are committed."""
@@ -132,7 +154,7 @@ class Database(Generic[StoreT]):
                     refusal = then.error
         else:
             async with self.engine.begin() as conn:
-                uow = UnitOfWork(conn, self.store_factory(conn), producer=self.producer)
+                uow = self._transaction_unit(conn)
                 try:
                     yield uow
                 except CommitThen as then:
@@ -143,9 +165,16 @@ class Database(Generic[StoreT]):
         if refusal is not None:
             raise refusal
 
+    def _transaction_unit(self, conn: AsyncConnection) -> UnitOfWork[StoreT]:
+        return UnitOfWork(conn, self.store_factory(conn), producer=self.producer,
+                          outbox=self.outbox)
+
     def _committed(self, uow: UnitOfWork[Any]) -> None:
         if uow.recorded:
             count_recorded(self.producer, uow.recorded)
+        for type_, n in uow.flushed.items():
+            EVENTS_RECORDED.labels(self.producer, type_).inc(n)
+        if uow.recorded or uow.flushed:
             self.on_recorded()
         for fn in uow._after:
             fn()
@@ -160,8 +189,7 @@ class Database(Generic[StoreT]):
         """A unit of work for a consumer: like :meth:`unit_of_work` without ``CommitThen``
         (an event handler has nobody to refuse)."""
         async with self.engine.begin() as conn:
-            uow: UnitOfWork[StoreT] = UnitOfWork(conn, self.store_factory(conn),
-                                                 producer=self.producer)
+            uow = self._transaction_unit(conn)
             yield uow
             await write_outbox(conn, self.outbox, uow.pending)
             uow.pending.clear()

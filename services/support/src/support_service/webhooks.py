@@ -45,6 +45,7 @@ from contracts.events import (
     PayoutRejected,
     PayoutRequested,
     PoolClosed,
+    ResultReady,
     ReviewAccepted,
     ReviewRejected,
 )
@@ -198,6 +199,14 @@ async def on_rejected(items: list[tuple[ReviewRejected, Envelope]],
 async def on_pool_closed(items: list[tuple[PoolClosed, Envelope]],
                          uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
     await fan_out(uow, ctx, "pool.closed", items)
+
+
+# one event per task and method once its result is final: batches, like the decisions
+@router.consume_batch("task.result_ready", name="webhook-result-ready",
+                      wanted=subscribed("result.ready"))
+async def on_result_ready(items: list[tuple[ResultReady, Envelope]],
+                          uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
+    await fan_out(uow, ctx, "result.ready", items)
 
 
 @router.consume_batch("ledger.payout.requested", name="webhook-payout-requested",

@@ -1,9 +1,11 @@
 """The aggregation of one pool, as a short-lived process: ``python -m
 tasks_service.aggregate_job POOL_ID METHOD`` with the database URL in ``TASKS_DATABASE_URL``.
 
-It reads (never writes) the pool's submitted and accepted answers and golden tasks, codes
-them as integers, aggregates each output field (:mod:`tasks_service.aggregation`, numpy) and
-prints one JSON line per task and field, then a last line ``{"done": true, ...}``. The
+It reads (never writes) the pool's submitted and accepted answers, golden tasks, and which
+tasks need no more answers (``final``: accepted answers reached the task's overlap, read in
+the same snapshot as the answers), codes them as integers, aggregates each output field
+(:mod:`tasks_service.aggregation`, numpy) and prints one JSON line per task and field, then a
+last line ``{"done": true, ...}``. The
 service reads the lines and writes them through its unit of work (:mod:`tasks_service.results`).
 
 numpy and the answer arrays live only here, so the service process stays small; this
@@ -56,6 +58,7 @@ class PoolAnswers:
         self.labels = {f: _Codes() for f in fields}
         self.cols = {f: (array("i"), array("i"), array("i")) for f in fields}
         self.gold: dict[str, dict[int, int]] = {f: {} for f in fields}
+        self.final = bytearray()  # by task code: 1 when the task needs no more answers
         self.n_answers = 0
 
     def add(self, task_id: str, worker_id: str, answers: dict[str, Any]) -> None:
@@ -77,6 +80,15 @@ class PoolAnswers:
             if f in self.gold and v is not None:
                 self.gold[f][t] = self.labels[f].code(_key(v))
 
+    def mark_final(self, task_id: str) -> None:
+        """The task needs no more answers (ignored for a task without answers)."""
+        t = self.tasks.index.get(task_id)
+        if t is None:
+            return
+        if len(self.final) <= t:
+            self.final.extend(bytes(len(self.tasks.values) - len(self.final)))
+        self.final[t] = 1
+
     def results(self, method: str) -> Iterator[dict[str, Any]]:
         """One dict per task and field that has answers (or a known answer)."""
         for f in self.fields:
@@ -89,20 +101,25 @@ class PoolAnswers:
                           max(len(self.workers.values), 1), n_labels, self.gold[f])
             agg = aggregate(method, coded)
             values = self.labels[f].values
-            for t in np.flatnonzero(agg.label >= 0):
+            final = self.final
+            for t in map(int, np.flatnonzero(agg.label >= 0)):
                 yield {"task_id": self.tasks.values[t], "field": f,
                        "answer": json.loads(values[agg.label[t]]),
                        "confidence": round(float(agg.confidence[t]), 6),
-                       "answers": int(agg.answers[t])}
+                       "answers": int(agg.answers[t]),
+                       "final": bool(t < len(final) and final[t])}
 
 
 def run(method: str, fields: list[str], answers: Iterable[tuple[str, str, dict[str, Any]]],
-        gold: Iterable[tuple[str, dict[str, Any]]]) -> tuple[PoolAnswers, Iterator[dict[str, Any]]]:
+        gold: Iterable[tuple[str, dict[str, Any]]],
+        final: Iterable[str] = ()) -> tuple[PoolAnswers, Iterator[dict[str, Any]]]:
     pa = PoolAnswers(fields)
     for task_id, known in gold:
         pa.add_gold(task_id, known)
     for task_id, worker_id, ans in answers:
         pa.add(task_id, worker_id, ans)
+    for task_id in final:
+        pa.mark_final(task_id)
     return pa, pa.results(method)
 
 
@@ -141,12 +158,18 @@ async def _main(pool_id: str, method: str) -> int:
     pa = PoolAnswers(fields)
     for task_id, known in gold:
         pa.add_gold(task_id, known)
-    async with conn.transaction(readonly=True):
+    # one snapshot for the answers and the final tasks: a task is final only with the
+    # answers that made it so (an acceptance committed in between is in neither)
+    async with conn.transaction(readonly=True, isolation="repeatable_read"):
         async for r in conn.cursor(
                 "SELECT task_id, worker_id, answers FROM assignments WHERE pool_id = $1 "
                 "AND status IN ('SUBMITTED', 'ACCEPTED') AND answers IS NOT NULL", pool_id,
                 prefetch=5000):
             pa.add(r["task_id"], r["worker_id"], json.loads(r["answers"]))
+        async for r in conn.cursor(
+                "SELECT task_id FROM tasks WHERE pool_id = $1 AND NOT is_control "
+                "AND accepted_count >= overlap", pool_id, prefetch=5000):
+            pa.mark_final(r["task_id"])
     await conn.close()
     out = sys.stdout
     for row in pa.results(method):

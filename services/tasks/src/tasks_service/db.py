@@ -19,6 +19,7 @@ from sqlalchemy import (
     false,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 
 from servicekit.messaging_tables import add_messaging_tables
 
@@ -212,6 +213,8 @@ task_results = Table(
     Column("confidence", Float, nullable=False),
     Column("answers", Integer, nullable=False),
     Column("computed_at", DateTime(timezone=True), nullable=False),
+    # the task needed no more answers when the run read them (accepted >= overlap)
+    Column("final", Boolean, nullable=False, server_default=false()),
     Index("ix_task_results_pool_method", "pool_id", "method", "task_id"),
 )
 
@@ -224,6 +227,19 @@ pool_pace = Table(
     Column("seconds", Integer, primary_key=True),
     Column("accepted", BigInteger, nullable=False),
     CheckConstraint("seconds >= 1 AND accepted >= 1", name="ck_pool_pace_positive"),
+)
+
+# The last final result published (``task.result_ready``) per task and method: a run
+# records an event only for a final result that is new or whose answers differ from it.
+task_result_events = Table(
+    "task_result_events", metadata,
+    Column("task_id", String(36), ForeignKey("tasks.task_id"), primary_key=True),
+    Column("method", String(32), primary_key=True),
+    Column("pool_id", String(36), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("answers", JSONB, nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=False),
+    CheckConstraint("revision >= 1", name="ck_task_result_events_revision"),
 )
 
 outbox, inbox = add_messaging_tables(metadata)

@@ -3,7 +3,9 @@ pool kinds (training, exam), the mixer's settings, hints, and dynamic overlap.
 
 The aggregation of a pool runs in a short-lived process (:mod:`tasks_service.aggregate_job`)
 that holds numpy and the pool's answers; this process only streams its output lines into
-``task_results`` through a unit of work, so its memory does not grow with the pool.
+``task_results`` through a unit of work, so its memory does not grow with the pool. In the
+same transaction every final result (the task needs no more answers) that is new or changed
+is recorded as ``task.result_ready`` (decision 40), page by page.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from contracts.envelope import Envelope
-from contracts.events import ReviewAccepted
+from contracts.events import FieldResult, ResultReady, ReviewAccepted
 from contracts.rpc import tasks as rpc
 from servicekit.errors import Conflict, Invalid, NotFound
 from servicekit.router import Router
@@ -34,6 +36,7 @@ log = logging.getLogger("tasks_service.results")
 router = Router()
 
 WRITE_BATCH = 2000  # result rows per INSERT
+READY_PAGE = 2000  # tasks per page of result-ready events
 DUE_PER_RUN = 4  # aggregations per run of the batch job
 
 
@@ -228,6 +231,28 @@ async def _stream(rs: ResultsStore, proc: asyncio.subprocess.Process, pool_id: s
     return summary
 
 
+async def _record_ready(uow: UnitOfWork[TasksStore], pool_id: str, method: str,
+                        now: datetime) -> int:
+    """A ``task.result_ready`` for each final result of this run that is new or whose answers
+    changed since the last one published (its revision + 1), written to the outbox a page at
+    a time so that a pool of 200,000 tasks does not hold 200,000 events in memory."""
+    rs = _rs(uow)
+    pool = await existing_pool(uow.store, pool_id)
+    after, recorded = "", 0
+    while page := await rs.ready_page(pool_id, method, after, READY_PAGE, now):
+        for row in page:
+            if row.revision is None:
+                continue
+            fields = {f: FieldResult.model_validate(v) for f, v in row.fields.items()}
+            uow.record(ResultReady(pool_id=pool_id, project_id=pool.project_id,
+                                   task_id=row.task_id, method=method, revision=row.revision,
+                                   fields=fields, confidence=row.confidence, computed_at=now))
+            recorded += 1
+        await uow.flush()
+        after = page[-1].task_id
+    return recorded
+
+
 async def _run_job(ctx: TasksContext, pool_id: str, method: str) -> None:
     """One aggregation, claimed (another replica skips it): the job's lines written as they
     come, all in one transaction (readers see the old results until it commits)."""
@@ -247,8 +272,10 @@ async def _run_job(ctx: TasksContext, pool_id: str, method: str) -> None:
             if proc.returncode is None:  # failed half-way: the job must not outlive the run
                 proc.kill()
                 await proc.wait()
+        ready = await _record_ready(uow, pool_id, method, now)
         await rs.done(pool_id, method, now, int(summary["answers_used"]),
                       float(summary["seconds"]), None)
+    summary["result_ready"] = ready
     log.info("aggregated %s by %s: %s", pool_id, method, summary)
 
 

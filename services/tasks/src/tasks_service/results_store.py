@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, exists, func, literal, or_, select, update
+from sqlalchemy import and_, bindparam, cast, delete, exists, func, literal, or_, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import tasks as rpc
@@ -18,6 +19,7 @@ from tasks_service.db import (
     pool_quality,
     pools,
     task_hints,
+    task_result_events,
     task_results,
     tasks,
 )
@@ -69,6 +71,42 @@ _CLEAR = delete(task_results).where(R.pool_id == bindparam("c_pid"),
 _RESULTS = (select(R.task_id, R.field, R.answer, R.confidence, R.answers)
             .where(R.pool_id == bindparam("pid"), R.method == bindparam("method"))
             .order_by(R.task_id, R.field))
+# result ready: the next page (by task) of this run's final results, the ones new or whose
+# answers differ from the last published get their next revision (upserted here, in the
+# run's transaction, so each revision is recorded once); every task of the page comes back,
+# with its revision when an event is due
+E = task_result_events.c
+_answer = cast(R.answer, JSONB)
+_final_page = (
+    select(R.task_id, R.pool_id, R.method,
+           func.jsonb_object_agg(R.field, func.jsonb_build_object(
+               "answer", _answer, "confidence", R.confidence, "answers", R.answers), type_=JSONB)
+           .label("fields"),
+           func.jsonb_object_agg(R.field, _answer).label("answers"),
+           func.min(R.confidence).label("confidence"))
+    .where(R.pool_id == bindparam("pid"), R.method == bindparam("method"),
+           R.task_id > bindparam("after"), R.final)
+    .group_by(R.task_id, R.pool_id, R.method).order_by(R.task_id).limit(bindparam("n"))
+    .cte("page"))
+_changed = (
+    select(_final_page.c.task_id, _final_page.c.method, _final_page.c.pool_id,
+           (func.coalesce(E.revision, 0) + 1).label("revision"), _final_page.c.answers,
+           bindparam("now", type_=task_result_events.c.published_at.type).label("published_at"))
+    .select_from(_final_page.outerjoin(task_result_events,
+                                       and_(E.task_id == _final_page.c.task_id,
+                                            E.method == _final_page.c.method)))
+    .where(or_(E.task_id.is_(None), E.answers != _final_page.c.answers)))
+_new_event = insert(task_result_events).from_select(
+    ["task_id", "method", "pool_id", "revision", "answers", "published_at"], _changed)
+_published = _new_event.on_conflict_do_update(
+    index_elements=["task_id", "method"],
+    set_={c: _new_event.excluded[c] for c in ("revision", "answers", "published_at")},
+).returning(E.task_id, E.revision).cte("published")
+_READY_PAGE = (select(_final_page.c.task_id, _final_page.c.fields, _final_page.c.confidence,
+                      _published.c.revision)
+               .select_from(_final_page.outerjoin(_published,
+                                                  _published.c.task_id == _final_page.c.task_id))
+               .order_by(_final_page.c.task_id))
 _COMPUTED_METHODS = (select(G.method).where(G.pool_id == bindparam("pid"),
                                             G.computed_at.is_not(None)).order_by(G.method))
 _FOR_TASKS = (select(R.task_id, R.method, R.field, R.answer, R.confidence)
@@ -152,6 +190,14 @@ class ResultsStore:
             _RESULTS.subquery()), params)).scalar_one()
         rows = await self.conn.execute(_RESULTS.limit(limit).offset(offset), params)
         return [rpc.TaskResult.model_validate(dict(r._mapping)) for r in rows], int(total)
+
+    async def ready_page(self, pool_id: str, method: str, after: str, n: int,
+                         now: datetime) -> list[Any]:
+        """The next ``n`` tasks (after ``after``) of the pool's final results by ``method``,
+        each with ``revision`` set when its result is new or changed (and now recorded as
+        published), else None. Empty: no more."""
+        return list(await self.conn.execute(_READY_PAGE, {
+            "pid": pool_id, "method": method, "after": after, "n": n, "now": now}))
 
     async def computed_methods(self, pool_id: str) -> list[str]:
         return list((await self.conn.execute(_COMPUTED_METHODS, {"pid": pool_id})).scalars())

@@ -126,8 +126,10 @@ function Upload({ pool, onDone }: { pool: PoolView; onDone: () => void }) {
   );
 }
 
-type Method = "majority_vote" | "wawa" | "zero_based_skill" | "gold_majority_vote" | "dawid_skene";
-const METHODS: Method[] = ["majority_vote", "dawid_skene", "wawa", "zero_based_skill", "gold_majority_vote"];
+type Method = "majority_vote" | "wawa" | "zero_based_skill" | "gold_majority_vote" | "dawid_skene"
+  | "one_coin_dawid_skene" | "glad" | "mace";
+const METHODS: Method[] = ["majority_vote", "dawid_skene", "one_coin_dawid_skene", "glad", "mace", "wawa",
+  "zero_based_skill", "gold_majority_vote"];
 interface Quality {
   kind: "real" | "training" | "exam"; exam_skill: string | null; mixer_real: number; mixer_golden: number;
   mixer_training: number; dynamic_max_overlap: number | null; dynamic_confidence: number | null;

@@ -6,7 +6,7 @@ import type { Screen } from "../router";
 import type { Page } from "../types";
 import { Alert, Badge, Button, CheckField, Form, LoadState, Section, SelectField, Table, TextField, When, useAction, useLoad } from "../ui";
 
-const KINDS = ["task.accepted", "task.rejected", "pool.closed", "payout.changed"] as const;
+const KINDS = ["task.accepted", "task.rejected", "pool.closed", "payout.changed", "result.ready"] as const;
 type Kind = (typeof KINDS)[number];
 
 interface Webhook { subscription_id: string; url: string; kinds: Kind[]; description: string; active: boolean; created_at: string }

@@ -22,7 +22,7 @@ PageQ = Annotated[Page, Depends(page)]
 
 WebhookBody = body_of(support_rpc.WebhookCreate, "WebhookBody", doc={
     "url": "where to POST (http or https; not a loopback or private address)",
-    "kinds": "task.accepted, task.rejected, pool.closed, payout.changed",
+    "kinds": "task.accepted, task.rejected, pool.closed, payout.changed, result.ready",
     "description": "a note for yourself"})
 
 
