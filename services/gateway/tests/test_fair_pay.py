@@ -3,13 +3,18 @@ figure before, rounding down to a minor unit, and when the floor refuses."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
+from contracts.rpc import ledger as ledger_rpc
+from contracts.rpc import tasks as tasks_rpc
 from gateway_service.routes.fair_pay import (
     MIN_MEASURED,
     Estimate,
     estimate,
     hourly_minor,
+    pool_estimate,
     warning_of,
 )
 
@@ -53,3 +58,18 @@ def test_the_floor_warns_below_it_and_when_unknown_and_is_off_without_one() -> N
     assert warning_of(Estimate("unknown", None, None), 1) == "fair_pay_unknown"
     assert warning_of(Estimate("unknown", None, None), None) is None
     assert warning_of(at, None) is None
+
+
+def test_a_sandbox_pool_is_unpaid_whatever_its_price() -> None:
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    pool = tasks_rpc.AdminPool(
+        pool_id="p1", project_id="pr1", name="try", overlap=1, assignment_timeout_s=600,
+        auto_accept_after_s=None, review_mode="manual", captcha_frequency="none",
+        skill_filters=[], priority=0, expected_seconds_per_task=60, status="open",
+        created_at=now, updated_at=now, price_minor=100, currency="RUB")
+    shares = ledger_rpc.Shares(default=ledger_rpc.ShareView(
+        pool_id=None, share="0.5", share_bps=5000, source="built_in"), pools=[])
+    _, real = pool_estimate(pool, None, shares)
+    assert real == Estimate("declared", 60.0, 3000)
+    _, tried = pool_estimate(pool.model_copy(update={"sandbox": True}), None, shares)
+    assert tried == Estimate("unpaid", None, None) and warning_of(tried, 10**6) is None

@@ -132,10 +132,12 @@ def share_of(shares: ledger_rpc.Shares, pool_id: str) -> int:
 
 def pool_estimate(pool: tasks_rpc.AdminPool, pace: tasks_rpc.PoolPace | None,
                   shares: ledger_rpc.Shares) -> tuple[int, Estimate]:
-    """(credit per task, estimate) of one pool; no pace = nothing accepted yet."""
+    """(credit per task, estimate) of one pool; no pace = nothing accepted yet. A sandbox
+    pool pays nothing whatever its price (its tries move no money): ``unpaid``, as a
+    training pool, so it has no estimate and no floor warning."""
     credit = worker_credit(pool.price_minor, share_of(shares, pool.pool_id))
     return credit, estimate(
-        price_minor=pool.price_minor, credit_minor=credit,
+        price_minor=0 if pool.sandbox else pool.price_minor, credit_minor=credit,
         accepted_timed=pace.accepted_timed if pace else 0,
         median_seconds=pace.median_seconds if pace else None,
         expected_seconds=pool.expected_seconds_per_task)
