@@ -40,15 +40,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from contracts.envelope import Envelope
-from contracts.events import (
-    PayoutApproved,
-    PayoutRejected,
-    PayoutRequested,
-    PoolClosed,
-    ResultReady,
-    ReviewAccepted,
-    ReviewRejected,
-)
+from contracts.events import Event
 from contracts.rpc import support as rpc
 from servicekit.errors import Invalid, NotFound
 from servicekit.router import Router
@@ -177,57 +169,32 @@ def subscribed(kind: str) -> Callable[[SupportContext], Awaitable[bool]]:
     return wanted
 
 
+def _fan_out_consumer(subject: str, name: str, kind: str) -> Callable[..., Awaitable[None]]:
+    """The batch consumer of ``subject`` that writes one delivery per subscription to
+    ``kind`` for each event (acked after one read while nothing subscribes to ``kind``)."""
+
+    async def handler(items: list[tuple[Event, Envelope]], uow: UnitOfWork[SupportStore],
+                      ctx: SupportContext) -> None:
+        await fan_out(uow, ctx, kind, items)
+
+    handler.__name__ = handler.__qualname__ = name.replace("-", "_")
+    return router.consume_batch(subject, name=name, wanted=subscribed(kind))(handler)
+
+
 # every decision event reaches these consumers: batches keep them to one transaction (and
 # one subscription lookup) per batch instead of one per event, and with no subscription to
-# the kind, to one read per batch
-@router.consume_batch("review.accepted", name="webhook-accepted",
-                      wanted=subscribed("task.accepted"))
-async def on_accepted(items: list[tuple[ReviewAccepted, Envelope]],
-                      uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "task.accepted", items)
-
-
-@router.consume_batch("review.rejected", name="webhook-rejected",
-                      wanted=subscribed("task.rejected"))
-async def on_rejected(items: list[tuple[ReviewRejected, Envelope]],
-                      uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "task.rejected", items)
-
-
-@router.consume_batch("task.pool_closed", name="webhook-pool-closed",
-                      wanted=subscribed("pool.closed"))
-async def on_pool_closed(items: list[tuple[PoolClosed, Envelope]],
-                         uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "pool.closed", items)
-
-
-# one event per task and method once its result is final: batches, like the decisions
-@router.consume_batch("task.result_ready", name="webhook-result-ready",
-                      wanted=subscribed("result.ready"))
-async def on_result_ready(items: list[tuple[ResultReady, Envelope]],
-                          uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "result.ready", items)
-
-
-@router.consume_batch("ledger.payout.requested", name="webhook-payout-requested",
-                      wanted=subscribed("payout.changed"))
-async def on_payout_requested(items: list[tuple[PayoutRequested, Envelope]],
-                              uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "payout.changed", items)
-
-
-@router.consume_batch("ledger.payout.approved", name="webhook-payout-approved",
-                      wanted=subscribed("payout.changed"))
-async def on_payout_approved(items: list[tuple[PayoutApproved, Envelope]],
-                             uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "payout.changed", items)
-
-
-@router.consume_batch("ledger.payout.rejected", name="webhook-payout-rejected",
-                      wanted=subscribed("payout.changed"))
-async def on_payout_rejected(items: list[tuple[PayoutRejected, Envelope]],
-                             uow: UnitOfWork[SupportStore], ctx: SupportContext) -> None:
-    await fan_out(uow, ctx, "payout.changed", items)
+# the kind, to one read per batch; a result is ready once per task and method
+on_accepted = _fan_out_consumer("review.accepted", "webhook-accepted", "task.accepted")
+on_rejected = _fan_out_consumer("review.rejected", "webhook-rejected", "task.rejected")
+on_pool_closed = _fan_out_consumer("task.pool_closed", "webhook-pool-closed", "pool.closed")
+on_result_ready = _fan_out_consumer("task.result_ready", "webhook-result-ready",
+                                    "result.ready")
+on_payout_requested = _fan_out_consumer("ledger.payout.requested", "webhook-payout-requested",
+                                        "payout.changed")
+on_payout_approved = _fan_out_consumer("ledger.payout.approved", "webhook-payout-approved",
+                                       "payout.changed")
+on_payout_rejected = _fan_out_consumer("ledger.payout.rejected", "webhook-payout-rejected",
+                                       "payout.changed")
 
 
 # ------------------------------------------------------------------- sending
