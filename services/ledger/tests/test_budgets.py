@@ -5,7 +5,6 @@ the minor unit; payout destinations are masked for everyone but the owner."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from ledger_service.settings import LedgerSettings
 from servicekit.errors import RpcCallError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
+from servicekit.testing import consumers_drained
 
 SERVICE_DIR = Path(__file__).parents[1]
 ADMIN = Actor(user_id="owner-1", role="admin")
@@ -56,17 +56,9 @@ class Books:
         return env
 
     async def idle(self) -> None:
-        for _ in range(400):
-            busy = False
-            for stream, durable in (("TASK", "ledger__pool-opened"),
-                                    ("REVIEW", "ledger__credit-accepted"),
-                                    ("RULES", "ledger__credit-bonus")):
-                info = await self.js.consumer_info(stream, durable)
-                busy |= bool(info.num_pending or info.num_ack_pending)
-            if not busy:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("ledger consumers did not drain")
+        """Wait until the ledger consumers have handled everything published so far."""
+        await consumers_drained(self.js, [(c.stream, c.durable) for c in self.svc.consumers],
+                                timeout_s=8, interval_s=0.02)
 
 
 @pytest.fixture

@@ -38,6 +38,7 @@ from servicekit.errors import RpcCallError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
 from servicekit.service import Service
+from servicekit.testing import consumers_drained
 
 SERVICE_DIR = Path(__file__).parents[1]
 ADMIN = Actor(user_id="owner-1", role="admin")
@@ -103,17 +104,8 @@ class Ledger:
 
     async def idle(self) -> None:
         """Wait until the ledger consumers have handled everything published so far."""
-        for _ in range(300):
-            busy = False
-            for stream, durable in (("TASK", "ledger__pool-opened"),
-                                    ("REVIEW", "ledger__credit-accepted"),
-                                    ("RULES", "ledger__credit-bonus")):
-                info = await self.js.consumer_info(stream, durable)
-                busy |= bool(info.num_pending or info.num_ack_pending)
-            if not busy:
-                return
-            await asyncio.sleep(0.02)
-        raise AssertionError("ledger consumers did not drain")
+        await consumers_drained(self.js, [(c.stream, c.durable) for c in self.svc.consumers],
+                                timeout_s=6, interval_s=0.02)
 
     async def available(self, w: Actor) -> dict[str, int]:
         data = await self.call(rpc.BALANCE, rpc.BalanceRequest(actor=w))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -32,6 +33,8 @@ from servicekit.errors import RpcCallError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
 from servicekit.service import Service
+from servicekit.testing import consumers_drained
+from servicekit.testing import eventually as kit_eventually
 
 SERVICE_DIR = Path(__file__).parents[1]
 MONEY_KEYS = {"price_minor", "price", "currency", "amount_minor", "worker_share"}
@@ -99,25 +102,12 @@ class Harness:
 
     async def consumers_drained(self) -> None:
         """Wait until every review consumer handled everything published so far."""
-        async def drained() -> bool:
-            for c in self.svc.consumers:
-                info = await self.js.consumer_info(c.stream, c.durable)
-                if info.num_pending or info.num_ack_pending:
-                    return False
-            return True
-
-        await eventually(drained)
+        await consumers_drained(self.js, [(c.stream, c.durable) for c in self.svc.consumers],
+                                timeout_s=10.0)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 10.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        await asyncio.sleep(0.05)
+# the kit's, with this file's ten seconds
+eventually = functools.partial(kit_eventually, timeout_s=10.0)
 
 
 def submitted(*, pool_id: str, worker_id: str | None = None, **kw: Any) -> TaskSubmitted:
