@@ -18,7 +18,7 @@ import nats
 import pytest
 from prometheus_client import REGISTRY
 from pydantic import BaseModel
-from sqlalchemy import event, select
+from sqlalchemy import event, select, text
 
 from contracts.envelope import new_envelope
 from contracts.events import (
@@ -882,3 +882,42 @@ async def test_start_waits_for_the_schema_before_consuming_or_answering(
         assert never.rpc_server is None and not never._loops
     finally:
         await never.stop()
+
+
+async def test_acceptances_of_one_pool_do_not_wait_for_each_other(env: Env) -> None:
+    """Two open transactions accept work of one pool with the same duration: the second is
+    not held behind the first's lock (each appends a pending duration instead of updating
+    the histogram's bucket). The pace counts each once, before the fold and after it."""
+    from tasks_service import pace
+
+    pool = await env.pool(n=3)
+    w = worker()
+    ids = []
+    for _ in range(3):
+        a = await env.take(w, pool["pool_id"])
+        await env.submit(w, a["assignment_id"])
+        ids.append(a["assignment_id"])
+    now = datetime.now(UTC)
+
+    async def paced() -> tuple[int, float | None]:
+        got = await env.call(rpc.POOL_PACE, rpc.PoolPaceRequest, actor=ADMIN,
+                             pool_ids=[pool["pool_id"]])
+        return got["items"][0]["accepted_timed"], got["items"][0]["median_seconds"]
+
+    async def pending() -> int:
+        async with env.svc.engine.connect() as conn:
+            return int((await conn.execute(text("SELECT count(*) FROM pool_pace_pending")))
+                       .scalar_one())
+
+    async with env.svc.db.consumer_unit() as first:
+        assert await first.store.accept(ids[0], now, None, "m1") is not None
+        async with env.svc.db.consumer_unit() as second:   # the first is still open
+            assert await asyncio.wait_for(second.store.accept(ids[1], now, None, "m1"),
+                                          5) is not None
+    assert await paced() == (2, 1.0) and await pending() == 2
+    await pace.fold_pace(env.svc.ctx)
+    await pace.fold_pace(env.svc.ctx)                    # nothing left: nothing counted twice
+    assert await paced() == (2, 1.0) and await pending() == 0
+    async with env.svc.db.consumer_unit() as third:
+        assert await third.store.accept(ids[2], now, None, "m1") is not None
+    assert await paced() == (3, 1.0) and await pending() == 1  # folded and pending, together

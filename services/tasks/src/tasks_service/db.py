@@ -218,15 +218,25 @@ task_results = Table(
     Index("ix_task_results_pool_method", "pool_id", "method", "task_id"),
 )
 
-# How long accepted work took, per pool: a histogram of take -> submit in whole seconds,
-# one upsert per acceptance (never on the take or submit path). The fair-pay estimate's
-# median is read from it, so it costs the distinct durations, not the assignments.
+# How long accepted work took, per pool: a histogram of take -> submit in whole seconds
+# (never written on the take or submit path). The fair-pay estimate's median is read from
+# it, so it costs the distinct durations, not the assignments. An acceptance appends its
+# duration to ``pool_pace_pending`` (a new row: no two acceptances wait for one row, as
+# they did updating the same bucket); ``pace.fold_pace`` moves the pending rows into the
+# histogram every few seconds, and a read adds the rows not folded yet.
 pool_pace = Table(
     "pool_pace", metadata,
     Column("pool_id", String(36), primary_key=True),
     Column("seconds", Integer, primary_key=True),
     Column("accepted", BigInteger, nullable=False),
     CheckConstraint("seconds >= 1 AND accepted >= 1", name="ck_pool_pace_positive"),
+)
+pool_pace_pending = Table(
+    "pool_pace_pending", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("pool_id", String(36), nullable=False),
+    Column("seconds", Integer, nullable=False),
+    CheckConstraint("seconds >= 1", name="ck_pool_pace_pending_positive"),
 )
 
 # The last final result published (``task.result_ready``) per task and method: a run

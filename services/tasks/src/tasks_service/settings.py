@@ -16,5 +16,7 @@ class TasksSettings(ServiceSettings):
     max_upload_rows: int = Field(100_000, ge=1)
     # How often the results job looks for pools whose aggregation is due.
     aggregate_interval_s: float = Field(5.0, gt=0)
+    # How often the accepted durations pending are folded into the pools' pace histograms.
+    pace_fold_interval_s: float = Field(5.0, gt=0)
     # A pool's aggregation is recomputed for new answers at most this often.
     aggregate_min_gap_s: float = Field(10.0, ge=0)

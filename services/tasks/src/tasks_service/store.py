@@ -31,6 +31,8 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
+    union_all,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -44,6 +46,7 @@ from tasks_service.db import (
     captcha_challenges,
     outbox,
     pool_pace,
+    pool_pace_pending,
     pool_quality,
     pools,
     projects,
@@ -398,15 +401,24 @@ def _seconds(submitted_at: Any, taken_at: Any) -> Any:
 
 
 def _record_pace(source: Any) -> Any:
-    """One more accepted duration in the pool's histogram, for each row of ``source`` (the
-    accepted assignments' pool_id, submitted_at, taken_at)."""
-    add = insert(pool_pace).from_select(
-        ["pool_id", "seconds", "accepted"],
-        select(source.c.pool_id, _seconds(source.c.submitted_at, source.c.taken_at),
-               literal(1)).where(source.c.submitted_at.is_not(None)))
-    return add.on_conflict_do_update(index_elements=["pool_id", "seconds"],
-                                     set_={"accepted": PP.accepted + 1})
+    """One more accepted duration of the pool, for each row of ``source`` (the accepted
+    assignments' pool_id, submitted_at, taken_at): appended to ``pool_pace_pending``, a new
+    row each, so concurrent acceptances of one pool never wait for each other."""
+    return insert(pool_pace_pending).from_select(
+        ["pool_id", "seconds"],
+        select(source.c.pool_id, _seconds(source.c.submitted_at, source.c.taken_at))
+        .where(source.c.submitted_at.is_not(None)))
 
+
+# The pending durations moved into the histogram. Two replicas folding at once take each
+# row once: a DELETE that finds a row deleted by a committed transaction skips it.
+_FOLD_PACE = text(
+    "WITH moved AS (DELETE FROM pool_pace_pending RETURNING pool_id, seconds) "
+    "INSERT INTO pool_pace (pool_id, seconds, accepted) "
+    "SELECT pool_id, seconds, count(*) FROM moved GROUP BY pool_id, seconds "
+    "ORDER BY pool_id, seconds "
+    "ON CONFLICT (pool_id, seconds) DO UPDATE "
+    "SET accepted = pool_pace.accepted + EXCLUDED.accepted")
 
 
 def _decided(status: str, task_change: dict[str, Any], was: str = domain.SUBMITTED) -> Any:
@@ -441,8 +453,16 @@ _ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count
                                               "live_count": T.live_count + 1},
                             was=domain.REJECTED)
 
-_PACES = (select(PP.pool_id, PP.seconds, PP.accepted)
-          .where(PP.pool_id.in_(bindparam("pids", expanding=True))))
+# the histogram with the durations not folded into it yet
+_PENDING = pool_pace_pending.c
+_ALL_PACES = union_all(
+    select(PP.pool_id, PP.seconds, PP.accepted)
+    .where(PP.pool_id.in_(bindparam("pids", expanding=True))),
+    select(_PENDING.pool_id, _PENDING.seconds, literal(1).label("accepted"))
+    .where(_PENDING.pool_id.in_(bindparam("pids", expanding=True)))).subquery("paces")
+_PACES = (select(_ALL_PACES.c.pool_id, _ALL_PACES.c.seconds,
+                 func.sum(_ALL_PACES.c.accepted).label("accepted"))
+          .group_by(_ALL_PACES.c.pool_id, _ALL_PACES.c.seconds))
 _DECLARED = (select(P.pool_id, P.expected_seconds_per_task)
              .where(P.pool_id.in_(bindparam("pids", expanding=True))).order_by(P.pool_id))
 
@@ -719,9 +739,13 @@ class TasksStore:
         declared = (await self.conn.execute(_DECLARED, {"pids": pool_ids})).all()
         counts: dict[str, list[tuple[int, int]]] = {}
         for row in (await self.conn.execute(_PACES, {"pids": pool_ids})).all():
-            counts.setdefault(row.pool_id, []).append((row.seconds, row.accepted))
+            counts.setdefault(row.pool_id, []).append((row.seconds, int(row.accepted)))
         return [(row.pool_id, row.expected_seconds_per_task, counts.get(row.pool_id, []))
                 for row in declared]
+
+    async def fold_pace(self) -> None:
+        """Move the pending accepted durations into the pools' histograms."""
+        await self.conn.execute(_FOLD_PACE)
 
     async def reject(self, assignment_id: str, at: datetime, comment: str | None,
                      by: str) -> bool:
