@@ -180,9 +180,10 @@ def document_refusals(app: FastAPI) -> None:
         methods.setdefault(prefix + route.path, set()).update(route.methods or ())
         deps = _depends_on(route)
         codes = set(ALWAYS)
-        if "current_session" in deps:
+        signed_in = bool(deps & {"current_session", "signed_in_as"})  # see deps.py
+        if signed_in:
             codes.update(SIGNED_IN)
-        if deps & {"rpc_client", "security_layer"}:
+        if signed_in or deps & {"rpc_client", "security_layer"}:
             codes.update(LOOKS_UP)
         if "rpc_client" in deps:
             codes.update(CALLS_A_SERVICE)
