@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 
-from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps
+from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps, python_cpu_reference
 from bench.chaos import money_state, settled
 from bench.lifecycle import admin_login, drive, drive_pairs, make_pool, make_users, open_, upload
 from launcher.stack import ROOT, SERVICE_NAMES, Stack, free_port
@@ -508,6 +508,12 @@ def targets(report: dict) -> dict[str, dict[str, Any]]:
                     name = max(rss, key=lambda k: rss[k])
                     out[f"{mode} {key}: largest RSS ({name})"] = _target(
                         rss[name], 150.0, at_most=True, unit="MB")
+    if ref := report.get("python_reference_cpu_ms"):
+        # not a target: how fast this machine ran Python during the run (CPU figures of two
+        # runs compare only where these agree; see docs/benchmarks.md)
+        out["machine: Python reference work, CPU ms at the start / at the end"] = {
+            "value": f"{ref.get('start')} / {ref.get('end')}", "unit": "", "target": None,
+            "ratio": None, "met": True}
     if r := report.get("rules"):
         out["rules: events/s with a 1M history"] = _target(r["long_history"]["events_per_s"],
                                                            6000.0)
@@ -556,13 +562,16 @@ async def main() -> int:
     args.replica_counts = [int(n) for n in args.replicas.split(",") if n.strip()]
     t0 = time.monotonic()
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                    "args": {k: v for k, v in vars(args).items() if k != "parts_set"}}
+                    "args": {k: v for k, v in vars(args).items() if k != "parts_set"},
+                    # the machine's speed for Python work, at the start and at the end
+                    "python_reference_cpu_ms": {"start": round(python_cpu_reference(), 1)}}
     if args.parts_set - {"rules"}:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             report[mode] = await bench_mode(mode, args)
     if "rules" in args.parts_set:
         print("bench: rules evaluation ...", file=sys.stderr, flush=True)
         report["rules"] = await rules_figures()
+    report["python_reference_cpu_ms"]["end"] = round(python_cpu_reference(), 1)
     report["targets"] = targets(report)
     report["bench_seconds"] = round(time.monotonic() - t0, 1)
     out = ROOT / "bench-results"
@@ -570,8 +579,12 @@ async def main() -> int:
     path = out / f"{time.strftime('%Y%m%dT%H%M%S')}.json"
     path.write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))
+
+    def mark(t: dict) -> str:
+        return "info" if t["target"] is None else "met " if t["met"] else "MISS"
+
     print("\n".join(
-        f"{'met ' if t['met'] else 'MISS'}  {k}: {t['value']}{' ' + t['unit'] if t['unit'] else ''}"
+        f"{mark(t)}  {k}: {t['value']}{' ' + t['unit'] if t['unit'] else ''}"
         + (f" (target {t['target']}, ratio {t['ratio']})" if t["ratio"] is not None else "")
         for k, t in report["targets"].items()), file=sys.stderr)
     print(f"bench: report written to {path} ({report['bench_seconds']:.0f} s)", file=sys.stderr)

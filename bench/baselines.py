@@ -75,3 +75,36 @@ async def jetstream_pubsub_rate(nats_url: str, messages: int = 20_000,
     await nc.close()
     return {"publish_msgs_per_s": messages / pub, "consume_msgs_per_s": messages / con,
             "publish_and_consume_msgs_per_s": messages / (pub + con)}
+
+
+def python_cpu_reference(rounds: int = 3) -> float:
+    """CPU ms (this process) for a fixed piece of the work every service does per event:
+    an envelope-like model validated from JSON and dumped back, a dict built and looked up,
+    a string formatted. The best of ``rounds``; a slower machine (or a slower phase of
+    this one) shows here, where the insert baseline (mostly the disk) need not move."""
+    from datetime import UTC, datetime
+
+    import orjson
+    from pydantic import BaseModel
+
+    class Item(BaseModel):
+        event_id: str
+        type: str
+        at: datetime
+        data: dict[str, int | str | None]
+
+    raw = orjson.dumps({"event_id": "e" * 32, "type": "task.submitted",
+                        "at": datetime(2026, 1, 1, tzinfo=UTC).isoformat(),
+                        "data": {f"k{i}": (i if i % 2 else f"v{i}") for i in range(12)}})
+    best = float("inf")
+    total = 0
+    for _ in range(rounds):
+        start = time.process_time()
+        for i in range(20_000):
+            item = Item.model_validate_json(raw)
+            out = orjson.dumps(item.model_dump(mode="json"))
+            d = {f"{item.type}:{j}": j for j in range(8)}
+            total += len(out) + d.get(f"{item.type}:{i % 8}", 0)
+        best = min(best, time.process_time() - start)
+    assert total > 0
+    return best * 1000
