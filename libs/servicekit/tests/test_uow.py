@@ -54,6 +54,22 @@ async def test_changes_and_events_commit_together_and_wake_the_relay_once(db) ->
     assert db.woken == [1] and after == ["done"]
 
 
+async def test_many_events_are_written_in_order_as_one_event_is(db) -> None:
+    """Several events of a unit of work go in as one execution over arrays: the rows hold
+    what a single event's INSERT writes (subject, payload, headers, time), in record order."""
+    async with db.unit_of_work() as uow:
+        one = uow.record(created("solo"))
+    async with db.unit_of_work() as uow:
+        many = [uow.record(created(f"u{i}")) for i in range(5)]
+    async with db.read() as r:
+        rows = (await r.conn.execute(select(outbox).order_by(outbox.c.id))).all()
+    assert [row.event_id for row in rows] == [e.event_id for e in [one, *many]]
+    for row, env in zip(rows, [one, *many], strict=True):
+        assert (row.subject, row.payload, row.created_at, row.published_at) == (
+            env.type, env.model_dump_json(), env.occurred_at, None)
+    assert len({row.headers for row in rows}) == 1
+
+
 async def test_a_failing_body_rolls_back_the_change_and_its_events(db) -> None:
     after: list[str] = []
     with pytest.raises(RuntimeError):
@@ -115,3 +131,45 @@ async def test_the_fake_keeps_the_same_contract() -> None:
             raise CommitThen(Conflict("c", "m"))
     assert [e.data["login"] for e in fake.events] == ["a", "kept"]
     assert fake.commits == 2 and fake.rollbacks == 1
+
+
+class _FlakyJetStream:
+    """Publishes by appending; refuses the subjects in ``failing``."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.failing: set[str] = set()
+
+    def jetstream(self, timeout: float) -> _FlakyJetStream:
+        return self
+
+    async def publish(self, subject: str, payload: bytes, headers: dict) -> None:
+        if headers["Nats-Msg-Id"] in self.failing:
+            raise TimeoutError("no PubAck")
+        self.sent.append(headers["Nats-Msg-Id"])
+
+
+async def test_the_relay_marks_only_what_jetstream_acknowledged(db) -> None:
+    """A pass takes and marks its rows in one statement and commits after the PubAcks; a
+    row whose publish failed is left unpublished for the next pass, in record order."""
+    from servicekit.outbox import OutboxRelay
+
+    async with db.unit_of_work() as uow:
+        envs = [uow.record(created(f"r{i}")) for i in range(4)]
+    js = _FlakyJetStream()
+    js.failing = {envs[1].event_id}
+    relay = OutboxRelay(service="kit", engine=db.engine, outbox=outbox, nc=js)  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError):
+        await relay.publish_pending()
+    assert js.sent == [envs[0].event_id, envs[2].event_id, envs[3].event_id]
+
+    async def unpublished() -> list[str]:
+        async with db.read() as r:
+            return list((await r.conn.execute(select(outbox.c.event_id).where(
+                outbox.c.published_at.is_(None)))).scalars())
+
+    assert await unpublished() == [envs[1].event_id]
+    js.failing = set()
+    assert await relay.publish_pending() == 1
+    assert js.sent[-1] == envs[1].event_id and await unpublished() == []
+    assert await relay.publish_pending() == 0 and await relay.publish_pending(probe=True) == 0

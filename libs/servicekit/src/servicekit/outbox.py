@@ -17,7 +17,7 @@ from typing import Any
 from nats.aio.client import Client as NATS
 from opentelemetry import propagate
 from prometheus_client import Counter, Gauge
-from sqlalchemy import Table, func, literal, select, update
+from sqlalchemy import Table, bindparam, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import Envelope
@@ -77,23 +77,39 @@ def outbox_insert_from(outbox: Table, source: Any) -> Any:
     round trip as the change (``WITH change AS (... RETURNING ...) INSERT INTO outbox
     ... FROM change``). Build it once; execute it with ``UnitOfWork.outbox_params``.
     """
-    from sqlalchemy import bindparam
-
     sel = select(*[bindparam(f"ob_{c}", type_=outbox.c[c].type).label(c)
                    for c in _OUTBOX_COLS]).select_from(source)
     return outbox.insert().from_select(list(_OUTBOX_COLS), sel)
 
 
+def _insert_arrays(outbox: Table) -> Any:
+    """Many rows in one execution over arrays, ids given in the envelopes' order."""
+    return text(
+        f"INSERT INTO {outbox.name} (event_id, subject, payload, headers, created_at) "
+        "SELECT e, s, p, h, c FROM unnest(CAST(:e AS text[]), CAST(:s AS text[]), "
+        "CAST(:p AS text[]), CAST(:h AS text[]), CAST(:c AS timestamptz[])) "
+        "WITH ORDINALITY AS u(e, s, p, h, c, n) ORDER BY n")
+
+
 async def write_outbox(conn: AsyncConnection, outbox: Table, envs: list[Envelope]) -> None:
-    """Insert the envelopes into the outbox in one statement, inside ``conn``'s transaction."""
+    """Insert the envelopes into the outbox in one statement, inside ``conn``'s transaction:
+    one row as a plain INSERT, more as one execution over arrays (an executemany ran one
+    INSERT per row in the server and processed every row's parameters in SQLAlchemy)."""
     if not envs:
         return
     headers = json.dumps(current_trace_headers())
+    if len(envs) == 1:
+        stmt = _INSERTS.get(outbox.name)
+        if stmt is None:
+            stmt = _INSERTS[outbox.name] = outbox.insert()
+        await conn.execute(stmt, outbox_row(envs[0], headers))
+        return
+    many = _INSERTS.get(outbox.name + "*")
+    if many is None:
+        many = _INSERTS[outbox.name + "*"] = _insert_arrays(outbox)
     rows = [outbox_row(env, headers) for env in envs]
-    stmt = _INSERTS.get(outbox.name)
-    if stmt is None:
-        stmt = _INSERTS[outbox.name] = outbox.insert()
-    await conn.execute(stmt, rows[0] if len(rows) == 1 else rows)
+    await conn.execute(many, {key: [row[col] for row in rows]
+                              for key, col in zip("esphc", _OUTBOX_COLS, strict=True)})
 
 
 class OutboxRelay:
@@ -111,10 +127,18 @@ class OutboxRelay:
         self.linger_s = linger_s
         self.retention = retention
         ob = outbox
-        # Several replicas share the outbox: each takes rows nobody else holds.
-        self._pending = (select(ob.c.id, ob.c.event_id, ob.c.subject, ob.c.payload, ob.c.headers)
-                         .where(ob.c.published_at.is_(None)).order_by(ob.c.id)
-                         .limit(batch_size).with_for_update(skip_locked=True))
+        # Several replicas share the outbox: each takes rows nobody else holds. The rows are
+        # marked published by the statement that takes them, inside the pass's transaction,
+        # which commits only after JetStream acknowledged them (a row whose publish failed is
+        # unmarked first): one statement per pass fewer than a read and then a mark.
+        free = (select(ob.c.id).where(ob.c.published_at.is_(None)).order_by(ob.c.id)
+                .limit(batch_size).with_for_update(skip_locked=True).scalar_subquery())
+        self._claim = (update(ob).where(ob.c.id.in_(free))
+                       .values(published_at=bindparam("now", type_=ob.c.published_at.type))
+                       .returning(ob.c.id, ob.c.event_id, ob.c.subject, ob.c.payload,
+                                  ob.c.headers))
+        self._unmark = (update(ob).where(ob.c.id.in_(bindparam("ids", expanding=True)))
+                        .values(published_at=None))
         # a poll nobody woke asks this first, in one round trip without a transaction: the
         # locking read above costs BEGIN, SELECT and COMMIT, three round trips, every
         # ``poll_interval_s`` in every process, mostly to find nothing
@@ -178,15 +202,20 @@ class OutboxRelay:
                 if (await conn.execute(self._probe)).first() is None:
                     return 0
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(self._pending)).all()
+            rows = sorted((await conn.execute(self._claim, {"now": datetime.now(UTC)})).all(),
+                          key=lambda r: r.id)  # published in the order they were recorded
             if not rows:
                 return 0
             done, error = await self._publish(rows)
-            await self._mark(conn, done)
+            if len(done) < len(rows):  # these stay unpublished: the next pass tries again
+                kept = set(done)
+                await conn.execute(self._unmark, {"ids": [r.id for r in rows
+                                                          if r.id not in kept]})
+        if done:
+            OUTBOX_PUBLISHED.labels(self.service).inc(len(done))
+            OUTBOX_PASSES.labels(self.service).inc()
         if error is not None:
             raise error
-        if done:
-            OUTBOX_PASSES.labels(self.service).inc()
         return len(done)
 
     async def _publish(self, rows: Any) -> tuple[list[int], BaseException | None]:
@@ -199,13 +228,6 @@ class OutboxRelay:
         done = [r.id for r, res in zip(rows, results, strict=True) if res is None]
         errors = [res for res in results if isinstance(res, BaseException)]
         return done, (errors[0] if errors else None)
-
-    async def _mark(self, conn: AsyncConnection, ids: list[int]) -> None:
-        if not ids:
-            return
-        await conn.execute(update(self.outbox).where(self.outbox.c.id.in_(ids))
-                           .values(published_at=datetime.now(UTC)))
-        OUTBOX_PUBLISHED.labels(self.service).inc(len(ids))
 
     async def backlog(self) -> tuple[int, float]:
         """(unpublished rows, age in seconds of the oldest)."""
