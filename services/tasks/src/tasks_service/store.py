@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.rpc import tasks as rpc
 from servicekit.db import insert, insert_many
 from servicekit.outbox import outbox_insert_from
+from servicekit.prepared import Prepared
 from tasks_service import domain
 from tasks_service.db import (
     assignments,
@@ -453,6 +454,20 @@ _ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count
                                               "live_count": T.live_count + 1},
                             was=domain.REJECTED)
 
+# The statements of every lifecycle (take, submit, review decision) run prepared on
+# asyncpg, past SQLAlchemy's execution layer (servicekit.prepared: about 0.1 ms of CPU less
+# per statement); the rest keep conn.execute.
+_TAKE_CONTEXT_P = {k: Prepared(v) for k, v in _TAKE_CONTEXT.items()}
+_CLAIM_IN_POOL_P = Prepared(_CLAIM_IN_POOL)
+_CLAIM_SLOT_P = {k: Prepared(v) for k, v in _CLAIM_SLOT.items()}
+_TAKE_WRITE_P = Prepared(_TAKE_WRITE)
+_SUBMIT_READ_P = Prepared(_SUBMIT_READ)
+_LOCK_FOR_SUBMIT_P = Prepared(_LOCK_FOR_SUBMIT)
+_SUBMIT_WRITE_P = Prepared(_SUBMIT_WRITE)
+_ACCEPT_P = Prepared(_ACCEPT)
+_REJECT_P = Prepared(_REJECT)
+_ACCEPT_REJECTED_P = Prepared(_ACCEPT_REJECTED)
+
 # the histogram with the durations not folded into it yet
 _PENDING = pool_pace_pending.c
 _ALL_PACES = union_all(
@@ -556,6 +571,8 @@ class TasksStore:
         self.quality = ResultsStore(conn)  # the results slice's statements
 
     async def _first(self, stmt: Any, params: dict[str, Any] | None = None) -> Any:
+        if isinstance(stmt, Prepared):
+            return await stmt.first(self.conn, params)
         return (await self.conn.execute(stmt, params or {})).first()
 
     async def _page(self, q: Any, order: Any, limit: int, offset: int) -> tuple[list[Any], int]:
@@ -570,9 +587,8 @@ class TasksStore:
                            now: datetime) -> TakeContext:
         """One statement: creates and locks the worker's profile, reads its limits and
         counts (and the pool with its project's texts, when named)."""
-        m = (await self.conn.execute(_TAKE_CONTEXT[pool_id is not None],
-                                     {"wid": worker_id, "now": now, "pid": pool_id})
-             ).one()._mapping
+        m = (await _TAKE_CONTEXT_P[pool_id is not None].one(
+            self.conn, {"wid": worker_id, "now": now, "pid": pool_id}))._mapping
         limits = None
         if m["level"] is not None:
             limits = rpc.TrustLevelLimits(level=m["level"], max_active=m["max_active"],
@@ -599,10 +615,10 @@ class TasksStore:
         """Claim the oldest free task of the pools this worker never had (one statement);
         ``slot``: only of that kind (the mixer's real, golden or training) in the one pool."""
         if slot is not None and len(pool_ids) == 1:
-            row = await self._first(_CLAIM_SLOT[slot], {"c_wid": worker_id,
+            row = await self._first(_CLAIM_SLOT_P[slot], {"c_wid": worker_id,
                                                         "c_pid": pool_ids[0]})
         elif len(pool_ids) == 1:
-            row = await self._first(_CLAIM_IN_POOL, {"c_wid": worker_id, "c_pid": pool_ids[0]})
+            row = await self._first(_CLAIM_IN_POOL_P, {"c_wid": worker_id, "c_pid": pool_ids[0]})
         else:
             row = await self._first(_CLAIM_IN_POOLS, {"c_wid": worker_id, "c_pids": pool_ids})
         return ClaimedTask(**row._mapping) if row is not None else None
@@ -614,7 +630,7 @@ class TasksStore:
         """Insert the assignment, mark the worker's last take and write task.taken, in one
         statement; False when the worker already had this task."""
         params = outbox_params | {f"a_{c}": assignment[c] for c in TAKE_COLS}
-        return await self._first(_TAKE_WRITE, params) is not None
+        return await self._first(_TAKE_WRITE_P, params) is not None
 
     async def project_texts(self, project_id: str) -> tuple[str, list[dict[str, Any]]]:
         r = (await self.conn.execute(_PROJECT_TEXTS, {"prid": project_id})).one()
@@ -650,7 +666,7 @@ class TasksStore:
     # ------------------------------------------------------------------ assignments
 
     async def submit_row(self, assignment_id: str, *, lock: bool = False) -> SubmitRow | None:
-        row = await self._first(_LOCK_FOR_SUBMIT if lock else _SUBMIT_READ,
+        row = await self._first(_LOCK_FOR_SUBMIT_P if lock else _SUBMIT_READ_P,
                                 {"aid": assignment_id})
         return SubmitRow(**row._mapping) if row is not None else None
 
@@ -662,7 +678,7 @@ class TasksStore:
         params = outbox_params | {"s_aid": row.assignment_id, "s_wid": row.worker_id,
                                   "s_now": now, "s_answers": answers, "s_comment": comment,
                                   "s_proof": proof}
-        return await self._first(_SUBMIT_WRITE, params) is not None
+        return await self._first(_SUBMIT_WRITE_P, params) is not None
 
     async def assignment(self, assignment_id: str, *,
                          lock: bool = False) -> AssignmentRow | None:
@@ -730,7 +746,8 @@ class TasksStore:
         counts one more accepted answer and the pool's pace one more duration. None when it
         is neither (e.g. accepted already)."""
         args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment, "r_by": by}
-        row = await self._first(_ACCEPT, args) or await self._first(_ACCEPT_REJECTED, args)
+        row = (await self._first(_ACCEPT_P, args)
+               or await self._first(_ACCEPT_REJECTED_P, args))
         return Decided(**row._mapping) if row is not None else None
 
     async def pool_paces(self, pool_ids: list[str]
@@ -751,7 +768,7 @@ class TasksStore:
                      by: str) -> bool:
         """SUBMITTED -> REJECTED; the task's slot frees. False when it is not a submitted
         assignment."""
-        return await self._first(_REJECT, {"r_aid": assignment_id, "r_at": at,
+        return await self._first(_REJECT_P, {"r_aid": assignment_id, "r_at": at,
                                            "r_comment": comment, "r_by": by}) is not None
 
     async def add_overlap(self, pool_id: str, task_ids: list[str], add: int) -> None:
