@@ -21,6 +21,7 @@ from review_service.db import appeals
 from review_service.db import submissions as s
 from review_service.domain import LockState
 from servicekit.db import insert
+from servicekit.prepared import Prepared
 
 # What a manager sees of a submission: all but when it reached review.
 PUBLIC_COLUMNS = tuple(c for c in s.c if c.name != "received_at")
@@ -96,7 +97,9 @@ _LOCK = (update(s).where(*_MINE_OR_FREE).values(lock_holder=_ME, lock_until=_UNT
          .returning(s.c.assignment_id))
 _UNLOCK = (update(s).where(*_MINE_OR_FREE).values(lock_holder=None, lock_until=None)
            .returning(s.c.assignment_id))
-_LOCK_NEXT = {False: _lock_next(False), True: _lock_next(True)}
+# a manager's next submission and the decision, every lifecycle: prepared on asyncpg,
+# past SQLAlchemy's execution layer (servicekit.prepared)
+_LOCK_NEXT = {False: Prepared(_lock_next(False)), True: Prepared(_lock_next(True))}
 _PENDING = {(p, f): _pending(p, f) for p in (False, True) for f in (False, True)}
 _DECIDE_ALL_OF_WORKER = (
     update(s).where(s.c.worker_id == bindparam("w_worker", type_=s.c.worker_id.type),
@@ -117,7 +120,7 @@ _ACCEPT_OVERDUE = (
 # BEGIN/COMMIT): the hot path of every lifecycle. The envelope is built in Python as for
 # every event (``UnitOfWork.outbox_params``); the row's own ids, which the caller does not
 # know, are merged into its data by the statement.
-_DECIDE = text("""
+_DECIDE = Prepared(text("""
 WITH d AS (
     UPDATE submissions
     SET status = :d_status, decided_by = :d_me, decided_at = CAST(:d_now AS TIMESTAMPTZ),
@@ -138,7 +141,7 @@ WITH d AS (
     FROM d
 )
 SELECT count(*) FROM d
-""")
+"""))
 
 _HOUR = func.date_trunc("hour", s.c.decided_at, "UTC")
 # the statistics never count a sandbox submission (staff trying a sandbox pool)
@@ -233,8 +236,8 @@ class ReviewStore:
                         pool_id: str | None) -> rpc.Submission | None:
         """Lock the oldest free pending submission (one's own live lock comes back first in
         its turn): one statement, and PostgreSQL skips rows another manager's holds."""
-        row = (await self.conn.execute(_LOCK_NEXT[pool_id is not None], {
-            "q_me": me, "q_now": now, "q_until": until, "q_pool": pool_id})).first()
+        row = await _LOCK_NEXT[pool_id is not None].first(self.conn, {
+            "q_me": me, "q_now": now, "q_until": until, "q_pool": pool_id})
         return _submission(row) if row else None
 
     # -------------------------------------------------------------- decisions
@@ -243,9 +246,9 @@ class ReviewStore:
                      comment: str | None, outbox: dict[str, Any]) -> bool:
         """Decide as the holder of a live lock, writing the event (``outbox``: the params of
         ``UnitOfWork.outbox_params``) in the same statement; False when refused."""
-        n: int = (await self.conn.execute(_DECIDE, {
+        n: int = (await _DECIDE.one(self.conn, {
             "d_status": status, "d_me": me, "d_now": now, "d_comment": comment,
-            "d_assignment_id": assignment_id, **outbox})).scalar_one()
+            "d_assignment_id": assignment_id, **outbox}))[0]
         return bool(n)
 
     async def decide_all_of_worker(self, *, worker_id: str, pool_id: str, status: str,
