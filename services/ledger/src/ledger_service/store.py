@@ -33,7 +33,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import TextClause
 
 import contracts.rpc.ledger as rpc
 from ledger_service.budget_store import BudgetLink, BudgetStoreMixin
@@ -66,6 +65,7 @@ from ledger_service.domain import (
     format_share,
 )
 from servicekit.db import insert
+from servicekit.prepared import Prepared
 
 _TRANSFER_COLS = tuple(f.name for f in dataclasses.fields(Transfer))
 _LIMIT = bindparam("q_limit", type_=Integer)
@@ -97,13 +97,15 @@ _SHARE_COLS = (pools.c.share_bps, pools.c.share_updated_at, pools.c.share_update
                default_share.c.share_bps.label("d_bps"), default_share.c.updated_at,
                default_share.c.updated_by)
 _POOL = bindparam("p_pool", type_=pools.c.pool_id.type)
-# built once: every credit looks its pool up, with its budget link (one round trip)
-_POOL_TERMS = (select(pools.c.price_minor, pools.c.currency, *_SHARE_COLS,
-                      pool_budgets.c.requester_id.label("b_requester"),
-                      pool_budgets.c.currency.label("b_currency"))
-               .select_from(pools.outerjoin(default_share, true())
-                            .outerjoin(pool_budgets, pool_budgets.c.pool_id == pools.c.pool_id))
-               .where(pools.c.pool_id == _POOL))
+# built once: every credit looks its pool up, with its budget link (one round trip);
+# prepared on asyncpg, as the credit statement (servicekit.prepared)
+_POOL_TERMS = Prepared(
+    select(pools.c.price_minor, pools.c.currency, *_SHARE_COLS,
+           pool_budgets.c.requester_id.label("b_requester"),
+           pool_budgets.c.currency.label("b_currency"))
+    .select_from(pools.outerjoin(default_share, true())
+                 .outerjoin(pool_budgets, pool_budgets.c.pool_id == pools.c.pool_id))
+    .where(pools.c.pool_id == _POOL))
 _ONE = select(literal(1).label("one")).subquery()
 _SHARES_OF = (select(*_SHARE_COLS)
               .select_from(_ONE.outerjoin(pools, pools.c.pool_id == _POOL)
@@ -161,8 +163,9 @@ _PAYOUT_STATUS = select(payouts.c.status).where(payouts.c.payout_id == bindparam
 
 
 @functools.lru_cache(maxsize=16)
-def _credit_statement(unique_key: str, n_legs: int) -> TextClause:
-    """The one-statement credit for ``n_legs`` legs (parsed once, then reused)."""
+def _credit_statement(unique_key: str, n_legs: int) -> Prepared:
+    """The one-statement credit for ``n_legs`` legs (parsed once, then reused, prepared on
+    asyncpg)."""
     values = ", ".join(
         f"(CAST(:a{i} AS VARCHAR), CAST(:k{i} AS VARCHAR), CAST(:c{i} AS VARCHAR), "
         f"CAST(:o{i} AS VARCHAR), CAST(:m{i} AS BIGINT), CAST(:b{i} AS BOOLEAN))"
@@ -194,7 +197,7 @@ def _credit_statement(unique_key: str, n_legs: int) -> TextClause:
     )
     SELECT count(*) FROM t
     """
-    return text(sql)
+    return Prepared(text(sql))
 
 
 def _payout(row: Any) -> rpc.Payout:
@@ -223,7 +226,7 @@ class LedgerStore(BudgetStoreMixin):
 
     async def pool_terms(self, pool_id: str) -> PoolTerms | None:
         """The pool's frozen price and shares; None until the pool has opened."""
-        r = (await self.conn.execute(_POOL_TERMS, {"p_pool": pool_id})).first()
+        r = await _POOL_TERMS.first(self.conn, {"p_pool": pool_id})
         if r is None or r.price_minor is None:
             return None
         budget = (None if r.b_requester is None
@@ -316,7 +319,7 @@ class LedgerStore(BudgetStoreMixin):
                            f"o{i}": a.owner_id, f"m{i}": leg.amount_minor,
                            f"b{i}": a.keeps_balance})
         stmt = _credit_statement(unique_key, len(legs))
-        return bool((await self.conn.execute(stmt, params)).scalar_one() == 1)
+        return bool((await stmt.one(self.conn, params))[0] == 1)
 
     async def _insert_transfer(self, transfer: Transfer, unique_key: str | None) -> bool:
         result = await self.conn.execute(_INSERT_TRANSFER[unique_key],
