@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import Envelope
+from servicekit.prepared import Prepared
 
 log = logging.getLogger("servicekit.outbox")
 
@@ -62,7 +63,7 @@ def current_trace_headers() -> dict[str, str]:
 _BACKOFF_MIN_S, _BACKOFF_MAX_S = 0.05, 0.25
 
 _OUTBOX_COLS = ("event_id", "subject", "payload", "headers", "created_at")
-_INSERTS: dict[str, Any] = {}  # one INSERT statement object per outbox table
+_INSERTS: dict[str, Any] = {}  # the INSERT statements of each outbox table, prepared
 
 
 def outbox_row(env: Envelope, headers: str) -> dict[str, Any]:
@@ -101,15 +102,16 @@ async def write_outbox(conn: AsyncConnection, outbox: Table, envs: list[Envelope
     if len(envs) == 1:
         stmt = _INSERTS.get(outbox.name)
         if stmt is None:
-            stmt = _INSERTS[outbox.name] = outbox.insert()
-        await conn.execute(stmt, outbox_row(envs[0], headers))
+            stmt = _INSERTS[outbox.name] = Prepared(outbox.insert().values(
+                {c: bindparam(c, type_=outbox.c[c].type) for c in _OUTBOX_COLS}))
+        await stmt.all(conn, outbox_row(envs[0], headers))
         return
     many = _INSERTS.get(outbox.name + "*")
     if many is None:
-        many = _INSERTS[outbox.name + "*"] = _insert_arrays(outbox)
+        many = _INSERTS[outbox.name + "*"] = Prepared(_insert_arrays(outbox))
     rows = [outbox_row(env, headers) for env in envs]
-    await conn.execute(many, {key: [row[col] for row in rows]
-                              for key, col in zip("esphc", _OUTBOX_COLS, strict=True)})
+    await many.all(conn, {key: [row[col] for row in rows]
+                          for key, col in zip("esphc", _OUTBOX_COLS, strict=True)})
 
 
 class OutboxRelay:
@@ -133,16 +135,17 @@ class OutboxRelay:
         # unmarked first): one statement per pass fewer than a read and then a mark.
         free = (select(ob.c.id).where(ob.c.published_at.is_(None)).order_by(ob.c.id)
                 .limit(batch_size).with_for_update(skip_locked=True).scalar_subquery())
-        self._claim = (update(ob).where(ob.c.id.in_(free))
-                       .values(published_at=bindparam("now", type_=ob.c.published_at.type))
-                       .returning(ob.c.id, ob.c.event_id, ob.c.subject, ob.c.payload,
-                                  ob.c.headers))
+        self._claim = Prepared(update(ob).where(ob.c.id.in_(free))
+                               .values(published_at=bindparam("now",
+                                                              type_=ob.c.published_at.type))
+                               .returning(ob.c.id, ob.c.event_id, ob.c.subject, ob.c.payload,
+                                          ob.c.headers))
         self._unmark = (update(ob).where(ob.c.id.in_(bindparam("ids", expanding=True)))
                         .values(published_at=None))
         # a poll nobody woke asks this first, in one round trip without a transaction: the
         # locking read above costs BEGIN, SELECT and COMMIT, three round trips, every
         # ``poll_interval_s`` in every process, mostly to find nothing
-        self._probe = select(literal(1)).where(ob.c.published_at.is_(None)).limit(1)
+        self._probe = Prepared(select(literal(1)).where(ob.c.published_at.is_(None)).limit(1))
         self._autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[Any]] = []
@@ -199,10 +202,10 @@ class OutboxRelay:
         without a transaction, whether any row waits at all."""
         if probe:
             async with self._autocommit.connect() as conn:
-                if (await conn.execute(self._probe)).first() is None:
+                if await self._probe.first(conn) is None:
                     return 0
         async with self.engine.begin() as conn:
-            rows = sorted((await conn.execute(self._claim, {"now": datetime.now(UTC)})).all(),
+            rows = sorted(await self._claim.all(conn, {"now": datetime.now(UTC)}),
                           key=lambda r: r.id)  # published in the order they were recorded
             if not rows:
                 return 0
