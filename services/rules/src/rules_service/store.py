@@ -32,6 +32,7 @@ from rules_service.db import (
     submissions,
 )
 from rules_service.domain import Fact, RuleDef
+from servicekit.prepared import Prepared
 
 Key = tuple[str, ...]
 
@@ -53,12 +54,12 @@ _DELETE_RULE = (update(rules).where(*_LIVE_RULE)
 
 # A batch's new submissions in one execution over arrays (an executemany ran one INSERT
 # per row in the server and processed every row's parameters in SQLAlchemy).
-_INSERT_SUBMISSIONS = text(
+_INSERT_SUBMISSIONS = Prepared(text(
     "INSERT INTO submissions (assignment_id, task_id, pool_id, project_id, worker_id, "
     "status, review_mode, submitted_at) SELECT * FROM unnest(CAST(:a AS text[]), "
     "CAST(:t AS text[]), CAST(:p AS text[]), CAST(:pr AS text[]), CAST(:w AS text[]), "
     "CAST(:s AS text[]), CAST(:m AS text[]), CAST(:at AS timestamptz[])) "
-    "ON CONFLICT (assignment_id) DO NOTHING")
+    "ON CONFLICT (assignment_id) DO NOTHING"))
 _SUBMISSION_STATUSES = select(submissions.c.assignment_id, submissions.c.status).where(
     submissions.c.assignment_id.in_(bindparam("b_ids", expanding=True)))
 _SET_SUBMISSION_STATUS = (update(submissions)
@@ -68,34 +69,34 @@ _SET_SUBMISSION_STATUS = (update(submissions)
 # The locking reads take their keys as arrays (one prepared statement for every batch
 # size, built once), zipped back by unnest; see servicekit.db.keys_in for why not a
 # literal list of row values. JSON documents come back as text, decoded by the store.
-_LOCK_STATES = text(
+_LOCK_STATES = Prepared(text(
     "SELECT worker_id, pool_key, data FROM collector_state "
     "WHERE (worker_id, pool_key) IN (SELECT w, p FROM unnest("
     "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p)) "
-    "ORDER BY worker_id, pool_key FOR UPDATE")
-_INSERT_EMPTY_STATES = text(
+    "ORDER BY worker_id, pool_key FOR UPDATE"))
+_INSERT_EMPTY_STATES = Prepared(text(
     "INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
     "SELECT w, p, '{}', CAST(:now AS timestamptz) FROM unnest("
     "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p) ORDER BY w, p "
-    "ON CONFLICT (worker_id, pool_key) DO NOTHING")
+    "ON CONFLICT (worker_id, pool_key) DO NOTHING"))
 # The missing vote rows inserted empty and the others locked, in one round trip: the two
 # parts share a snapshot, so each row comes back from exactly one of them.
-_LOCK_VOTES = text(
+_LOCK_VOTES = Prepared(text(
     "WITH k AS (SELECT DISTINCT t FROM unnest(CAST(:t AS text[])) AS k(t)), "
     "new AS (INSERT INTO task_votes (task_id, data) SELECT t, '{}' FROM k ORDER BY t "
     "ON CONFLICT (task_id) DO NOTHING RETURNING task_id, data), "
     "old AS (SELECT task_id, data FROM task_votes WHERE task_id IN (SELECT t FROM k) "
     "ORDER BY task_id FOR UPDATE) "
-    "SELECT task_id, data FROM old UNION ALL SELECT task_id, data FROM new")
-_RELOCK_VOTES = text(
+    "SELECT task_id, data FROM old UNION ALL SELECT task_id, data FROM new"))
+_RELOCK_VOTES = Prepared(text(
     "SELECT task_id, data FROM task_votes "
-    "WHERE task_id IN (SELECT unnest(CAST(:t AS text[]))) ORDER BY task_id FOR UPDATE")
+    "WHERE task_id IN (SELECT unnest(CAST(:t AS text[]))) ORDER BY task_id FOR UPDATE"))
 
 # What a batch changed, written by one statement over arrays (one round trip instead of
 # one per table, one execution instead of one per row): its state rows, its vote rows and
 # its firings. Every data-modifying part of a WITH runs to completion, referenced or not;
 # empty arrays write nothing.
-_SAVE_BATCH = text(
+_SAVE_BATCH = Prepared(text(
     "WITH s AS (INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
     "SELECT w, p, d, CAST(:now AS timestamptz) FROM unnest("
     "CAST(:sw AS text[]), CAST(:sp AS text[]), CAST(:sd AS text[])) AS u(w, p, d) "
@@ -110,14 +111,14 @@ _SAVE_BATCH = text(
     "CAST(:fw AS text[]), CAST(:fp AS text[]), CAST(:fpr AS text[]), "
     "CAST(:fat AS timestamptz[]), CAST(:fact AS text[]), CAST(:fout AS text[]), "
     "CAST(:ffacts AS text[]), CAST(:fv AS integer[])) "
-    "ON CONFLICT (firing_id) DO NOTHING")
+    "ON CONFLICT (firing_id) DO NOTHING"))
 # The batch's facts in one statement, numbered (seq) in the order they are evaluated.
-_RECORD_FACTS = text(
+_RECORD_FACTS = Prepared(text(
     "INSERT INTO recorded_facts (event_id, kind, at, worker_id, pool_id, project_id, task_id, "
     "data) SELECT e, k, at, w, p, pr, t, d FROM unnest(CAST(:e AS text[]), "
     "CAST(:k AS text[]), CAST(:at AS timestamptz[]), CAST(:w AS text[]), CAST(:p AS text[]), "
     "CAST(:pr AS text[]), CAST(:t AS text[]), CAST(:d AS text[])) WITH ORDINALITY "
-    "AS u(e, k, at, w, p, pr, t, d, n) ORDER BY n RETURNING event_id, seq")
+    "AS u(e, k, at, w, p, pr, t, d, n) ORDER BY n RETURNING event_id, seq"))
 
 # ------------------------------------------------------------------ actions
 
@@ -256,7 +257,7 @@ class RulesStore:
     # ------------------------------------------------ submissions (facts)
 
     async def add_submissions(self, rows: list[dict[str, Any]]) -> None:
-        await self.conn.execute(_INSERT_SUBMISSIONS, {
+        await _INSERT_SUBMISSIONS.all(self.conn, {
             "a": [r["assignment_id"] for r in rows], "t": [r["task_id"] for r in rows],
             "p": [r["pool_id"] for r in rows], "pr": [r["project_id"] for r in rows],
             "w": [r["worker_id"] for r in rows], "s": [r["status"] for r in rows],
@@ -285,14 +286,14 @@ class RulesStore:
         loads = orjson.loads
         found: list[tuple[Key, dict[str, str]]] = [
             ((r[0], r[1]), loads(r[2]))
-            for r in await self.conn.execute(_LOCK_STATES, {"w": w, "p": p})]
+            for r in await _LOCK_STATES.all(self.conn, {"w": w, "p": p})]
         if len(found) < len(keys):
             have = {k for k, _ in found}
             missing = sorted(k for k in set(keys) if k not in have)
             mw, mp = [k[0] for k in missing], [k[1] for k in missing]
-            await self.conn.execute(_INSERT_EMPTY_STATES, {"w": mw, "p": mp, "now": now})
-            found += [((r[0], r[1]), loads(r[2])) for r in await self.conn.execute(
-                _LOCK_STATES, {"w": mw, "p": mp})]
+            await _INSERT_EMPTY_STATES.all(self.conn, {"w": mw, "p": mp, "now": now})
+            found += [((r[0], r[1]), loads(r[2])) for r in await _LOCK_STATES.all(
+                self.conn, {"w": mw, "p": mp})]
         return found
 
     async def lock_votes(self, task_ids: list[str]) -> list[tuple[Key, dict[str, Any]]]:
@@ -306,12 +307,12 @@ class RulesStore:
         loads = orjson.loads
         found: list[tuple[Key, dict[str, Any]]] = [
             ((r[0],), loads(r[1]))
-            for r in await self.conn.execute(_LOCK_VOTES, {"t": task_ids})]
+            for r in await _LOCK_VOTES.all(self.conn, {"t": task_ids})]
         if len(found) < len(task_ids):
             have = {k[0] for k, _ in found}
             late = sorted(t for t in set(task_ids) if t not in have)
-            found += [((r[0],), loads(r[1])) for r in await self.conn.execute(
-                _RELOCK_VOTES, {"t": late})]
+            found += [((r[0],), loads(r[1])) for r in await _RELOCK_VOTES.all(
+                self.conn, {"t": late})]
         return found
 
     async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
@@ -320,7 +321,7 @@ class RulesStore:
         """Write a batch's changes in one statement: ((worker, pool key), {rule_id: encoded
         state}) rows, (task, {rule_id: votes}) rows and firings (once each by id)."""
         dumps = orjson.dumps
-        await self.conn.execute(_SAVE_BATCH, {
+        await _SAVE_BATCH.all(self.conn, {
             "now": now,
             "sw": [w for (w, _), _ in states], "sp": [p for (_, p), _ in states],
             "sd": [dumps(d).decode() for _, d in states],
@@ -336,7 +337,7 @@ class RulesStore:
     async def record_facts(self, facts: list[Fact]) -> dict[str, int]:
         """Record facts in this order; their sequence numbers by event id."""
         dumps = orjson.dumps
-        rows = await self.conn.execute(_RECORD_FACTS, {
+        rows = await _RECORD_FACTS.all(self.conn, {
             "e": [f.event_id for f in facts], "k": [f.kind for f in facts],
             "at": [f.at for f in facts], "w": [f.worker_id for f in facts],
             "p": [f.pool_id for f in facts], "pr": [f.project_id for f in facts],
