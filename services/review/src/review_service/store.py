@@ -87,7 +87,10 @@ def _pending(by_pool: bool, only_free: bool) -> tuple[Any, Any]:
             .limit(_LIMIT).offset(_OFFSET))
 
 
-_ENQUEUE = insert(s).on_conflict_do_nothing(index_elements=["assignment_id"])
+# every submission enters the queue through this one (prepared on asyncpg)
+_ENQUEUE = Prepared(insert(s).values({c.name: bindparam(c.name, type_=c.type) for c in s.c})
+                    .on_conflict_do_nothing(index_elements=["assignment_id"])
+                    .returning(s.c.assignment_id))
 _GET = select(*PUBLIC_COLUMNS).where(s.c.assignment_id == _AID)
 _STATE = (select(s.c.status, s.c.lock_holder, s.c.lock_until, s.c.decided_at)
           .where(s.c.assignment_id == _AID))
@@ -203,7 +206,7 @@ class ReviewStore:
     async def enqueue(self, row: dict[str, Any]) -> bool:
         """Store a submission; False if the assignment is already there (submitted
         before under another event id)."""
-        return (await self.conn.execute(_ENQUEUE, row)).rowcount == 1
+        return await _ENQUEUE.first(self.conn, row) is not None
 
     async def list_pending(self, *, pool_id: str | None, only_free: bool, now: datetime,
                            limit: int, offset: int) -> tuple[list[rpc.Submission], int]:
