@@ -10,10 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.rpc import support as rpc
 from servicekit.db import insert
+from servicekit.prepared import Prepared
 from support_service.db import chat_assignments, chat_messages, chat_mutes, chat_pools
 
-_INSERT_ASSIGNMENT = insert(chat_assignments).on_conflict_do_nothing(
-    index_elements=["assignment_id"])
+# a batch of task.taken in one execution over arrays, prepared on asyncpg (an executemany
+# ran one INSERT per taken task)
+_INSERT_ASSIGNMENTS = Prepared(text(
+    "INSERT INTO chat_assignments (assignment_id, worker_id, pool_id, task_id, taken_at) "
+    "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:w AS text[]), CAST(:p AS text[]), "
+    "CAST(:t AS text[]), CAST(:at AS timestamptz[])) "
+    "ON CONFLICT (assignment_id) DO NOTHING"))
 _INSERT_POOL = insert(chat_pools).on_conflict_do_nothing(index_elements=["pool_id"])
 _INSERT_MESSAGE = insert(chat_messages)
 _UPSERT_MUTE = insert(chat_mutes)
@@ -41,7 +47,10 @@ class ChatStore:
     async def remember_assignments(self, rows: list[dict[str, Any]]) -> None:
         """Each row: assignment_id, worker_id, pool_id, task_id, taken_at (known ones stay)."""
         if rows:
-            await self.conn.execute(_INSERT_ASSIGNMENT, rows)
+            await _INSERT_ASSIGNMENTS.all(self.conn, {
+                key: [r[col] for r in rows] for key, col in (
+                    ("a", "assignment_id"), ("w", "worker_id"), ("p", "pool_id"),
+                    ("t", "task_id"), ("at", "taken_at"))})
 
     async def remember_pool(self, pool_id: str, opened_at: datetime) -> None:
         await self.conn.execute(_INSERT_POOL, {"pool_id": pool_id, "opened_at": opened_at})
