@@ -273,7 +273,10 @@ def _take_context(with_pool: bool) -> Any:
     return select(*cols).select_from(src)
 
 
-_TAKE_CONTEXT = {False: _take_context(False), True: _take_context(True)}
+# The statements of every lifecycle (take, submit, review decision) run prepared on
+# asyncpg, past SQLAlchemy's execution layer (servicekit.prepared: about 0.1 ms of CPU
+# less per statement); the rest keep conn.execute.
+_TAKE_CONTEXT = {False: Prepared(_take_context(False)), True: Prepared(_take_context(True))}
 
 
 def _claim(in_pools: Any) -> Any:
@@ -289,14 +292,13 @@ def _claim(in_pools: Any) -> Any:
 
 
 # the common take names its pool: its claim is prebuilt apart from the any-pool one
-_CLAIM_IN_POOL = _claim(T.pool_id == _param("c_pid", T.pool_id))
+_CLAIM_IN_POOL = Prepared(_claim(T.pool_id == _param("c_pid", T.pool_id)))
 # the mixer's claims: a real task, a golden one (known answer, no hint), a training one
 _hinted = exists().where(task_hints.c.task_id == T.task_id)
 _CLAIM_SLOT = {
-    "real": _claim(and_(T.pool_id == _param("c_pid", T.pool_id), ~T.is_control)),
-    "golden": _claim(and_(T.pool_id == _param("c_pid", T.pool_id), T.is_control, ~_hinted)),
-    "training": _claim(and_(T.pool_id == _param("c_pid", T.pool_id), T.is_control, _hinted)),
-}
+    slot: Prepared(_claim(and_(T.pool_id == _param("c_pid", T.pool_id), kind)))
+    for slot, kind in (("real", ~T.is_control), ("golden", and_(T.is_control, ~_hinted)),
+                       ("training", and_(T.is_control, _hinted)))}
 _CLAIM_IN_POOLS = _claim(T.pool_id.in_(bindparam("c_pids", expanding=True)))
 _RELEASE_SLOT = (update(tasks).where(T.task_id == bindparam("r_tid"))
                  .values(live_count=T.live_count - 1))
@@ -323,7 +325,7 @@ def _take_write() -> Any:
     return select(a.c.assignment_id).add_cte(mark, rec)
 
 
-_TAKE_WRITE = _take_write()
+_TAKE_WRITE = Prepared(_take_write())
 
 # ---------------------------------------------------------------- captcha statements
 
@@ -349,13 +351,14 @@ _USE_CHALLENGE = (update(captcha_challenges)
 _JOINED = assignments.join(tasks, T.task_id == A.task_id)
 _ASSIGNMENT_COLS = [assignments.c[f.name] for f in fields(AssignmentRow) if f.name != "input"]
 _WITH_INPUT = select(*_ASSIGNMENT_COLS, T.input).select_from(_JOINED)
-_SUBMIT_READ = (
+_submit_read = (
     select(*_ASSIGNMENT_COLS, T.input, T.control_answers, T.overlap, P.review_mode,
            P.auto_accept_after_s, projects.c.output_spec)
     .select_from(_JOINED.join(pools, P.pool_id == A.pool_id)
                  .join(projects, projects.c.project_id == A.project_id))
     .where(A.assignment_id == bindparam("aid")))
-_LOCK_FOR_SUBMIT = _SUBMIT_READ.with_for_update(of=assignments)
+_SUBMIT_READ = Prepared(_submit_read)
+_LOCK_FOR_SUBMIT = Prepared(_submit_read.with_for_update(of=assignments))
 _LOCK_ASSIGNMENT = (_WITH_INPUT.where(A.assignment_id == bindparam("aid"))
                     .with_for_update(of=assignments))
 _GET_ASSIGNMENT = _WITH_INPUT.where(A.assignment_id == bindparam("aid"))
@@ -374,7 +377,7 @@ def _submit_write() -> Any:
     return outbox_insert_from(outbox, moved).returning(outbox.c.event_id).add_cte(moved)
 
 
-_SUBMIT_WRITE = _submit_write()
+_SUBMIT_WRITE = Prepared(_submit_write())
 _SKIP = (update(assignments).where(A.assignment_id == bindparam("k_aid"))
          .values(status=domain.SKIPPED, finished_at=bindparam("k_at")))
 _OVERDUE = (select(*[assignments.c[f.name] for f in fields(Overdue)])
@@ -446,27 +449,14 @@ def _decided(status: str, task_change: dict[str, Any], was: str = domain.SUBMITT
     return stmt
 
 
-_ACCEPT = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1})
-_REJECT = _decided(domain.REJECTED, {"live_count": T.live_count - 1})  # the slot frees
+_ACCEPT = Prepared(_decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1}))
+_REJECT = Prepared(_decided(domain.REJECTED, {"live_count": T.live_count - 1}))  # slot frees
 # an upheld appeal turns a rejection into an acceptance: the answer counts, and it holds
 # its slot again (if the freed slot was taken meanwhile, the task has one answer more)
-_ACCEPT_REJECTED = _decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1,
-                                              "live_count": T.live_count + 1},
-                            was=domain.REJECTED)
+_ACCEPT_REJECTED = Prepared(_decided(domain.ACCEPTED, {"accepted_count": T.accepted_count + 1,
+                                                       "live_count": T.live_count + 1},
+                                     was=domain.REJECTED))
 
-# The statements of every lifecycle (take, submit, review decision) run prepared on
-# asyncpg, past SQLAlchemy's execution layer (servicekit.prepared: about 0.1 ms of CPU less
-# per statement); the rest keep conn.execute.
-_TAKE_CONTEXT_P = {k: Prepared(v) for k, v in _TAKE_CONTEXT.items()}
-_CLAIM_IN_POOL_P = Prepared(_CLAIM_IN_POOL)
-_CLAIM_SLOT_P = {k: Prepared(v) for k, v in _CLAIM_SLOT.items()}
-_TAKE_WRITE_P = Prepared(_TAKE_WRITE)
-_SUBMIT_READ_P = Prepared(_SUBMIT_READ)
-_LOCK_FOR_SUBMIT_P = Prepared(_LOCK_FOR_SUBMIT)
-_SUBMIT_WRITE_P = Prepared(_SUBMIT_WRITE)
-_ACCEPT_P = Prepared(_ACCEPT)
-_REJECT_P = Prepared(_REJECT)
-_ACCEPT_REJECTED_P = Prepared(_ACCEPT_REJECTED)
 
 # the histogram with the durations not folded into it yet
 _PENDING = pool_pace_pending.c
@@ -587,7 +577,7 @@ class TasksStore:
                            now: datetime) -> TakeContext:
         """One statement: creates and locks the worker's profile, reads its limits and
         counts (and the pool with its project's texts, when named)."""
-        m = (await _TAKE_CONTEXT_P[pool_id is not None].one(
+        m = (await _TAKE_CONTEXT[pool_id is not None].one(
             self.conn, {"wid": worker_id, "now": now, "pid": pool_id}))._mapping
         limits = None
         if m["level"] is not None:
@@ -615,10 +605,10 @@ class TasksStore:
         """Claim the oldest free task of the pools this worker never had (one statement);
         ``slot``: only of that kind (the mixer's real, golden or training) in the one pool."""
         if slot is not None and len(pool_ids) == 1:
-            row = await self._first(_CLAIM_SLOT_P[slot], {"c_wid": worker_id,
+            row = await self._first(_CLAIM_SLOT[slot], {"c_wid": worker_id,
                                                         "c_pid": pool_ids[0]})
         elif len(pool_ids) == 1:
-            row = await self._first(_CLAIM_IN_POOL_P, {"c_wid": worker_id, "c_pid": pool_ids[0]})
+            row = await self._first(_CLAIM_IN_POOL, {"c_wid": worker_id, "c_pid": pool_ids[0]})
         else:
             row = await self._first(_CLAIM_IN_POOLS, {"c_wid": worker_id, "c_pids": pool_ids})
         return ClaimedTask(**row._mapping) if row is not None else None
@@ -630,7 +620,7 @@ class TasksStore:
         """Insert the assignment, mark the worker's last take and write task.taken, in one
         statement; False when the worker already had this task."""
         params = outbox_params | {f"a_{c}": assignment[c] for c in TAKE_COLS}
-        return await self._first(_TAKE_WRITE_P, params) is not None
+        return await self._first(_TAKE_WRITE, params) is not None
 
     async def project_texts(self, project_id: str) -> tuple[str, list[dict[str, Any]]]:
         r = (await self.conn.execute(_PROJECT_TEXTS, {"prid": project_id})).one()
@@ -666,7 +656,7 @@ class TasksStore:
     # ------------------------------------------------------------------ assignments
 
     async def submit_row(self, assignment_id: str, *, lock: bool = False) -> SubmitRow | None:
-        row = await self._first(_LOCK_FOR_SUBMIT_P if lock else _SUBMIT_READ_P,
+        row = await self._first(_LOCK_FOR_SUBMIT if lock else _SUBMIT_READ,
                                 {"aid": assignment_id})
         return SubmitRow(**row._mapping) if row is not None else None
 
@@ -678,7 +668,7 @@ class TasksStore:
         params = outbox_params | {"s_aid": row.assignment_id, "s_wid": row.worker_id,
                                   "s_now": now, "s_answers": answers, "s_comment": comment,
                                   "s_proof": proof}
-        return await self._first(_SUBMIT_WRITE_P, params) is not None
+        return await self._first(_SUBMIT_WRITE, params) is not None
 
     async def assignment(self, assignment_id: str, *,
                          lock: bool = False) -> AssignmentRow | None:
@@ -746,8 +736,8 @@ class TasksStore:
         counts one more accepted answer and the pool's pace one more duration. None when it
         is neither (e.g. accepted already)."""
         args = {"r_aid": assignment_id, "r_at": at, "r_comment": comment, "r_by": by}
-        row = (await self._first(_ACCEPT_P, args)
-               or await self._first(_ACCEPT_REJECTED_P, args))
+        row = (await self._first(_ACCEPT, args)
+               or await self._first(_ACCEPT_REJECTED, args))
         return Decided(**row._mapping) if row is not None else None
 
     async def pool_paces(self, pool_ids: list[str]
@@ -768,7 +758,7 @@ class TasksStore:
                      by: str) -> bool:
         """SUBMITTED -> REJECTED; the task's slot frees. False when it is not a submitted
         assignment."""
-        return await self._first(_REJECT_P, {"r_aid": assignment_id, "r_at": at,
+        return await self._first(_REJECT, {"r_aid": assignment_id, "r_at": at,
                                            "r_comment": comment, "r_by": by}) is not None
 
     async def add_overlap(self, pool_id: str, task_ids: list[str], add: int) -> None:
