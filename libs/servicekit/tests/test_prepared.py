@@ -21,7 +21,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, NoResultFound
 
 from servicekit.db import make_engine
 from servicekit.messaging_tables import add_messaging_tables
@@ -64,6 +64,8 @@ async def test_rows_are_what_conn_execute_gives(db) -> None:
             assert tuple(got) == tuple(want) and got._mapping == dict(want._mapping)
             assert got.doc == want.doc and got.next == want.n + 1 and got.seven == 7
         assert await read.first(r.conn, {"k": "none"}) is None
+        with pytest.raises(NoResultFound):  # as Result.one() raises
+            await read.one(r.conn, {"k": "none"})
     with pytest.raises(AttributeError):
         _ = got.missing
 

@@ -6,7 +6,7 @@ a lock fails (and is retried) instead of hanging until the bus gives up on it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy import ColumnElement, Table, bindparam, func, select, text, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -74,14 +74,20 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
         await driver.copy_records_to_table(table.name, records=records, columns=keys,
                                            schema_name=table.schema)
     except Exception as exc:
-        # raised as an INSERT's would be: the dialect's DBAPI class (IntegrityError, ...)
-        # wrapped in SQLAlchemy's, with the server's sqlstate
-        try:
-            raw.dbapi_connection._handle_exception(exc)  # type: ignore[union-attr]
-        except Exception as dbapi_exc:
-            raise DBAPIError.instance(f"COPY {table.name}", None, dbapi_exc,
-                                      conn.dialect.loaded_dbapi.Error) from exc
-        raise
+        raise_as_execute_would(conn, raw.dbapi_connection, f"COPY {table.name}", None, exc)
+
+
+def raise_as_execute_would(conn: AsyncConnection, adapted: Any, statement: str,
+                           params: Any, exc: Exception) -> NoReturn:
+    """Raise a driver error met outside ``conn.execute`` (``adapted``: the dialect's adapted
+    DBAPI connection) as ``conn.execute`` would: the dialect's DBAPI class (IntegrityError,
+    ...) wrapped in SQLAlchemy's, with the server's sqlstate."""
+    try:
+        adapted._handle_exception(exc)
+    except Exception as dbapi_exc:
+        raise DBAPIError.instance(statement, params, dbapi_exc,
+                                  conn.dialect.loaded_dbapi.Error) from exc
+    raise exc
 
 
 async def ping(conn: AsyncConnection) -> None:

@@ -20,8 +20,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from servicekit.db import raise_as_execute_would
 
 _UNKNOWN = object()
 
@@ -50,8 +52,9 @@ def _row_class(keys: tuple[str, ...]) -> type[PreparedRow]:
 
 
 class Prepared:
-    """One Core statement, compiled on first use; ``first``/``all``/``execute`` run it on
-    ``conn`` (an ``AsyncConnection`` of the asyncpg dialect) with a dict of parameters."""
+    """One Core or ``text()`` statement, compiled on first use; ``all``/``first``/``one``
+    run it on ``conn`` (an ``AsyncConnection`` of the asyncpg dialect) with a dict of
+    parameters, and answer as the same calls on a SQLAlchemy result do."""
 
     def __init__(self, statement: Any) -> None:
         self.statement = statement
@@ -100,13 +103,7 @@ class Prepared:
         except DBAPIError:
             raise
         except Exception as exc:
-            # raised as conn.execute would: the dialect's DBAPI class wrapped in SQLAlchemy's
-            try:
-                adapted._handle_exception(exc)
-            except Exception as dbapi_exc:
-                raise DBAPIError.instance(sql, args, dbapi_exc,
-                                          conn.dialect.loaded_dbapi.Error) from exc
-            raise
+            raise_as_execute_would(conn, adapted, sql, args, exc)
         if self._results is _UNKNOWN:
             self._results = self._result_processors(conn, attributes)
         if row is None:  # a text() statement: the columns are named by the server
@@ -126,6 +123,8 @@ class Prepared:
     async def one(self, conn: AsyncConnection, params: dict[str, Any] | None = None
                   ) -> PreparedRow:
         rows = await self.all(conn, params)
-        if len(rows) != 1:
-            raise LookupError(f"expected one row, got {len(rows)}")
+        if not rows:
+            raise NoResultFound("No row was found when one was required")
+        if len(rows) > 1:
+            raise MultipleResultsFound("Multiple rows were found when exactly one was required")
         return rows[0]
