@@ -56,6 +56,9 @@ class FakeReviewStore:
         self.rows[row["assignment_id"]] = dict(row)
         return True
 
+    async def enqueue_many(self, rows: list[dict[str, Any]]) -> set[str]:
+        return {r["assignment_id"] for r in rows if await self.enqueue(r)}
+
     async def list_pending(self, *, pool_id, only_free, now, limit, offset):
         found = sorted((r for r in self.rows.values() if r["status"] == "pending"
                         and (pool_id is None or r["pool_id"] == pool_id)
@@ -176,9 +179,17 @@ async def consume(ctx: Any, handler: Any, event: Any, env: Envelope | None = Non
     return env
 
 
+async def consume_submitted(ctx: Any, *events: TaskSubmitted) -> list[Envelope]:
+    """One delivered batch of task.submitted (an envelope each)."""
+    envs = [new_envelope(e, producer="tasks") for e in events]
+    async with ctx.db.consumer_unit() as uow:
+        await decisions.on_task_submitted(list(zip(events, envs, strict=True)), uow, ctx)
+    return envs
+
+
 async def enqueue(ctx: Any, *events: TaskSubmitted) -> None:
     for e in events:
-        await consume(ctx, decisions.on_task_submitted, e)
+        await consume_submitted(ctx, e)
 
 
 def ref(actor: Actor, e: TaskSubmitted) -> rpc.SubmissionRef:
@@ -224,8 +235,8 @@ async def test_only_managers_and_admins_review() -> None:
 async def test_a_submission_enters_once_and_an_auto_pool_accepts_it_at_once() -> None:
     ctx, store, _ = make()
     manual = submitted(auto_accept_after_s=30)
-    env = await consume(ctx, decisions.on_task_submitted, manual)
-    await consume(ctx, decisions.on_task_submitted, manual)  # again, another event id
+    [env] = await consume_submitted(ctx, manual)
+    await consume_submitted(ctx, manual)  # again, another event id
     assert list(store.rows) == [manual.assignment_id]
     assert store.rows[manual.assignment_id]["auto_accept_at"] == manual.submitted_at + \
         timedelta(seconds=30)
@@ -235,7 +246,7 @@ async def test_a_submission_enters_once_and_an_auto_pool_accepts_it_at_once() ->
     # a producer still sending money fields: review keeps none and sends none
     auto = TaskSubmitted.model_validate({**submitted(review_mode="auto").model_dump(),
                                          "price_minor": 1234, "currency": "RUB"})
-    env = await consume(ctx, decisions.on_task_submitted, auto)
+    [env] = await consume_submitted(ctx, auto)
     row = store.rows[auto.assignment_id]
     assert (row["status"], row["decided_by"], row["decided_at"]) == ("accepted", "auto", T0)
     assert not MONEY & set(row)
@@ -243,6 +254,21 @@ async def test_a_submission_enters_once_and_an_auto_pool_accepts_it_at_once() ->
     assert accepted.type == "review.accepted" and accepted.causation_id == env.event_id
     assert accepted.data["assignment_id"] == auto.assignment_id
     assert accepted.data["decided_by"] == "auto" and not MONEY & set(accepted.data)
+
+
+async def test_a_batch_enters_in_one_go_each_assignment_once() -> None:
+    """One delivered batch: every new assignment enters, one submitted twice in the batch
+    (two event ids) enters once, and only the auto pool's submission is decided, caused by
+    its own event."""
+    ctx, store, _ = make()
+    manual, auto = submitted(), submitted(review_mode="auto", worker_id="w2")
+    again = manual.model_copy()
+    envs = await consume_submitted(ctx, manual, auto, again)
+    assert sorted(store.rows) == sorted([manual.assignment_id, auto.assignment_id])
+    assert store.rows[manual.assignment_id]["status"] == "pending"
+    [accepted] = ctx.db.events
+    assert accepted.data["assignment_id"] == auto.assignment_id
+    assert accepted.causation_id == envs[1].event_id
 
 
 # ------------------------------------------------------------------- the queue

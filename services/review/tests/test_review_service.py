@@ -194,6 +194,37 @@ async def test_submission_appears_in_queue_once_even_if_delivered_twice(start_re
     assert forbidden.status == 403
 
 
+async def test_a_delivered_batch_enters_in_one_statement_with_every_column(start_review) -> None:
+    """The consumer's batch statement: every column as one submission alone would have it
+    (JSON answers, no proof, an auto pool's decision), an assignment twice in the batch
+    stored once, and one already stored left as it was."""
+    from review_service import decisions
+
+    h = await start_review()
+    pool = uid("pool")
+    known = submitted(pool_id=pool)
+    await enqueue(h, known)
+    first = submitted(pool_id=pool, answers={"label": "дом", "n": [1, 2]}, proof=None,
+                      comment=None)
+    auto = submitted(pool_id=pool, review_mode="auto")
+    batch = [first, auto, first.model_copy(), known.model_copy(update={"comment": "later"})]
+    async with h.svc.db.consumer_unit() as uow:
+        await decisions.on_task_submitted(
+            [(e, new_envelope(e, producer="tasks")) for e in batch], uow, h.svc.ctx)
+    async with h.svc.engine.connect() as conn:
+        rows = {r.assignment_id: r for r in (await conn.execute(
+            select(submissions).where(submissions.c.pool_id == pool))).all()}
+    assert sorted(rows) == sorted([known.assignment_id, first.assignment_id,
+                                   auto.assignment_id])
+    assert rows[first.assignment_id].answers == {"label": "дом", "n": [1, 2]}
+    assert rows[first.assignment_id].proof is None and rows[first.assignment_id].comment is None
+    assert rows[first.assignment_id].status == "pending"
+    assert rows[first.assignment_id].submitted_at == first.submitted_at
+    assert (rows[auto.assignment_id].status, rows[auto.assignment_id].decided_by) == (
+        "accepted", "auto")
+    assert rows[known.assignment_id].comment == "done"
+
+
 # ----------------------------------------------------------------------------- locks
 
 

@@ -7,6 +7,7 @@ price it learnt when the pool opened.
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
@@ -75,19 +76,30 @@ def _submission_row(event: TaskSubmitted, now: datetime) -> dict[str, Any]:
         "review_comment": None, "received_at": now, "sandbox": event.sandbox}
 
 
-@router.consume("task.submitted", name="task-submitted")
-async def on_task_submitted(event: TaskSubmitted, env: Envelope, uow: UnitOfWork[ReviewStore],
-                            ctx: ReviewContext) -> None:
-    """A submission enters the queue once per assignment; 'auto' pools accept it at once."""
+@router.consume_batch("task.submitted", name="task-submitted")
+async def on_task_submitted(items: list[tuple[TaskSubmitted, Envelope]],
+                            uow: UnitOfWork[ReviewStore], ctx: ReviewContext) -> None:
+    """A submission enters the queue once per assignment; 'auto' pools accept it at once.
+    A batch enters in one statement."""
     now = ctx.clock()
-    if not await uow.store.enqueue(_submission_row(event, now)):
-        return  # the same assignment was submitted before (under another event id)
-    uow.after_commit(lambda: SUBMISSIONS_RECEIVED.labels(event.review_mode).inc())
-    if event.review_mode == "auto":
-        record_decisions(uow, [Decided(event.assignment_id, event.task_id, event.pool_id,
-                                       event.project_id, event.worker_id, event.sandbox)],
-                         status="accepted", decided_by=domain.AUTO, decided_at=now,
-                         comment=None, cause=env)
+    new = await uow.store.enqueue_many(list({
+        e.assignment_id: _submission_row(e, now) for e, _ in reversed(items)}.values()))
+    received: collections.Counter[str] = collections.Counter()
+    for event, env in items:
+        if event.assignment_id not in new:
+            continue  # submitted before (under another event id), or twice in this batch
+        new.discard(event.assignment_id)
+        received[event.review_mode] += 1
+        if event.review_mode == "auto":
+            record_decisions(uow, [Decided(event.assignment_id, event.task_id, event.pool_id,
+                                           event.project_id, event.worker_id, event.sandbox)],
+                             status="accepted", decided_by=domain.AUTO, decided_at=now,
+                             comment=None, cause=env)
+    if received:
+        def count() -> None:
+            for mode, n in received.items():
+                SUBMISSIONS_RECEIVED.labels(mode).inc(n)
+        uow.after_commit(count)
 
 
 async def _decide_all_of_worker(uow: UnitOfWork[ReviewStore], ctx: ReviewContext, *,
