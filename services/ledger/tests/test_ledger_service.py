@@ -22,7 +22,7 @@ import nats
 import pytest
 from nats.aio.client import Client as NATS
 from nats.js import JetStreamContext
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from contracts.envelope import new_envelope
@@ -196,6 +196,35 @@ async def test_redelivered_acceptance_credits_once(ledger: Ledger) -> None:
     assert sorted(e["amount_minor"] for e in credited) == [5, 250, 499]
     assert {e["kind"] for e in credited} == {"assignment"}
     assert all(not HIDDEN_KEY.search(k) for e in credited for k in e)
+
+
+async def test_a_batch_of_credits_reads_each_pools_terms_once(ledger: Ledger) -> None:
+    """One consumer batch (one unit of work) crediting three acceptances in two pools reads
+    each pool's price and shares once, and credits each acceptance exactly."""
+    from ledger_service import postings
+
+    w = worker()
+    a = await ledger.accepted(w, price=1000)
+    b = a.model_copy(update={"assignment_id": uid("as")})
+    c = await ledger.accepted(w, price=301)
+    await ledger.idle()  # the pools' prices are known
+    terms_reads: list[str] = []
+
+    def on_statement(_conn: Any, _cursor: Any, sql: str, *_args: Any) -> None:
+        if sql.lstrip().startswith("SELECT pools.price_minor"):
+            terms_reads.append(sql)
+
+    engine = ledger.svc.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", on_statement)
+    try:
+        async with ledger.svc.db.consumer_unit() as uow:
+            for e in (a, b, c):
+                await postings.credit_accepted_assignment(
+                    e, new_envelope(e, producer="review"), uow, ledger.svc.ctx)
+    finally:
+        event.remove(engine, "before_cursor_execute", on_statement)
+    assert len(terms_reads) == 2
+    assert (await ledger.available(w))["available_minor"] == 500 + 500 + 150
 
 
 async def test_bonus_is_credited_once_per_bonus_id(ledger: Ledger) -> None:

@@ -212,6 +212,9 @@ def _refused_as(exc: IntegrityError, constraint: str) -> bool:
 class LedgerStore(BudgetStoreMixin):
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        # a unit of work's pool terms, read once per pool: a consumer's batch of credits
+        # (one transaction) mostly shares a few pools
+        self._terms: dict[str, PoolTerms] = {}
 
     # ------------------------------------------------------------------ pools
 
@@ -225,15 +228,24 @@ class LedgerStore(BudgetStoreMixin):
         return int(row.price_minor), str(row.currency)
 
     async def pool_terms(self, pool_id: str) -> PoolTerms | None:
-        """The pool's frozen price and shares; None until the pool has opened."""
+        """The pool's frozen price and shares; None until the pool has opened.
+
+        Read once per pool in a unit of work: the credits of one batch use the shares as
+        they were at the batch's first credit of that pool (a share changed meanwhile
+        applies from the next batch, as it would had the batch run a moment earlier)."""
+        known = self._terms.get(pool_id)
+        if known is not None:
+            return known
         r = await _POOL_TERMS.first(self.conn, {"p_pool": pool_id})
         if r is None or r.price_minor is None:
             return None
         budget = (None if r.b_requester is None
                   else BudgetLink(pool_id, r.b_requester, r.b_currency))
-        return PoolTerms(int(r.price_minor), r.currency,
-                         _pool_share(r.share_bps, r.share_updated_at, r.share_updated_by),
-                         _default_share(r.d_bps, r.updated_at, r.updated_by), budget)
+        terms = self._terms[pool_id] = PoolTerms(
+            int(r.price_minor), r.currency,
+            _pool_share(r.share_bps, r.share_updated_at, r.share_updated_by),
+            _default_share(r.d_bps, r.updated_at, r.updated_by), budget)
+        return terms
 
     # ----------------------------------------------------------------- shares
 
