@@ -391,14 +391,25 @@ async def test_a_new_gateway_starts_with_the_emergency_buckets_leader_killed(
              "-l", str(leader.conf.with_suffix(".log"))],
             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_healthy(leader)
-        ops = await bus("ops")
-        for _ in range(100):  # every replica caught up again before the next test looks
-            infos = [await ops.js.stream_info(n) for n in
-                     [s.name for s in STREAMS] + [f"KV_{render_auth.EMERGENCY_BUCKET}"]]
-            if all(i.cluster and i.cluster.replicas and all(r.current for r in i.cluster.replicas)
-                   and len(i.cluster.replicas) == 2 for i in infos):
-                break
-            await asyncio.sleep(0.2)
+        await _caught_up(await bus("ops"))
+
+
+async def _caught_up(ops: Client, timeout_s: float = 30.0) -> None:
+    """Wait (at most ``timeout_s``) until every stream has its three replicas current again,
+    so the next test starts from a whole cluster. Each look is bounded: a JetStream API that
+    does not answer for a moment costs two seconds, not the test's whole timeout."""
+    js = ops.nc.jetstream(timeout=2.0)
+    names = [s.name for s in STREAMS] + [f"KV_{render_auth.EMERGENCY_BUCKET}"]
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        try:
+            infos = [await js.stream_info(n) for n in names]
+        except Exception:  # not answering yet: look again
+            infos = []
+        if infos and all(i.cluster and i.cluster.replicas and len(i.cluster.replicas) == 2
+                         and all(r.current for r in i.cluster.replicas) for i in infos):
+            return
+        await asyncio.sleep(0.2)
 
 
 async def test_diagnostics_report_lost_quorum_within_two_seconds(bus, nats_cluster) -> None:
