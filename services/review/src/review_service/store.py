@@ -88,9 +88,6 @@ def _pending(by_pool: bool, only_free: bool) -> tuple[Any, Any]:
             .limit(_LIMIT).offset(_OFFSET))
 
 
-# every submission enters the queue through this one (prepared on asyncpg)
-
-
 def _is_json(column: Any) -> bool:
     return column.type.__visit_name__ == "JSON"
 
@@ -110,6 +107,7 @@ def _enqueue_many() -> Prepared:
         "ON CONFLICT (assignment_id) DO NOTHING RETURNING assignment_id"))
 
 
+# every submission enters the queue through this one (prepared on asyncpg)
 _ENQUEUE_MANY = _enqueue_many()
 _GET = select(*PUBLIC_COLUMNS).where(s.c.assignment_id == _AID)
 _STATE = (select(s.c.status, s.c.lock_holder, s.c.lock_until, s.c.decided_at)
