@@ -121,3 +121,34 @@ def test_an_in_list_parameter_is_refused() -> None:
 
     with pytest.raises(ValueError, match="expanding"):
         Prepared(stmt)._compile(_Conn())  # type: ignore[arg-type]
+
+
+async def test_a_unit_of_work_of_prepared_statements_takes_two_greenlet_hops(
+        db, monkeypatch) -> None:
+    """The checkout with its BEGIN is one hop, the COMMIT with the checkin the other; the
+    statements themselves take none (``engine.begin()`` took four, and every prepared
+    statement a fifth for its driver connection)."""
+    from sqlalchemy.util import concurrency
+
+    shim = concurrency._concurrency_shim
+    shim._initialize()
+    made: list[object] = []
+    real = shim._AsyncIoGreenlet
+
+    def counted(*args: object) -> object:
+        made.append(args[0])
+        return real(*args)
+
+    add, bump = Prepared(_ADD), Prepared(_BUMP)
+    async with db.unit_of_work() as uow:  # compiles both statements, outside the count
+        await add.all(uow.conn, {"k": "warm", "n": 1, "doc": None, "at": None})
+        await bump.all(uow.conn, {"k": "warm", "by": 1})
+    monkeypatch.setattr(shim, "_AsyncIoGreenlet", counted)
+    async with db.unit_of_work() as uow:
+        await add.all(uow.conn, {"k": "a", "n": 1, "doc": None, "at": None})
+        await bump.one(uow.conn, {"k": "a", "by": 2})
+        await bump.one(uow.conn, {"k": "warm", "by": 2})
+    assert len(made) == 2, made
+    async with db.read() as r:
+        n = (await r.conn.execute(select(items.c.n).where(items.c.id == "a"))).scalar()
+    assert n == 3

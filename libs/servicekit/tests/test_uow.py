@@ -173,3 +173,43 @@ async def test_the_relay_marks_only_what_jetstream_acknowledged(db) -> None:
     assert await relay.publish_pending() == 1
     assert js.sent[-1] == envs[1].event_id and await unpublished() == []
     assert await relay.publish_pending() == 0 and await relay.publish_pending(probe=True) == 0
+
+
+async def test_every_way_out_of_a_unit_of_work_gives_its_connection_back(db) -> None:
+    """Commit, a failing body, a failing COMMIT and a cancelled unit of work each return
+    the connection to the pool; only the commit keeps the change."""
+    import asyncio
+
+    from sqlalchemy.exc import IntegrityError
+
+    pool = db.engine.sync_engine.pool
+    async with db.unit_of_work() as uow:
+        await uow.conn.execute(things.insert().values(id=1, name="kept"))
+    assert pool.checkedout() == 0
+    with pytest.raises(RuntimeError):
+        async with db.unit_of_work() as uow:
+            await uow.conn.execute(things.insert().values(id=2, name="gone"))
+            raise RuntimeError("bug")
+    assert pool.checkedout() == 0
+    with pytest.raises(IntegrityError):  # the duplicate key fails inside the transaction
+        async with db.unit_of_work() as uow:
+            await uow.conn.execute(things.insert().values(id=1, name="twice"))
+    assert pool.checkedout() == 0
+    inside = asyncio.Event()
+
+    async def hangs() -> None:
+        async with db.unit_of_work() as uow:
+            await uow.conn.execute(things.insert().values(id=3, name="cancelled"))
+            inside.set()
+            await asyncio.sleep(30)
+
+    task = asyncio.create_task(hangs())
+    await inside.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert pool.checkedout() == 0
+    async with db.read() as r:
+        names = list((await r.conn.execute(select(things.c.name).order_by(things.c.id)))
+                     .scalars())
+    assert names == ["kept"]

@@ -21,6 +21,7 @@ from sqlalchemy import Table, bindparam, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import Envelope
+from servicekit.db import transaction
 from servicekit.prepared import Prepared
 
 log = logging.getLogger("servicekit.outbox")
@@ -204,7 +205,7 @@ class OutboxRelay:
             async with self._autocommit.connect() as conn:
                 if await self._probe.first(conn) is None:
                     return 0
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             rows = sorted(await self._claim.all(conn, {"now": datetime.now(UTC)}),
                           key=lambda r: r.id)  # published in the order they were recorded
             if not rows:
@@ -259,7 +260,7 @@ class OutboxRelay:
             await self._set_gauges()
             try:
                 cutoff = datetime.now(UTC) - self.retention
-                async with self.engine.begin() as conn:
+                async with transaction(self.engine) as conn:
                     await conn.execute(self.outbox.delete().where(
                         self.outbox.c.published_at.is_not(None),
                         self.outbox.c.published_at < cutoff))

@@ -51,6 +51,19 @@ def _row_class(keys: tuple[str, ...]) -> type[PreparedRow]:
                                         "_index": {k: i for i, k in enumerate(keys)}})
 
 
+async def _driver_adapter(conn: AsyncConnection) -> Any:
+    """The dialect's adapter of the driver connection ``conn`` holds. ``get_raw_connection``
+    answers the same through a new greenlet each time (on Python 3.11 a greenlet's first
+    frame maps and unmaps a 16 KiB data stack: measured 19 µs of CPU per hop here, two
+    thirds of it in the kernel); that hop is needed only when the connection has to be
+    revalidated, so it is taken only then."""
+    sync = conn.sync_connection
+    fairy = sync._dbapi_connection if sync is not None else None
+    if fairy is None:
+        fairy = await conn.get_raw_connection()
+    return fairy.dbapi_connection
+
+
 class Prepared:
     """One Core or ``text()`` statement, compiled on first use; ``all``/``first``/``one``
     run it on ``conn`` (an ``AsyncConnection`` of the asyncpg dialect) with a dict of
@@ -91,8 +104,7 @@ class Prepared:
         if sync is not None:  # SQLAlchemy's statement listeners see these too (tests count)
             for listener in sync.dispatch.before_cursor_execute:
                 listener(sync, None, sql, args, None, False)
-        raw = await conn.get_raw_connection()
-        adapted: Any = raw.dbapi_connection
+        adapted: Any = await _driver_adapter(conn)
         try:
             async with adapted._execute_mutex:
                 if adapted._transaction is None:  # BEGIN as the dialect would send it

@@ -30,6 +30,7 @@ from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.envelope import Envelope, new_envelope
+from servicekit.db import transaction
 from servicekit.errors import CommitThen
 from servicekit.outbox import (
     EVENTS_RECORDED,
@@ -153,7 +154,7 @@ class Database(Generic[StoreT]):
                 except CommitThen as then:
                     refusal = then.error
         else:
-            async with self.engine.begin() as conn:
+            async with transaction(self.engine) as conn:
                 uow = self._transaction_unit(conn)
                 try:
                     yield uow
@@ -188,7 +189,7 @@ class Database(Generic[StoreT]):
     async def consumer_unit(self) -> AsyncIterator[UnitOfWork[StoreT]]:
         """A unit of work for a consumer: like :meth:`unit_of_work` without ``CommitThen``
         (an event handler has nobody to refuse)."""
-        async with self.engine.begin() as conn:
+        async with transaction(self.engine) as conn:
             uow = self._transaction_unit(conn)
             yield uow
             await write_outbox(conn, self.outbox, uow.pending)
