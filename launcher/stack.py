@@ -183,7 +183,8 @@ class Stack:
                 await create_database(self.pg.url(), f"mte_{name}")
 
         run_sync(create_all())
-        self._say(f"  postgres      127.0.0.1:{self.pg_port} (data {self.data_dir / 'pg'})")
+        self._say(f"  postgres      127.0.0.1:{self.pg_port} and socket {self.pg.socket_dir} "
+                  f"(data {self.data_dir / 'pg'})")
 
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None,
                capture: bool = False) -> subprocess.Popen:
