@@ -66,16 +66,12 @@ def _connect_and_begin(engine: Engine) -> Connection:
     return conn
 
 
-def _commit_and_close(conn: Connection) -> None:
+def _end_and_close(conn: Connection, commit: bool) -> None:
     try:
-        conn.commit()
-    finally:
-        conn.close()
-
-
-def _roll_back_and_close(conn: Connection) -> None:
-    try:
-        conn.rollback()
+        if commit:
+            conn.commit()
+        else:
+            conn.rollback()
     finally:
         conn.close()
 
@@ -94,9 +90,19 @@ async def transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     except BaseException:
         # as AsyncConnection.__aexit__ does for its close: a cancelled unit of work still
         # gives its connection back
-        await asyncio.shield(greenlet_spawn(_roll_back_and_close, sync))
+        await asyncio.shield(greenlet_spawn(_end_and_close, sync, False))
         raise
-    await greenlet_spawn(_commit_and_close, sync)
+    await greenlet_spawn(_end_and_close, sync, True)
+
+
+async def pooled_connection(conn: AsyncConnection) -> Any:
+    """The pool's connection ``conn`` holds (``.dbapi_connection``: the dialect's adapter,
+    ``.driver_connection``: asyncpg's). ``get_raw_connection`` answers the same through a
+    greenlet hop each time; the hop is needed only when the connection has to be
+    revalidated, so it is taken only then."""
+    sync = conn.sync_connection
+    fairy = sync._dbapi_connection if sync is not None else None
+    return fairy if fairy is not None else await conn.get_raw_connection()
 
 
 # from this many rows up, insert_many streams them with COPY
@@ -120,7 +126,7 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[dict[str, 
     if len(rows) < COPY_MIN_ROWS or missing_defaults:
         await conn.execute(table.insert(), rows)
         return
-    raw = await conn.get_raw_connection()
+    raw = await pooled_connection(conn)
     driver: Any = raw.driver_connection
     if driver is None or not driver.is_in_transaction():
         await conn.execute(table.insert(), rows)

@@ -23,7 +23,7 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError, MultipleResultsFound, NoResultFound
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from servicekit.db import raise_as_execute_would
+from servicekit.db import pooled_connection, raise_as_execute_would
 
 _UNKNOWN = object()
 
@@ -49,19 +49,6 @@ class PreparedRow(tuple[Any, ...]):
 def _row_class(keys: tuple[str, ...]) -> type[PreparedRow]:
     return type("Row", (PreparedRow,), {"__slots__": (), "_keys": keys,
                                         "_index": {k: i for i, k in enumerate(keys)}})
-
-
-async def _driver_adapter(conn: AsyncConnection) -> Any:
-    """The dialect's adapter of the driver connection ``conn`` holds. ``get_raw_connection``
-    answers the same through a new greenlet each time (on Python 3.11 a greenlet's first
-    frame maps and unmaps a 16 KiB data stack: measured 19 µs of CPU per hop here, two
-    thirds of it in the kernel); that hop is needed only when the connection has to be
-    revalidated, so it is taken only then."""
-    sync = conn.sync_connection
-    fairy = sync._dbapi_connection if sync is not None else None
-    if fairy is None:
-        fairy = await conn.get_raw_connection()
-    return fairy.dbapi_connection
 
 
 class Prepared:
@@ -104,7 +91,7 @@ class Prepared:
         if sync is not None:  # SQLAlchemy's statement listeners see these too (tests count)
             for listener in sync.dispatch.before_cursor_execute:
                 listener(sync, None, sql, args, None, False)
-        adapted: Any = await _driver_adapter(conn)
+        adapted: Any = (await pooled_connection(conn)).dbapi_connection
         try:
             async with adapted._execute_mutex:
                 if adapted._transaction is None:  # BEGIN as the dialect would send it

@@ -182,24 +182,23 @@ class PgServer:
                 os.chown(path, pw.pw_uid, pw.pw_gid)
         return SYSTEM_USER
 
-    def _make_socket_dir(self) -> None:
-        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
-        self.socket_dir.chmod(0o700)
+    def _give_to_server_user(self, path: Path) -> None:
         if self._user is not None:
             import pwd
 
             pw = pwd.getpwnam(self._user)
-            os.chown(self.socket_dir, pw.pw_uid, pw.pw_gid)
+            os.chown(path, pw.pw_uid, pw.pw_gid)
+
+    def _make_socket_dir(self) -> None:
+        self.socket_dir.mkdir(mode=0o700, exist_ok=True)
+        self.socket_dir.chmod(0o700)
+        self._give_to_server_user(self.socket_dir)
 
     def _initdb(self) -> None:
         if not self.password_file.exists():
             self.password_file.write_text(secrets.token_urlsafe(24) + "\n")
             self.password_file.chmod(0o600)
-            if self._user is not None:
-                import pwd
-
-                pw = pwd.getpwnam(self._user)
-                os.chown(self.password_file, pw.pw_uid, pw.pw_gid)
+            self._give_to_server_user(self.password_file)
         subprocess.run(
             [str(binaries() / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
              "--auth=scram-sha-256", f"--pwfile={self.password_file}", "--encoding=UTF8",
