@@ -10,12 +10,19 @@ wheel started for the run. ``external``: the same stack on the PostgreSQL of
 JetStream publish + consume msgs/s) are measured first, on the server that mode uses.
 
 Per mode, one stack per ``--replicas`` count (that many processes each of tasks, review
-and ledger):
+and ledger); in embedded mode every stack has its own PostgreSQL server and all are up at
+once:
 
 * **lifecycles** through the HTTP API (take, submit, lock next, accept; the credit seen on
-  the bus): lifecycles/s and per 1,000 insert tx/s, p50/p99 of every call and of accept ->
-  credit, CPU ms per lifecycle of every process (replicas summed), PostgreSQL (this
-  server's processes) and the load generator, and in all;
+  the bus), on the first stack as fast as they go: lifecycles/s and per 1,000 insert tx/s,
+  p50/p99 of every call and of accept -> credit, CPU ms per lifecycle of every process
+  (replicas summed), PostgreSQL (that stack's server) and the load generator, and in all;
+* **the same load on every stack** (embedded mode, more than one count): every stack at
+  half the first one's lifecycles/s (``--same-load-share``), in turns (1, 2, 2, 1:
+  ``--segments``) so that a machine whose speed drifts during the run weighs on each
+  alike; CPU per lifecycle of two replicas against one (on this machine CPU per lifecycle
+  more than doubles from full load to a third of it, so only the same load compares), and
+  each idle stack's own CPU while the other ran;
 * **pairs** (first replica count only): ``--pairs-workers`` workers take and submit, no
   review, on a pool held at 1,000 open tasks, then on one of ``--flat-tasks`` open tasks
   uploaded through ``POST /api/admin/pools/{id}/tasks`` (timed: tasks/s);
@@ -49,7 +56,16 @@ import httpx
 
 from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps, python_cpu_reference
 from bench.chaos import money_state, settled
-from bench.lifecycle import admin_login, drive, drive_pairs, make_pool, make_users, open_, upload
+from bench.lifecycle import (
+    admin_login,
+    drive,
+    drive_pairs,
+    make_pool,
+    make_users,
+    merge_drives,
+    open_,
+    upload,
+)
 from launcher.stack import ROOT, SERVICE_NAMES, Stack, free_port
 from servicekit.testing.pgserver import PgServer, create_database, drop_database
 
@@ -145,20 +161,38 @@ class Meter:
         return {"cpu": cpu, "busy": _machine_busy()}
 
     @staticmethod
-    def per_unit(before: dict[str, Any], after: dict[str, Any], n: int) -> dict[str, Any]:
-        """CPU ms per unit: per process (replicas of a service summed), "all" (everything,
-        the load generator included) and the machine's busy share meanwhile."""
+    def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+        """CPU seconds per process and the machine's (busy, total) jiffies between two
+        snapshots."""
+        return {"cpu": {k: v - before["cpu"].get(k, 0.0) for k, v in after["cpu"].items()},
+                "busy": (after["busy"][0] - before["busy"][0],
+                         after["busy"][1] - before["busy"][1])}
+
+    @staticmethod
+    def sum_deltas(deltas: list[dict[str, Any]]) -> dict[str, Any]:
+        cpu: dict[str, float] = {}
+        for d in deltas:
+            for k, v in d["cpu"].items():
+                cpu[k] = cpu.get(k, 0.0) + v
+        return {"cpu": cpu, "busy": (sum(d["busy"][0] for d in deltas),
+                                     sum(d["busy"][1] for d in deltas))}
+
+    @staticmethod
+    def per_unit(use: dict[str, Any], n: int) -> dict[str, Any]:
+        """CPU ms per unit of a :meth:`delta`: per process (replicas of a service summed),
+        "all" (everything, the load generator included) and the machine's busy share
+        meanwhile."""
         n = max(1, n)
         per: dict[str, float] = {}
-        for k, v in after["cpu"].items():
+        for k, v in use["cpu"].items():
             service = re.sub(r"-\d+$", "", k) if k != "nats-server" else k
-            per[service] = per.get(service, 0.0) + (v - before["cpu"].get(k, 0.0)) * 1000 / n
+            per[service] = per.get(service, 0.0) + v * 1000 / n
         per = {k: round(v, 2) for k, v in sorted(per.items(), key=lambda kv: -kv[1])}
-        b0, b1 = before["busy"], after["busy"]
+        busy, total = use["busy"]
         return {"cpu_ms": per, "cpu_ms_all": round(sum(per.values()), 2),
                 "cpu_ms_all_but_load_generator": round(
                     sum(v for k, v in per.items() if k != "bench-client"), 2),
-                "machine_cpu_busy_pct": round(100 * (b1[0] - b0[0]) / max(1, b1[1] - b0[1]), 1)}
+                "machine_cpu_busy_pct": round(100 * busy / max(1, total), 1)}
 
 
 async def invariants(stack: Stack, pool_id: str | None, settle_s: float = 30.0) -> dict:
@@ -220,34 +254,111 @@ async def statements_per_unit(admin_url: str, n: int, top: int = 12) -> dict[str
     return out
 
 
-async def lifecycles_run(stack: Stack, meter: Meter, admin: dict[str, str],
-                         args: argparse.Namespace) -> dict[str, Any]:
+async def lifecycles_prepare(stack: Stack, admin: dict[str, str],
+                             args: argparse.Namespace) -> dict[str, Any]:
+    """The lifecycle runs' pool (sized for the full-load run and the same-load one),
+    workers and managers."""
     async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as c:
-        tasks = int(args.seconds * args.target * 1.5) + 500
+        tasks = int(args.seconds * args.target * 2.5) + 500
         pool_id = await make_pool(c, admin, tasks=tasks, name="lifecycles")
-        ctx = {"admin": admin, "pool_id": pool_id,
-               "workers": await make_users(c, admin, "worker", args.workers),
-               "managers": await make_users(c, admin, "manager", args.managers)}
+        return {"admin": admin, "pool_id": pool_id,
+                "workers": await make_users(c, admin, "worker", args.workers),
+                "managers": await make_users(c, admin, "manager", args.managers)}
+
+
+async def lifecycles_segment(run: StackRun, seconds: float,
+                             rate: float) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One stretch of lifecycles on one stack: the drive's result (raw latencies kept) and
+    the CPU seconds it took per process."""
+    stack = run.stack
     auth = ({"user": "ops", "password": stack.nats_passwords["ops"]}
             if stack.nats_passwords else None)
-    rss_idle = stack.rss_mb()
+    before = run.meter.snapshot()
+    result = await drive(stack.gateway_url, stack.nats_url, run.lifecycle_ctx, seconds=seconds,
+                         nats_auth=auth, rate=rate, keep_raw=True)
+    return result, Meter.delta(before, run.meter.snapshot())
+
+
+def segment_order(counts: list[int], segments: int) -> list[int]:
+    """Which stack runs each stretch: forwards, then backwards (1, 2, 2, 1 for two stacks
+    in two segments each), so that a machine whose speed drifts evenly during the run
+    gives each stack the same mean time of measurement."""
+    order: list[int] = []
+    for k in range(segments):
+        order += counts if k % 2 == 0 else counts[::-1]
+    return order
+
+
+async def lifecycles_in_turns(runs: list[StackRun], args: argparse.Namespace, *, key: str,
+                              rate: float, segments: int) -> None:
+    """The lifecycles of every stack in ``runs`` (at most ``rate`` takes/s, 0: as fast as
+    they go), ``segments`` stretches each of ``--seconds / segments``, taken in turns
+    (:func:`segment_order`) while the other stacks stay up and idle. Per stack the
+    stretches are summed into ``result[key]``, with the CPU the stack used while idle."""
+    by_n = {r.replicas: r for r in runs}
+    seconds = args.seconds / segments
+    parts: dict[int, list[tuple[dict[str, Any], dict[str, Any]]]] = {n: [] for n in by_n}
+    idle: dict[int, list[tuple[float, dict[str, Any]]]] = {n: [] for n in by_n}
     if args.statements:
-        await statements_reset(args.admin_url)
-    before = meter.snapshot()
-    result = await drive(stack.gateway_url, stack.nats_url, ctx, seconds=args.seconds,
-                         nats_auth=auth, rate=args.rate)
-    use = Meter.per_unit(before, meter.snapshot(), result["lifecycles"])
-    if args.statements:
-        result["statements_per_lifecycle"] = await statements_per_unit(
-            args.admin_url, result["lifecycles"])
-    result["cpu_ms_per_lifecycle"] = use["cpu_ms"]
-    result["cpu_ms_per_lifecycle_all"] = use["cpu_ms_all"]
-    result["cpu_ms_per_lifecycle_all_but_load_generator"] = use[
-        "cpu_ms_all_but_load_generator"]
-    result["machine_cpu_busy_pct"] = use["machine_cpu_busy_pct"]
-    result["rss_mb_idle"] = rss_idle
-    result["pool_id"] = pool_id
-    return result
+        for r in runs:
+            await statements_reset(r.admin_url)
+    for n in segment_order(list(by_n), segments):
+        print(f"bench: lifecycles, {n} replica(s), {seconds:.0f} s"
+              + (f" at {rate:.0f} takes/s" if rate else "") + " ...", file=sys.stderr,
+              flush=True)
+        others = {m: by_n[m].meter.snapshot() for m in by_n if m != n}
+        t0 = time.monotonic()
+        parts[n].append(await lifecycles_segment(by_n[n], seconds, rate))
+        for m, snap in others.items():
+            idle[m].append((time.monotonic() - t0,
+                            Meter.delta(snap, by_n[m].meter.snapshot())))
+    for n, r in by_n.items():
+        result = merge_drives([d for d, _ in parts[n]])
+        use = Meter.per_unit(Meter.sum_deltas([u for _, u in parts[n]]),
+                             result["lifecycles"])
+        if args.statements:
+            result["statements_per_lifecycle"] = await statements_per_unit(
+                r.admin_url, result["lifecycles"])
+        result["rate_cap"] = rate
+        result["cpu_ms_per_lifecycle"] = use["cpu_ms"]
+        result["cpu_ms_per_lifecycle_all"] = use["cpu_ms_all"]
+        result["cpu_ms_per_lifecycle_all_but_load_generator"] = use[
+            "cpu_ms_all_but_load_generator"]
+        result["machine_cpu_busy_pct"] = use["machine_cpu_busy_pct"]
+        if segments > 1:
+            result["segments_lifecycles_per_s"] = [d["lifecycles_per_s"] for d, _ in parts[n]]
+        if idle[n]:
+            # this stack's own CPU (services and its PostgreSQL) while another was loaded:
+            # not counted above
+            wall = sum(t for t, _ in idle[n])
+            spent = Meter.sum_deltas([u for _, u in idle[n]])
+            result["idle_cpu_ms_per_s_while_others_ran"] = round(
+                sum(v for k, v in spent["cpu"].items() if k != "bench-client") * 1000
+                / max(wall, 0.001), 1)
+        result["rss_mb_idle"] = r.rss_idle
+        result["pool_id"] = r.lifecycle_ctx["pool_id"]
+        r.result[key] = result
+
+
+async def lifecycles_all(runs: list[StackRun], args: argparse.Namespace) -> None:
+    """The first stack's lifecycles as fast as they go (lifecycles/s, CPU per lifecycle,
+    p99); then, with more than one stack, every stack at the same offered load (half the
+    first one's rate, below what any of them saturates at on two cores), in turns: the
+    CPU per lifecycle of two replicas against one compares the same work."""
+    async def prepare(r: StackRun) -> None:
+        r.lifecycle_ctx = await lifecycles_prepare(r.stack, r.admin, args)
+        r.rss_idle = r.stack.rss_mb()
+
+    await prepare(runs[0])  # measured alone on the machine: the other stacks start after
+    await lifecycles_in_turns(runs[:1], args, key="lifecycles", rate=args.rate, segments=1)
+    for r in runs[1:]:
+        await r.start()
+        await prepare(r)
+    if len(runs) > 1:
+        rate = args.rate or max(5.0, round(runs[0].result["lifecycles"]["lifecycles_per_s"]
+                                           * args.same_load_share))
+        await lifecycles_in_turns(runs, args, key="lifecycles_same_load", rate=rate,
+                                  segments=max(1, args.segments))
 
 
 async def pairs_run(stack: Stack, meter: Meter, ctx: dict[str, Any],
@@ -256,7 +367,7 @@ async def pairs_run(stack: Stack, meter: Meter, ctx: dict[str, Any],
         await statements_reset(args.admin_url)
     before = meter.snapshot()
     result = await drive_pairs(stack.gateway_url, ctx, seconds=seconds)
-    use = Meter.per_unit(before, meter.snapshot(), result["pairs"])
+    use = Meter.per_unit(Meter.delta(before, meter.snapshot()), result["pairs"])
     if args.statements:
         result["statements_per_pair"] = await statements_per_unit(args.admin_url,
                                                                   result["pairs"])
@@ -324,7 +435,8 @@ async def pairs_and_flat(stack: Stack, meter: Meter, admin: dict[str, str],
             settle = await settle_after_upload(
                 stack.database_url("tasks").replace("postgresql+asyncpg://", "postgresql://"),
                 args.admin_url, args.flat_tasks)
-            use = Meter.per_unit(before, meter.snapshot(), max(1, args.flat_tasks // 1000))
+            use = Meter.per_unit(Meter.delta(before, meter.snapshot()),
+                                 max(1, args.flat_tasks // 1000))
             await open_(c, admin, big)
             out["upload"] = {"tasks": args.flat_tasks, "seconds": round(secs, 1),
                              "tasks_per_s": round(args.flat_tasks / secs, 1),
@@ -339,74 +451,126 @@ async def pairs_and_flat(stack: Stack, meter: Meter, admin: dict[str, str],
     return out
 
 
-async def run_stack(mode: str, admin_url: str, args: argparse.Namespace, *,
-                    replicas: int, postmaster: int | None, parts: set[str]) -> dict:
-    """One stack (``replicas`` processes each of tasks, review and ledger) and the runs of
-    ``parts`` on it, the invariants checked at the end."""
-    tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
-    created: list[str] = []
-    urls: dict[str, str] = {}
-    for name in SERVICE_NAMES:
-        db = f"mte_bench_{name}_{os.getpid()}"
-        urls[name] = await create_database(admin_url, db)
-        created.append(db)
-    ports = {name: free_port() for name in SERVICE_NAMES}
-    stack = Stack(data_dir=tmp, nats_port=free_port(), ports=ports, database_urls=urls,
-                  environment="development", echo=False,
-                  extra_env={"GATEWAY_DEV_QUICK_LOGIN": "false"},
-                  replicas=dict.fromkeys(REPLICATED, replicas))
-    result: dict[str, Any] = {"replicas": dict.fromkeys(REPLICATED, replicas)}
-    try:
+class StackRun:
+    """One stack (``replicas`` processes each of tasks, review and ledger) on its own
+    databases, and what the bench measured on it."""
+
+    def __init__(self, mode: str, admin_url: str, postmaster: int | None,
+                 replicas: int, server: PgServer | None = None) -> None:
+        self.mode, self.admin_url, self.replicas = mode, admin_url, replicas
+        self.server = server  # a PostgreSQL server of this stack's own, stopped with it
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
+        self.created: list[str] = []
+        self.result: dict[str, Any] = {"replicas": dict.fromkeys(REPLICATED, replicas)}
+        self.postmaster = postmaster
+        self.stack: Stack
+        self.meter: Meter
+        self.admin: dict[str, str] = {}
+        self.lifecycle_ctx: dict[str, Any] = {}
+        self.rss_idle: dict[str, float] = {}
+        self.started = False
+
+    async def start(self) -> None:
+        if self.server is not None:
+            self.server.start()
+            self.admin_url = self.server.url()
+            self.postmaster = self.server.proc.pid if self.server.proc is not None else None
+        urls: dict[str, str] = {}
+        for name in SERVICE_NAMES:
+            db = f"mte_bench_{name}_{os.getpid()}_{self.replicas}"
+            urls[name] = await create_database(self.admin_url, db)
+            self.created.append(db)
+        ports = {name: free_port() for name in SERVICE_NAMES}
+        self.stack = Stack(data_dir=self.tmp, nats_port=free_port(), ports=ports,
+                           database_urls=urls, environment="development", echo=False,
+                           extra_env={"GATEWAY_DEV_QUICK_LOGIN": "false"},
+                           replicas=dict.fromkeys(REPLICATED, self.replicas))
         # on this thread: children die with the thread that started them (PR_SET_PDEATHSIG)
-        stack.start()
-        password = stack.wait_bootstrap_password(10.0)
+        self.started = True
+        self.stack.start()
+        password = self.stack.wait_bootstrap_password(10.0)
         assert password, "the gateway did not print its bootstrap password"
-        meter = Meter(stack, postmaster)
-        result["rss_mb_started"] = stack.rss_mb()
-        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=120) as c:
-            admin = await admin_login(c, password)
-        pool_id = None
+        self.meter = Meter(self.stack, self.postmaster)
+        self.result["rss_mb_started"] = self.stack.rss_mb()
+        async with httpx.AsyncClient(base_url=self.stack.gateway_url, timeout=120) as c:
+            self.admin = await admin_login(c, password)
+
+    async def finish(self) -> dict[str, Any]:
+        """Batches, RSS and the invariants at the end; then the stack is stopped."""
+        try:
+            stack, result = self.stack, self.result
+            result["consumer_mean_batch"] = await consumer_batches(stack)
+            result["relay_mean_batch"] = await relay_batches(stack)
+            result["rss_mb"] = stack.rss_mb()
+            result["invariants"] = await invariants(stack, self.lifecycle_ctx.get("pool_id"))
+            result["dead_processes"] = stack.dead()
+            return result
+        finally:
+            await self.close()
+
+    async def close(self) -> None:
+        if self.started:
+            self.stack.shutdown()
+            self.started = False
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+        else:
+            for db in self.created:
+                await drop_database(self.admin_url, db)
+        self.created = []
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+async def run_stacks(runs: list[StackRun], args: argparse.Namespace,
+                     parts: set[str]) -> dict[str, Any]:
+    """The first stack's lifecycles alone; then the other stacks started and the same load
+    on all (:func:`lifecycles_all`); the first one's pairs after the others stopped; each
+    checked at its end."""
+    out: dict[str, Any] = {}
+    try:
+        await runs[0].start()
         if "lifecycles" in parts:
-            print(f"bench: lifecycles, {replicas} replica(s), {args.seconds:.0f} s ...",
-                  file=sys.stderr, flush=True)
-            result["lifecycles"] = await lifecycles_run(stack, meter, admin, args)
-            pool_id = result["lifecycles"]["pool_id"]
+            await lifecycles_all(runs, args)
+        for r in runs[1:]:
+            out[f"replicas_{r.replicas}"] = await r.finish()
         if "pairs" in parts:
             print(f"bench: pairs with {args.pairs_workers} workers, 1k and "
                   f"{args.flat_tasks:,} open tasks ...", file=sys.stderr, flush=True)
-            result.update(await pairs_and_flat(stack, meter, admin, args))
-        result["consumer_mean_batch"] = await consumer_batches(stack)
-        result["relay_mean_batch"] = await relay_batches(stack)
-        result["rss_mb"] = stack.rss_mb()
-        result["invariants"] = await invariants(stack, pool_id)
-        result["dead_processes"] = stack.dead()
-        return result
+            runs[0].result.update(await pairs_and_flat(runs[0].stack, runs[0].meter,
+                                                       runs[0].admin, args))
+        out[f"replicas_{runs[0].replicas}"] = await runs[0].finish()
+        return out
     finally:
-        stack.shutdown()
-        for db in created:
-            await drop_database(admin_url, db)
-        shutil.rmtree(tmp, ignore_errors=True)
+        for r in runs:
+            await r.close()
 
 
 async def bench_mode(mode: str, args: argparse.Namespace) -> dict:
-    """Baselines and the stack runs of one mode, on that mode's PostgreSQL."""
+    """Baselines and the stack runs of one mode.
+
+    Embedded: every replica count gets its own stack on its own PostgreSQL server (the
+    baselines on the first). The first stack's full-load run has the machine alone; then
+    the others start, so that the same load can be taken in turns and each server's CPU
+    counted for its stack alone. External: one server, the stacks one after the other,
+    each at full load (the CPU of every postgres process counts).
+    """
     from servicekit.testing.natsserver import NatsServer
 
     base_dir = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-base-"))
     pg: PgServer | None = None
+    pg_settings = ({"shared_preload_libraries": "pg_stat_statements",
+                    "pg_stat_statements.track": "all"} if args.statements else None)
     if mode == "embedded":
-        pg = PgServer(base_dir / "pg", settings=(
-            {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track": "all"}
-            if args.statements else None))
+        pg = PgServer(base_dir / "pg", settings=pg_settings)
         pg.start()
-        admin_url = pg.url()
+        admin_url, postmaster = pg.url(), pg.proc.pid if pg.proc is not None else None
     elif mode == "external":
-        admin_url = os.environ.get("MTE_BENCH_PG_ADMIN_URL", "")
+        admin_url, postmaster = os.environ.get("MTE_BENCH_PG_ADMIN_URL", ""), None
         if not admin_url:
             raise SystemExit("bench: mode external needs MTE_BENCH_PG_ADMIN_URL")
     else:
         raise SystemExit(f"bench: unknown mode {mode!r} (embedded, external)")
-    postmaster = pg.proc.pid if pg is not None and pg.proc is not None else None
     args.admin_url = admin_url
     server = NatsServer(base_dir / "nats")
     server.start()
@@ -418,20 +582,31 @@ async def bench_mode(mode: str, args: argparse.Namespace) -> dict:
                           (await jetstream_pubsub_rate(server.url)).items()},
         }
         server.stop()
-        for i, n in enumerate(args.replica_counts):
-            parts = set(args.parts_set) - {"rules"}
-            if i > 0:  # the other replica counts: the lifecycles, for the CPU comparison
-                parts &= {"lifecycles"}
-            if parts:
-                runs[f"replicas_{n}"] = await run_stack(mode, admin_url, args, replicas=n,
-                                                        postmaster=postmaster, parts=parts)
+        parts = set(args.parts_set) - {"rules"}
+        counts = args.replica_counts
+        if parts and counts:
+            stacks = [StackRun(mode, admin_url, postmaster, counts[0])]
+            for n in counts[1:]:  # the other counts: the lifecycles, for the CPU comparison
+                if mode == "embedded":
+                    # its own server, started and stopped with the stack
+                    own = PgServer(base_dir / f"pg-{n}", settings=pg_settings)
+                    stacks.append(StackRun(mode, "", None, n, server=own))
+                else:
+                    stacks.append(StackRun(mode, admin_url, None, n))
+            if mode == "embedded" and "lifecycles" in parts:
+                runs.update(await run_stacks(stacks, args, parts))
+            else:
+                runs.update(await run_stacks(stacks[:1], args, parts))
+                for st in stacks[1:]:
+                    if "lifecycles" in parts:
+                        runs.update(await run_stacks([st], args, {"lifecycles"}))
     finally:
         server.stop()
         if pg is not None:
             pg.stop()
         shutil.rmtree(base_dir, ignore_errors=True)
-    return {"baseline": baseline, "postgresql_cpu": "this server's processes" if postmaster
-            else "every postgres process of the machine", **runs}
+    return {"baseline": baseline, "postgresql_cpu": "each stack's own server's processes"
+            if postmaster else "every postgres process of the machine", **runs}
 
 
 async def rules_figures() -> dict:
@@ -493,8 +668,15 @@ def targets(report: dict) -> dict[str, dict[str, Any]]:
             out[f"{mode}: upload of {u['tasks']:,} tasks with the database's upkeep after it"] = {
                 "value": u["tasks_per_s_with_upkeep"], "unit": "tasks/s", "target": None,
                 "ratio": None, "met": True}
+        two_same = m.get("replicas_2", {}).get("lifecycles_same_load")
+        one_same = one.get("lifecycles_same_load")
         two = m.get("replicas_2", {}).get("lifecycles")
-        if lc and two:
+        if one_same and two_same:  # the same offered load, taken in turns
+            out[f"{mode}: CPU ms per lifecycle, 2 replicas / 1, both at "
+                f"{one_same['rate_cap']:.0f} takes/s"] = _target(
+                round(two_same["cpu_ms_per_lifecycle_all"]
+                      / one_same["cpu_ms_per_lifecycle_all"], 3), 1.1, at_most=True)
+        elif lc and two:  # each as fast as it goes, one after the other (external mode)
             out[f"{mode}: CPU ms per lifecycle, 2 replicas / 1"] = _target(
                 round(two["cpu_ms_per_lifecycle_all"] / lc["cpu_ms_per_lifecycle_all"], 3),
                 1.1, at_most=True)
@@ -541,6 +723,12 @@ async def main() -> int:
     ap.add_argument("--replicas", default="1,2",
                     help="processes of tasks, review and ledger: a comma list runs the "
                          "lifecycles once per count (the pairs with the first)")
+    ap.add_argument("--segments", type=int, default=2,
+                    help="stretches of the same-load comparison of replica counts, taken in "
+                         "turns (1, 2, 2, 1) while every stack is up (embedded mode)")
+    ap.add_argument("--same-load-share", type=float, default=0.5,
+                    help="the same-load comparison's takes/s as a share of the full-load "
+                         "lifecycles/s of the first replica count (--rate, when set, wins)")
     ap.add_argument("--pairs-seconds", type=float, default=20.0)
     ap.add_argument("--pairs-workers", type=int, default=50)
     ap.add_argument("--flat-tasks", type=int, default=1_000_000,

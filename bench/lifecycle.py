@@ -203,9 +203,11 @@ class Pace:
 async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                 seconds: float, nats_auth: dict[str, str] | None = None,
                 rate: float = 0.0,
-                seen_credits: list[float] | None = None) -> dict[str, Any]:
+                seen_credits: list[float] | None = None,
+                keep_raw: bool = False) -> dict[str, Any]:
     """Full lifecycles for ``seconds``; ``seen_credits`` (when given) gets the wall-clock
-    time each ``ledger.credited`` event reached this client."""
+    time each ``ledger.credited`` event reached this client. ``keep_raw`` adds every
+    latency (seconds, under ``raw``) for :func:`merge_drives`."""
     rec = Recorder()
     pace = Pace(rate)
     pool_id = ctx["pool_id"]
@@ -253,7 +255,11 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                 if status != 200:
                     if status != 404:
                         rec.errors[f"lock_next:{status}"] += 1
-                    await asyncio.sleep(0.1)  # nothing to review: look again shortly
+                    # nothing to review: look again in half a second (the review screen
+                    # asks when the manager presses "next"; at 0.1 s, 16 managers of a run
+                    # capped at 40 takes/s made two empty asks per lifecycle, which then
+                    # made most of its CPU per lifecycle)
+                    await asyncio.sleep(0.5)
                     continue
                 aid = body["assignment_id"]
                 status, _ = await rec.call("accept", http(
@@ -273,7 +279,7 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                   if a in rec.credited_at]
     completed = sum(1 for a, t in rec.accepted_at.items()
                     if a in rec.credited_at and rec.credited_at[a] <= start + elapsed)
-    return {
+    out: dict[str, Any] = {
         "seconds": round(elapsed, 1),
         "lifecycles": completed,
         "lifecycles_per_s": round(completed / elapsed, 1),
@@ -281,12 +287,48 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
         # the longest time without any credit while the load ran (a pause a fault caused)
         "max_credit_gap_s": _max_gap(rec.credited_at.values(), start, start + elapsed),
         "accepted_not_credited": len(rec.accepted_at) - len(credit_lat),
-        "latency_ms": {name: {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
-                              "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
-                       for name, v in rec.latencies.items()},
+        "latency_ms": {name: _latency_summary(v) for name, v in rec.latencies.items()},
         "accept_to_credit_ms": {"n": len(credit_lat), "p50": pct(credit_lat, 50),
                                 "p99": pct(credit_lat, 99)},
         "errors": dict(rec.errors),
+    }
+    if keep_raw:
+        out["raw"] = {"latencies": dict(rec.latencies), "accept_to_credit": credit_lat}
+    return out
+
+
+def _latency_summary(v: list[float]) -> dict[str, Any]:
+    return {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
+            "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
+
+
+def merge_drives(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result of several :func:`drive` runs on the same stack (made with
+    ``keep_raw``): counts and seconds summed, percentiles of every latency together."""
+    seconds = sum(p["seconds"] for p in parts)
+    done = sum(p["lifecycles"] for p in parts)
+    lat: dict[str, list[float]] = defaultdict(list)
+    credit: list[float] = []
+    errors: dict[str, int] = defaultdict(int)
+    for p in parts:
+        for name, v in p["raw"]["latencies"].items():
+            lat[name].extend(v)
+        credit.extend(p["raw"]["accept_to_credit"])
+        for k, n in p["errors"].items():
+            errors[k] += n
+    gaps = [p["max_credit_gap_s"] for p in parts if p["max_credit_gap_s"] is not None]
+    return {
+        "seconds": round(seconds, 1),
+        "segments": len(parts),
+        "lifecycles": done,
+        "lifecycles_per_s": round(done / seconds, 1) if seconds else 0.0,
+        "accepted": sum(p["accepted"] for p in parts),
+        "max_credit_gap_s": max(gaps) if gaps else None,
+        "accepted_not_credited": sum(p["accepted_not_credited"] for p in parts),
+        "latency_ms": {name: _latency_summary(v) for name, v in lat.items()},
+        "accept_to_credit_ms": {"n": len(credit), "p50": pct(credit, 50),
+                                "p99": pct(credit, 99)},
+        "errors": dict(errors),
     }
 
 
@@ -356,8 +398,6 @@ async def drive_pairs(gateway_url: str, ctx: dict[str, Any], *, seconds: float,
         "pairs": pairs,
         "pairs_per_s": round(pairs / elapsed, 1),
         "topped_up": uploaded,
-        "latency_ms": {name: {"n": len(v), "p50": pct(v, 50), "p99": pct(v, 99),
-                              "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
-                       for name, v in rec.latencies.items()},
+        "latency_ms": {name: _latency_summary(v) for name, v in rec.latencies.items()},
         "errors": dict(rec.errors),
     }
