@@ -54,7 +54,12 @@ from typing import Any
 
 import httpx
 
-from bench.baselines import jetstream_pubsub_rate, postgres_insert_tps, python_cpu_reference
+from bench.baselines import (
+    jetstream_pubsub_rate,
+    memory_reference,
+    postgres_insert_tps,
+    python_cpu_reference,
+)
 from bench.chaos import money_state, settled
 from bench.lifecycle import (
     admin_login,
@@ -254,16 +259,27 @@ async def statements_per_unit(admin_url: str, n: int, top: int = 12) -> dict[str
     return out
 
 
-async def lifecycles_prepare(stack: Stack, admin: dict[str, str],
-                             args: argparse.Namespace) -> dict[str, Any]:
-    """The lifecycle runs' pool (sized for the full-load run and the same-load one),
-    workers and managers."""
-    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as c:
-        tasks = int(args.seconds * args.target * 2.5) + 500
-        pool_id = await make_pool(c, admin, tasks=tasks, name="lifecycles")
-        return {"admin": admin, "pool_id": pool_id,
-                "workers": await make_users(c, admin, "worker", args.workers),
-                "managers": await make_users(c, admin, "manager", args.managers)}
+def machine_speed() -> dict[str, float]:
+    """The two references (CPU ms; lower is faster) just before a part."""
+    return {"python_reference_cpu_ms": round(python_cpu_reference(), 1),
+            "memory_reference_cpu_ms": round(memory_reference(), 1)}
+
+
+async def lifecycles_prepare(run: StackRun, args: argparse.Namespace, *, key: str,
+                             lifecycles_per_s: float) -> None:
+    """A pool of its own for the lifecycle run ``key`` (sized for ``lifecycles_per_s``),
+    and the workers and managers (made once per stack)."""
+    async with httpx.AsyncClient(base_url=run.stack.gateway_url, timeout=300) as c:
+        tasks = int(args.seconds * lifecycles_per_s * 1.5) + 500
+        pool_id = await make_pool(c, run.admin, tasks=tasks, name=key)
+        if not run.lifecycle_ctx:
+            run.lifecycle_ctx = {
+                "admin": run.admin,
+                "workers": await make_users(c, run.admin, "worker", args.workers),
+                "managers": await make_users(c, run.admin, "manager", args.managers)}
+            run.rss_idle = run.stack.rss_mb()
+    # a pool per run: what one run left unreviewed is not the next one's work
+    run.lifecycle_ctx["pool_id"] = run.pools[key] = pool_id
 
 
 async def lifecycles_segment(run: StackRun, seconds: float,
@@ -345,18 +361,19 @@ async def lifecycles_all(runs: list[StackRun], args: argparse.Namespace) -> None
     p99); then, with more than one stack, every stack at the same offered load (half the
     first one's rate, below what any of them saturates at on two cores), in turns: the
     CPU per lifecycle of two replicas against one compares the same work."""
-    async def prepare(r: StackRun) -> None:
-        r.lifecycle_ctx = await lifecycles_prepare(r.stack, r.admin, args)
-        r.rss_idle = r.stack.rss_mb()
-
-    await prepare(runs[0])  # measured alone on the machine: the other stacks start after
+    await lifecycles_prepare(runs[0], args, key="lifecycles",
+                             lifecycles_per_s=args.rate or args.target)
+    runs[0].result["machine_before_lifecycles"] = machine_speed()
+    # measured alone on the machine: the other stacks start after it
     await lifecycles_in_turns(runs[:1], args, key="lifecycles", rate=args.rate, segments=1)
-    for r in runs[1:]:
-        await r.start()
-        await prepare(r)
     if len(runs) > 1:
         rate = args.rate or max(5.0, round(runs[0].result["lifecycles"]["lifecycles_per_s"]
                                            * args.same_load_share))
+        for r in runs:
+            if r is not runs[0]:
+                await r.start()
+            await lifecycles_prepare(r, args, key="lifecycles_same_load",
+                                     lifecycles_per_s=rate)
         await lifecycles_in_turns(runs, args, key="lifecycles_same_load", rate=rate,
                                   segments=max(1, args.segments))
 
@@ -467,6 +484,7 @@ class StackRun:
         self.meter: Meter
         self.admin: dict[str, str] = {}
         self.lifecycle_ctx: dict[str, Any] = {}
+        self.pools: dict[str, str] = {}  # lifecycle run -> its pool
         self.rss_idle: dict[str, float] = {}
         self.started = False
 
@@ -502,7 +520,11 @@ class StackRun:
             result["consumer_mean_batch"] = await consumer_batches(stack)
             result["relay_mean_batch"] = await relay_batches(stack)
             result["rss_mb"] = stack.rss_mb()
-            result["invariants"] = await invariants(stack, self.lifecycle_ctx.get("pool_id"))
+            by_pool = {key: await invariants(stack, pool) for key, pool in self.pools.items()}
+            if not by_pool:
+                by_pool = {"none": await invariants(stack, None)}
+            result["invariants"] = {"ok": all(v["ok"] for v in by_pool.values()),
+                                    "by_run": by_pool}
             result["dead_processes"] = stack.dead()
             return result
         finally:
@@ -535,6 +557,7 @@ async def run_stacks(runs: list[StackRun], args: argparse.Namespace,
         for r in runs[1:]:
             out[f"replicas_{r.replicas}"] = await r.finish()
         if "pairs" in parts:
+            runs[0].result["machine_before_pairs"] = machine_speed()
             print(f"bench: pairs with {args.pairs_workers} workers, 1k and "
                   f"{args.flat_tasks:,} open tasks ...", file=sys.stderr, flush=True)
             runs[0].result.update(await pairs_and_flat(runs[0].stack, runs[0].meter,
@@ -613,11 +636,13 @@ async def rules_figures() -> dict:
     sys.path.insert(0, str(ROOT / "services" / "rules" / "src"))
     from rules_service import bench_rules  # the service's own evaluation path
 
+    before = machine_speed()
     short = await bench_rules.run(events=20_000, history=1_000)
     long = await bench_rules.run(events=20_000, history=1_000_000)
     two = await bench_rules.run(events=20_000, history=1_000_000, replicas=2)
     s, l_ = short["events_per_s"], long["events_per_s"]
-    return {"short_history": short, "long_history": long, "long_history_2_replicas": two,
+    return {"machine_before": before,
+            "short_history": short, "long_history": long, "long_history_2_replicas": two,
             "long_vs_short_slowdown_pct": round((1 - l_ / s) * 100, 1) if s else None}
 
 
@@ -696,6 +721,10 @@ def targets(report: dict) -> dict[str, dict[str, Any]]:
         out["machine: Python reference work, CPU ms at the start / at the end"] = {
             "value": f"{ref.get('start')} / {ref.get('end')}", "unit": "", "target": None,
             "ratio": None, "met": True}
+    if ref := report.get("memory_reference_cpu_ms"):
+        out["machine: memory reference work, CPU ms at the start / at the end"] = {
+            "value": f"{ref.get('start')} / {ref.get('end')}", "unit": "", "target": None,
+            "ratio": None, "met": True}
     if r := report.get("rules"):
         out["rules: events/s with a 1M history"] = _target(r["long_history"]["events_per_s"],
                                                            6000.0)
@@ -752,7 +781,8 @@ async def main() -> int:
     report: dict = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                     "args": {k: v for k, v in vars(args).items() if k != "parts_set"},
                     # the machine's speed for Python work, at the start and at the end
-                    "python_reference_cpu_ms": {"start": round(python_cpu_reference(), 1)}}
+                    "python_reference_cpu_ms": {"start": round(python_cpu_reference(), 1)},
+                    "memory_reference_cpu_ms": {"start": round(memory_reference(), 1)}}
     if args.parts_set - {"rules"}:
         for mode in [m.strip() for m in args.modes.split(",") if m.strip()]:
             report[mode] = await bench_mode(mode, args)
@@ -760,6 +790,7 @@ async def main() -> int:
         print("bench: rules evaluation ...", file=sys.stderr, flush=True)
         report["rules"] = await rules_figures()
     report["python_reference_cpu_ms"]["end"] = round(python_cpu_reference(), 1)
+    report["memory_reference_cpu_ms"]["end"] = round(memory_reference(), 1)
     report["targets"] = targets(report)
     report["bench_seconds"] = round(time.monotonic() - t0, 1)
     out = ROOT / "bench-results"
