@@ -10,8 +10,8 @@ wheel started for the run. ``external``: the same stack on the PostgreSQL of
 JetStream publish + consume msgs/s) are measured first, on the server that mode uses.
 
 Per mode, one stack per ``--replicas`` count (that many processes each of tasks, review
-and ledger); in embedded mode every stack has its own PostgreSQL server and all are up at
-once:
+and ledger); in embedded mode every stack has its own PostgreSQL server, and the others
+start after the first one's full-load run:
 
 * **lifecycles** through the HTTP API (take, submit, lock next, accept; the credit seen on
   the bus), on the first stack as fast as they go: lifecycles/s and per 1,000 insert tx/s,
@@ -250,7 +250,7 @@ async def statements_per_unit(admin_url: str, n: int, top: int = 12) -> dict[str
     out: dict[str, Any] = {}
     for db in sorted({r[0] for r in rows}):
         mine = sorted((r for r in rows if r[0] == db), key=lambda r: -r[1])
-        service = re.sub(r"^mte_bench_|_\d+$", "", db)
+        service = re.sub(r"^mte_bench_|(_\d+)+$", "", db)
         out[service] = {
             "per_unit": round(sum(r[1] for r in mine) / n, 2),
             "exec_ms_per_unit": round(sum(r[2] for r in mine) / n, 3),
