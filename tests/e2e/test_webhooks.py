@@ -105,10 +105,16 @@ async def test_a_receiver_gets_each_event_signed_and_catches_up(stack) -> None:
         return kinds if kinds == ["task.accepted", "pool.closed"] else None
 
     await eventually(caught_up)
-    r = await c.get(f"/api/admin/webhooks/{sid}/deliveries", headers=admin,
-                    params={"status": "delivered"})
-    delivered = {d["kind"]: d for d in r.json()["items"]}
-    assert set(delivered) == {"task.accepted", "pool.closed"}
+
+    async def both_recorded():
+        # the sender records a delivery after the receiver answered: a moment after the
+        # receiver has the body
+        r = await c.get(f"/api/admin/webhooks/{sid}/deliveries", headers=admin,
+                        params={"status": "delivered"})
+        found = {d["kind"]: d for d in r.json()["items"]}
+        return found if set(found) == {"task.accepted", "pool.closed"} else None
+
+    delivered = await eventually(both_recorded)
     assert delivered["pool.closed"]["log"][-1]["status_code"] == 200
 
     # sent again by hand: the receiver sees it a second time, freshly signed
