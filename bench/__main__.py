@@ -476,7 +476,7 @@ class StackRun:
                  replicas: int, server: PgServer | None = None) -> None:
         self.mode, self.admin_url, self.replicas = mode, admin_url, replicas
         self.server = server  # a PostgreSQL server of this stack's own, stopped with it
-        self.tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{mode}-"))
+        self.tmp: Path | None = None  # the stack's data folder, made at start
         self.created: list[str] = []
         self.result: dict[str, Any] = {"replicas": dict.fromkeys(REPLICATED, replicas)}
         self.postmaster = postmaster
@@ -493,6 +493,7 @@ class StackRun:
             self.server.start()
             self.admin_url = self.server.url()
             self.postmaster = self.server.proc.pid if self.server.proc is not None else None
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"mte-bench-{self.mode}-"))
         urls: dict[str, str] = {}
         for name in SERVICE_NAMES:
             db = f"mte_bench_{name}_{os.getpid()}_{self.replicas}"
@@ -541,7 +542,9 @@ class StackRun:
             for db in self.created:
                 await drop_database(self.admin_url, db)
         self.created = []
-        shutil.rmtree(self.tmp, ignore_errors=True)
+        if self.tmp is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
 
 
 async def run_stacks(runs: list[StackRun], args: argparse.Namespace,
@@ -609,20 +612,20 @@ async def bench_mode(mode: str, args: argparse.Namespace) -> dict:
         counts = args.replica_counts
         if parts and counts:
             stacks = [StackRun(mode, admin_url, postmaster, counts[0])]
-            for n in counts[1:]:  # the other counts: the lifecycles, for the CPU comparison
+            # the other counts run the lifecycles only, for the CPU comparison
+            for n in counts[1:] if "lifecycles" in parts else []:
                 if mode == "embedded":
                     # its own server, started and stopped with the stack
                     own = PgServer(base_dir / f"pg-{n}", settings=pg_settings)
                     stacks.append(StackRun(mode, "", None, n, server=own))
                 else:
                     stacks.append(StackRun(mode, admin_url, None, n))
-            if mode == "embedded" and "lifecycles" in parts:
+            if mode == "embedded":
                 runs.update(await run_stacks(stacks, args, parts))
-            else:
+            else:  # one after the other
                 runs.update(await run_stacks(stacks[:1], args, parts))
                 for st in stacks[1:]:
-                    if "lifecycles" in parts:
-                        runs.update(await run_stacks([st], args, {"lifecycles"}))
+                    runs.update(await run_stacks([st], args, {"lifecycles"}))
     finally:
         server.stop()
         if pg is not None:

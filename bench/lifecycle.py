@@ -279,19 +279,11 @@ async def drive(gateway_url: str, nats_url: str, ctx: dict[str, Any], *,
                   if a in rec.credited_at]
     completed = sum(1 for a, t in rec.accepted_at.items()
                     if a in rec.credited_at and rec.credited_at[a] <= start + elapsed)
-    out: dict[str, Any] = {
-        "seconds": round(elapsed, 1),
-        "lifecycles": completed,
-        "lifecycles_per_s": round(completed / elapsed, 1),
-        "accepted": len(rec.accepted_at),
+    out = _lifecycles_summary(
+        elapsed, completed, len(rec.accepted_at),
         # the longest time without any credit while the load ran (a pause a fault caused)
-        "max_credit_gap_s": _max_gap(rec.credited_at.values(), start, start + elapsed),
-        "accepted_not_credited": len(rec.accepted_at) - len(credit_lat),
-        "latency_ms": {name: _latency_summary(v) for name, v in rec.latencies.items()},
-        "accept_to_credit_ms": {"n": len(credit_lat), "p50": pct(credit_lat, 50),
-                                "p99": pct(credit_lat, 99)},
-        "errors": dict(rec.errors),
-    }
+        _max_gap(rec.credited_at.values(), start, start + elapsed),
+        rec.latencies, credit_lat, rec.errors)
     if keep_raw:
         out["raw"] = {"latencies": dict(rec.latencies), "accept_to_credit": credit_lat}
     return out
@@ -302,11 +294,27 @@ def _latency_summary(v: list[float]) -> dict[str, Any]:
             "mean": round(statistics.fmean(v) * 1000, 1) if v else None}
 
 
+def _lifecycles_summary(seconds: float, done: int, accepted: int, max_gap: float | None,
+                        latencies: dict[str, list[float]], credit: list[float],
+                        errors: dict[str, int]) -> dict[str, Any]:
+    """The result of a lifecycle run (:func:`drive`, :func:`merge_drives`)."""
+    return {
+        "seconds": round(seconds, 1),
+        "lifecycles": done,
+        "lifecycles_per_s": round(done / seconds, 1) if seconds else 0.0,
+        "accepted": accepted,
+        "max_credit_gap_s": max_gap,
+        "accepted_not_credited": accepted - len(credit),
+        "latency_ms": {name: _latency_summary(v) for name, v in latencies.items()},
+        "accept_to_credit_ms": {"n": len(credit), "p50": pct(credit, 50),
+                                "p99": pct(credit, 99)},
+        "errors": dict(errors),
+    }
+
+
 def merge_drives(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One result of several :func:`drive` runs on the same stack (made with
     ``keep_raw``): counts and seconds summed, percentiles of every latency together."""
-    seconds = sum(p["seconds"] for p in parts)
-    done = sum(p["lifecycles"] for p in parts)
     lat: dict[str, list[float]] = defaultdict(list)
     credit: list[float] = []
     errors: dict[str, int] = defaultdict(int)
@@ -317,19 +325,12 @@ def merge_drives(parts: list[dict[str, Any]]) -> dict[str, Any]:
         for k, n in p["errors"].items():
             errors[k] += n
     gaps = [p["max_credit_gap_s"] for p in parts if p["max_credit_gap_s"] is not None]
-    return {
-        "seconds": round(seconds, 1),
-        "segments": len(parts),
-        "lifecycles": done,
-        "lifecycles_per_s": round(done / seconds, 1) if seconds else 0.0,
-        "accepted": sum(p["accepted"] for p in parts),
-        "max_credit_gap_s": max(gaps) if gaps else None,
-        "accepted_not_credited": sum(p["accepted_not_credited"] for p in parts),
-        "latency_ms": {name: _latency_summary(v) for name, v in lat.items()},
-        "accept_to_credit_ms": {"n": len(credit), "p50": pct(credit, 50),
-                                "p99": pct(credit, 99)},
-        "errors": dict(errors),
-    }
+    out = _lifecycles_summary(sum(p["seconds"] for p in parts),
+                              sum(p["lifecycles"] for p in parts),
+                              sum(p["accepted"] for p in parts), max(gaps) if gaps else None,
+                              lat, credit, errors)
+    out["segments"] = len(parts)
+    return out
 
 
 async def drive_pairs(gateway_url: str, ctx: dict[str, Any], *, seconds: float,
