@@ -334,11 +334,14 @@ def merge_drives(parts: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 async def drive_pairs(gateway_url: str, ctx: dict[str, Any], *, seconds: float,
-                      top_up: int = 250) -> dict[str, Any]:
+                      top_up: int = 250, keep_raw: bool = False) -> dict[str, Any]:
     """Take + submit pairs only (no review), the peer comparison's load: every worker of
     ``ctx`` takes and submits in a loop. The pool is held at the number of open tasks it
     started with: every ``top_up`` takes, ``top_up`` new tasks are uploaded (the same in
-    every run, so the uploads cost the same per pair whatever the pool's size)."""
+    every run, so the uploads cost the same per pair whatever the pool's size), and the
+    takes left over at the end once more, so that the next run on the pool starts from
+    its size. ``keep_raw`` adds every latency (seconds, under ``raw``) for
+    :func:`merge_pairs`."""
     rec = Recorder()
     pool_id = ctx["pool_id"]
     stop_at = time.perf_counter() + seconds
@@ -392,13 +395,48 @@ async def drive_pairs(gateway_url: str, ctx: dict[str, Any], *, seconds: float,
         start = time.perf_counter()
         await asyncio.gather(*(worker(h) for h in ctx["workers"]), refill())
         elapsed = time.perf_counter() - start
-    pairs = done
+        if taken > uploaded:
+            status, _ = await rec.call("top_up", http(
+                "POST", f"/api/admin/pools/{pool_id}/tasks", ctx["admin"],
+                json=task_rows(10**9 + uploaded, taken - uploaded)))
+            if status == 200:
+                uploaded = taken
+            else:
+                rec.errors[f"top_up:{status}"] += 1
+    out = _pairs_summary(elapsed, len(ctx["workers"]), done, uploaded, rec.latencies,
+                         rec.errors)
+    if keep_raw:
+        out["raw"] = {"latencies": dict(rec.latencies), "seconds": elapsed}
+    return out
+
+
+def _pairs_summary(seconds: float, workers: int, pairs: int, topped_up: int,
+                   latencies: dict[str, list[float]], errors: dict[str, int]) -> dict[str, Any]:
+    """The result of a pairs run (:func:`drive_pairs`, :func:`merge_pairs`)."""
     return {
-        "seconds": round(elapsed, 1),
-        "workers": len(ctx["workers"]),
+        "seconds": round(seconds, 1),
+        "workers": workers,
         "pairs": pairs,
-        "pairs_per_s": round(pairs / elapsed, 1),
-        "topped_up": uploaded,
-        "latency_ms": {name: _latency_summary(v) for name, v in rec.latencies.items()},
-        "errors": dict(rec.errors),
+        "pairs_per_s": round(pairs / seconds, 1) if seconds else 0.0,
+        "topped_up": topped_up,
+        "latency_ms": {name: _latency_summary(v) for name, v in latencies.items()},
+        "errors": dict(errors),
     }
+
+
+def merge_pairs(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result of several :func:`drive_pairs` runs on the same pool (made with
+    ``keep_raw``): counts and seconds summed, percentiles of every latency together."""
+    lat: dict[str, list[float]] = defaultdict(list)
+    errors: dict[str, int] = defaultdict(int)
+    for p in parts:
+        for name, v in p["raw"]["latencies"].items():
+            lat[name].extend(v)
+        for k, n in p["errors"].items():
+            errors[k] += n
+    out = _pairs_summary(sum(p["raw"]["seconds"] for p in parts), parts[0]["workers"],
+                         sum(p["pairs"] for p in parts), sum(p["topped_up"] for p in parts),
+                         lat, errors)
+    out["segments"] = len(parts)
+    out["segments_pairs_per_s"] = [p["pairs_per_s"] for p in parts]
+    return out
