@@ -164,6 +164,30 @@ async def test_uploads_report_bad_rows_by_line(call, store) -> None:
     assert (archived.status, archived.code) == (409, "pool_archived")
 
 
+async def test_a_large_upload_is_written_in_slices_in_its_order(call, store) -> None:
+    pool, _ = await call.pool(n=1, open_=False)
+    n = 2 * catalog.UPLOAD_SLICE_ROWS + 101
+    rows = [{"input_values": {"image": f"https://a.org/{i}.png"},
+             **({"known_solutions": {"label": "cat"}} if i % 10 == 0 else {})}
+            for i in range(n)]
+    slices = []
+    add = store.add_tasks
+
+    async def counted(batch):
+        slices.append(len(batch))
+        await add(batch)
+
+    store.add_tasks = counted
+    up = await call(rpc.UPLOAD_TASKS, catalog.upload_tasks,
+                    rpc.TasksUpload(actor=call.admin, pool_id=pool.pool_id, content=rows))
+    assert (up.created, up.control_tasks, up.errors) == (n, (n + 9) // 10, [])
+    assert slices == [catalog.UPLOAD_SLICE_ROWS, catalog.UPLOAD_SLICE_ROWS, 101]
+    mine = [store.tasks[t] for t in up.task_ids]
+    assert [t["position"] for t in mine] == list(range(n))
+    assert [t["input"]["image"] for t in mine] == [f"https://a.org/{i}.png" for i in range(n)]
+    assert [t["is_control"] for t in mine] == [i % 10 == 0 for i in range(n)]
+
+
 async def test_task_lists_show_control_answers_to_admins_only(call) -> None:
     rows = [{"image": "https://a.org/1.png"},
             {"input_values": {"image": "https://a.org/2.png"}, "known_solutions": {"label": "dog"}}]
