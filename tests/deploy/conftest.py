@@ -3,6 +3,7 @@ certificates, and the production NATS configuration run as a 3-node cluster on l
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -105,6 +106,27 @@ def wait_healthy(node: Node, timeout_s: float = 20.0) -> None:
     raise RuntimeError(f"{node.name} did not become healthy")
 
 
+def wait_meta_group(nodes: list[Node], timeout_s: float = 30.0) -> None:
+    """Until JetStream's meta group has a leader that sees every other node current and
+    online: a node can answer /healthz before it has joined the group, and a stream of three
+    replicas placed then is refused ("no suitable peers for placement, peer offline")."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for node in nodes:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{node.http_port}/jsz",
+                                            timeout=1) as r:
+                    meta = json.load(r).get("meta_cluster") or {}
+            except (OSError, ValueError):
+                continue
+            peers = meta.get("replicas") or []
+            if (meta.get("leader") == node.name and len(peers) == len(nodes) - 1
+                    and all(p.get("current") and not p.get("offline") for p in peers)):
+                return
+        time.sleep(0.1)
+    raise RuntimeError("the JetStream meta group did not form with every node current")
+
+
 @pytest.fixture(scope="module")
 def nats_cluster(tmp_path_factory: pytest.TempPathFactory, tls_dir: Path) -> Iterator[Cluster]:
     """The production nats.conf + auth.conf, three nodes with TLS routes on loopback."""
@@ -126,6 +148,7 @@ def nats_cluster(tmp_path_factory: pytest.TempPathFactory, tls_dir: Path) -> Ite
                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         for node in nodes:
             wait_healthy(node)
+        wait_meta_group(nodes)
         yield Cluster(nodes, passwords, tls_dir)
     finally:
         for node in nodes:
