@@ -49,36 +49,46 @@ async def test_result_ready_reaches_a_webhook_once_per_task(stack) -> None:
         assert r.status_code == 200, r.text
         workers.append(w)
 
-    async def answer(worker, label: str) -> str:
+    async def answer(worker, label: str | dict[str, str]) -> str:
+        """The worker takes a task and answers ``label`` (by the task taken, when a dict:
+        which of two tasks a take gets first is the pool's choice)."""
         a = await stack.take(worker, pool_id)
+        text = label if isinstance(label, str) else label[a["task_id"]]
         r = await c.post(f"/api/worker/assignments/{a['assignment_id']}/submit",
-                         headers=worker.headers, json={"answers": {"label": label}})
+                         headers=worker.headers, json={"answers": {"label": text}})
         assert r.status_code == 200, r.text
         return a["task_id"]
 
     # the first two workers answer both tasks, the third only the first: one task is final
     first = await answer(workers[0], "yes")
     second = await answer(workers[0], "no")
-    assert {await answer(workers[1], "yes"), await answer(workers[1], "no")} == {first, second}
-    assert await answer(workers[2], "no") == first
+    # which of the two a take gets is the pool's choice (the oldest free one, skipping a row
+    # another transaction holds), so every answer is chosen by its task: each task ends 2
+    # to 1, "yes" for the first, "no" for the second, whichever the third worker takes first
+    want = {first: "yes", second: "no"}
+    assert {await answer(workers[1], want), await answer(workers[1], want)} == {first, second}
+    third = {first: "no", second: "yes"}
+    final = await answer(workers[2], third)
+    other = second if final == first else first
 
     async def ready_for(tasks: set[str]) -> list[dict[str, Any]] | None:
         got = _ready(receiver, secret, pool_id)
         return got if {d["task_id"] for d in got} == tasks else None
 
-    got = await eventually(lambda: ready_for({first}), timeout_s=90)
+    got = await eventually(lambda: ready_for({final}), timeout_s=90)
     assert len(got) == 1
     d = got[0]
     assert d["method"] == "majority_vote" and d["revision"] == 1
-    assert d["fields"]["label"]["answer"] == "yes" and d["fields"]["label"]["answers"] == 3
+    assert d["fields"]["label"]["answer"] == want[final] and d["fields"]["label"]["answers"] == 3
     assert abs(d["confidence"] - 2 / 3) < 1e-5
 
-    # the second task's last answer: its event comes; the first one's does not come again
-    assert await answer(workers[2], "no") == second
+    # the other task's last answer: its event comes; the final one's does not come again
+    assert await answer(workers[2], third) == other
     got = await eventually(lambda: ready_for({first, second}), timeout_s=90)
     by_task = {d["task_id"]: d for d in got}
-    assert by_task[second]["fields"]["label"] == {"answer": "no", "confidence": 1.0,
-                                                   "answers": 3}
+    label = by_task[other]["fields"]["label"]
+    assert (label["answer"], label["answers"]) == (want[other], 3)
+    assert abs(label["confidence"] - 2 / 3) < 1e-5
 
     # another run over the same answers sends nothing new
     r = await c.post(f"/api/admin/pools/{pool_id}/aggregations", headers=admin,
