@@ -101,13 +101,19 @@ class Stack:
             assert r.status_code == 200, r.text
         return pool_id
 
-    async def take(self, worker: User, pool_id: str) -> dict[str, Any]:
+    async def take(self, worker: User, pool_id: str, *,
+                   wait_for_a_task: bool = False) -> dict[str, Any]:
         """``worker``'s take from the pool once the trust level's pause between takes lets
-        it through (429 is waited out; anything else than 200 fails the test)."""
+        it through (429 is waited out; anything else than 200 fails the test).
+        ``wait_for_a_task``: 404 ``no_tasks_available`` is waited out too (a take skips the
+        rows other transactions hold at that moment, so it may find none for a while)."""
         async def attempt() -> dict[str, Any] | None:
             r = await self.client.post("/api/worker/tasks/take", headers=worker.headers,
                                        json={"pool_id": pool_id})
             if r.status_code == 429:
+                return None
+            if (wait_for_a_task and r.status_code == 404
+                    and r.json()["error"]["code"] == "no_tasks_available"):
                 return None
             assert r.status_code == 200, r.text
             return r.json()

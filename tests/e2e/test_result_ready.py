@@ -52,7 +52,7 @@ async def test_result_ready_reaches_a_webhook_once_per_task(stack) -> None:
     async def answer(worker, label: str | dict[str, str]) -> str:
         """The worker takes a task and answers ``label`` (by the task taken, when a dict:
         which of two tasks a take gets first is the pool's choice)."""
-        a = await stack.take(worker, pool_id)
+        a = await stack.take(worker, pool_id, wait_for_a_task=True)
         text = label if isinstance(label, str) else label[a["task_id"]]
         r = await c.post(f"/api/worker/assignments/{a['assignment_id']}/submit",
                          headers=worker.headers, json={"answers": {"label": text}})
