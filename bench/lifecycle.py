@@ -312,18 +312,24 @@ def _lifecycles_summary(seconds: float, done: int, accepted: int, max_gap: float
     }
 
 
-def merge_drives(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """One result of several :func:`drive` runs on the same stack (made with
-    ``keep_raw``): counts and seconds summed, percentiles of every latency together."""
+def _merged_calls(parts: list[dict[str, Any]]) -> tuple[dict[str, list[float]],
+                                                       dict[str, int]]:
+    """Every call's latencies (from ``raw``) and the error counts of several runs, together."""
     lat: dict[str, list[float]] = defaultdict(list)
-    credit: list[float] = []
     errors: dict[str, int] = defaultdict(int)
     for p in parts:
         for name, v in p["raw"]["latencies"].items():
             lat[name].extend(v)
-        credit.extend(p["raw"]["accept_to_credit"])
         for k, n in p["errors"].items():
             errors[k] += n
+    return lat, errors
+
+
+def merge_drives(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result of several :func:`drive` runs on the same stack (made with
+    ``keep_raw``): counts and seconds summed, percentiles of every latency together."""
+    lat, errors = _merged_calls(parts)
+    credit = [x for p in parts for x in p["raw"]["accept_to_credit"]]
     gaps = [p["max_credit_gap_s"] for p in parts if p["max_credit_gap_s"] is not None]
     out = _lifecycles_summary(sum(p["seconds"] for p in parts),
                               sum(p["lifecycles"] for p in parts),
@@ -427,13 +433,7 @@ def _pairs_summary(seconds: float, workers: int, pairs: int, topped_up: int,
 def merge_pairs(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One result of several :func:`drive_pairs` runs on the same pool (made with
     ``keep_raw``): counts and seconds summed, percentiles of every latency together."""
-    lat: dict[str, list[float]] = defaultdict(list)
-    errors: dict[str, int] = defaultdict(int)
-    for p in parts:
-        for name, v in p["raw"]["latencies"].items():
-            lat[name].extend(v)
-        for k, n in p["errors"].items():
-            errors[k] += n
+    lat, errors = _merged_calls(parts)
     out = _pairs_summary(sum(p["raw"]["seconds"] for p in parts), parts[0]["workers"],
                          sum(p["pairs"] for p in parts), sum(p["topped_up"] for p in parts),
                          lat, errors)

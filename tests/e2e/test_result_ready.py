@@ -59,7 +59,7 @@ async def test_result_ready_reaches_a_webhook_once_per_task(stack) -> None:
         assert r.status_code == 200, r.text
         return a["task_id"]
 
-    # the first two workers answer both tasks, the third only the first: one task is final
+    # the first two workers answer both tasks, the third only one of them: that one is final
     first = await answer(workers[0], "yes")
     second = await answer(workers[0], "no")
     # which of the two a take gets is the pool's choice (the oldest free one, skipping a row

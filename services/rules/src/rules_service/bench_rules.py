@@ -337,9 +337,8 @@ async def run_in_turns(events: int, histories: list[int], order: list[int], *,
             for h in histories:
                 dbs.append(await _prepare(admin, events, h, batch=batch, workers=workers,
                                           seed=seed, warmup=warmup))
-            k = per[0]
-            size = -(-events // k)
-            slices = {i: [db.events[j:j + size] for j in range(0, events, size)]
+            cuts = [events * j // per[0] for j in range(per[0] + 1)]  # as even as may be
+            slices = {i: [db.events[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
                       for i, db in enumerate(dbs)}
             done: dict[int, list[_Stretch]] = {i: [] for i in range(len(dbs))}
             for i in order:
