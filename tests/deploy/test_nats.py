@@ -344,6 +344,7 @@ async def test_diagnostics_see_quorum_leaders_and_the_meta_group_as_the_gateway(
     assert gw.errors[errors:] == []
 
 
+@pytest.mark.timeout(200)  # at most 60 s of tries and 30 s of catching up, with a node restart
 async def test_a_new_gateway_starts_with_the_emergency_buckets_leader_killed(
         bus, nats_cluster) -> None:
     """The node leading the emergency bucket's replicas is killed: the bucket (R3) elects a
@@ -370,16 +371,24 @@ async def test_a_new_gateway_starts_with_the_emergency_buckets_leader_killed(
                                 inbox_prefix=render_auth.inbox("gateway"), connect_timeout=3)
         fresh = Emergency(render_auth.EMERGENCY_BUCKET)
         try:
+            # The replicas elect a new leader within seconds. Each try is bounded, and so are
+            # all of them together, well inside the test's own timeout, so that a slow
+            # election fails here with what each try met, not as a timeout with no reason.
             switched = None
-            for _ in range(60):  # the replicas elect a new leader within seconds
+            failures: list[str] = []
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 60.0
+            while switched is None and loop.time() < deadline:
                 try:
-                    await fresh.start(nc)
-                    switched = await fresh.set(enabled=False, reason="", by_user_id="ops")
-                    break
-                except Exception:
+                    await asyncio.wait_for(fresh.start(nc), timeout=10.0)
+                    switched = await asyncio.wait_for(
+                        fresh.set(enabled=False, reason="", by_user_id="ops"), timeout=10.0)
+                except Exception as exc:
+                    failures.append(f"{type(exc).__name__}: {exc}")
                     await fresh.stop()
                     await asyncio.sleep(0.5)
-            assert switched is not None and fresh.enabled is False, "no gateway could start"
+            assert switched is not None and fresh.enabled is False, (
+                f"no gateway could start within 60 s: {failures[-5:]}")
         finally:
             await fresh.stop()
             await nc.close()
