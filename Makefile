@@ -18,7 +18,7 @@ run: env ## the whole stack on this machine: PostgreSQL and nats-server from whe
 	$(PY) -m launcher
 
 test: env ## unit, integration, end-to-end and browser tests (their own PostgreSQL and nats-server)
-	$(PY) -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder  # two workers, a file each, longest first (tests/conftest.py)
+	$(PY) -m pytest -q -n 2 --dist loadfile  # two workers, a test file each: most tests wait
 
 bench: env ## every issue-15 figure with its target, baselines of the same run (about 8 min alone)
 	$(PY) -m bench

@@ -27,28 +27,6 @@ SERVICES = ("tasks", "review", "ledger", "rules", "support")
 TEST_PASSWORD_SUFFIX = "-Strong#Pass-2026"
 
 
-# The files whose few tests take longest (seconds of one two-worker run on 2026-12-03, where
-# most files take under 20 s), run first: `make test` hands each worker a file at a time, and
-# one of these taken last kept one worker busy minutes after the other had finished.
-LONG_FILES = {
-    "tests/browser/test_emergency_and_screens.py": 213,
-    "tests/e2e/test_schemathesis.py": 182,
-    "tests/chaos/test_faults.py": 82,
-    "tests/browser/test_results_ui.py": 80,
-    "tests/e2e/test_results.py": 48,
-    "services/tasks/tests/test_results.py": 46,
-    "libs/servicekit/tests/test_delivery.py": 46,
-}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first (see LONG_FILES), each file's tests in their own order; with
-    ``--no-loadscope-reorder`` pytest-xdist hands out the files in this order."""
-    def rank(item: pytest.Item) -> int:
-        return -LONG_FILES.get(item.path.relative_to(ROOT).as_posix(), 0)
-    items.sort(key=rank)
-
-
 # Short timings so end-to-end tests don't wait on production-sized TTLs.
 FAST_SETTINGS: dict[str, dict[str, Any]] = {
     "review": {"lock_ttl_s": 30},
