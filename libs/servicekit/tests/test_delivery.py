@@ -450,3 +450,72 @@ async def test_a_batch_consumer_with_nothing_wanted_acks_without_a_transaction(
         toy.FANOUT_WANTED.clear()
         await nc.close()
         await svc.stop()
+
+
+async def test_a_consumer_of_several_subjects_is_delivered_those_only(
+        own_nats, database_url) -> None:
+    """A durable declared on several subjects of one stream (here over an existing durable
+    that filtered on the whole stream: its filter is updated) gets those subjects' events
+    and no other message of the stream."""
+    from toy import effects, metadata
+
+    from contracts.events import EmergencyChanged
+    from servicekit.router import Router
+    from servicekit.service import Service
+    from servicekit.settings import ServiceSettings
+
+    await create_tables(database_url)
+    nc = await nats.connect(own_nats.url)
+    js = nc.jetstream()
+    router = Router()
+
+    @router.consume_batch(("gateway.user.created", "gateway.emergency.changed"), name="two")
+    async def two(items, uow, ctx) -> None:
+        for _event, env in items:
+            await uow.conn.execute(effects.insert().values(login=env.type))
+
+    svc = Service(ServiceSettings(service_name="toysubjects", database_url=database_url,
+                                  nats_url=own_nats.url, environment="test", log_json=False),
+                  metadata, routers=[router])
+    try:
+        await svc.start()  # the streams exist; the durable as an older version declared it
+        await svc.stop()
+        await js.add_consumer("GATEWAY", config=ConsumerConfig(
+            durable_name="toysubjects__two", filter_subject="gateway.>"))
+        await js.publish("gateway.not_for_it", b"{}")  # in the stream, neither subject
+        await publish(js, user_created("one"))
+        await publish(js, EmergencyChanged(enabled=True, reason="test", by_user_id="u"))
+        await svc.start()
+
+        async def applied() -> bool:
+            return (await effect_count(svc, prefix="gateway.")) == 2
+
+        assert await wait_for(applied)
+        info = await js.consumer_info("GATEWAY", "toysubjects__two")
+        assert info.config.filter_subjects == ["gateway.user.created",
+                                               "gateway.emergency.changed"]
+        assert not info.config.filter_subject
+        assert info.num_pending == 0 and info.delivered.consumer_seq == 2  # never the third
+        assert await effect_count(svc, "gateway.user.created") == 1
+        assert await effect_count(svc, "gateway.emergency.changed") == 1
+    finally:
+        await nc.close()
+        await svc.stop()
+
+
+def test_a_consumer_s_subjects_must_be_of_one_stream() -> None:
+    from servicekit.consumer import EventConsumer
+
+    async def handler(items, uow, ctx) -> None:
+        return None
+
+    one = EventConsumer(service="s", name="n", subject=("gateway.user.created",),
+                        handler=handler)
+    assert one.subject == "gateway.user.created" and one.config().filter_subject == one.subject
+    try:
+        EventConsumer(service="s", name="n", subject=("gateway.user.created", "task.taken"),
+                      handler=handler)
+    except ValueError as exc:
+        assert "GATEWAY" in str(exc) and "TASK" in str(exc)
+    else:
+        raise AssertionError("subjects of two streams were accepted")

@@ -357,3 +357,22 @@ async def test_sandbox_events_make_no_fact_state_firing_or_action(
     await feed(ctx, submitted("w1", assignment="a1"))
     await feed(ctx, decided(ReviewAccepted, "a1", "w1"))
     assert {e.type for e in ctx.db.events} == {"rules.skill.set", "rules.restriction.applied"}
+
+
+def test_the_consumers_filter_on_every_event_that_makes_a_fact_and_no_other() -> None:
+    """The durables are declared on the subjects of the events that make facts: every such
+    event reaches a consumer, and the rest of the streams (task.taken, one per take) is not
+    delivered to this service at all."""
+    from contracts.events import spec_for_model
+    from servicekit.consumer import EventConsumer
+
+    declared = {name: EventConsumer(service="rules", name=name, subject=r.subject,
+                                    handler=r.handler).subjects
+                for r in facts.router.consumers for name in [r.name]}
+    assert declared == {
+        "task-events": ("task.access_revoked", "task.captcha_answered", "task.skipped",
+                        "task.submitted"),
+        "review-events": ("review.accepted", "review.rejected"),
+        "ledger-credited": ("ledger.credited",)}
+    making = {spec_for_model(m).type for m in [*facts.FACT_OF, *facts.REVIEWED]}
+    assert making == {s for subjects in declared.values() for s in subjects}

@@ -111,7 +111,9 @@ class EventConsumer:
 
     service: str
     name: str
-    subject: str
+    # one subject (may be a wildcard), or several of one stream: the durable filters on
+    # all of them (the server then delivers nothing else)
+    subject: str | tuple[str, ...]
     handler: Handler
     # handler(items, uow, ctx) once per batch instead of handler(event, env, uow, ctx)
     batch_handler: bool = False
@@ -126,7 +128,18 @@ class EventConsumer:
     stream: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.stream = stream_for_subject(self.subject.replace(">", "x").replace("*", "x")).name
+        if not isinstance(self.subject, str) and len(self.subject) == 1:
+            self.subject = self.subject[0]
+        streams = {stream_for_subject(s.replace(">", "x").replace("*", "x")).name
+                   for s in self.subjects}
+        if len(streams) != 1:
+            raise ValueError(f"consumer {self.name}: its subjects are in streams "
+                             f"{sorted(streams)}, not in one")
+        self.stream = streams.pop()
+
+    @property
+    def subjects(self) -> tuple[str, ...]:
+        return (self.subject,) if isinstance(self.subject, str) else self.subject
 
     @property
     def durable(self) -> str:
@@ -136,7 +149,9 @@ class EventConsumer:
         return ConsumerConfig(
             durable_name=self.durable,
             name=self.durable,
-            filter_subject=self.subject,
+            # a single subject as before (the durables made before keep their config)
+            filter_subject=self.subject if isinstance(self.subject, str) else None,
+            filter_subjects=None if isinstance(self.subject, str) else list(self.subject),
             ack_policy=AckPolicy.EXPLICIT,
             ack_wait=self.ack_wait_s,
             max_deliver=self.max_deliver,

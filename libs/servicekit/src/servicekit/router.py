@@ -40,7 +40,7 @@ class RpcRoute:
 
 @dataclass(frozen=True)
 class ConsumerRoute:
-    subject: str
+    subject: str | tuple[str, ...]
     name: str
     handler: Callable[..., Awaitable[None]]
     batch: bool = False
@@ -79,14 +79,18 @@ class Router:
 
         return register
 
-    def consume(self, subject: str, *, name: str, max_deliver: int | None = None,
+    def consume(self, subject: str | tuple[str, ...], *, name: str, max_deliver: int | None = None,
                 backoff_s: tuple[float, ...] | None = None, ack_wait_s: float | None = None,
                 linger_s: float | None = None) -> Callable[[F], F]:
-        """A durable, inbox-idempotent consumer: ``handler(event, env, uow, ctx)``."""
+        """A durable, inbox-idempotent consumer: ``handler(event, env, uow, ctx)``.
+
+        ``subject``: one subject (wildcards allowed) or several of one stream (the durable
+        then filters on all of them, and the server delivers nothing else)."""
         return self._consumer(subject, name, False, max_deliver, backoff_s, ack_wait_s,
                               linger_s)
 
-    def consume_batch(self, subject: str, *, name: str, max_deliver: int | None = None,
+    def consume_batch(self, subject: str | tuple[str, ...], *, name: str,
+                      max_deliver: int | None = None,
                       backoff_s: tuple[float, ...] | None = None,
                       ack_wait_s: float | None = None,
                       linger_s: float | None = None,
@@ -103,7 +107,8 @@ class Router:
         return self._consumer(subject, name, True, max_deliver, backoff_s, ack_wait_s,
                               linger_s, wanted)
 
-    def _consumer(self, subject: str, name: str, batch: bool, max_deliver: int | None,
+    def _consumer(self, subject: str | tuple[str, ...], name: str, batch: bool,
+                  max_deliver: int | None,
                   backoff_s: tuple[float, ...] | None, ack_wait_s: float | None,
                   linger_s: float | None,
                   wanted: Callable[[Any], Awaitable[bool]] | None = None) -> Callable[[F], F]:

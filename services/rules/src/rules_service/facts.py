@@ -22,6 +22,7 @@ from contracts.events import (
     TaskAccessRevoked,
     TaskSkipped,
     TaskSubmitted,
+    spec_for_model,
 )
 from rules_service import domain, runner
 from rules_service.context import RulesContext
@@ -66,6 +67,14 @@ FACT_OF: dict[type[Event], Callable[[Any, str], Fact]] = {
     TaskSubmitted: _submitted, TaskSkipped: _skipped, TaskAccessRevoked: _access_revoked,
     CaptchaAnswered: _captcha, LedgerCredited: _credited}
 REVIEWED: dict[type[Event], str] = {ReviewAccepted: "accepted", ReviewRejected: "rejected"}
+
+
+def subjects(stream_prefix: str) -> tuple[str, ...]:
+    """The subjects of one stream whose events make facts: each consumer's durable filters
+    on exactly these, so the server delivers no other (``task.taken``, one per take, never
+    reaches this service)."""
+    return tuple(sorted(t for t in (spec_for_model(m).type for m in [*FACT_OF, *REVIEWED])
+                        if t.startswith(stream_prefix)))
 
 
 def is_sandbox(event: Event) -> bool:
@@ -134,12 +143,12 @@ async def evaluate_events(items: list[tuple[Event, Envelope]], uow: UnitOfWork[R
                                 causes={env.event_id: env for _, env in items})
 
 
-@router.consume_batch("task.>", name="task-events")
-@router.consume_batch("review.>", name="review-events")
-@router.consume_batch("ledger.credited", name="ledger-credited")
+@router.consume_batch(subjects("task."), name="task-events")
+@router.consume_batch(subjects("review."), name="review-events")
+@router.consume_batch(subjects("ledger."), name="ledger-credited")
 async def on_events(items: list[tuple[Event, Envelope]], uow: UnitOfWork[RulesStore],
                     ctx: RulesContext) -> None:
     """Submissions, skips, captcha answers and lost access (task.*), acceptances and
-    rejections (review.*) and credits (ledger.credited) feed the collectors; the rules
-    they make fire act through rules.* events."""
+    rejections (review.*) and credits (ledger.credited), and no other event, feed the
+    collectors; the rules they make fire act through rules.* events."""
     await evaluate_events(items, uow, ctx)
