@@ -111,11 +111,14 @@ async def test_task_chat_live_mute_and_rate_limit(stack) -> None:
     pool_id, assignment_id = await taken_assignment(stack, worker)
     url = f"/api/chat/assignment/{assignment_id}"
 
-    async def known():   # support learns the assignment's worker from task.taken
-        r = await c.get(url, headers=worker.headers)
-        return r.status_code == 200
-
-    await eventually(known)
+    # the chat exists as soon as the task is taken (the gateway asks tasks whose it is)
+    r = await c.get(url, headers=worker.headers)
+    assert r.status_code == 200 and r.json()["worker_id"] == worker.user_id, r.text
+    other = await stack.user("worker")
+    r = await c.get(url, headers=other.headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "chat_not_found"), r.text
+    r = await c.get("/api/chat/assignment/no-such-assignment", headers=reviewer.headers)
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "chat_not_found"), r.text
 
     async def worker_asks():
         r = await c.post(f"{url}/messages", headers=worker.headers,

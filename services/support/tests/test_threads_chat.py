@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from contracts.envelope import new_envelope
-from contracts.events import PoolOpened, TaskReported, TaskTaken
+from contracts.events import PoolOpened, TaskReported
 from contracts.rpc import Actor
 from contracts.rpc import support as rpc
 from servicekit.context import Context
@@ -183,17 +183,16 @@ async def test_assignment_and_filters(env) -> None:
 
 # ---------------------------------------------------------------- chat
 
-async def taken(ctx, worker="w1", assignment="as-1", pool="p1") -> None:
-    event = TaskTaken(assignment_id=assignment, task_id="t1", pool_id=pool, project_id="pr",
-                      worker_id=worker, taken_at=ctx.clock())
-    async with ctx.db.consumer_unit() as uow:
-        await chat.on_task_taken([(event, new_envelope(event, producer="tasks"))], uow, ctx)
+def owned(assignment="as-1", worker="w1", pool="p1") -> dict:
+    """An assignment thread's reference as the gateway sends it: with the assignment's owner
+    (which the gateway asked tasks for)."""
+    return {"kind": "assignment", "ref": assignment,
+            "owner": rpc.ChatOwner(worker_id=worker, pool_id=pool, task_id="t1", taken_at=T0)}
 
 
 async def test_task_chat_is_between_its_worker_and_staff(env) -> None:
     ctx, clock, engine = env
-    await taken(ctx)
-    ref = {"kind": "assignment", "ref": "as-1"}
+    ref = owned()
     await chat.post_chat(rpc.ChatPost(actor=WORKER, text="Is the second field optional?", **ref),
                          ctx)
     clock.advance(1)
@@ -206,9 +205,11 @@ async def test_task_chat_is_between_its_worker_and_staff(env) -> None:
         await chat.list_chat(rpc.ChatList(actor=OTHER, **ref), ctx)
     with pytest.raises(NotFound):
         await chat.post_chat(rpc.ChatPost(actor=OTHER, text="me too", **ref), ctx)
-    with pytest.raises(NotFound):                   # an assignment support never heard of
+    with pytest.raises(NotFound):                   # an assignment nobody vouched for
         await chat.post_chat(rpc.ChatPost(actor=MANAGER, kind="assignment", ref="nope",
                                           text="x"), ctx)
+    with pytest.raises(NotFound):
+        await chat.list_chat(rpc.ChatList(actor=WORKER, kind="assignment", ref="nope"), ctx)
     posted = await events(engine, "support.chat.")
     assert [d["worker_id"] for _, d in posted] == ["w1", "w1"]
     mine = await chat.chat_threads(rpc.ChatThreadsRequest(actor=WORKER), ctx)

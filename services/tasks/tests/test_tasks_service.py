@@ -263,6 +263,23 @@ async def test_lifecycle_take_submit_skip_and_review(env: Env) -> None:
     assert stats["tasks_open"] == 0
 
 
+async def test_an_assignment_s_owner_is_told_to_staff_and_to_its_worker_only(env: Env) -> None:
+    """What a task chat needs (its worker, pool and task): staff may ask for any assignment,
+    a worker for their own; another's, like one that does not exist, is not found."""
+    pool = await env.pool(rows=[{"image": "https://img.example/1.png"}])
+    w = worker()
+    a = await env.take(w, pool["pool_id"])
+    for actor in (w, ADMIN):
+        owner = await env.call(rpc.ASSIGNMENT_OWNER, rpc.AssignmentRef, actor=actor,
+                               assignment_id=a["assignment_id"])
+        assert (owner["worker_id"], owner["pool_id"], owner["task_id"]) == (
+            w.user_id, pool["pool_id"], a["task_id"])
+    for actor, ref in ((worker(), a["assignment_id"]), (ADMIN, "no-such-assignment")):
+        err = await env.error(rpc.ASSIGNMENT_OWNER, rpc.AssignmentRef, actor=actor,
+                              assignment_id=ref)
+        assert (err.code, err.status) == ("assignment_not_found", 404)
+
+
 async def test_upload_tsv_reports_lines_and_all_or_nothing(env: Env) -> None:
     pool = await env.pool(n=0, open_=False, rows=[{"image": "https://img.example/0.png"}])
     tsv = "image\tGOLDEN:label\nhttps://a.org/1.png\tcat\nbad\t\nhttps://a.org/2.png\t\n"

@@ -188,9 +188,21 @@ ThreadKind = Literal["assignment", "pool"]
 CHAT_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
+class ChatOwner(BaseModel):
+    """An assignment thread's worker, pool and task, as the tasks service told the gateway
+    (support keeps no copy of every take)."""
+
+    worker_id: str = Field(min_length=1, max_length=64)
+    pool_id: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(min_length=1, max_length=36)
+    taken_at: datetime
+
+
 class ChatThreadRef(RpcRequest):
     kind: ThreadKind
     ref: str = Field(pattern=CHAT_ID, description="the assignment id or the pool id")
+    owner: ChatOwner | None = Field(None, description="an assignment thread's assignment "
+                                    "(the gateway asks tasks for it); none for a pool")
 
 
 class ChatList(ChatThreadRef):

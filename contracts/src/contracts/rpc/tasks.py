@@ -726,6 +726,19 @@ REQUEST_AGGREGATION = rpc("tasks", "request_aggregation", AggregationRequest, Ag
                           roles=ADMIN)
 POOL_RESULTS = rpc("tasks", "pool_results", PoolResultsRequest, PoolResults,
                    "A pool's aggregated answers by one method (admin, manager)", roles=STAFF)
+class AssignmentOwner(BaseModel):
+    """Whose an assignment is: what its task chat needs to know of it."""
+
+    assignment_id: str
+    worker_id: str
+    pool_id: str
+    task_id: str
+    taken_at: datetime
+
+
+ASSIGNMENT_OWNER = rpc("tasks", "assignment_owner", AssignmentRef, AssignmentOwner,
+                       "An assignment's worker, pool and task, for its task chat (staff: "
+                       "any assignment; a worker: only their own)", roles=ROLES)
 TRAINING_FEEDBACK = rpc("tasks", "training_feedback", AssignmentRef, TrainingFeedback,
                         "After submitting a training task: right or wrong, and its hint "
                         "(worker)", roles=WORKER)

@@ -11,8 +11,7 @@ import uuid
 from datetime import timedelta
 
 from contracts.envelope import Envelope
-from contracts.events import ChatDeleted, ChatMuted, ChatPosted, PoolOpened, TaskTaken
-from contracts.rpc import Actor
+from contracts.events import ChatDeleted, ChatMuted, ChatPosted, PoolOpened
 from contracts.rpc import support as rpc
 from servicekit.errors import Invalid, NotFound, ServiceError
 from servicekit.router import Router
@@ -24,16 +23,6 @@ from support_service.store import SupportStore
 router = Router()
 
 
-@router.consume_batch("task.taken", name="chat-assignments")
-async def on_task_taken(items: list[tuple[TaskTaken, Envelope]], uow: UnitOfWork[SupportStore],
-                        ctx: SupportContext) -> None:
-    """Remember who works on each assignment: the task chat's worker (every take reaches
-    this consumer: one transaction and one statement per batch)."""
-    await uow.store.remember_assignments([{
-        "assignment_id": e.assignment_id, "worker_id": e.worker_id, "pool_id": e.pool_id,
-        "task_id": e.task_id, "taken_at": e.taken_at} for e, _ in items])
-
-
 @router.consume("task.pool_opened", name="chat-pools")
 async def on_pool_opened(event: PoolOpened, env: Envelope, uow: UnitOfWork[SupportStore],
                          ctx: SupportContext) -> None:
@@ -41,25 +30,26 @@ async def on_pool_opened(event: PoolOpened, env: Envelope, uow: UnitOfWork[Suppo
     await uow.store.remember_pool(event.pool_id, event.opened_at)
 
 
-async def _thread_worker(store: SupportStore, kind: str, ref: str, actor: Actor) -> str | None:
-    """The assignment's worker for a task chat (None for a pool chat), if ``actor`` may use
-    the thread; a thread they may not use is "not found"."""
-    if kind == "pool":
-        if not await store.pool_known(ref):
-            raise NotFound("chat_not_found", f"pool {ref} has no chat (it never opened)")
+async def _thread_worker(store: SupportStore, req: rpc.ChatList | rpc.ChatPost) -> str | None:
+    """The assignment's worker for a task chat (None for a pool chat), if the caller may use
+    the thread; a thread they may not use is "not found". The assignment's owner comes with
+    the request (the gateway asked tasks), so a chat exists for every assignment at once."""
+    if req.kind == "pool":
+        if not await store.pool_known(req.ref):
+            raise NotFound("chat_not_found", f"pool {req.ref} has no chat (it never opened)")
         return None
-    worker_id = await store.assignment_worker(ref)
-    if worker_id is None or not chat_rules.may_use_assignment_thread(
-            worker_id=worker_id, user_id=actor.user_id, role=actor.role):
-        raise NotFound("chat_not_found", f"no task chat for assignment {ref}")
-    return worker_id
+    owner, actor = req.owner, req.actor
+    if owner is None or not chat_rules.may_use_assignment_thread(
+            worker_id=owner.worker_id, user_id=actor.user_id, role=actor.role):
+        raise NotFound("chat_not_found", f"no task chat for assignment {req.ref}")
+    return owner.worker_id
 
 
 @router.rpc(rpc.LIST_CHAT)
 async def list_chat(req: rpc.ChatList, ctx: SupportContext) -> rpc.ChatMessages:
     """The latest messages of a thread, oldest first, and whether the caller is muted."""
     async with ctx.read() as r:
-        worker_id = await _thread_worker(r.store, req.kind, req.ref, req.actor)
+        worker_id = await _thread_worker(r.store, req)
         items = await r.store.chat_messages(req.kind, req.ref, req.limit)
         muted = await r.store.muted_until(req.actor.user_id, ctx.clock())
     return rpc.ChatMessages(kind=req.kind, ref=req.ref, worker_id=worker_id, items=items,
@@ -72,7 +62,7 @@ async def post_chat(req: rpc.ChatPost, ctx: SupportContext) -> rpc.ChatMessage:
     ``chat_rate_limited`` (429, ``retry_after_s``) when sending too fast."""
     now, s = ctx.clock(), ctx.settings
     async with ctx.uow() as uow:
-        worker_id = await _thread_worker(uow.store, req.kind, req.ref, req.actor)
+        worker_id = await _thread_worker(uow.store, req)
         await uow.store.lock_author(req.actor.user_id)
         muted = await uow.store.muted_until(req.actor.user_id, now)
         if muted is not None:
@@ -91,6 +81,11 @@ async def post_chat(req: rpc.ChatPost, ctx: SupportContext) -> rpc.ChatMessage:
         message = rpc.ChatMessage(message_id=str(uuid.uuid4()), kind=req.kind, ref=req.ref,
                                   author_id=req.actor.user_id, author_role=req.actor.role,
                                   text=req.text, created_at=now)
+        if req.owner is not None:  # the thread's assignment, as the list of threads shows it
+            await uow.store.remember_assignments([{
+                "assignment_id": req.ref, "worker_id": req.owner.worker_id,
+                "pool_id": req.owner.pool_id, "task_id": req.owner.task_id,
+                "taken_at": req.owner.taken_at}])
         await uow.store.add_chat_message(message)
         uow.record(ChatPosted(message_id=message.message_id, kind=req.kind, ref=req.ref,
                               worker_id=worker_id, author_id=req.actor.user_id, at=now))

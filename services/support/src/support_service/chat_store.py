@@ -13,8 +13,8 @@ from servicekit.db import insert
 from servicekit.prepared import Prepared
 from support_service.db import chat_assignments, chat_messages, chat_mutes, chat_pools
 
-# a batch of task.taken in one execution over arrays, prepared on asyncpg (an executemany
-# ran one INSERT per taken task)
+# the assignments of task chats (written with a thread's first post), in one execution
+# over arrays, prepared on asyncpg
 _INSERT_ASSIGNMENTS = Prepared(text(
     "INSERT INTO chat_assignments (assignment_id, worker_id, pool_id, task_id, taken_at) "
     "SELECT * FROM unnest(CAST(:a AS text[]), CAST(:w AS text[]), CAST(:p AS text[]), "

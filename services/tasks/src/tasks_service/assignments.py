@@ -340,6 +340,19 @@ async def my_assignments(req: rpc.MyAssignments, ctx: TasksContext) -> rpc.Assig
     return rpc.Assignments(items=items, total=total)
 
 
+@router.rpc(rpc.ASSIGNMENT_OWNER)
+async def assignment_owner(req: rpc.AssignmentRef, ctx: TasksContext) -> rpc.AssignmentOwner:
+    """Whose an assignment is, for its task chat: any assignment for staff, a worker's own
+    only (another's is "not found", as one that does not exist)."""
+    async with ctx.read() as r:
+        row = await r.store.assignment(req.assignment_id)
+    if row is None or (req.actor.role == "worker" and row.worker_id != req.actor.user_id):
+        raise NotFound("assignment_not_found", f"no assignment {req.assignment_id}")
+    return rpc.AssignmentOwner(assignment_id=row.assignment_id, worker_id=row.worker_id,
+                               pool_id=row.pool_id, task_id=row.task_id,
+                               taken_at=row.taken_at)
+
+
 @router.rpc(rpc.AVAILABLE_POOLS)
 async def available_pools(req: rpc.AvailablePools, ctx: TasksContext) -> rpc.AvailablePoolList:
     """Open pools the worker may take from, with how many tasks are free for them (never a

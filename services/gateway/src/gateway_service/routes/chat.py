@@ -9,9 +9,13 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, status
 
+from contracts.rpc import Actor
 from contracts.rpc import support as support_rpc
+from contracts.rpc import tasks as tasks_rpc
 from gateway_service.deps import AnyActor, Rpc, StaffActor
 from gateway_service.routes.bodies import body_of, request_of
+from servicekit.errors import NotFound, RpcCallError
+from servicekit.rpc import RpcClient
 
 router = APIRouter(tags=["chat"])
 
@@ -22,6 +26,23 @@ Ref = Annotated[str, Path(pattern=support_rpc.CHAT_ID,
 Kind = Annotated[support_rpc.ThreadKind, Path(description="assignment or pool")]
 UserId = Annotated[str, Path(min_length=1, max_length=64)]
 MessageId = Annotated[str, Path(min_length=1, max_length=36)]
+
+
+async def _owner(rpc: RpcClient, actor: Actor, kind: str,
+                 ref: str) -> support_rpc.ChatOwner | None:
+    """A task chat's assignment as tasks knows it (support keeps no copy of every take); an
+    assignment the caller may not see is a chat that does not exist."""
+    if kind != "assignment":
+        return None
+    try:
+        owner = await rpc.call(tasks_rpc.ASSIGNMENT_OWNER,
+                               tasks_rpc.AssignmentRef(actor=actor, assignment_id=ref))
+    except RpcCallError as exc:
+        if exc.error.status != 404:
+            raise
+        raise NotFound("chat_not_found", f"no task chat for assignment {ref}") from exc
+    return support_rpc.ChatOwner(worker_id=owner.worker_id, pool_id=owner.pool_id,
+                                 task_id=owner.task_id, taken_at=owner.taken_at)
 
 
 @router.get("/chat", response_model=support_rpc.ChatThreads,
@@ -36,8 +57,8 @@ async def chat_threads(actor: AnyActor, rpc: Rpc,
             summary="A chat thread's latest messages, oldest first")
 async def list_chat(actor: AnyActor, rpc: Rpc, kind: Kind, ref: Ref,
                     limit: Annotated[int, Query(ge=1, le=500)] = 100) -> support_rpc.ChatMessages:
-    return await rpc.call(support_rpc.LIST_CHAT,
-                          support_rpc.ChatList(actor=actor, kind=kind, ref=ref, limit=limit))
+    return await rpc.call(support_rpc.LIST_CHAT, support_rpc.ChatList(
+        actor=actor, kind=kind, ref=ref, limit=limit, owner=await _owner(rpc, actor, kind, ref)))
 
 
 @router.post("/chat/{kind}/{ref}/messages", response_model=support_rpc.ChatMessage,
@@ -49,7 +70,8 @@ async def list_chat(actor: AnyActor, rpc: Rpc, kind: Kind, ref: Ref,
 async def post_chat(actor: AnyActor, rpc: Rpc, kind: Kind, ref: Ref,
                     body: ChatPostBody) -> support_rpc.ChatMessage:
     return await rpc.call(support_rpc.POST_CHAT, request_of(
-        body, support_rpc.ChatPost, actor=actor, kind=kind, ref=ref))
+        body, support_rpc.ChatPost, actor=actor, kind=kind, ref=ref,
+        owner=await _owner(rpc, actor, kind, ref)))
 
 
 @router.delete("/chat/messages/{message_id}", response_model=support_rpc.ChatMessage,
