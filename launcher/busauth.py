@@ -111,6 +111,9 @@ def service_permissions(service: str) -> Permissions:
                 if s != ADVISORY_STREAM]
     for stream, durable in cons:
         publish += consumer_api(stream, durable)
+    # the durables an earlier version declared, deleted at start (their own names only)
+    publish += [f"{API}.CONSUMER.DELETE.{stream}.{service}__{name}"
+                for stream, name in build(service).router.retired]
     publish += emergency_reader()
     # its own dead letters, read to replay them on an admin's request (the gateway removes
     # a letter once it is applied: no service may delete from the DLQ)

@@ -17,6 +17,7 @@ import nats
 import pytest
 from deploy_helpers import DEPLOY, cli_exists
 from nats.errors import NoServersError
+from nats.js.api import ConsumerConfig
 
 from contracts.streams import STREAMS
 from servicekit.consumer import AdvisoryForwarder
@@ -137,15 +138,20 @@ async def test_each_service_creates_and_drains_only_its_own_consumers(bus) -> No
         for c in consumers:
             await apply_consumer(me.js, c.stream, c.config())  # the kit's own call
             producer = await bus(STREAM_OWNER[c.stream])
-            subject = c.subject.replace(">", "test").replace("*", "test")
+            subject = c.subjects[0].replace(">", "test").replace("*", "test")
             await producer.js.publish(subject, b"{}")
-            sub = await me.js.pull_subscribe(c.subject, durable=c.durable, stream=c.stream)
+            sub = await me.js.pull_subscribe_bind(durable=c.durable, stream=c.stream)
             [msg] = await sub.fetch(1, timeout=3)
             await msg.ack_sync()
             info = await me.js.consumer_info(c.stream, c.durable)
             assert info.num_ack_pending == 0, c.durable
         fwd = AdvisoryForwarder(service=service, consumers=consumers, js=me.js)
         await apply_consumer(me.js, render_auth.ADVISORY_STREAM, fwd.config())
+        # a durable of an earlier version, left on the server: the service deletes it
+        for stream, name in render_auth.build(service).router.retired:
+            old = ConsumerConfig(durable_name=f"{service}__{name}")
+            await (await bus("provisioner")).js.add_consumer(stream, config=old)
+            assert await me.js.delete_consumer(stream, f"{service}__{name}")
         assert not me.errors, me.errors
 
 

@@ -519,3 +519,40 @@ def test_a_consumer_s_subjects_must_be_of_one_stream() -> None:
         assert "GATEWAY" in str(exc) and "TASK" in str(exc)
     else:
         raise AssertionError("subjects of two streams were accepted")
+
+
+async def test_a_retired_consumer_is_deleted_when_the_service_starts(
+        own_nats, database_url) -> None:
+    """A durable an earlier version declared is removed at start (and a start without it on
+    the server is no error)."""
+    from nats.js.errors import NotFoundError
+    from toy import metadata
+
+    from servicekit.router import Router
+    from servicekit.service import Service
+    from servicekit.settings import ServiceSettings
+
+    await create_tables(database_url)
+    nc = await nats.connect(own_nats.url)
+    js = nc.jetstream()
+    router = Router()
+    router.retire("GATEWAY", "old")
+    svc = Service(ServiceSettings(service_name="toyretire", database_url=database_url,
+                                  nats_url=own_nats.url, environment="test", log_json=False),
+                  metadata, routers=[router])
+    try:
+        await svc.start()  # the streams are made; nothing to retire yet
+        await svc.stop()
+        await js.add_consumer("GATEWAY", config=ConsumerConfig(
+            durable_name="toyretire__old", filter_subject="gateway.>"))
+        assert (await js.consumer_info("GATEWAY", "toyretire__old")).name == "toyretire__old"
+        await svc.start()
+        try:
+            await js.consumer_info("GATEWAY", "toyretire__old")
+        except NotFoundError:
+            pass
+        else:
+            raise AssertionError("the retired durable is still on the server")
+    finally:
+        await nc.close()
+        await svc.stop()

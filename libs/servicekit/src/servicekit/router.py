@@ -69,6 +69,8 @@ class Router:
     consumers: list[ConsumerRoute] = field(default_factory=list)
     periodics: list[PeriodicRoute] = field(default_factory=list)
     startups: list[Callable[..., Awaitable[None]]] = field(default_factory=list)
+    # (stream, name) of durables an earlier version declared: deleted at start
+    retired: list[tuple[str, str]] = field(default_factory=list)
 
     def rpc(self, spec: RpcSpec[Any, Any]) -> Callable[[F], F]:
         """Serve ``spec``: ``handler(request, ctx) -> spec.response``."""
@@ -134,8 +136,15 @@ class Router:
         self.startups.append(fn)
         return fn
 
+    def retire(self, stream: str, name: str) -> None:
+        """A durable consumer this service declared in an earlier version and no longer
+        has: deleted from the server when the service starts (if it is still there), so it
+        does not linger, counting up messages nobody reads."""
+        self.retired.append((stream, name))
+
     def include(self, other: Router) -> None:
         self.rpcs += other.rpcs
         self.consumers += other.consumers
         self.periodics += other.periodics
         self.startups += other.startups
+        self.retired += other.retired

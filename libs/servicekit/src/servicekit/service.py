@@ -28,6 +28,7 @@ from typing import Any
 import nats
 from fastapi import FastAPI, Response
 from nats.aio.client import Client as NATS
+from nats.js.errors import NotFoundError
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Gauge, generate_latest
 from sqlalchemy import MetaData, text
 
@@ -176,6 +177,10 @@ class Service:
                                  linger_s=s.relay_linger_s)
         self.db.on_recorded = self.relay.notify
         await self.read_only.start(self.nc)
+        for stream, name in self.router.retired:
+            with contextlib.suppress(NotFoundError):  # gone already (or never made)
+                await js.delete_consumer(stream, f"{self.name}__{name}")
+                log.info("retired consumer %s__%s deleted", self.name, name)
         for c in self.consumers:
             await apply_consumer(js, c.stream, c.config())
             runner = ConsumerRunner(c, unit=self.db.consumer_unit, inbox=self.inbox, js=js,

@@ -21,6 +21,8 @@ from support_service.context import SupportContext
 from support_service.store import SupportStore
 
 router = Router()
+# until this version, support kept a copy of every take (task.taken) for the task chat
+router.retire("TASK", "chat-assignments")
 
 
 @router.consume("task.pool_opened", name="chat-pools")
