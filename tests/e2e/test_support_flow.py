@@ -119,6 +119,12 @@ async def test_task_chat_live_mute_and_rate_limit(stack) -> None:
     assert (r.status_code, r.json()["error"]["code"]) == (404, "chat_not_found"), r.text
     r = await c.get("/api/chat/assignment/no-such-assignment", headers=reviewer.headers)
     assert (r.status_code, r.json()["error"]["code"]) == (404, "chat_not_found"), r.text
+    # whose the assignment is comes from tasks only: an owner in the body changes nothing
+    forged = {"worker_id": other.user_id, "pool_id": pool_id, "task_id": "t",
+              "taken_at": "2026-01-01T00:00:00Z"}
+    r = await c.post(f"{url}/messages", headers=other.headers,
+                     json={"text": "моё", "owner": forged})
+    assert (r.status_code, r.json()["error"]["code"]) == (404, "chat_not_found"), r.text
 
     async def worker_asks():
         r = await c.post(f"{url}/messages", headers=worker.headers,

@@ -19,7 +19,7 @@ from servicekit.rpc import RpcClient
 
 router = APIRouter(tags=["chat"])
 
-ChatPostBody = body_of(support_rpc.ChatPost, "ChatPostBody", without={"kind", "ref"})
+ChatPostBody = body_of(support_rpc.ChatPost, "ChatPostBody", without={"kind", "ref", "owner"})
 ChatMuteBody = body_of(support_rpc.ChatMute, "ChatMuteBody")
 Ref = Annotated[str, Path(pattern=support_rpc.CHAT_ID,
                           description="the assignment id (task chat) or the pool id")]
