@@ -70,9 +70,9 @@ def build(service: str) -> Any:
         logging.disable(logging.NOTSET)
 
 
-def consumers_of(service: str) -> list[tuple[str, str]]:
-    """(stream, durable) of every durable consumer the service creates, advisories included."""
-    svc = build(service)
+def consumers_of(service: str, svc: Any) -> list[tuple[str, str]]:
+    """(stream, durable) of every durable consumer the service (``svc``, as built) creates,
+    advisories included."""
     found = [(c.stream, c.durable) for c in svc.consumers]
     if svc.consumers:
         fwd = AdvisoryForwarder(service=service, consumers=svc.consumers, js=None)  # type: ignore[arg-type]
@@ -103,7 +103,8 @@ def event_subjects(stream: str) -> list[str]:
 
 
 def service_permissions(service: str) -> Permissions:
-    cons = consumers_of(service)
+    svc = build(service)
+    cons = consumers_of(service, svc)
     publish = [*event_subjects(OWN_STREAM[service]), f"{DLQ_SUBJECT_PREFIX}.{service}.>",
                f"{API}.INFO", f"{API}.STREAM.INFO.*"]
     # the max-deliveries forwarder reads the original message from the stream it came from
@@ -113,7 +114,7 @@ def service_permissions(service: str) -> Permissions:
         publish += consumer_api(stream, durable)
     # the durables an earlier version declared, deleted at start (their own names only)
     publish += [f"{API}.CONSUMER.DELETE.{stream}.{service}__{name}"
-                for stream, name in build(service).router.retired]
+                for stream, name in svc.router.retired]
     publish += emergency_reader()
     # its own dead letters, read to replay them on an admin's request (the gateway removes
     # a letter once it is applied: no service may delete from the DLQ)

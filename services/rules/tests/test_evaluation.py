@@ -366,9 +366,9 @@ def test_the_consumers_filter_on_every_event_that_makes_a_fact_and_no_other() ->
     from contracts.events import spec_for_model
     from servicekit.consumer import EventConsumer
 
-    declared = {name: EventConsumer(service="rules", name=name, subject=r.subject,
-                                    handler=r.handler).subjects
-                for r in facts.router.consumers for name in [r.name]}
+    declared = {r.name: EventConsumer(service="rules", name=r.name, subject=r.subject,
+                                      handler=r.handler).subjects
+                for r in facts.router.consumers}
     assert declared == {
         "task-events": ("task.access_revoked", "task.captcha_answered", "task.skipped",
                         "task.submitted"),

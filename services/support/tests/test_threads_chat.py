@@ -14,6 +14,7 @@ from contracts.envelope import new_envelope
 from contracts.events import PoolOpened, TaskReported
 from contracts.rpc import Actor
 from contracts.rpc import support as rpc
+from contracts.rpc.tasks import AssignmentOwner
 from servicekit.context import Context
 from servicekit.db import make_engine
 from servicekit.errors import Conflict, Invalid, NotFound, ServiceError
@@ -187,7 +188,8 @@ def owned(assignment="as-1", worker="w1", pool="p1") -> dict:
     """An assignment thread's reference as the gateway sends it: with the assignment's owner
     (which the gateway asked tasks for)."""
     return {"kind": "assignment", "ref": assignment,
-            "owner": rpc.ChatOwner(worker_id=worker, pool_id=pool, task_id="t1", taken_at=T0)}
+            "owner": AssignmentOwner(assignment_id=assignment, worker_id=worker, pool_id=pool,
+                                     task_id="t1", taken_at=T0)}
 
 
 async def test_task_chat_is_between_its_worker_and_staff(env) -> None:

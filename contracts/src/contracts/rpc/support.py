@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from contracts.money import ShareBps
 from contracts.rpc import ADMIN, ROLES, STAFF, WORKER, Page, RpcRequest, rpc
 from contracts.rpc.rules import RuleParams
-from contracts.rpc.tasks import MAX_ASSIGNMENT_TIMEOUT_S, NoNul, TrustLevel
+from contracts.rpc.tasks import MAX_ASSIGNMENT_TIMEOUT_S, AssignmentOwner, NoNul, TrustLevel
 
 Lang = Literal["ru", "en"]
 ChangeId = Annotated[str, Field(min_length=1, max_length=64), NoNul]
@@ -188,21 +188,12 @@ ThreadKind = Literal["assignment", "pool"]
 CHAT_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
 
 
-class ChatOwner(BaseModel):
-    """An assignment thread's worker, pool and task, as the tasks service told the gateway
-    (support keeps no copy of every take)."""
-
-    worker_id: str = Field(min_length=1, max_length=64)
-    pool_id: str = Field(min_length=1, max_length=64)
-    task_id: str = Field(min_length=1, max_length=36)
-    taken_at: datetime
-
-
 class ChatThreadRef(RpcRequest):
     kind: ThreadKind
     ref: str = Field(pattern=CHAT_ID, description="the assignment id or the pool id")
-    owner: ChatOwner | None = Field(None, description="an assignment thread's assignment "
-                                    "(the gateway asks tasks for it); none for a pool")
+    owner: AssignmentOwner | None = Field(
+        None, description="an assignment thread's assignment, as the tasks service told the "
+        "gateway (support keeps no copy of every take); none for a pool")
 
 
 class ChatList(ChatThreadRef):

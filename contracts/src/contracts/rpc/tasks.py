@@ -727,12 +727,13 @@ REQUEST_AGGREGATION = rpc("tasks", "request_aggregation", AggregationRequest, Ag
 POOL_RESULTS = rpc("tasks", "pool_results", PoolResultsRequest, PoolResults,
                    "A pool's aggregated answers by one method (admin, manager)", roles=STAFF)
 class AssignmentOwner(BaseModel):
-    """Whose an assignment is: what its task chat needs to know of it."""
+    """Whose an assignment is: what its task chat needs to know of it (the gateway passes it
+    on to support as it came)."""
 
-    assignment_id: str
-    worker_id: str
-    pool_id: str
-    task_id: str
+    assignment_id: str = Field(min_length=1, max_length=36)
+    worker_id: str = Field(min_length=1, max_length=64)
+    pool_id: str = Field(min_length=1, max_length=64)
+    task_id: str = Field(min_length=1, max_length=36)
     taken_at: datetime
 
 

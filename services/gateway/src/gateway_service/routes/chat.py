@@ -29,20 +29,18 @@ MessageId = Annotated[str, Path(min_length=1, max_length=36)]
 
 
 async def _owner(rpc: RpcClient, actor: Actor, kind: str,
-                 ref: str) -> support_rpc.ChatOwner | None:
+                 ref: str) -> tasks_rpc.AssignmentOwner | None:
     """A task chat's assignment as tasks knows it (support keeps no copy of every take); an
     assignment the caller may not see is a chat that does not exist."""
     if kind != "assignment":
         return None
     try:
-        owner = await rpc.call(tasks_rpc.ASSIGNMENT_OWNER,
-                               tasks_rpc.AssignmentRef(actor=actor, assignment_id=ref))
+        return await rpc.call(tasks_rpc.ASSIGNMENT_OWNER,
+                              tasks_rpc.AssignmentRef(actor=actor, assignment_id=ref))
     except RpcCallError as exc:
         if exc.error.status != 404:
             raise
         raise NotFound("chat_not_found", f"no task chat for assignment {ref}") from exc
-    return support_rpc.ChatOwner(worker_id=owner.worker_id, pool_id=owner.pool_id,
-                                 task_id=owner.task_id, taken_at=owner.taken_at)
 
 
 @router.get("/chat", response_model=support_rpc.ChatThreads,
