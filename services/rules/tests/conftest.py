@@ -68,32 +68,26 @@ class FakeRulesStore:
 
     # ------------------------------------------------------- submissions
 
-    async def add_submissions(self, rows: list[dict[str, Any]]) -> None:
+    async def add_submissions(self, rows: list[dict[str, Any]],
+                              reviewed: list[str]) -> dict[str, str]:
         self.calls.append("add_submissions")
         for row in rows:
             self.submissions.setdefault(row["assignment_id"], dict(row))
+        return {i: self.submissions[i]["status"] for i in reviewed if i in self.submissions}
 
-    async def submission_statuses(self, assignment_ids: list[str]) -> dict[str, str]:
-        self.calls.append("submission_statuses")
-        return {i: self.submissions[i]["status"] for i in assignment_ids
-                if i in self.submissions}
-
-    async def set_submission_status(self, assignment_ids: list[str], status: str) -> None:
-        self.calls.append("set_submission_status")
-        for i in assignment_ids:
+    async def set_submission_statuses(self, statuses: dict[str, str]) -> None:
+        self.calls.append("set_submission_statuses")
+        for i, status in statuses.items():
             self.submissions[i]["status"] = status
 
     # --------------------------------------------------- state and votes
 
-    async def lock_states(self, keys: list[tuple[str, str]],
-                          now: datetime) -> list[tuple[tuple[str, ...], dict[str, str]]]:
-        self.calls.append("lock_states")
-        return [(k, dict(self.states.setdefault(k, {}))) for k in sorted(keys)]
-
-    async def lock_votes(self, task_ids: list[str]) -> list[tuple[tuple[str, ...],
-                                                                   dict[str, Any]]]:
-        self.calls.append("lock_votes")
-        return [((t,), dict(self.votes.setdefault(t, {}))) for t in sorted(task_ids)]
+    async def lock_rows(self, task_ids: list[str], keys: list[tuple[str, str]], now: datetime
+                        ) -> tuple[list[tuple[tuple[str, ...], dict[str, Any]]],
+                                   list[tuple[tuple[str, ...], dict[str, str]]]]:
+        self.calls.append("lock_rows")
+        return ([((t,), dict(self.votes.setdefault(t, {}))) for t in sorted(task_ids)],
+                [(k, dict(self.states.setdefault(k, {}))) for k in sorted(keys)])
 
     async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
                    votes: list[tuple[str, dict[str, Any]]], fired: list[dict[str, Any]],

@@ -272,10 +272,9 @@ async def test_a_batch_is_evaluated_as_one_unit(ctx: RulesContext,
     commits = ctx.db.commits
     await feed(ctx, *events)
     assert emitted(ctx, "rules.skill.set")  # rules fired inside the batch
-    for name in ("add_submissions", "submission_statuses", "lock_votes", "lock_states",
-                 "record_facts", "save"):
+    for name in ("add_submissions", "lock_rows", "record_facts", "save"):
         assert store.called(name) == 1, name
-    assert store.called("set_submission_status") <= 2
+    assert store.called("set_submission_statuses") <= 1  # none here: unknown submissions
     assert ctx.db.commits == commits + 1
 
 
@@ -283,7 +282,7 @@ async def test_events_without_rules_are_still_recorded_for_backtests(
         ctx: RulesContext, store: FakeRulesStore) -> None:
     await feed(ctx, captcha(False), submitted(), TaskSkipped(**ref("w1", "t2"), skipped_at=T0))
     assert [f.kind for _, f in store.facts] == ["captcha", "submitted", "skipped"]
-    assert store.called("lock_states") == 0 and store.firings == []
+    assert store.called("lock_rows") == 0 and store.firings == []
     assert ctx.db.event_types() == []
 
 

@@ -109,26 +109,27 @@ async def test_a_batch_locks_its_vote_and_state_rows_whether_new_or_old(svc: Ser
     waits (here: gives up at its lock timeout)."""
     now = datetime.now(UTC)
     async with svc.db.consumer_unit() as uow:
-        assert await uow.store.lock_votes(["t1"]) == [(("t1",), {})]
-        assert await uow.store.lock_states([("w1", "p1")], now) == [(("w1", "p1"), {})]
+        assert await uow.store.lock_rows(["t1"], [("w1", "p1")], now) == (
+            [(("t1",), {})], [(("w1", "p1"), {})])
         await uow.store.save([(("w1", "p1"), {"r1": '{"c":{"s":1}}'})],
                              [("t1", {"r1": {"a": {"w1": "x"}, "m": None}})], [], now)
     async with svc.db.consumer_unit() as first:
-        votes = await first.store.lock_votes(["t1", "t2"])  # t1 stored, t2 new
+        # t1 and (w1, p1) stored, t2 and (w2, p1) new: one call locks them all
+        votes, states = await first.store.lock_rows(["t1", "t2"], [("w1", "p1"), ("w2", "p1")],
+                                                    now)
         assert votes == [(("t1",), {"r1": {"a": {"w1": "x"}, "m": None}}), (("t2",), {})]
-        states = await first.store.lock_states([("w1", "p1"), ("w2", "p1")], now)
         assert sorted(states) == [(("w1", "p1"), {"r1": '{"c":{"s":1}}'}), (("w2", "p1"), {})]
         for task in ("t1", "t2"):
             with pytest.raises(DBAPIError) as waited:
                 async with svc.db.consumer_unit() as second:
                     await _lock_timeout(second, 100)
-                    await second.store.lock_votes([task])
+                    await second.store.lock_rows([task], [], now)
             assert "lock" in str(waited.value)
         for key in (("w1", "p1"), ("w2", "p1")):
             with pytest.raises(DBAPIError):
                 async with svc.db.consumer_unit() as second:
                     await _lock_timeout(second, 100)
-                    await second.store.lock_states([key], now)
+                    await second.store.lock_rows([], [key], now)
 
 
 async def test_a_vote_row_created_by_a_concurrent_batch_is_read_after_it_commits(
@@ -141,10 +142,10 @@ async def test_a_vote_row_created_by_a_concurrent_batch_is_read_after_it_commits
     async def second() -> list[Any]:
         async with svc.db.consumer_unit() as uow:
             started.set()
-            return await uow.store.lock_votes(["t9", "t8"])
+            return (await uow.store.lock_rows(["t9", "t8"], [], now))[0]
 
     async with svc.db.consumer_unit() as first:
-        assert await first.store.lock_votes(["t9"]) == [(("t9",), {})]
+        assert await first.store.lock_rows(["t9"], [], now) == ([(("t9",), {})], [])
         waiting = asyncio.create_task(second())
         await started.wait()
         await asyncio.sleep(0.3)
@@ -152,6 +153,30 @@ async def test_a_vote_row_created_by_a_concurrent_batch_is_read_after_it_commits
         await first.store.save([], [("t9", {"r1": {"a": {"w1": "y"}, "m": None}})], [], now)
     assert sorted(await waiting) == [(("t8",), {}),
                                      (("t9",), {"r1": {"a": {"w1": "y"}, "m": None}})]
+
+
+async def test_new_submissions_and_reviewed_statuses_come_from_one_statement(
+        svc: Service) -> None:
+    """A reviewed submission's status comes back whether it was stored before or by the
+    same statement; a submission stored twice keeps its first row; statuses change in
+    one update."""
+    now = datetime.now(UTC)
+
+    def sub(aid: str, status: str = "submitted") -> dict[str, Any]:
+        return {"assignment_id": aid, "task_id": "t1", "pool_id": "p1", "project_id": None,
+                "worker_id": "w1", "status": status, "review_mode": "manual",
+                "submitted_at": now}
+
+    async with svc.db.consumer_unit() as uow:
+        assert await uow.store.add_submissions([sub("a1")], []) == {}
+    async with svc.db.consumer_unit() as uow:
+        got = await uow.store.add_submissions([sub("a2"), sub("a1", "accepted")],
+                                              ["a1", "a2", "a3"])
+        assert got == {"a1": "submitted", "a2": "submitted"}  # a3: never submitted
+        await uow.store.set_submission_statuses({"a2": "rejected", "a1": "accepted"})
+    async with svc.db.consumer_unit() as uow:
+        assert await uow.store.add_submissions([], ["a1", "a2"]) == {
+            "a1": "accepted", "a2": "rejected"}
 
 
 async def test_a_batch_writes_states_votes_and_firings_in_one_statement(svc: Service) -> None:

@@ -109,29 +109,28 @@ async def facts_for(items: list[tuple[Event, Envelope]], store: RulesStore) -> l
             new_subs.append(_submission(event))
         make = FACT_OF.get(type(event))
         facts.append(make(event, env.event_id) if make is not None else None)
-    if new_subs:
-        await store.add_submissions(new_subs)
-    if reviews:
-        await _review_facts(reviews, facts, store)
+    if new_subs or reviews:
+        ids = list({e.assignment_id for _, e, _, _ in reviews})
+        status = await store.add_submissions(new_subs, ids)
+        if reviews:
+            await _review_facts(reviews, facts, status, store)
     return [f for f in facts if f is not None]
 
 
 async def _review_facts(reviews: list[tuple[int, ReviewAccepted | ReviewRejected, str, str]],
-                        facts: list[Fact | None], store: RulesStore) -> None:
-    """Fill in the review decisions' facts (with the submission's previous status) and
+                        facts: list[Fact | None], status: dict[str, str],
+                        store: RulesStore) -> None:
+    """Fill in the review decisions' facts (with the submission's previous ``status``) and
     store the submissions' new status."""
-    ids = list({e.assignment_id for _, e, _, _ in reviews})
-    status = await store.submission_statuses(ids)
+    changed: dict[str, str] = {}
     for i, e, eid, new in reviews:
         prev = status.get(e.assignment_id)
         facts[i] = Fact(eid, new, e.decided_at, e.worker_id, e.pool_id, e.project_id,
                         e.task_id, {"prev_status": prev})
         if prev is not None:
-            status[e.assignment_id] = new
-    for new in ("accepted", "rejected"):
-        changed = [i for i in ids if status.get(i) == new]
-        if changed:
-            await store.set_submission_status(changed, new)
+            status[e.assignment_id] = changed[e.assignment_id] = new
+    if changed:
+        await store.set_submission_statuses(changed)
 
 
 async def evaluate_events(items: list[tuple[Event, Envelope]], uow: UnitOfWork[RulesStore],

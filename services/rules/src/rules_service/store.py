@@ -2,9 +2,9 @@
 facts, rule definitions or plain rows.
 
 The hot path (a consumer's batch) costs a fixed number of statements however many events
-it holds: one insert of new submissions, one read and at most two updates of reviewed
-ones, one locking read of the state rows (two more when some are missing), one statement
-that creates the missing vote rows and locks the others, one insert of the recorded facts,
+it holds: one that inserts the new submissions and reads the reviewed ones' statuses, one
+update of those statuses, one that creates the missing vote rows and locks the others and
+the state rows (two more when state rows are missing), one insert of the recorded facts,
 one statement writing the changed state rows, the changed vote rows and the firings; the
 kit adds the inbox claim and one outbox insert. Batch statements take arrays (``unnest``),
 so one prepared statement, built once, serves every batch size.
@@ -52,20 +52,26 @@ _DELETE_RULE = (update(rules).where(*_LIVE_RULE)
 
 # ------------------------------------------------------------- the hot path
 
-# A batch's new submissions in one execution over arrays (an executemany ran one INSERT
-# per row in the server and processed every row's parameters in SQLAlchemy).
-_INSERT_SUBMISSIONS = Prepared(text(
-    "INSERT INTO submissions (assignment_id, task_id, pool_id, project_id, worker_id, "
-    "status, review_mode, submitted_at) SELECT * FROM unnest(CAST(:a AS text[]), "
-    "CAST(:t AS text[]), CAST(:p AS text[]), CAST(:pr AS text[]), CAST(:w AS text[]), "
-    "CAST(:s AS text[]), CAST(:m AS text[]), CAST(:at AS timestamptz[])) "
-    "ON CONFLICT (assignment_id) DO NOTHING"))
-_SUBMISSION_STATUSES = select(submissions.c.assignment_id, submissions.c.status).where(
-    submissions.c.assignment_id.in_(bindparam("b_ids", expanding=True)))
-_SET_SUBMISSION_STATUS = (update(submissions)
-                          .where(submissions.c.assignment_id.in_(
-                              bindparam("b_ids", expanding=True)))
-                          .values(status=bindparam("b_status")))
+# A batch's new submissions and the statuses of the submissions it reviews, in one
+# execution over arrays (an executemany ran one INSERT per row in the server). The reading
+# part does not see the rows its own insert adds (one snapshot): those come from RETURNING,
+# so each reviewed submission comes back from exactly one part.
+_SUBMISSIONS = ("INSERT INTO submissions (assignment_id, task_id, pool_id, project_id, "
+                "worker_id, status, review_mode, submitted_at) SELECT * FROM unnest("
+                "CAST(:a AS text[]), CAST(:t AS text[]), CAST(:p AS text[]), "
+                "CAST(:pr AS text[]), CAST(:w AS text[]), CAST(:s AS text[]), "
+                "CAST(:m AS text[]), CAST(:at AS timestamptz[])) "
+                "ON CONFLICT (assignment_id) DO NOTHING")
+_ADD_SUBMISSIONS_READ_STATUSES = Prepared(text(
+    f"WITH new AS ({_SUBMISSIONS} RETURNING assignment_id, status) "
+    "SELECT assignment_id, status FROM submissions "
+    "WHERE assignment_id = ANY(CAST(:ids AS text[])) "
+    "UNION ALL SELECT assignment_id, status FROM new "
+    "WHERE assignment_id = ANY(CAST(:ids AS text[]))"))
+# every changed status in one statement, in assignment order (the order its rows lock)
+_SET_SUBMISSION_STATUSES = Prepared(text(
+    "UPDATE submissions SET status = u.s FROM unnest(CAST(:a AS text[]), "
+    "CAST(:s AS text[])) AS u(a, s) WHERE submissions.assignment_id = u.a"))
 # The locking reads take their keys as arrays (one prepared statement for every batch
 # size, built once), zipped back by unnest; see servicekit.db.keys_in for why not a
 # literal list of row values. JSON documents come back as text, decoded by the store.
@@ -79,15 +85,22 @@ _INSERT_EMPTY_STATES = Prepared(text(
     "SELECT w, p, '{}', CAST(:now AS timestamptz) FROM unnest("
     "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p) ORDER BY w, p "
     "ON CONFLICT (worker_id, pool_key) DO NOTHING"))
-# The missing vote rows inserted empty and the others locked, in one round trip: the two
-# parts share a snapshot, so each row comes back from exactly one of them.
-_LOCK_VOTES = Prepared(text(
+# A batch's rows in one round trip: the missing vote rows inserted empty, the others locked
+# (the two parts share a snapshot, so each vote row comes back from exactly one of them),
+# then its state rows locked. UNION ALL reads its parts in order, so the locks are taken as
+# two statements took them: the vote rows in task order, then the state rows in key order,
+# in every batch alike (no two batches wait on each other crosswise). ``pool_key`` is null
+# on vote rows only (it is part of the state rows' key).
+_LOCK_ROWS = Prepared(text(
     "WITH k AS (SELECT DISTINCT t FROM unnest(CAST(:t AS text[])) AS k(t)), "
     "new AS (INSERT INTO task_votes (task_id, data) SELECT t, '{}' FROM k ORDER BY t "
     "ON CONFLICT (task_id) DO NOTHING RETURNING task_id, data), "
     "old AS (SELECT task_id, data FROM task_votes WHERE task_id IN (SELECT t FROM k) "
-    "ORDER BY task_id FOR UPDATE) "
-    "SELECT task_id, data FROM old UNION ALL SELECT task_id, data FROM new"))
+    "ORDER BY task_id FOR UPDATE), "
+    f"st AS ({_LOCK_STATES.statement.text}) "
+    "SELECT task_id AS id, CAST(NULL AS text) AS pool_key, data FROM old "
+    "UNION ALL SELECT task_id, NULL, data FROM new "
+    "UNION ALL SELECT worker_id, pool_key, data FROM st"))
 _RELOCK_VOTES = Prepared(text(
     "SELECT task_id, data FROM task_votes "
     "WHERE task_id IN (SELECT unnest(CAST(:t AS text[]))) ORDER BY task_id FOR UPDATE"))
@@ -256,64 +269,62 @@ class RulesStore:
 
     # ------------------------------------------------ submissions (facts)
 
-    async def add_submissions(self, rows: list[dict[str, Any]]) -> None:
-        await _INSERT_SUBMISSIONS.all(self.conn, {
+    async def add_submissions(self, rows: list[dict[str, Any]],
+                              reviewed: list[str]) -> dict[str, str]:
+        """Store the new submissions (once each); the statuses of the ``reviewed`` ones,
+        those just added included (one statement)."""
+        return {r[0]: r[1] for r in await _ADD_SUBMISSIONS_READ_STATUSES.all(self.conn, {
             "a": [r["assignment_id"] for r in rows], "t": [r["task_id"] for r in rows],
             "p": [r["pool_id"] for r in rows], "pr": [r["project_id"] for r in rows],
             "w": [r["worker_id"] for r in rows], "s": [r["status"] for r in rows],
-            "m": [r["review_mode"] for r in rows], "at": [r["submitted_at"] for r in rows]})
+            "m": [r["review_mode"] for r in rows], "at": [r["submitted_at"] for r in rows],
+            "ids": reviewed})}
 
-    async def submission_statuses(self, assignment_ids: list[str]) -> dict[str, str]:
-        return {r[0]: r[1] for r in await self.conn.execute(
-            _SUBMISSION_STATUSES, {"b_ids": assignment_ids})}
-
-    async def set_submission_status(self, assignment_ids: list[str], status: str) -> None:
-        await self.conn.execute(_SET_SUBMISSION_STATUS,
-                                {"b_ids": assignment_ids, "b_status": status})
+    async def set_submission_statuses(self, statuses: dict[str, str]) -> None:
+        """{assignment id: new status} in one statement."""
+        ids = sorted(statuses)
+        await _SET_SUBMISSION_STATUSES.all(self.conn, {"a": ids,
+                                                        "s": [statuses[i] for i in ids]})
 
     # ---------------------------------------------------- state and votes
 
-    async def lock_states(self, keys: list[tuple[str, str]],
-                          now: datetime) -> list[tuple[Key, dict[str, str]]]:
-        """The state rows of these (worker, pool key)s, locked: {rule_id: encoded state}.
+    async def lock_rows(self, task_ids: list[str], keys: list[tuple[str, str]],
+                        now: datetime) -> tuple[list[tuple[Key, dict[str, Any]]],
+                                                list[tuple[Key, dict[str, str]]]]:
+        """The vote rows of these tasks ({rule_id: votes}) and the state rows of these
+        (worker, pool key)s ({rule_id: encoded state}), locked until the batch commits.
 
-        Locked in key order, so concurrent deliveries for the same worker queue instead
-        of overwriting each other's counts. In the steady state every row exists and this
-        is one SELECT ... FOR UPDATE; missing rows are created empty first (one insert,
-        one more locking read, whose new snapshot sees a row another batch just created).
+        In the steady state this is one statement: it creates the missing vote rows (a new
+        task's first answers: most batches have some) and locks the others in task order,
+        then locks the state rows in key order, so concurrent deliveries for the same task
+        or worker queue instead of overwriting each other. A vote row that another batch
+        created after the statement's snapshot is neither inserted nor seen by it: such
+        rows are locked by a second read (a new snapshot). Missing state rows are created
+        empty (one insert, one more locking read, whose new snapshot also sees a row
+        another batch just created).
         """
-        w, p = [k[0] for k in keys], [k[1] for k in keys]
         loads = orjson.loads
-        found: list[tuple[Key, dict[str, str]]] = [
-            ((r[0], r[1]), loads(r[2]))
-            for r in await _LOCK_STATES.all(self.conn, {"w": w, "p": p})]
-        if len(found) < len(keys):
-            have = {k for k, _ in found}
-            missing = sorted(k for k in set(keys) if k not in have)
+        votes: list[tuple[Key, dict[str, Any]]] = []
+        states: list[tuple[Key, dict[str, str]]] = []
+        for r in await _LOCK_ROWS.all(self.conn, {"t": task_ids, "w": [k[0] for k in keys],
+                                                  "p": [k[1] for k in keys]}):
+            if r[1] is None:
+                votes.append(((r[0],), loads(r[2])))
+            else:
+                states.append(((r[0], r[1]), loads(r[2])))
+        if len(votes) < len(set(task_ids)):
+            have = {k[0] for k, _ in votes}
+            late = sorted(t for t in set(task_ids) if t not in have)
+            votes += [((r[0],), loads(r[1])) for r in await _RELOCK_VOTES.all(
+                self.conn, {"t": late})]
+        if len(states) < len(set(keys)):
+            have_keys = {k for k, _ in states}
+            missing = sorted(k for k in set(keys) if k not in have_keys)
             mw, mp = [k[0] for k in missing], [k[1] for k in missing]
             await _INSERT_EMPTY_STATES.all(self.conn, {"w": mw, "p": mp, "now": now})
-            found += [((r[0], r[1]), loads(r[2])) for r in await _LOCK_STATES.all(
+            states += [((r[0], r[1]), loads(r[2])) for r in await _LOCK_STATES.all(
                 self.conn, {"w": mw, "p": mp})]
-        return found
-
-    async def lock_votes(self, task_ids: list[str]) -> list[tuple[Key, dict[str, Any]]]:
-        """The vote rows of these tasks, locked: {rule_id: votes}.
-
-        One statement creates the missing rows (a new task's first answers: most batches
-        have some) and locks the others in task order. A row that another batch created
-        after this statement's snapshot is neither inserted nor seen by it: such rows are
-        locked by a second read (a new snapshot).
-        """
-        loads = orjson.loads
-        found: list[tuple[Key, dict[str, Any]]] = [
-            ((r[0],), loads(r[1]))
-            for r in await _LOCK_VOTES.all(self.conn, {"t": task_ids})]
-        if len(found) < len(task_ids):
-            have = {k[0] for k, _ in found}
-            late = sorted(t for t in set(task_ids) if t not in have)
-            found += [((r[0],), loads(r[1])) for r in await _RELOCK_VOTES.all(
-                self.conn, {"t": late})]
-        return found
+        return votes, states
 
     async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
                    votes: list[tuple[str, dict[str, Any]]], fired: list[dict[str, Any]],
