@@ -63,6 +63,12 @@ def setup_logging(service: str, *, level: str = "INFO", json_logs: bool = True) 
     root = logging.getLogger()
     if any(getattr(h, "_servicekit", False) for h in root.handlers):
         return
+    # No line shows a thread, process or caller: skip collecting them for every record (the
+    # logging HOWTO's "Optimization"; the gateway logs a line per request).
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    logging._srcfile = None
     handler = logging.StreamHandler(sys.stderr)
     handler._servicekit = True  # type: ignore[attr-defined]
     if json_logs:
