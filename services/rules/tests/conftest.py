@@ -82,12 +82,15 @@ class FakeRulesStore:
 
     # --------------------------------------------------- state and votes
 
-    async def lock_rows(self, task_ids: list[str], keys: list[tuple[str, str]], now: datetime
-                        ) -> tuple[list[tuple[tuple[str, ...], dict[str, Any]]],
-                                   list[tuple[tuple[str, ...], dict[str, str]]]]:
-        self.calls.append("lock_rows")
-        return ([((t,), dict(self.votes.setdefault(t, {}))) for t in sorted(task_ids)],
-                [(k, dict(self.states.setdefault(k, {}))) for k in sorted(keys)])
+    async def lock_votes(self, task_ids: list[str]
+                         ) -> list[tuple[tuple[str, ...], dict[str, Any]]]:
+        self.calls.append("lock_votes")
+        return [((t,), dict(self.votes.setdefault(t, {}))) for t in sorted(task_ids)]
+
+    async def lock_states(self, keys: list[tuple[str, str]], now: datetime
+                          ) -> list[tuple[tuple[str, ...], dict[str, str]]]:
+        self.calls.append("lock_states")
+        return [(k, dict(self.states.setdefault(k, {}))) for k in sorted(keys)]
 
     async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
                    votes: list[tuple[str, dict[str, Any]]], fired: list[dict[str, Any]],

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Any, get_args
 
+import orjson
 import pytest
 
 from contracts.envelope import Envelope, new_envelope
@@ -272,17 +273,39 @@ async def test_a_batch_is_evaluated_as_one_unit(ctx: RulesContext,
     commits = ctx.db.commits
     await feed(ctx, *events)
     assert emitted(ctx, "rules.skill.set")  # rules fired inside the batch
-    for name in ("add_submissions", "lock_rows", "record_facts", "save"):
+    for name in ("add_submissions", "lock_votes", "lock_states", "record_facts", "save"):
         assert store.called(name) == 1, name
     assert store.called("set_submission_statuses") <= 1  # none here: unknown submissions
     assert ctx.db.commits == commits + 1
+
+
+@pytest.mark.parametrize("overlap,last", [(2, ["w2"]), (3, ["w2", "w3"])])
+async def test_a_majority_counts_for_earlier_voters_whose_rows_it_loads_and_keeps(
+        ctx: RulesContext, store: FakeRulesStore, overlap: int, last: list[str]) -> None:
+    """The batch that reaches a task's majority (by one answer or by several) counts it
+    for the voters of earlier batches: it loads and locks their state rows too, so each of
+    them keeps its other rules' states (a row holds every rule of the pool) and adds the
+    outcome to its own."""
+    cap = await add_rule(ctx, "captcha", ON_CAPTCHA_FAILURE, SKILL)
+    maj = await add_rule(ctx, "majority_vote", [("total_answers_count", ">=", 5)], SKILL,
+                         answer_threshold=2)
+    await feed(ctx, captcha(False, worker="w1"), submitted("w1", "t1", overlap=overlap))
+    before = dict(store.states[("w1", POOL)])
+    assert set(before) == {cap.rule_id}  # no majority yet: w1 not counted
+    store.calls.clear()
+    await feed(ctx, *(submitted(w, "t1", overlap=overlap) for w in last))  # all agree
+    assert store.calls.index("lock_votes") < store.calls.index("lock_states")
+    row = store.states[("w1", POOL)]
+    assert row[cap.rule_id] == before[cap.rule_id]
+    for w in ("w1", *last):
+        assert orjson.loads(store.states[(w, POOL)][maj.rule_id])["c"] == {"c": 1}, w
 
 
 async def test_events_without_rules_are_still_recorded_for_backtests(
         ctx: RulesContext, store: FakeRulesStore) -> None:
     await feed(ctx, captcha(False), submitted(), TaskSkipped(**ref("w1", "t2"), skipped_at=T0))
     assert [f.kind for _, f in store.facts] == ["captcha", "submitted", "skipped"]
-    assert store.called("lock_rows") == 0 and store.firings == []
+    assert store.called("lock_votes") == store.called("lock_states") == 0 and store.firings == []
     assert ctx.db.event_types() == []
 
 

@@ -99,23 +99,31 @@ async def test_a_batch_keeps_its_state_in_one_row_per_worker_and_pool(svc: Servi
     assert (result.events_scanned, result.workers) == (4, ["w1", "w2"])
 
 
+async def lock_rows(uow: Any, task_ids: list[str], keys: list[tuple[str, str]],
+                    now: datetime) -> tuple[list[Any], list[Any]]:
+    """A batch's locks as the runner takes them: its vote rows, then its state rows."""
+    votes = await uow.store.lock_votes(task_ids) if task_ids else []
+    states = await uow.store.lock_states(keys, now) if keys else []
+    return sorted(votes), sorted(states)
+
+
 async def _lock_timeout(uow: object, ms: int) -> None:
     await uow.conn.execute(text(f"SET LOCAL lock_timeout = '{ms}ms'"))  # type: ignore[attr-defined]
 
 
 async def test_a_batch_locks_its_vote_and_state_rows_whether_new_or_old(svc: Service) -> None:
-    """The vote rows of a batch, the missing ones created by the same statement, and its
-    state rows are all locked until it commits; another batch on the same task or worker
+    """The vote rows of a batch, the missing ones created by the locking statement, and
+    its state rows are all locked until it commits; another batch on the same task or worker
     waits (here: gives up at its lock timeout)."""
     now = datetime.now(UTC)
     async with svc.db.consumer_unit() as uow:
-        assert await uow.store.lock_rows(["t1"], [("w1", "p1")], now) == (
+        assert await lock_rows(uow, ["t1"], [("w1", "p1")], now) == (
             [(("t1",), {})], [(("w1", "p1"), {})])
         await uow.store.save([(("w1", "p1"), {"r1": '{"c":{"s":1}}'})],
                              [("t1", {"r1": {"a": {"w1": "x"}, "m": None}})], [], now)
     async with svc.db.consumer_unit() as first:
         # t1 and (w1, p1) stored, t2 and (w2, p1) new: one call locks them all
-        votes, states = await first.store.lock_rows(["t1", "t2"], [("w1", "p1"), ("w2", "p1")],
+        votes, states = await lock_rows(first, ["t1", "t2"], [("w1", "p1"), ("w2", "p1")],
                                                     now)
         assert votes == [(("t1",), {"r1": {"a": {"w1": "x"}, "m": None}}), (("t2",), {})]
         assert sorted(states) == [(("w1", "p1"), {"r1": '{"c":{"s":1}}'}), (("w2", "p1"), {})]
@@ -123,29 +131,29 @@ async def test_a_batch_locks_its_vote_and_state_rows_whether_new_or_old(svc: Ser
             with pytest.raises(DBAPIError) as waited:
                 async with svc.db.consumer_unit() as second:
                     await _lock_timeout(second, 100)
-                    await second.store.lock_rows([task], [], now)
+                    await lock_rows(second, [task], [], now)
             assert "lock" in str(waited.value)
         for key in (("w1", "p1"), ("w2", "p1")):
             with pytest.raises(DBAPIError):
                 async with svc.db.consumer_unit() as second:
                     await _lock_timeout(second, 100)
-                    await second.store.lock_rows([], [key], now)
+                    await lock_rows(second, [], [key], now)
 
 
 async def test_a_vote_row_created_by_a_concurrent_batch_is_read_after_it_commits(
         svc: Service) -> None:
     """The batch that waited on another's new vote row gets that row as committed (the
-    second read), not an empty one that would overwrite its votes."""
+    read after the lock, a new snapshot), not an empty one that would overwrite its votes."""
     now = datetime.now(UTC)
     started = asyncio.Event()
 
     async def second() -> list[Any]:
         async with svc.db.consumer_unit() as uow:
             started.set()
-            return (await uow.store.lock_rows(["t9", "t8"], [], now))[0]
+            return (await lock_rows(uow, ["t9", "t8"], [], now))[0]
 
     async with svc.db.consumer_unit() as first:
-        assert await first.store.lock_rows(["t9"], [], now) == ([(("t9",), {})], [])
+        assert await lock_rows(first, ["t9"], [], now) == ([(("t9",), {})], [])
         waiting = asyncio.create_task(second())
         await started.wait()
         await asyncio.sleep(0.3)
@@ -153,6 +161,54 @@ async def test_a_vote_row_created_by_a_concurrent_batch_is_read_after_it_commits
         await first.store.save([], [("t9", {"r1": {"a": {"w1": "y"}, "m": None}})], [], now)
     assert sorted(await waiting) == [(("t8",), {}),
                                      (("t9",), {"r1": {"a": {"w1": "y"}, "m": None}})]
+
+
+async def test_batches_overlapping_on_tasks_and_workers_never_wait_crosswise(
+        svc: Service) -> None:
+    """A row another batch created after a batch's snapshot is locked in its place in the
+    order, before any state row. Here batch A waits on t0 (held by D) while t1 is created
+    (C) and locked by B; then A needs t1 and B needs A's state row: A must not hold that
+    state row yet (a locking read taking t1 after it deadlocked so, two replicas hit it)."""
+    now = datetime.now(UTC)
+    key = ("w1", "p1")
+    d_holds, d_done, b_holds, b_done = (asyncio.Event() for _ in range(4))
+
+    async def d() -> None:
+        async with svc.db.consumer_unit() as uow:
+            await lock_rows(uow, ["t0"], [], now)
+            d_holds.set()
+            await d_done.wait()
+
+    async def a() -> tuple[Any, Any]:
+        async with svc.db.consumer_unit() as uow:
+            return await lock_rows(uow, ["t0", "t1"], [key], now)
+
+    async def b() -> tuple[Any, Any]:
+        async with svc.db.consumer_unit() as uow:
+            await lock_rows(uow, ["t1"], [], now)
+            b_holds.set()
+            await b_done.wait()
+            return await lock_rows(uow, [], [key], now)
+
+    async with svc.db.consumer_unit() as uow:  # the state row is there before
+        await lock_rows(uow, [], [key], now)
+    holder = asyncio.create_task(d())
+    await d_holds.wait()
+    first = asyncio.create_task(a())
+    await asyncio.sleep(0.3)
+    assert not first.done()  # A waits on t0
+    async with svc.db.consumer_unit() as c:  # t1 comes to be after A's snapshot
+        await lock_rows(c, ["t1"], [], now)
+    second = asyncio.create_task(b())
+    await b_holds.wait()
+    d_done.set()
+    await holder
+    await asyncio.sleep(0.3)  # A goes on to t1, held by B
+    b_done.set()
+    got_b = await asyncio.wait_for(second, 10)
+    got_a = await asyncio.wait_for(first, 10)  # after B commits
+    assert got_b == ([], [(key, {})])
+    assert got_a == ([(("t0",), {}), (("t1",), {})], [(key, {})])
 
 
 async def test_new_submissions_and_reviewed_statuses_come_from_one_statement(

@@ -107,22 +107,25 @@ class BatchRun:
         return self.uow.store
 
     async def ensure(self, facts: list[Fact]) -> None:
-        """Load (and lock) the vote and state rows these facts touch into the engine."""
+        """Load (and lock) the vote and state rows these facts touch into the engine.
+
+        The vote rows first: the state rows a fact touches include those of the task's
+        earlier voters (a majority reached counts for each of them), known from its votes.
+        """
         engine = self.engine
         tasks = sorted({k[1] for f in facts for k in engine.vote_keys(f)} - self.loaded_tasks)
+        if tasks:
+            for (task_id,), data in await self.store.lock_votes(tasks):
+                for rule_id, v in data.items():
+                    engine.votes[(rule_id, task_id)] = v
+            self.loaded_tasks.update(tasks)
         keys = sorted({(k[1], k[2]) for f in facts for k in engine.state_keys(f)}
                       - self.loaded_rows)
-        if not tasks and not keys:
-            return
-        votes, states = await self.store.lock_rows(tasks, keys, self.now)
-        for (task_id,), data in votes:
-            for rule_id, v in data.items():
-                engine.votes[(rule_id, task_id)] = v
-        for (w, p), sdata in states:
-            for rule_id, st in sdata.items():  # each rule's state still encoded
-                engine.states[(rule_id, w, p)] = st
-        self.loaded_tasks.update(tasks)
-        self.loaded_rows.update(keys)
+        if keys:
+            for (w, p), sdata in await self.store.lock_states(keys, self.now):
+                for rule_id, st in sdata.items():  # each rule's state still encoded
+                    engine.states[(rule_id, w, p)] = st
+            self.loaded_rows.update(keys)
 
     async def evaluate(self, facts: list[Fact]) -> None:
         """Every fact through the engine, in order; derived facts join the queue."""

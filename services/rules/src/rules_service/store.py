@@ -3,8 +3,8 @@ facts, rule definitions or plain rows.
 
 The hot path (a consumer's batch) costs a fixed number of statements however many events
 it holds: one that inserts the new submissions and reads the reviewed ones' statuses, one
-update of those statuses, one that creates the missing vote rows and locks the others and
-the state rows (two more when state rows are missing), one insert of the recorded facts,
+update of those statuses, two that create the missing vote rows, lock the others and read
+them, two that do so with the state rows, one insert of the recorded facts,
 one statement writing the changed state rows, the changed vote rows and the firings; the
 kit adds the inbox claim and one outbox insert. Batch statements take arrays (``unnest``),
 so one prepared statement, built once, serves every batch size.
@@ -72,38 +72,34 @@ _ADD_SUBMISSIONS_READ_STATUSES = Prepared(text(
 _SET_SUBMISSION_STATUSES = Prepared(text(
     "UPDATE submissions SET status = u.s FROM unnest(CAST(:a AS text[]), "
     "CAST(:s AS text[])) AS u(a, s) WHERE submissions.assignment_id = u.a"))
-# The locking reads take their keys as arrays (one prepared statement for every batch
-# size, built once), zipped back by unnest; see servicekit.db.keys_in for why not a
-# literal list of row values. JSON documents come back as text, decoded by the store.
+# A batch's rows, locked in one order that every batch shares, so that two batches never
+# wait on each other crosswise (one waits for the other's commit instead): its vote rows in
+# task order, then its state rows in key order. The state rows come second because which
+# ones a batch needs depends on the votes: when a task's majority is reached, every earlier
+# voter's state counts the outcome. Each table takes one statement that creates the
+# missing rows empty and locks the others: ``ON CONFLICT DO UPDATE ... WHERE false`` locks
+# a row's latest version, also one another batch created after the statement's snapshot
+# (it waits for that batch to commit or roll back), and writes nothing. (Locking reads
+# with FOR UPDATE miss rows created after their snapshot; the second read those then need
+# took its locks out of the order, and two replicas deadlocked so.) A plain read follows
+# each, in a new snapshot: the rows as the last batch holding them committed them. Keys
+# come as arrays (one prepared statement for every batch size), zipped back by unnest;
+# JSON documents come back as text, decoded by the store.
+_LOCK_VOTES = Prepared(text(
+    "INSERT INTO task_votes (task_id, data) "
+    "SELECT DISTINCT t, '{}' FROM unnest(CAST(:t AS text[])) AS k(t) ORDER BY t "
+    "ON CONFLICT (task_id) DO UPDATE SET data = task_votes.data WHERE false"))
+_READ_VOTES = Prepared(text(
+    "SELECT task_id, data FROM task_votes WHERE task_id = ANY(CAST(:t AS text[]))"))
 _LOCK_STATES = Prepared(text(
+    "INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
+    "SELECT DISTINCT w, p, '{}', CAST(:now AS timestamptz) FROM unnest("
+    "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p) ORDER BY w, p "
+    "ON CONFLICT (worker_id, pool_key) DO UPDATE SET data = collector_state.data WHERE false"))
+_READ_STATES = Prepared(text(
     "SELECT worker_id, pool_key, data FROM collector_state "
     "WHERE (worker_id, pool_key) IN (SELECT w, p FROM unnest("
-    "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p)) "
-    "ORDER BY worker_id, pool_key FOR UPDATE"))
-_INSERT_EMPTY_STATES = Prepared(text(
-    "INSERT INTO collector_state (worker_id, pool_key, data, updated_at) "
-    "SELECT w, p, '{}', CAST(:now AS timestamptz) FROM unnest("
-    "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p) ORDER BY w, p "
-    "ON CONFLICT (worker_id, pool_key) DO NOTHING"))
-# A batch's rows in one round trip: the missing vote rows inserted empty, the others locked
-# (the two parts share a snapshot, so each vote row comes back from exactly one of them),
-# then its state rows locked. UNION ALL reads its parts in order, so the locks are taken as
-# two statements took them: the vote rows in task order, then the state rows in key order,
-# in every batch alike (no two batches wait on each other crosswise). ``pool_key`` is null
-# on vote rows only (it is part of the state rows' key).
-_LOCK_ROWS = Prepared(text(
-    "WITH k AS (SELECT DISTINCT t FROM unnest(CAST(:t AS text[])) AS k(t)), "
-    "new AS (INSERT INTO task_votes (task_id, data) SELECT t, '{}' FROM k ORDER BY t "
-    "ON CONFLICT (task_id) DO NOTHING RETURNING task_id, data), "
-    "old AS (SELECT task_id, data FROM task_votes WHERE task_id IN (SELECT t FROM k) "
-    "ORDER BY task_id FOR UPDATE), "
-    f"st AS ({_LOCK_STATES.statement.text}) "
-    "SELECT task_id AS id, CAST(NULL AS text) AS pool_key, data FROM old "
-    "UNION ALL SELECT task_id, NULL, data FROM new "
-    "UNION ALL SELECT worker_id, pool_key, data FROM st"))
-_RELOCK_VOTES = Prepared(text(
-    "SELECT task_id, data FROM task_votes "
-    "WHERE task_id IN (SELECT unnest(CAST(:t AS text[]))) ORDER BY task_id FOR UPDATE"))
+    "CAST(:w AS text[]), CAST(:p AS text[])) AS k(w, p))"))
 
 # What a batch changed, written by one statement over arrays (one round trip instead of
 # one per table, one execution instead of one per row): its state rows, its vote rows and
@@ -288,43 +284,24 @@ class RulesStore:
 
     # ---------------------------------------------------- state and votes
 
-    async def lock_rows(self, task_ids: list[str], keys: list[tuple[str, str]],
-                        now: datetime) -> tuple[list[tuple[Key, dict[str, Any]]],
-                                                list[tuple[Key, dict[str, str]]]]:
-        """The vote rows of these tasks ({rule_id: votes}) and the state rows of these
-        (worker, pool key)s ({rule_id: encoded state}), locked until the batch commits.
-
-        In the steady state this is one statement: it creates the missing vote rows (a new
-        task's first answers: most batches have some) and locks the others in task order,
-        then locks the state rows in key order, so concurrent deliveries for the same task
-        or worker queue instead of overwriting each other. A vote row that another batch
-        created after the statement's snapshot is neither inserted nor seen by it: such
-        rows are locked by a second read (a new snapshot). Missing state rows are created
-        empty (one insert, one more locking read, whose new snapshot also sees a row
-        another batch just created).
-        """
+    async def lock_votes(self, task_ids: list[str]) -> list[tuple[Key, dict[str, Any]]]:
+        """The vote rows of these tasks ({rule_id: votes}), created empty where missing,
+        locked in task order until the batch commits (so concurrent deliveries for the
+        same task queue instead of overwriting each other). Two statements."""
+        await _LOCK_VOTES.all(self.conn, {"t": task_ids})
         loads = orjson.loads
-        votes: list[tuple[Key, dict[str, Any]]] = []
-        states: list[tuple[Key, dict[str, str]]] = []
-        for r in await _LOCK_ROWS.all(self.conn, {"t": task_ids, "w": [k[0] for k in keys],
-                                                  "p": [k[1] for k in keys]}):
-            if r[1] is None:
-                votes.append(((r[0],), loads(r[2])))
-            else:
-                states.append(((r[0], r[1]), loads(r[2])))
-        if len(votes) < len(set(task_ids)):
-            have = {k[0] for k, _ in votes}
-            late = sorted(t for t in set(task_ids) if t not in have)
-            votes += [((r[0],), loads(r[1])) for r in await _RELOCK_VOTES.all(
-                self.conn, {"t": late})]
-        if len(states) < len(set(keys)):
-            have_keys = {k for k, _ in states}
-            missing = sorted(k for k in set(keys) if k not in have_keys)
-            mw, mp = [k[0] for k in missing], [k[1] for k in missing]
-            await _INSERT_EMPTY_STATES.all(self.conn, {"w": mw, "p": mp, "now": now})
-            states += [((r[0], r[1]), loads(r[2])) for r in await _LOCK_STATES.all(
-                self.conn, {"w": mw, "p": mp})]
-        return votes, states
+        return [((r[0],), loads(r[1])) for r in await _READ_VOTES.all(self.conn,
+                                                                       {"t": task_ids})]
+
+    async def lock_states(self, keys: list[tuple[str, str]], now: datetime
+                          ) -> list[tuple[Key, dict[str, str]]]:
+        """The state rows of these (worker, pool key)s ({rule_id: encoded state}), created
+        empty where missing, locked in key order until the batch commits. A batch locks
+        its vote rows first (:meth:`lock_votes`), then its state rows. Two statements."""
+        params = {"w": [k[0] for k in keys], "p": [k[1] for k in keys]}
+        await _LOCK_STATES.all(self.conn, {**params, "now": now})
+        loads = orjson.loads
+        return [((r[0], r[1]), loads(r[2])) for r in await _READ_STATES.all(self.conn, params)]
 
     async def save(self, states: list[tuple[tuple[str, str], dict[str, str]]],
                    votes: list[tuple[str, dict[str, Any]]], fired: list[dict[str, Any]],
