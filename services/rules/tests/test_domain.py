@@ -127,6 +127,25 @@ def test_majority_vote_counts_each_voter_when_task_completes() -> None:
     assert hits[0].values["incorrect_answers_rate"] == 100.0
 
 
+def test_a_batch_loads_the_earlier_voters_rows_only_where_its_answers_may_decide() -> None:
+    """Earlier voters' state rows are named while the task's majority is still open and
+    the batch's answers can bring the task to its overlap; not once it is decided."""
+    r = rule("majority_vote", [("total_answers_count", ">=", 2)],
+             {"type": "set_skill", "skill": "mv", "value": 0}, answer_threshold=2)
+    e = Engine([r], {}, {("r1", "t1"): {"a": {"a": "cat"}, "m": None},
+                         ("r1", "t2"): {"a": {"a": "cat", "b": "cat"}, "m": "cat"}})
+
+    def answer(w: str, task: str, overlap: int) -> Fact:
+        return fact("submitted", worker=w, task=task, overlap=overlap, answer_key="cat")
+
+    assert e.row_keys([answer("c", "t1", 2)]) == {("c", "p1"), ("a", "p1")}
+    assert e.row_keys([answer("c", "t1", 3)]) == {("c", "p1")}  # one answer short
+    assert e.row_keys([answer("c", "t1", 3), answer("d", "t1", 3)]) == {
+        ("c", "p1"), ("d", "p1"), ("a", "p1")}
+    assert e.row_keys([answer("c", "t2", 2)]) == {("c", "p1")}  # decided: counts c alone
+    assert e.row_keys([answer("c", "t3", 1)]) == {("c", "p1")}  # no earlier votes
+
+
 def test_fast_answers_and_skips_in_a_row() -> None:
     fast = rule("fast_answers", [("total_submitted_count", ">=", 3),
                                  ("fast_submitted_count", ">=", 2)],

@@ -19,6 +19,7 @@ per fact:
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -104,6 +105,12 @@ class Collector:
         """For a collector counted through votes: add the fact's answer to the task's
         votes ``v``; the (worker, agrees) to count now, or None when the worker had
         already voted on the task."""
+        raise NotImplementedError(self.kind)
+
+    def earlier_voters(self, v: Votes | None, fact: Fact, answers: int) -> Iterable[str]:
+        """For a collector counted through votes: the task's earlier voters (in the stored
+        votes ``v``) whose states ``fact``'s answer may count, when the batch holds
+        ``answers`` answers to the task (their state rows are loaded with the fact's)."""
         raise NotImplementedError(self.kind)
 
 
@@ -230,6 +237,14 @@ class MajorityVote(TwoOutcomes):
                 v["m"] = top
                 return [(w, a == top) for w, a in v["a"].items()]
         return []
+
+    def earlier_voters(self, v: Votes | None, fact: Fact, answers: int) -> Iterable[str]:
+        # Every voter is counted when the majority is reached: not before the task has its
+        # overlap in answers, and only once.
+        if not v or v["m"] is not None or len(v["a"]) + answers < int(
+                fact.data.get("overlap") or 1):
+            return ()
+        return v["a"]
 
 
 @collector

@@ -13,6 +13,7 @@ import hashlib
 import json
 import operator
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -326,15 +327,21 @@ class Engine:
             return []
         return [(r.rule_id, fact.task_id) for r in self.rules_for(fact) if r.spec.votes]
 
-    def state_keys(self, fact: Fact) -> list[StateKey]:
-        keys = []
-        for r in self.rules_for(fact):
-            pk = r.pool_key(fact)
-            keys.append((r.rule_id, fact.worker_id, pk))
-            if r.spec.votes and fact.task_id:  # every voter of the task may be counted
-                for w in self.votes.get((r.rule_id, fact.task_id), {}).get("a", {}):
-                    keys.append((r.rule_id, w, pk))
-        return keys
+    def row_keys(self, facts: Iterable[Fact]) -> set[tuple[str, str]]:
+        """The state rows, (worker, pool key), these facts touch: each fact's worker's,
+        and where an answer may decide its task's majority, every earlier voter's (known
+        from the task's votes, which are loaded first)."""
+        facts = list(facts)
+        answers = Counter(f.task_id for f in facts if f.kind == "submitted")
+        out: set[tuple[str, str]] = set()
+        for fact in facts:
+            for r in self.rules_for(fact):
+                pk = r.pool_key(fact)
+                out.add((fact.worker_id, pk))
+                if r.spec.votes and fact.task_id:
+                    out.update((w, pk) for w in r.spec.earlier_voters(
+                        self.votes.get((r.rule_id, fact.task_id)), fact, answers[fact.task_id]))
+        return out
 
     # -- evaluation
 

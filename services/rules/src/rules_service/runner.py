@@ -119,8 +119,7 @@ class BatchRun:
                 for rule_id, v in data.items():
                     engine.votes[(rule_id, task_id)] = v
             self.loaded_tasks.update(tasks)
-        keys = sorted({(k[1], k[2]) for f in facts for k in engine.state_keys(f)}
-                      - self.loaded_rows)
+        keys = sorted(engine.row_keys(facts) - self.loaded_rows)
         if keys:
             for (w, p), sdata in await self.store.lock_states(keys, self.now):
                 for rule_id, st in sdata.items():  # each rule's state still encoded
