@@ -30,6 +30,7 @@ from rules_service.settings import RulesSettings
 from servicekit.errors import RpcCallError
 from servicekit.migrations import upgrade
 from servicekit.rpc import RpcClient
+from servicekit.testing import consumers_drained
 
 SERVICE_DIR = Path(__file__).parents[1]
 ADMIN = Actor(user_id="admin-1", role="admin")
@@ -39,8 +40,9 @@ MANAGER = Actor(user_id="manager-1", role="manager")
 class Bus:
     """Publishes incoming events as their producers would; collects rules.* events."""
 
-    def __init__(self, nc: nats.NATS) -> None:
+    def __init__(self, nc: nats.NATS, svc: Any) -> None:
         self.nc = nc
+        self.svc = svc
         self.js = nc.jetstream()
         self.seen: list[Envelope] = []
         self.rpc = RpcClient(nc)
@@ -52,6 +54,11 @@ class Bus:
 
         self.sub = await self.js.subscribe("rules.>", cb=on_msg, ordered_consumer=True,
                                            deliver_policy=DeliverPolicy.NEW)
+
+    async def consumers_drained(self) -> None:
+        """Wait until every rules consumer handled everything published so far."""
+        await consumers_drained(self.js, [(c.stream, c.durable) for c in self.svc.consumers],
+                                timeout_s=10.0)
 
     async def publish(self, event: Any, producer: str = "tasks",
                       env: Envelope | None = None) -> Envelope:
@@ -98,7 +105,7 @@ async def rules_svc(nats_server, database_url, clock):
 @pytest.fixture
 async def bus(nats_server, rules_svc) -> AsyncIterator[Bus]:
     nc = await nats.connect(nats_server.url)
-    b = Bus(nc)
+    b = Bus(nc, rules_svc)
     await b.start()
     yield b
     await nc.close()
@@ -358,18 +365,12 @@ async def test_backtest_lists_the_workers_the_live_rule_hits(bus: Bus, clock) ->
     live = sorted({e.data["worker_id"] for e in bus.seen
                    if e.type == "rules.restriction.applied" and e.data["worker_id"] in speeds})
     assert live == expected
-    # every submission, plus one "access revoked" fact per restriction applied; the last
-    # submissions may come in a batch after the last restriction's: read until they are in
-    recorded = sum(len(s) for s in speeds.values()) + len(live)
-    deadline = asyncio.get_running_loop().time() + 10
-    while True:
-        result = await bus.rpc.call(rpc.BACKTEST, rpc.Backtest(actor=MANAGER,
-                                                                rule=rpc.RuleDraft(**draft)))
-        if result.events_scanned >= recorded or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    assert result.events_scanned == recorded
+    await bus.consumers_drained()  # the last submissions may come in a later batch
+    result = await bus.rpc.call(rpc.BACKTEST, rpc.Backtest(actor=MANAGER,
+                                                            rule=rpc.RuleDraft(**draft)))
     assert result.workers == live
+    # every submission, plus one "access revoked" fact per restriction applied
+    assert result.events_scanned == sum(len(s) for s in speeds.values()) + len(live)
     # a stricter draft would have hit fewer workers; acting on nothing
     stricter = dict(draft, conditions=[{"field": "fast_submitted_count", "operator": ">=",
                                         "value": 3}])
